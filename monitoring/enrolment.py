@@ -1,0 +1,43 @@
+"""Enrolling patients on protocols."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from alerts.models import CareTeam
+from monitoring.models import Patient, Protocol
+
+
+class DuplicatePatient(Exception):
+    """Another patient already has this external id (MRN)."""
+
+
+def enrol_patient(
+    *,
+    external_id: str,
+    name: str,
+    timezone: str,
+    care_team: CareTeam,
+    protocols: list[str],
+    preferences: dict | None = None,
+) -> Patient:
+    """Writes a Patient and their protocol enrolments in one transaction.
+
+    The unique external id is enforced by the database: two racing enrolments of the same
+    MRN produce one patient and one DuplicatePatient, never two rows.
+    """
+    try:
+        with transaction.atomic():
+            patient = Patient.objects.create(
+                external_id=external_id,
+                name=name,
+                timezone=timezone,
+                care_team=care_team,
+                **(preferences or {}),
+            )
+            patient.protocols.set(Protocol.objects.filter(code__in=protocols))
+    except IntegrityError as error:
+        if Patient.objects.filter(external_id=external_id).exists():
+            raise DuplicatePatient(external_id) from error
+        raise
+    return patient

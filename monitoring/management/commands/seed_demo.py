@@ -1,0 +1,88 @@
+"""Seed a demo clinic: one care team, staff logins and patients with app tokens.
+
+Idempotent: a second run keeps the same team and patients, sets new passwords and issues
+new app tokens (revoking the previous demo tokens), and prints them all again.
+"""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from alerts.models import CareTeam, CareTeamMembership, CareTeamRole
+from monitoring.auth import issue_app_token
+from monitoring.models import Patient, PatientAppToken, Protocol
+
+TEAM_NAME = "Demo clinic"
+STAFF = [
+    # username, role, escalation level, superuser
+    ("nurse", CareTeamRole.NURSE, 1, False),
+    ("physician", CareTeamRole.PHYSICIAN, 2, False),
+    ("admin", None, None, True),
+]
+PATIENTS = [
+    # external id, name, time zone, protocols
+    ("DEMO-001", "Alex Demo", "America/New_York", ["heart_failure", "hypertension"]),
+    ("DEMO-002", "Bea Demo", "Europe/Berlin", ["diabetes"]),
+    ("DEMO-003", "Chen Demo", "Asia/Singapore", ["anticoagulation"]),
+    ("DEMO-004", "Dana Demo", "Europe/London", ["copd"]),
+]
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo clinic and print its logins and tokens."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    @transaction.atomic
+    def handle(self, *args, base_url: str, **options):
+        team, _ = CareTeam.objects.get_or_create(name=TEAM_NAME)
+        logins = [self._staff(team, *spec) for spec in STAFF]
+        tokens = [self._patient(team, *spec) for spec in PATIENTS]
+
+        out = self.stdout.write
+        out(self.style.SUCCESS("\nVigil demo clinic is ready."))
+        out(f"  Admin:     {base_url}/admin/")
+        out(f"  API docs:  {base_url}/api/docs/")
+        out("  Staff logins (new passwords on every start):")
+        for username, password in logins:
+            out(f"    {username:<10} {password}")
+        out("  Patient app tokens:")
+        for external_id, protocols, token in tokens:
+            out(f"    {external_id}  {','.join(protocols):<28} {token}")
+        first = tokens[0][2]
+        out("  Try:")
+        out(
+            f"    curl -s -X POST {base_url}/api/v1/readings -H 'Authorization: Bearer {first}' "
+            "-H 'Content-Type: application/json' -d '{\"id\": \"'$(python3 -c 'import uuid;"
+            'print(uuid.uuid4())\')\'", "type": "weight", "value": 81.5, "unit": "kg", '
+            '"measured_at": "\'$(date -u +%Y-%m-%dT%H:%M:%SZ)\'"}\'\n'
+        )
+
+    def _staff(self, team, username, role, level, superuser):
+        user, _ = get_user_model().objects.get_or_create(username=username)
+        password = secrets.token_urlsafe(9)
+        user.set_password(password)
+        user.is_staff = True
+        user.is_superuser = superuser
+        user.save()
+        if role:
+            CareTeamMembership.objects.update_or_create(
+                team=team, user=user, defaults={"role": role, "escalation_level": level}
+            )
+        return username, password
+
+    def _patient(self, team, external_id, name, zone, protocols):
+        patient, _ = Patient.objects.update_or_create(
+            external_id=external_id,
+            defaults={"name": name, "timezone": zone, "care_team": team},
+        )
+        patient.protocols.set(Protocol.objects.filter(code__in=protocols))
+        PatientAppToken.objects.filter(patient=patient, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        _, token = issue_app_token(patient=patient)
+        return external_id, protocols, token

@@ -1,0 +1,36 @@
+from django.urls import path
+
+from monitoring import views
+
+urlpatterns = [
+    path("auth/token", views.StaffTokenCreateApi.as_view(), name="auth-token"),
+    path("me", views.MeApi.as_view(), name="me"),
+    path("readings", views.ReadingListCreateApi.as_view(), name="readings"),
+    path("patients", views.PatientListCreateApi.as_view(), name="patients"),
+    path("patients/<int:patient_id>", views.PatientDetailApi.as_view(), name="patient-detail"),
+    path(
+        "patients/<int:patient_id>/readings",
+        views.PatientReadingListApi.as_view(),
+        name="patient-readings",
+    ),
+    path(
+        "patients/<int:patient_id>/tokens",
+        views.AppTokenCreateApi.as_view(),
+        name="patient-tokens",
+    ),
+    path(
+        "patients/<int:patient_id>/tokens/<int:token_id>",
+        views.AppTokenRevokeApi.as_view(),
+        name="patient-token-detail",
+    ),
+    path(
+        "patients/<int:patient_id>/devices",
+        views.DeviceCreateApi.as_view(),
+        name="patient-devices",
+    ),
+    path(
+        "patients/<int:patient_id>/devices/<int:device_id>",
+        views.DeviceRevokeApi.as_view(),
+        name="patient-device-detail",
+    ),
+]

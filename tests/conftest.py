@@ -1,0 +1,110 @@
+"""Personas and API clients shared by every test.
+
+A nurse and a physician work in `team`; an outsider is a nurse in `other_team`. Each team
+has one patient. Clients carry real credentials issued the way the product issues them.
+"""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from monitoring.auth import issue_app_token, issue_staff_token, register_device
+from tests.factories import CareTeamFactory, MembershipFactory, PatientFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    # Login throttles count in the cache (Redis in tests); each test starts from zero.
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def team(db):
+    return CareTeamFactory(name="Heart failure clinic")
+
+
+@pytest.fixture
+def other_team(db):
+    return CareTeamFactory(name="Diabetes clinic")
+
+
+@pytest.fixture
+def nurse(team):
+    return MembershipFactory(team=team, user=UserFactory(username="nurse"), role="nurse").user
+
+
+@pytest.fixture
+def physician(team):
+    return MembershipFactory(
+        team=team, user=UserFactory(username="physician"), role="physician", escalation_level=2
+    ).user
+
+
+@pytest.fixture
+def outsider(other_team):
+    return MembershipFactory(team=other_team, user=UserFactory(username="outsider")).user
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="root", is_superuser=True)
+
+
+@pytest.fixture
+def patient(team):
+    return PatientFactory(care_team=team, timezone="America/New_York")
+
+
+@pytest.fixture
+def other_patient(other_team):
+    return PatientFactory(care_team=other_team)
+
+
+def client_with(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def anonymous_client():
+    return APIClient()
+
+
+@pytest.fixture
+def patient_client(patient):
+    return client_with(issue_app_token(patient=patient)[1])
+
+
+@pytest.fixture
+def other_patient_client(other_patient):
+    return client_with(issue_app_token(patient=other_patient)[1])
+
+
+@pytest.fixture
+def device_client(patient):
+    device, key = register_device(patient=patient, kind="scale", model="Body+", serial="SC-1")
+    client = client_with(key)
+    client.device = device
+    return client
+
+
+@pytest.fixture
+def staff_client():
+    """staff_client(user) -> an APIClient holding a staff token of that user."""
+
+    def make(user) -> APIClient:
+        return client_with(issue_staff_token(user=user)[1])
+
+    return make
+
+
+@pytest.fixture
+def nurse_client(nurse, staff_client):
+    return staff_client(nurse)
+
+
+@pytest.fixture
+def outsider_client(outsider, staff_client):
+    return staff_client(outsider)
