@@ -1,6 +1,10 @@
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from monitoring.models import Metric, RuleKind, Severity
 
 
 class CareTeamQuerySet(models.QuerySet):
@@ -12,8 +16,22 @@ class CareTeamQuerySet(models.QuerySet):
 
 
 class CareTeam(models.Model):
+    """A clinic team, and its escalation policy for the alerts of its patients.
+
+    The policy's numbers are operational choices of the clinic, not clinical thresholds.
+    """
+
     name = models.CharField(max_length=120, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Escalation: an unacknowledged alert goes to the next level after this long.
+    critical_escalation_minutes = models.PositiveIntegerField(default=15)
+    warning_escalation_minutes = models.PositiveIntegerField(default=240)
+    # At the top level it is repeated this often, at most this many times.
+    repeat_minutes = models.PositiveIntegerField(default=60)
+    max_repeats = models.PositiveSmallIntegerField(default=3)
+    # Optional signed webhook for the team's own systems (paging, EHR inbox).
+    webhook_url = models.URLField(blank=True)
+    webhook_secret = models.CharField(max_length=128, blank=True)
 
     objects = CareTeamQuerySet.as_manager()
 
@@ -41,6 +59,8 @@ class CareTeamMembership(models.Model):
     role = models.CharField(max_length=20, choices=CareTeamRole.choices)
     # 1 is notified first; higher levels are reached by escalation.
     escalation_level = models.PositiveSmallIntegerField(default=1)
+    # E.164 number for SMS alerts, when the clinic enables SMS.
+    phone = models.CharField(max_length=20, blank=True)
 
     class Meta:
         constraints = [
@@ -53,3 +73,272 @@ class CareTeamMembership(models.Model):
 
     def __str__(self) -> str:
         return f"membership {self.pk} (team {self.team_id}, user {self.user_id})"
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Alert(models.Model):
+    """One real problem of one patient, as the care team sees it.
+
+    At most one unresolved alert per patient and dedupe key (the rule group), kept by a
+    partial unique index: a new finding of the same problem adds an occurrence instead of
+    a second alert. Every change goes through alerts/lifecycle.py and writes an AlertEvent.
+    """
+
+    patient = models.ForeignKey(
+        "monitoring.Patient", on_delete=models.CASCADE, related_name="alerts"
+    )
+    rule = models.ForeignKey(
+        "monitoring.Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    dedupe_key = models.CharField(max_length=100)
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    kind = models.CharField(max_length=20, choices=RuleKind.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    status = models.CharField(max_length=12, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    title = models.CharField(max_length=200)
+    detail = models.TextField(blank=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    first_triggered_at = models.DateTimeField()
+    last_triggered_at = models.DateTimeField()
+    # Set when a later reading no longer meets the condition; cleared when it fires again.
+    condition_cleared_at = models.DateTimeField(null=True, blank=True)
+    # The rule as it was when it last fired (or raised the severity).
+    rule_version = models.PositiveIntegerField(null=True, blank=True)
+    rule_parameters = models.JSONField(null=True, blank=True)
+    values = models.JSONField(default=dict, blank=True)
+    reading_ids = models.JSONField(default=list, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    escalation_level = models.PositiveSmallIntegerField(default=1)
+    repeats = models.PositiveSmallIntegerField(default=0)
+    next_escalation_at = models.DateTimeField(null=True, blank=True)
+    # Info alerts expire on their own when nobody needs to act.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "dedupe_key"],
+                condition=~Q(status="resolved"),
+                name="alert_one_unresolved_per_patient_and_key",
+            ),
+            models.CheckConstraint(condition=Q(occurrences__gte=1), name="alert_occurs"),
+        ]
+        indexes = [
+            # The escalation sweep: open alerts whose deadline has passed.
+            models.Index(
+                fields=["next_escalation_at"],
+                condition=Q(status="open", next_escalation_at__isnull=False),
+                name="alert_escalation_due",
+            ),
+            # Info alerts past their expiry.
+            models.Index(
+                fields=["expires_at"],
+                condition=~Q(status="resolved") & Q(expires_at__isnull=False),
+                name="alert_expiry_due",
+            ),
+            # The triage list: newest first, filtered by status and severity.
+            models.Index(fields=["status", "severity", "-last_triggered_at"], name="alert_triage"),
+        ]
+        ordering = ["-last_triggered_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"alert {self.pk}"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status == AlertStatus.RESOLVED
+
+    def escalation_delay(self, team: CareTeam) -> timedelta | None:
+        """How long this alert may stay unacknowledged before the next level hears of it."""
+        minutes = {
+            "critical": team.critical_escalation_minutes,
+            "warning": team.warning_escalation_minutes,
+        }.get(self.severity)
+        return timedelta(minutes=minutes) if minutes else None
+
+
+class AlertEventKind(models.TextChoices):
+    RAISED = "raised", "Raised"
+    RETRIGGERED = "retriggered", "Triggered again"
+    SEVERITY_RAISED = "severity_raised", "Severity raised"
+    CONDITION_CLEARED = "condition_cleared", "Condition cleared"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+    EXPIRED = "expired", "Expired"
+    ESCALATED = "escalated", "Escalated"
+    REPEATED = "repeated", "Repeated to the top level"
+    ASSIGNED = "assigned", "Assigned"
+    NOTE = "note", "Note"
+
+
+class AlertEvent(models.Model):
+    """Append-only history of an alert: every state change and note, who and when."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=AlertEventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField()
+    note = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["alert_id", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"alert event {self.pk} ({self.kind})"
+
+
+class Silence(models.Model):
+    """No new notifications (and no new alerts) for a patient, or one rule, until `ends_at`."""
+
+    patient = models.ForeignKey(
+        "monitoring.Patient", on_delete=models.CASCADE, related_name="silences"
+    )
+    rule = models.ForeignKey(
+        "monitoring.Rule", null=True, blank=True, on_delete=models.CASCADE, related_name="silences"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="silence_ends_after_start"
+            )
+        ]
+        indexes = [models.Index(fields=["patient", "ends_at"], name="silence_patient_active")]
+        ordering = ["-starts_at"]
+
+    def __str__(self) -> str:
+        return f"silence {self.pk}"
+
+    def covers(self, *, rule_id: int | None, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at and self.rule_id in (None, rule_id)
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook"
+    SMS = "sms", "SMS"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed (gave up)"
+
+
+class Notification(models.Model):
+    """One delivery of one alert event to one target over one channel (the outbox row)."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    event = models.ForeignKey(AlertEvent, on_delete=models.CASCADE, related_name="notifications")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target = models.CharField(max_length=300, help_text="Email address, phone number or URL.")
+    status = models.CharField(
+        max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # A worker's lease on this delivery: a redelivered task waits for it to lapse.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            # Routing the same event twice (a re-run task) cannot notify anyone twice.
+            models.UniqueConstraint(
+                fields=["event", "channel", "target"], name="notification_once_per_event_target"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="pending"),
+                name="notification_pending",
+            )
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"notification {self.pk} ({self.channel})"
+
+
+class AttemptOutcome(models.TextChoices):
+    SENT = "sent", "Sent"
+    TRANSIENT_FAILURE = "transient_failure", "Failed, will retry"
+    PERMANENT_FAILURE = "permanent_failure", "Failed permanently"
+
+
+class NotificationAttempt(models.Model):
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    number = models.PositiveSmallIntegerField()
+    at = models.DateTimeField()
+    outcome = models.CharField(max_length=20, choices=AttemptOutcome.choices)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "number"], name="notification_attempt_unique"
+            )
+        ]
+        ordering = ["notification_id", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of notification {self.notification_id}"
+
+
+class ChannelFault(models.Model):
+    """A delivery target that failed permanently (bad address, rejected credentials): flagged
+    for the operator in the admin and on /healthz until someone clears it."""
+
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    target = models.CharField(max_length=300)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    failures = models.PositiveIntegerField(default=1)
+    last_error = models.TextField(blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "target"],
+                condition=Q(cleared_at__isnull=True),
+                name="channel_fault_one_open_per_target",
+            )
+        ]
+        ordering = ["-last_failed_at"]
+
+    def __str__(self) -> str:
+        return f"channel fault {self.pk} ({self.channel})"

@@ -42,3 +42,52 @@ class CareTeamSerializer(serializers.Serializer):
                 for membership in team.memberships.all()
             ],
         }
+
+
+class AlertSerializer(serializers.Serializer):
+    """An alert as API.md describes it, plus its triage context."""
+
+    def to_representation(self, alert) -> dict:
+        return {
+            "id": alert.pk,
+            "patient": alert.patient_id,
+            "rule": {
+                "id": alert.rule_id,
+                "kind": alert.kind,
+                "metric": alert.metric,
+                "version": alert.rule_version,
+                "parameters": alert.rule_parameters,
+            },
+            "severity": alert.severity,
+            "status": alert.status,
+            "title": alert.title,
+            "detail": alert.detail,
+            "occurrences": alert.occurrences,
+            "first_triggered_at": alert.first_triggered_at.isoformat(),
+            "last_triggered_at": alert.last_triggered_at.isoformat(),
+            "condition_cleared_at": _iso(alert.condition_cleared_at),
+            "escalation_level": alert.escalation_level,
+            "assignee": _username(alert.assignee),
+            "acknowledged_by": _username(alert.acknowledged_by),
+            "acknowledged_at": _iso(alert.acknowledged_at),
+            "resolved_by": _username(alert.resolved_by),
+            "resolved_at": _iso(alert.resolved_at),
+        }
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def _username(user):
+    return user.username if user else None
+
+
+class AlertFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(["open", "acknowledged", "resolved"], required=False)
+    severity = serializers.ChoiceField(["info", "warning", "critical"], required=False)
+    patient = serializers.IntegerField(required=False, min_value=1)
+
+
+class AlertNoteSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")

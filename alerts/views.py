@@ -1,14 +1,23 @@
-from drf_spectacular.utils import extend_schema
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts.models import CareTeam
-from alerts.serializers import CareTeamSerializer
+from alerts.lifecycle import InvalidTransition, acknowledge_alert, resolve_alert
+from alerts.models import Alert, CareTeam
+from alerts.serializers import (
+    AlertFilterSerializer,
+    AlertNoteSerializer,
+    AlertSerializer,
+    CareTeamSerializer,
+)
 from alerts.teams import DuplicateCareTeam, NewMember, create_care_team
+from config.api import PagePagination
 from monitoring.auth import IsStaff
-from monitoring.examples import CARE_TEAMS
+from monitoring.examples import ALERT_NOTE, ALERTS, CARE_TEAMS
 from monitoring.views import ERROR
 
 
@@ -48,3 +57,81 @@ class CareTeamListCreateApi(APIView):
             raise ValidationError({"name": ["A care team with this name exists."]}) from error
         team = CareTeam.objects.prefetch_related("memberships__user").get(pk=team.pk)
         return Response(CareTeamSerializer(team).data, status=status.HTTP_201_CREATED)
+
+
+# --- Alerts -------------------------------------------------------------------------------
+
+
+def visible_alerts(user):
+    alerts = Alert.objects.select_related("acknowledged_by", "resolved_by", "assignee")
+    if user.is_superuser:
+        return alerts
+    return alerts.filter(patient__care_team__memberships__user=user)
+
+
+class AlertListApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Alerts of the caller's patients, newest first",
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=["open", "acknowledged", "resolved"]),
+            OpenApiParameter("severity", OpenApiTypes.STR, enum=["info", "warning", "critical"]),
+            OpenApiParameter("patient", OpenApiTypes.INT),
+            OpenApiParameter("page", OpenApiTypes.INT),
+        ],
+        responses={200: AlertSerializer(many=True), 400: ERROR},
+        examples=ALERTS,
+    )
+    def get(self, request):
+        filters = AlertFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        alerts = visible_alerts(request.user).filter(**filters.validated_data)
+        alerts = alerts.order_by("-last_triggered_at", "-id")
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(alerts, request, self)
+        return paginator.get_paginated_response(AlertSerializer(page, many=True).data)
+
+
+class AlertTransitionApi(APIView):
+    permission_classes = [IsStaff]
+    transition = None
+
+    def post(self, request, alert_id: int):
+        alert = get_object_or_404(visible_alerts(request.user), pk=alert_id)
+        body = AlertNoteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            alert = type(self).transition(alert=alert, user=request.user, **body.validated_data)
+        except InvalidTransition as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(AlertSerializer(alert).data)
+
+
+class AlertAcknowledgeApi(AlertTransitionApi):
+    transition = staticmethod(acknowledge_alert)
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Acknowledge an alert (stops its escalation)",
+        request=AlertNoteSerializer,
+        responses={200: AlertSerializer, 404: ERROR, 409: ERROR},
+        examples=ALERT_NOTE,
+    )
+    def post(self, request, alert_id: int):
+        return super().post(request, alert_id)
+
+
+class AlertResolveApi(AlertTransitionApi):
+    transition = staticmethod(resolve_alert)
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Resolve an alert",
+        request=AlertNoteSerializer,
+        responses={200: AlertSerializer, 404: ERROR, 409: ERROR},
+        examples=ALERT_NOTE,
+    )
+    def post(self, request, alert_id: int):
+        return super().post(request, alert_id)

@@ -4,7 +4,8 @@ Every 4xx body is JSON: {"detail": "<what was wrong>"} and, where fields were wr
 {"errors": {"<field>": ["<reason>", ...]}}.
 """
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, pagination
@@ -16,6 +17,11 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = exceptions.ParseError(
+            f"The body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes "
+            "a request may carry."
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

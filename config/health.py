@@ -6,6 +6,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from alerts.models import ChannelFault
 from config.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def healthz(request) -> JsonResponse:
         "broker": "ok" if _broker_ok() else "unreachable",
     }
     healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unhealthy", **checks}, status=200 if healthy else 503
-    )
+    body = {"status": "ok" if healthy else "unhealthy", **checks}
+    if checks["database"] == "ok":
+        # Delivery targets that failed permanently need an operator, not a restart: shown,
+        # without turning the service unhealthy.
+        body["channel_faults"] = ChannelFault.objects.filter(cleared_at__isnull=True).count()
+    return JsonResponse(body, status=200 if healthy else 503)

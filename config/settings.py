@@ -148,7 +148,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
 
 # Uploads: a 500-reading batch is ~150 kB of JSON; anything far beyond is not a batch.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("VIGIL_MAX_BODY_BYTES", 2 * 1024 * 1024)
@@ -164,7 +163,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["monitoring.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSONParser, answering 400 to bodies it would let end in a 500 (config/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -184,6 +184,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "MetricEnum": "monitoring.models.Metric.choices",
+        "DeviceKindEnum": "monitoring.models.DeviceKind.choices",
+        "RuleKindEnum": "monitoring.models.RuleKind.choices",
+        "SeverityEnum": "monitoring.models.Severity.choices",
+    },
 }
 
 # Credential lifetimes.
@@ -197,18 +203,53 @@ VIGIL_MAX_BATCH = 500
 # Readings not evaluated after this long are re-enqueued by the sweep.
 VIGIL_EVALUATION_GRACE = timedelta(seconds=env_int("VIGIL_EVALUATION_GRACE_SECONDS", 60))
 VIGIL_SWEEP_BATCH = env_int("VIGIL_SWEEP_BATCH", 500)
+# Info alerts resolve themselves this long after their last trigger (nobody has to act).
+VIGIL_INFO_ALERT_TTL = timedelta(hours=env_int("VIGIL_INFO_ALERT_TTL_HOURS", 24))
+# Readings measured longer ago than this are stored and shown, but raise no threshold
+# alert: a backlog uploaded after days offline is history, not an emergency to page about.
+VIGIL_STALE_READING_AGE = timedelta(hours=env_int("VIGIL_STALE_READING_HOURS", 24))
+# Scheduled rules (missing data, CGM and INR summaries) are re-checked at most this often.
+VIGIL_SUMMARY_CHECK_INTERVAL = timedelta(minutes=env_int("VIGIL_SUMMARY_CHECK_MINUTES", 60))
+
+# --- Notifications ------------------------------------------------------------------------
+VIGIL_BASE_URL = os.environ.get("VIGIL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+VIGIL_WEBHOOK_TIMEOUT = float(os.environ.get("VIGIL_WEBHOOK_TIMEOUT_SECONDS", "10"))
+VIGIL_NOTIFICATION_MAX_ATTEMPTS = env_int("VIGIL_NOTIFICATION_MAX_ATTEMPTS", 6)
+# Without an SMTP server, alert emails are written as files under var/mail (not to the
+# console: they name patients, and logs carry no PHI).
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if os.environ.get("EMAIL_HOST")
+    else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "vigil@localhost")
+# SMS through Twilio: enabled when all three are set.
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+TWILIO_API_BASE = os.environ.get("TWILIO_API_BASE", "https://api.twilio.com").rstrip("/")
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://"
 CELERY_BROKER_IS_EMBEDDED = CELERY_BROKER_URL.startswith("filesystem://")
 if CELERY_BROKER_IS_EMBEDDED:
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Exchange bindings; kombu's default is "control" relative to the working directory.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -216,8 +257,15 @@ else:
         # Above the longest task (time limit) and the longest countdown we use, so a
         # message is never redelivered while its first delivery is still running.
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
-        # After a whole-worker crash, restore unacked messages sooner than the ~100 s default.
+        # After a whole-worker crash, look for unacked messages past visibility_timeout every
+        # 15 s: kombu scans every interval * throttle seconds (default 10 * 10 = 100 s).
         "unacked_restore_interval": 15,
+        "unacked_restore_throttle": 1,
+        # redis-py waits forever on a broker that accepted the connection and stopped
+        # answering (hung Redis, network partition): a publish from a request would hang.
+        # Above the worker's 1 s BRPOP timeout, so an idle consumer is not cut off.
+        "socket_connect_timeout": 3,
+        "socket_timeout": 3,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -240,9 +288,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180)
 CELERY_TASK_DEFAULT_QUEUE = "evaluation"
+# Deliveries wait on other people's servers: their own queue keeps a slow webhook from
+# holding up evaluation.
 CELERY_TASK_ROUTES = {
-    "monitoring.tasks.*": {"queue": "evaluation"},
-    "alerts.tasks.*": {"queue": "notifications"},
+    "alerts.tasks.route_alert_event_task": {"queue": "notifications"},
+    "alerts.tasks.deliver_notification_task": {"queue": "notifications"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes the DB connection around every task unless this is set
@@ -251,6 +301,19 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE = {
     "enqueue-unevaluated-readings": {
         "task": "monitoring.tasks.enqueue_unevaluated_readings_task",
+        "schedule": 60.0,
+    },
+    "enqueue-due-scheduled-rules": {
+        "task": "monitoring.tasks.enqueue_due_scheduled_rules_task",
+        "schedule": 60.0,
+    },
+    "escalate-overdue-alerts": {
+        "task": "alerts.tasks.escalate_overdue_alerts_task",
+        "schedule": 30.0,
+    },
+    "expire-info-alerts": {"task": "alerts.tasks.expire_info_alerts_task", "schedule": 300.0},
+    "enqueue-pending-notifications": {
+        "task": "alerts.tasks.enqueue_pending_notifications_task",
         "schedule": 60.0,
     },
 }

@@ -42,8 +42,12 @@ class PatientPrincipal:
         return f"device:{self.device.pk}" if self.device else f"patient:{self.patient.pk}"
 
 
-def _touch(model, pk: int, column: str, now: datetime) -> None:
-    model.objects.filter(pk=pk).filter(
+def _touch(credential, column: str, now: datetime) -> None:
+    last = getattr(credential, column)
+    if last is not None and last >= now - TOUCH_INTERVAL:
+        return
+    # Conditional, so concurrent requests write it once per interval.
+    type(credential).objects.filter(pk=credential.pk).filter(
         Q(**{f"{column}__isnull": True}) | Q(**{f"{column}__lt": now - TOUCH_INTERVAL})
     ).update(**{column: now})
 
@@ -73,19 +77,19 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if prefix == StaffToken.PREFIX:
             found = StaffToken.objects.select_related("user").filter(token_hash=digest).first()
             if found and found.is_usable(now) and found.user.is_active and found.user.is_staff:
-                _touch(StaffToken, found.pk, "last_used_at", now)
+                _touch(found, "last_used_at", now)
                 return found.user, found
         elif prefix == PatientAppToken.PREFIX:
             found = (
                 PatientAppToken.objects.select_related("patient").filter(token_hash=digest).first()
             )
             if found and found.is_usable(now):
-                _touch(PatientAppToken, found.pk, "last_used_at", now)
+                _touch(found, "last_used_at", now)
                 return PatientPrincipal(patient=found.patient), found
         elif prefix == Device.KEY_PREFIX:
             found = Device.objects.select_related("patient").filter(key_hash=digest).first()
             if found and found.is_active:
-                _touch(Device, found.pk, "last_seen_at", now)
+                _touch(found, "last_seen_at", now)
                 return PatientPrincipal(patient=found.patient, device=found), found
         raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
 
@@ -126,7 +130,9 @@ def issue_app_token(*, patient: Patient, created_by=None) -> tuple[PatientAppTok
     return token, plaintext
 
 
-def register_device(*, patient: Patient, kind: str, model: str, serial: str) -> tuple[Device, str]:
+def register_device(
+    *, patient: Patient, kind: str, serial: str, model: str = ""
+) -> tuple[Device, str]:
     """Writes a Device with a new key; returns it with the plaintext key, which is not stored."""
     plaintext, digest = new_secret(Device.KEY_PREFIX)
     device = Device.objects.create(

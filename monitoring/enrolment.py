@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 
 from alerts.models import CareTeam
 from monitoring.models import Patient, Protocol
+from monitoring.patient_rules import apply_protocols
 
 
 class DuplicatePatient(Exception):
@@ -21,7 +22,8 @@ def enrol_patient(
     protocols: list[str],
     preferences: dict | None = None,
 ) -> Patient:
-    """Writes a Patient and their protocol enrolments in one transaction.
+    """Writes a Patient, their protocol enrolments and their own copy of each protocol's
+    rules, in one transaction.
 
     The unique external id is enforced by the database: two racing enrolments of the same
     MRN produce one patient and one DuplicatePatient, never two rows.
@@ -36,6 +38,7 @@ def enrol_patient(
                 **(preferences or {}),
             )
             patient.protocols.set(Protocol.objects.filter(code__in=protocols))
+            apply_protocols(patient=patient, codes=protocols)
     except IntegrityError as error:
         if Patient.objects.filter(external_id=external_id).exists():
             raise DuplicatePatient(external_id) from error

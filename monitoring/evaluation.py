@@ -1,60 +1,342 @@
-"""Evaluation of stored readings, and the sweep that makes sure none is left waiting.
+"""Evaluation of stored readings against the patient's own rules.
 
-The rules engine plugs in here; until it does, evaluating a patient's readings only marks
-them evaluated. The database row is the outbox: `evaluated_at IS NULL` means "still to do",
-whatever happened to the task that was meant to do it.
+The database row is the outbox: `evaluated_at IS NULL` means "still to do", whatever happened
+to the task meant to do it, and the sweep re-enqueues what waits too long. One evaluation
+holds a per-patient transaction lock, loads the patient's rules once and each metric's
+window once, runs the pure rule kinds, and writes its alerts and `evaluated_at` in the same
+transaction: evaluating a reading twice, or two workers on one patient, changes nothing more
+than one evaluation would.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections import defaultdict
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from monitoring.models import Reading
+from alerts.lifecycle import UNRESOLVED, Raised, Trigger, mark_condition_cleared, raise_alert
+from alerts.models import Alert, Silence
+from monitoring.models import Patient, Reading, Rule, Severity
+from monitoring.rules import KINDS, is_scheduled
+from monitoring.rules.base import Context, Evaluation, Finding
+from monitoring.units import metric_units
 
 logger = logging.getLogger(__name__)
+
+# Readings one evaluation takes on; a larger backlog continues in a follow-up task.
+MAX_READINGS_PER_RUN = 2000
+# Kinds whose findings are about single readings and so may page about stale data.
+READING_KINDS_SUPPRESSED_WHEN_STALE = {
+    "threshold",
+    "sustained",
+    "count_in_window",
+    "rate_of_change",
+    "average",
+    "adherence",
+}
+
+
+def lock_patient(patient_id: int) -> None:
+    """Serialise evaluations of one patient until the transaction ends (PostgreSQL); SQLite
+    already serialises writers (IMMEDIATE transactions)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [7301, patient_id])
+
+
+def unit_of(metric: str) -> str:
+    """The canonical unit as shown to clinicians (INR and doses have none)."""
+    units = metric_units().get(metric)
+    if units is None or units.canonical_unit == "{INR}":
+        return ""
+    return units.canonical_unit
 
 
 def evaluate_pending_readings(*, patient_id: int, now: datetime | None = None) -> int:
     """Evaluate the patient's readings not yet evaluated; return how many were.
 
-    Writes: Reading.evaluated_at. Idempotent: the conditional UPDATE touches only rows still
-    pending, so a second run (redelivery, two workers) changes nothing.
+    Writes: alerts (through alerts.lifecycle), Rule.next_check_at of missing-data rules,
+    Reading.evaluated_at. Enqueues after commit: a notification routing task per alert that
+    someone must hear about, and a follow-up evaluation if the backlog was larger than one run.
     """
     now = now or timezone.now()
-    return Reading.objects.filter(patient_id=patient_id, evaluated_at__isnull=True).update(
-        evaluated_at=now
+    with transaction.atomic():
+        lock_patient(patient_id)
+        pending = list(
+            Reading.objects.filter(patient_id=patient_id, evaluated_at__isnull=True).order_by(
+                "measured_at", "id"
+            )[: MAX_READINGS_PER_RUN + 1]
+        )
+        more = len(pending) > MAX_READINGS_PER_RUN
+        pending = pending[:MAX_READINGS_PER_RUN]
+        if not pending:
+            return 0
+        patient = Patient.objects.select_related("care_team").get(pk=patient_id)
+        rules = list(Rule.objects.filter(patient_id=patient_id, active=True))
+        outcomes = _evaluate_new_readings(patient, rules, pending, now)
+        raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
+        Reading.objects.filter(id__in=[reading.id for reading in pending]).update(evaluated_at=now)
+        _route_after_commit(raised)
+        if more:
+            from monitoring.tasks import evaluate_patient_readings_task
+
+            transaction.on_commit(
+                partial(evaluate_patient_readings_task.delay, patient_id), robust=True
+            )
+    return len(pending)
+
+
+def _evaluate_new_readings(patient, rules, pending, now) -> list[tuple[Rule, Evaluation]]:
+    by_metric: dict[str, list[Reading]] = defaultdict(list)
+    for reading in pending:
+        by_metric[reading.metric].append(reading)
+    stale_before = now - settings.VIGIL_STALE_READING_AGE
+    outcomes = []
+    for metric, new in by_metric.items():
+        metric_rules = [
+            rule
+            for rule in rules
+            if rule.metric == metric
+            and (not is_scheduled(rule.kind) or rule.kind == "missing_data")
+        ]
+        if not metric_rules:
+            continue
+        lookback = max(KINDS[rule.kind].lookback(rule.parameters) for rule in metric_rules)
+        history = list(
+            Reading.objects.filter(
+                patient_id=patient.pk,
+                metric=metric,
+                measured_at__gte=min(r.measured_at for r in new) - lookback,
+            ).order_by("measured_at", "id")
+        )
+        fresh = [reading for reading in new if reading.measured_at >= stale_before]
+        for rule in metric_rules:
+            suppress = rule.kind in READING_KINDS_SUPPRESSED_WHEN_STALE
+            context = Context(
+                now=now,
+                zone=patient.zone,
+                unit=unit_of(metric),
+                new=fresh if suppress else new,
+                history=history,
+            )
+            outcomes.append((rule, KINDS[rule.kind].evaluate(rule, context)))
+            if rule.kind == "missing_data":
+                _push_missing_data_deadline(rule, max(r.measured_at for r in new), now)
+    return outcomes
+
+
+def _push_missing_data_deadline(rule: Rule, latest: datetime, now: datetime) -> None:
+    deadline = KINDS["missing_data"].next_check(rule.parameters, latest, now)
+    Rule.objects.filter(pk=rule.pk).update(next_check_at=deadline)
+
+
+def apply_outcomes(
+    *, patient: Patient, outcomes: list[tuple[Rule, Evaluation]], now: datetime
+) -> list[Raised]:
+    """Turn rule evaluations into alert changes: group, inhibit, raise, clear."""
+    findings: dict[str, list[tuple[Rule, Finding]]] = defaultdict(list)
+    cleared: dict[str, datetime] = {}
+    for rule, evaluation in outcomes:
+        for finding in evaluation.findings:
+            findings[rule.group].append((rule, finding))
+        if evaluation.cleared_at is not None:
+            cleared[rule.group] = max(
+                cleared.get(rule.group, evaluation.cleared_at), evaluation.cleared_at
+            )
+    findings = _inhibit(patient, findings)
+    raised = [
+        raise_alert(patient=patient, trigger=_trigger(group_findings), now=now)
+        for group_findings in findings.values()
+    ]
+    for group, at in cleared.items():
+        if group not in findings:
+            mark_condition_cleared(patient_id=patient.pk, group=group, at=at)
+    return _unsilenced(patient, raised, now)
+
+
+def _inhibit(patient, findings):
+    """A critical finding, or an unresolved critical alert, on a metric suppresses warnings on
+    that metric from other groups, as Alertmanager's inhibition rules do."""
+    critical = {
+        (rule.metric, group)
+        for group, group_findings in findings.items()
+        for rule, finding in group_findings
+        if finding.severity == Severity.CRITICAL
+    }
+    critical |= set(
+        Alert.objects.filter(
+            patient=patient, status__in=UNRESOLVED, severity=Severity.CRITICAL
+        ).values_list("metric", "dedupe_key")
+    )
+    kept = {}
+    for group, group_findings in findings.items():
+        metric = group_findings[0][0].metric
+        worst = max((f.severity for _, f in group_findings), key=Severity.rank)
+        inhibited = worst == Severity.WARNING and any(
+            other_metric == metric and other_group != group
+            for other_metric, other_group in critical
+        )
+        if not inhibited:
+            kept[group] = group_findings
+    return kept
+
+
+def _trigger(group_findings: list[tuple[Rule, Finding]]) -> Trigger:
+    rule, worst = max(group_findings, key=lambda pair: Severity.rank(pair[1].severity))
+    occurrences = {finding.reading_ids or (finding.triggered_at,) for _, finding in group_findings}
+    return Trigger(
+        rule=rule,
+        severity=worst.severity,
+        title=worst.title,
+        detail=worst.detail,
+        first_at=min(finding.triggered_at for _, finding in group_findings),
+        last_at=max(finding.triggered_at for _, finding in group_findings),
+        occurrences=len(occurrences),
+        values=worst.values,
+        reading_ids=list(worst.reading_ids),
     )
 
 
-def enqueue_unevaluated_readings(*, now: datetime | None = None) -> int:
+def _unsilenced(patient, raised: list[Raised], now: datetime) -> list[Raised]:
+    """A silenced alert is still recorded; nobody is notified about it."""
+    if not any(item.notify for item in raised):
+        return raised
+    silences = list(Silence.objects.filter(patient=patient, starts_at__lte=now, ends_at__gt=now))
+    for item in raised:
+        if any(s.covers(rule_id=item.alert.rule_id, at=now) for s in silences):
+            item.notify = False
+    return raised
+
+
+def _route_after_commit(raised: list[Raised]) -> None:
+    from alerts.tasks import route_alert_event_task
+
+    for item in raised:
+        if item.notify and item.event is not None:
+            transaction.on_commit(partial(route_alert_event_task.delay, item.event.pk), robust=True)
+
+
+# --- Scheduled rules (missing data, summaries) ---------------------------------------------
+
+
+def evaluate_scheduled_rules(
+    *, patient_id: int, rule_ids: list[int], now: datetime | None = None
+) -> int:
+    """Evaluate the given scheduled rules of one patient against their windows.
+
+    Writes: alerts (through alerts.lifecycle), Rule.next_check_at. Enqueues after commit:
+    notification routing for alerts someone must hear about. Returns the number of findings.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        lock_patient(patient_id)
+        patient = Patient.objects.select_related("care_team").get(pk=patient_id)
+        rules = list(Rule.objects.filter(patient_id=patient_id, id__in=rule_ids, active=True))
+        outcomes = []
+        for rule in rules:
+            since = now - KINDS[rule.kind].lookback(rule.parameters)
+            history = list(
+                Reading.objects.filter(
+                    patient_id=patient_id,
+                    metric=rule.metric,
+                    measured_at__gte=since,
+                    measured_at__lte=now,
+                ).order_by("measured_at", "id")
+            )
+            context = Context(
+                now=now, zone=patient.zone, unit=unit_of(rule.metric), new=[], history=history
+            )
+            outcomes.append((rule, KINDS[rule.kind].evaluate(rule, context)))
+            Rule.objects.filter(pk=rule.pk).update(next_check_at=_next_check(rule, history, now))
+        raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
+        _route_after_commit(raised)
+    return sum(len(evaluation.findings) for _, evaluation in outcomes)
+
+
+def _next_check(rule: Rule, history, now: datetime) -> datetime:
+    if rule.kind == "missing_data":
+        latest = history[-1].measured_at if history else None
+        if latest is None:
+            return now + timedelta(hours=rule.parameters["silent_hours"])
+        return KINDS["missing_data"].next_check(rule.parameters, latest, now)
+    return now + settings.VIGIL_SUMMARY_CHECK_INTERVAL
+
+
+def claim_due_scheduled_rules(*, now: datetime | None = None) -> dict[int, list[int]]:
+    """Claim scheduled rules whose check is due, by moving their deadline forward in the same
+    statement that selects them (two beats or sweeps never claim one rule twice).
+    Returns {patient_id: [rule ids]}."""
+    now = now or timezone.now()
+    claimed: dict[int, list[int]] = defaultdict(list)
+    with transaction.atomic():
+        due = list(
+            Rule.objects.select_for_update(skip_locked=True)
+            .filter(active=True, next_check_at__lte=now)
+            .order_by("next_check_at")
+            .values_list("id", "patient_id")[: settings.VIGIL_SWEEP_BATCH]
+        )
+        Rule.objects.filter(id__in=[rule_id for rule_id, _ in due]).update(
+            next_check_at=now + settings.VIGIL_SUMMARY_CHECK_INTERVAL
+        )
+    for rule_id, patient_id in due:
+        claimed[patient_id].append(rule_id)
+    return dict(claimed)
+
+
+def enqueue_due_scheduled_rules(*, now: datetime | None = None) -> int:
+    """Enqueues one scheduled-rules evaluation per patient with due rules; returns how many."""
+    from monitoring.tasks import evaluate_scheduled_rules_task
+
+    claimed = claim_due_scheduled_rules(now=now)
+    for patient_id, rule_ids in claimed.items():
+        transaction.on_commit(
+            partial(evaluate_scheduled_rules_task.delay, patient_id, rule_ids), robust=True
+        )
+    return len(claimed)
+
+
+# --- The outbox sweep ---------------------------------------------------------------------
+
+
+def enqueue_unevaluated_readings(
+    *, now: datetime | None = None, after_patient_id: int | None = None
+) -> int:
     """Enqueue an evaluation for each patient with readings waiting longer than the grace.
 
-    Enqueues: one evaluation task per such patient (at most VIGIL_SWEEP_BATCH), and the sweep
-    itself again when more patients remain. Returns the number of patients enqueued.
+    Enqueues, after commit: one evaluation task per such patient, at most VIGIL_SWEEP_BATCH
+    of them in patient id order after `after_patient_id`, and, when more remain, the sweep
+    itself again to carry on after the last of them. Returns the number of patients enqueued.
     """
     from monitoring.tasks import enqueue_unevaluated_readings_task, evaluate_patient_readings_task
 
     now = now or timezone.now()
     cutoff = now - settings.VIGIL_EVALUATION_GRACE
     limit = settings.VIGIL_SWEEP_BATCH
+    pending = Reading.objects.filter(evaluated_at__isnull=True, received_at__lt=cutoff)
+    if after_patient_id is not None:
+        # Carry on after the previous batch rather than start over: that batch may still be
+        # pending (in flight, or failing every time), and would be picked again and again.
+        pending = pending.filter(patient_id__gt=after_patient_id)
     patient_ids = list(
-        Reading.objects.filter(evaluated_at__isnull=True, received_at__lt=cutoff)
-        .order_by()
-        .values_list("patient_id", flat=True)
-        .distinct()[: limit + 1]
+        pending.order_by("patient_id").values_list("patient_id", flat=True).distinct()[: limit + 1]
     )
-    for patient_id in patient_ids[:limit]:
-        transaction.on_commit(
-            partial(evaluate_patient_readings_task.delay, patient_id), robust=True
-        )
-    if len(patient_ids) > limit:
-        transaction.on_commit(enqueue_unevaluated_readings_task.delay, robust=True)
-    if patient_ids:
-        logger.info("evaluation sweep enqueued %s patients", min(len(patient_ids), limit))
-    return min(len(patient_ids), limit)
+    batch, more = patient_ids[:limit], len(patient_ids) > limit
+
+    def publish() -> None:
+        # One hook for the batch, and a named function: Django logs a failed robust hook by
+        # its __qualname__, which a functools.partial lacks (the AttributeError would escape).
+        # With the broker down the first failure ends the batch; the next sweep retries.
+        for patient_id in batch:
+            evaluate_patient_readings_task.delay(patient_id)
+        if more:
+            enqueue_unevaluated_readings_task.delay(after_patient_id=batch[-1])
+
+    if batch:
+        transaction.on_commit(publish, robust=True)
+        logger.info("evaluation sweep enqueued %s patients", len(batch))
+    return len(batch)

@@ -24,6 +24,51 @@ INGEST_RESPONSE = inline_serializer(
     },
 )
 
+READING_ITEM = inline_serializer(
+    "ReadingItem",
+    {
+        "id": serializers.UUIDField(help_text="Made by the client; the idempotency key."),
+        "type": serializers.ChoiceField(
+            [
+                "glucose",
+                "blood_pressure",
+                "weight",
+                "inr",
+                "heart_rate",
+                "spo2",
+                "temperature",
+                "dose",
+            ]
+        ),
+        "value": serializers.FloatField(required=False, help_text="All but blood_pressure, dose."),
+        "unit": serializers.CharField(
+            required=False,
+            help_text="glucose mg/dL|mmol/L; weight kg|lb; temperature Cel|[degF] (°C, °F); "
+            "others may omit it.",
+        ),
+        "systolic": serializers.FloatField(required=False, help_text="blood_pressure, mmHg"),
+        "diastolic": serializers.FloatField(required=False, help_text="blood_pressure, mmHg"),
+        "pulse": serializers.FloatField(
+            required=False, help_text="blood_pressure; also stored as a heart_rate reading"
+        ),
+        "measured_at": serializers.DateTimeField(
+            help_text="RFC 3339 with a UTC offset; at most 5 minutes in the future."
+        ),
+        "context": serializers.ChoiceField(
+            ["fasting", "before_meal", "after_meal", "bedtime", "random"], required=False
+        ),
+        "device": serializers.CharField(required=False, help_text="The device's serial."),
+        "medication": serializers.CharField(required=False, help_text="dose: medication id"),
+        "status": serializers.ChoiceField(["taken", "skipped"], required=False),
+        "scheduled_for": serializers.DateTimeField(required=False),
+    },
+)
+
+READING_BATCH = inline_serializer(
+    "ReadingBatch",
+    {"readings": serializers.ListField(child=READING_ITEM, min_length=1, max_length=500)},
+)
+
 STAFF_LOGIN = [
     OpenApiExample(
         "Staff login",
@@ -270,5 +315,136 @@ CARE_TEAMS = [
             ],
         },
         response_only=True,
+    ),
+]
+
+ALERT_EXAMPLE = {
+    "id": 981,
+    "patient": 12,
+    "rule": {
+        "id": 311,
+        "kind": "threshold",
+        "metric": "glucose",
+        "version": 2,
+        "parameters": {
+            "conditions": [{"component": "value", "op": "lt", "value": 54}],
+            "match": "all",
+        },
+    },
+    "severity": "critical",
+    "status": "open",
+    "title": "Level 2 hypoglycaemia",
+    "detail": "50 mg/dL at 2026-03-01 07:30 CET; rule: < 54 mg/dL",
+    "occurrences": 2,
+    "first_triggered_at": "2026-03-01T06:30:00+00:00",
+    "last_triggered_at": "2026-03-01T06:45:00+00:00",
+    "condition_cleared_at": None,
+    "escalation_level": 1,
+    "assignee": None,
+    "acknowledged_by": None,
+    "acknowledged_at": None,
+    "resolved_by": None,
+    "resolved_at": None,
+}
+
+ALERTS = [
+    OpenApiExample(
+        "A page of alerts",
+        value={"count": 1, "next": None, "previous": None, "results": [ALERT_EXAMPLE]},
+        response_only=True,
+    )
+]
+
+ALERT_NOTE = [
+    OpenApiExample(
+        "Note", value={"note": "Called the patient; glucose 112 after juice."}, request_only=True
+    ),
+    OpenApiExample(
+        "Acknowledged",
+        value=ALERT_EXAMPLE
+        | {
+            "status": "acknowledged",
+            "acknowledged_by": "nurse.jones",
+            "acknowledged_at": "2026-03-01T06:50:00+00:00",
+            "assignee": "nurse.jones",
+        },
+        response_only=True,
+        status_codes=["200"],
+    ),
+    OpenApiExample(
+        "Already resolved",
+        value={"detail": "This alert is already resolved."},
+        response_only=True,
+        status_codes=["409"],
+    ),
+]
+
+RULE_EXAMPLE = {
+    "id": 311,
+    "key": "hypoglycemia_level_2",
+    "protocol": "diabetes",
+    "kind": "threshold",
+    "metric": "glucose",
+    "severity": "critical",
+    "group": "glucose_low",
+    "title": "Level 2 hypoglycaemia",
+    "parameters": {"conditions": [{"component": "value", "op": "lt", "value": 54}], "match": "all"},
+    "default_parameters": {
+        "conditions": [{"component": "value", "op": "lt", "value": 54}],
+        "match": "all",
+    },
+    "reference": "blood_glucose.thresholds.hypoglycemia_level_2",
+    "source": "verified: ada_soc_glycemic_targets, ihsg_2017",
+    "active": True,
+    "version": 1,
+    "updated_at": "2026-03-01T06:00:00+00:00",
+}
+
+RULES = [
+    OpenApiExample(
+        "A patient's rules", value=[RULE_EXAMPLE], response_only=True, status_codes=["200"]
+    ),
+]
+
+RULE_CREATE = [
+    OpenApiExample(
+        "Add a rule",
+        value={
+            "key": "weight_gain_2kg_3d",
+            "kind": "rate_of_change",
+            "metric": "weight",
+            "severity": "warning",
+            "group": "weight_gain",
+            "title": "Weight gain over 3 days",
+            "parameters": {"window_days": 3, "delta": 2.0, "direction": "gain", "op": "gt"},
+            "note": "ESC self-care advice, per Dr Okafor",
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "A wrong parameter",
+        value={
+            "detail": "Invalid input.",
+            "errors": {"parameters": {"delta": ["This parameter is required."]}},
+        },
+        response_only=True,
+        status_codes=["400"],
+    ),
+]
+
+RULE_CHANGE = [
+    OpenApiExample(
+        "Tailor a threshold",
+        value={
+            "parameters": {
+                "conditions": [{"component": "value", "op": "lt", "value": 60}],
+                "match": "all",
+            },
+            "note": "Hypoglycaemia unawareness: alert earlier",
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "New version", value=RULE_EXAMPLE | {"version": 2}, response_only=True, status_codes=["200"]
     ),
 ]

@@ -7,12 +7,17 @@ from alerts.models import CareTeam
 from monitoring.models import (
     Device,
     DeviceKind,
+    DoseStatus,
+    GlucoseContext,
     GlucoseUnit,
     Metric,
     NudgeChannel,
     Patient,
     ProtocolCode,
     Reading,
+    ReadingSource,
+    RuleKind,
+    Severity,
     WeightUnit,
     validate_timezone,
 )
@@ -60,15 +65,22 @@ def _time(value):
     return value.strftime("%H:%M") if value else None
 
 
+class ProtocolCodesField(serializers.ListField):
+    """Protocol codes in; out, the patient's protocols (a related manager) as sorted codes."""
+
+    child = serializers.ChoiceField(ProtocolCode.choices)
+
+    def to_representation(self, protocols):
+        return sorted(protocol.code for protocol in protocols.all())
+
+
 class PatientSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     external_id = serializers.CharField(max_length=64)
     name = serializers.CharField(max_length=200)
     timezone = serializers.CharField(max_length=64, validators=[validate_timezone])
     care_team = serializers.IntegerField(source="care_team_id")
-    protocols = serializers.ListField(
-        child=serializers.ChoiceField(ProtocolCode.choices), allow_empty=True, required=False
-    )
+    protocols = ProtocolCodesField(allow_empty=True, required=False)
     preferences = PreferencesSerializer(source="*", required=False)
     created_at = serializers.DateTimeField(read_only=True)
 
@@ -84,14 +96,34 @@ class PatientSerializer(serializers.Serializer):
             raise serializers.ValidationError("Not one of your care teams.")
         return team
 
-    def to_representation(self, patient):
-        data = super().to_representation(patient)
-        data["protocols"] = sorted(p.code for p in patient.protocols.all())
-        return data
+
+class SentValueSerializer(serializers.Serializer):
+    value = serializers.FloatField()
+    unit = serializers.CharField()
 
 
 class ReadingSerializer(serializers.Serializer):
     """A stored reading: canonical value and unit, and the value and unit as sent."""
+
+    # The fields document the shape for the OpenAPI schema; to_representation writes it.
+    id = serializers.UUIDField(help_text="The id the client made for the reading.")
+    type = serializers.ChoiceField(Metric.choices)
+    measured_at = serializers.DateTimeField(help_text="With the UTC offset the client sent.")
+    received_at = serializers.DateTimeField()
+    source = serializers.ChoiceField(ReadingSource.choices)
+    device = serializers.CharField(allow_null=True, help_text="The device serial, if any.")
+    value = serializers.FloatField(required=False, help_text="In the canonical unit.")
+    unit = serializers.CharField(required=False, help_text="The canonical unit.")
+    sent = SentValueSerializer(required=False, help_text="The value and unit as sent.")
+    systolic = serializers.FloatField(required=False, help_text="blood_pressure")
+    diastolic = serializers.FloatField(required=False, help_text="blood_pressure")
+    medication = serializers.CharField(required=False, help_text="dose")
+    status = serializers.ChoiceField(DoseStatus.choices, required=False, help_text="dose")
+    scheduled_for = serializers.DateTimeField(required=False, allow_null=True, help_text="dose")
+    context = serializers.ChoiceField(GlucoseContext.choices, required=False)
+    part_of = serializers.UUIDField(
+        required=False, help_text="A pulse stored from a blood pressure: that reading's id."
+    )
 
     def to_representation(self, reading: Reading) -> dict:
         offset = dt_timezone(timedelta(minutes=reading.utc_offset_minutes))
@@ -162,6 +194,17 @@ class DeviceIssuedSerializer(DeviceSerializer):
 class MeSerializer(serializers.Serializer):
     """What the patient's app needs to show: profile and, as they arrive, plans and targets."""
 
+    # The fields document the shape for the OpenAPI schema; to_representation writes it.
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    name = serializers.CharField()
+    timezone = serializers.CharField()
+    protocols = serializers.ListField(child=serializers.ChoiceField(ProtocolCode.choices))
+    preferences = PreferencesSerializer()
+    schedules = serializers.ListField(child=serializers.DictField())
+    medications = serializers.ListField(child=serializers.DictField())
+    targets = serializers.ListField(child=serializers.DictField())
+
     def to_representation(self, patient: Patient) -> dict:
         return {
             "id": patient.pk,
@@ -174,3 +217,54 @@ class MeSerializer(serializers.Serializer):
             "medications": [],
             "targets": [],
         }
+
+
+class RuleSerializer(serializers.Serializer):
+    def to_representation(self, rule) -> dict:
+        return {
+            "id": rule.pk,
+            "key": rule.key,
+            "protocol": rule.protocol.code if rule.protocol_id else None,
+            "kind": rule.kind,
+            "metric": rule.metric,
+            "severity": rule.severity,
+            "group": rule.group,
+            "title": rule.title,
+            "parameters": rule.parameters,
+            "default_parameters": rule.default_parameters,
+            "reference": rule.reference,
+            "source": rule.source,
+            "active": rule.active,
+            "version": rule.version,
+            "updated_at": rule.updated_at.isoformat(),
+        }
+
+
+class RuleCreateSerializer(serializers.Serializer):
+    key = serializers.SlugField(max_length=64)
+    kind = serializers.ChoiceField(RuleKind.choices)
+    metric = serializers.ChoiceField(Metric.choices)
+    severity = serializers.ChoiceField(Severity.choices)
+    group = serializers.SlugField(max_length=64, required=False)
+    title = serializers.CharField(max_length=200)
+    parameters = serializers.JSONField()
+    note = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+
+
+class RuleChangeSerializer(serializers.Serializer):
+    parameters = serializers.JSONField(required=False)
+    severity = serializers.ChoiceField(Severity.choices, required=False)
+    active = serializers.BooleanField(required=False)
+    title = serializers.CharField(max_length=200, required=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+
+    def validate(self, attrs):
+        if not set(attrs) - {"note"}:
+            raise serializers.ValidationError(
+                {
+                    "non_field_errors": [
+                        "Change at least one of parameters, severity, active, title."
+                    ]
+                }
+            )
+        return attrs

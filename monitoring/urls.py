@@ -24,6 +24,16 @@ urlpatterns = [
         name="patient-token-detail",
     ),
     path(
+        "patients/<int:patient_id>/rules",
+        views.PatientRuleListCreateApi.as_view(),
+        name="patient-rules",
+    ),
+    path(
+        "patients/<int:patient_id>/rules/<int:rule_id>",
+        views.PatientRuleChangeApi.as_view(),
+        name="patient-rule-detail",
+    ),
+    path(
         "patients/<int:patient_id>/devices",
         views.DeviceCreateApi.as_view(),
         name="patient-devices",

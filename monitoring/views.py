@@ -9,10 +9,11 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status, throttling
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import ParseError, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from alerts.models import CareTeamRole
 from config.api import NewestFirstCursorPagination, PagePagination
 from monitoring import examples
 from monitoring.auth import (
@@ -27,7 +28,9 @@ from monitoring.auth import (
 )
 from monitoring.enrolment import DuplicatePatient, enrol_patient
 from monitoring.ingest import MalformedBatch, parse_batch, record_readings
-from monitoring.models import Device, Metric, Patient, PatientAppToken, Reading
+from monitoring.models import Device, Metric, Patient, PatientAppToken, Reading, Rule
+from monitoring.patient_rules import add_rule, change_rule
+from monitoring.rules import InvalidParameters
 from monitoring.serializers import (
     AppTokenIssuedSerializer,
     DeviceIssuedSerializer,
@@ -36,6 +39,9 @@ from monitoring.serializers import (
     PatientSerializer,
     ReadingFilterSerializer,
     ReadingSerializer,
+    RuleChangeSerializer,
+    RuleCreateSerializer,
+    RuleSerializer,
     StaffLoginSerializer,
     TokenIssuedSerializer,
 )
@@ -105,7 +111,7 @@ def filter_readings(queryset, query_params):
 
 
 def paginated_readings(request, view, queryset):
-    paginator = NewestFirstCursorPagination()
+    paginator = view.pagination_class()
     page = paginator.paginate_queryset(
         filter_readings(queryset, request.query_params), request, view
     )
@@ -122,6 +128,9 @@ READING_FILTERS = [
 
 
 class ReadingListCreateApi(APIView):
+    # APIView does not paginate by itself; views call it, and the schema shows its envelope.
+    pagination_class = NewestFirstCursorPagination
+
     def get_permissions(self):
         if self.request.method == "POST":
             return [IsPatientAppOrDevice()]
@@ -135,7 +144,7 @@ class ReadingListCreateApi(APIView):
             "rejected. Re-sending an id is a `duplicate`; the same id with other content is "
             "a `conflict`. 201 if anything was created, else 200."
         ),
-        request=OpenApiTypes.OBJECT,
+        request=examples.READING_BATCH,
         responses={
             201: examples.INGEST_RESPONSE,
             200: examples.INGEST_RESPONSE,
@@ -145,6 +154,8 @@ class ReadingListCreateApi(APIView):
         examples=examples.READINGS_POST,
     )
     def post(self, request):
+        if request.stream is None:  # no body: DRF would hand over {}, taken for one item
+            raise ParseError('The body is empty: send {"readings": [...]} or a single reading.')
         try:
             items = parse_batch(request.data)
         except MalformedBatch as error:
@@ -190,6 +201,7 @@ def visible_patient(request, patient_id: int) -> Patient:
 
 class PatientListCreateApi(APIView):
     permission_classes = [IsStaff]
+    pagination_class = PagePagination
 
     @extend_schema(
         tags=["staff"],
@@ -227,7 +239,7 @@ class PatientListCreateApi(APIView):
         queryset = (
             Patient.objects.visible_to(request.user).prefetch_related("protocols").order_by("id")
         )
-        paginator = PagePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, self)
         return paginator.get_paginated_response(PatientSerializer(page, many=True).data)
 
@@ -252,6 +264,7 @@ class PatientDetailApi(APIView):
 
 class PatientReadingListApi(APIView):
     permission_classes = [IsStaff]
+    pagination_class = NewestFirstCursorPagination
 
     @extend_schema(
         tags=["staff"],
@@ -331,3 +344,90 @@ class DeviceRevokeApi(APIView):
         device = get_object_or_404(Device, pk=device_id, patient=patient)
         revoke_device(device=device)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Rules --------------------------------------------------------------------------------
+
+
+def may_edit_rules(user, patient: Patient) -> bool:
+    """Physicians of the patient's team (and holders of the change-rule permission) tailor
+    rules; nurses and coordinators read them."""
+    if user.is_superuser or user.has_perm("monitoring.change_rule"):
+        return True
+    return patient.care_team.memberships.filter(user=user, role=CareTeamRole.PHYSICIAN).exists()
+
+
+def _invalid_rule(error: InvalidParameters) -> ValidationError:
+    errors = error.errors
+    if set(errors) == {"kind"}:
+        return ValidationError(errors)
+    return ValidationError({"parameters": errors})
+
+
+class PatientRuleListCreateApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["staff"],
+        summary="The patient's rules, with protocol defaults and their sources",
+        responses={200: RuleSerializer(many=True), 404: ERROR},
+        examples=examples.RULES,
+    )
+    def get(self, request, patient_id: int):
+        patient = visible_patient(request, patient_id)
+        rules = patient.rules.select_related("protocol").order_by("metric", "key")
+        return Response(RuleSerializer(rules, many=True).data)
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Add a rule for the patient (physicians)",
+        request=RuleCreateSerializer,
+        responses={201: RuleSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        examples=examples.RULE_CREATE,
+    )
+    def post(self, request, patient_id: int):
+        patient = visible_patient(request, patient_id)
+        if not may_edit_rules(request.user, patient):
+            raise PermissionDenied("Only the patient's physicians may change rules.")
+        body = RuleCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            with transaction.atomic():
+                rule = add_rule(
+                    patient=patient,
+                    user=request.user,
+                    group=data.pop("group", data["key"]),
+                    **data,
+                )
+        except InvalidParameters as error:
+            raise _invalid_rule(error) from error
+        except IntegrityError as error:
+            raise ValidationError(
+                {"key": ["The patient already has a rule with this key."]}
+            ) from error
+        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class PatientRuleChangeApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Tailor one of the patient's rules: a new version (physicians)",
+        request=RuleChangeSerializer,
+        responses={200: RuleSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        examples=examples.RULE_CHANGE,
+    )
+    def patch(self, request, patient_id: int, rule_id: int):
+        patient = visible_patient(request, patient_id)
+        rule = get_object_or_404(Rule, pk=rule_id, patient=patient)
+        if not may_edit_rules(request.user, patient):
+            raise PermissionDenied("Only the patient's physicians may change rules.")
+        body = RuleChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            rule = change_rule(rule=rule, user=request.user, **body.validated_data)
+        except InvalidParameters as error:
+            raise _invalid_rule(error) from error
+        return Response(RuleSerializer(rule).data)

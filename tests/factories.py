@@ -80,3 +80,78 @@ class ReadingFactory(factory.django.DjangoModelFactory):
             sent_unit=o.sent_unit,
         ).compute_fingerprint()
     )
+
+
+# --- Readings as a client posts them (API.md, POST /api/v1/readings ITEM) -----------------
+
+# A plausible, valid item of each type; measured before the tests' frozen clock (2026-03-01).
+READING_ITEM_DEFAULTS = {
+    "glucose": {"value": 112, "unit": "mg/dL"},
+    "blood_pressure": {"systolic": 128, "diastolic": 82},
+    "weight": {"value": 81.5, "unit": "kg"},
+    "inr": {"value": 2.4},
+    "heart_rate": {"value": 64},
+    "spo2": {"value": 97},
+    "temperature": {"value": 36.8, "unit": "Cel"},
+    "dose": {
+        "medication": "warfarin-5mg",
+        "status": "taken",
+        "scheduled_for": "2026-03-01T08:00:00+01:00",
+    },
+}
+
+
+class ReadingItemFactory(factory.DictFactory):
+    """One ITEM dict: glucose unless `type=` says otherwise; keyword overrides win.
+
+    ReadingItemFactory(type="blood_pressure", pulse=72) -> that type's valid defaults + pulse.
+    """
+
+    id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    type = "glucose"
+    measured_at = "2026-03-01T07:30:00+01:00"
+
+    @classmethod
+    def _adjust_kwargs(cls, **kwargs):
+        return READING_ITEM_DEFAULTS.get(kwargs["type"], {}) | kwargs
+
+
+# --- Rules and alerts ---------------------------------------------------------------------
+
+
+class RuleFactory(factory.django.DjangoModelFactory):
+    """A patient's own glucose threshold rule (below 70 mg/dL, warning) unless told otherwise."""
+
+    class Meta:
+        model = "monitoring.Rule"
+
+    patient = factory.SubFactory(PatientFactory)
+    key = factory.Sequence(lambda n: f"glucose_low_{n}")
+    kind = "threshold"
+    metric = "glucose"
+    severity = "warning"
+    group = factory.LazyAttribute(lambda o: o.key)
+    title = "Low glucose"
+    parameters = factory.LazyFunction(
+        lambda: {"conditions": [{"component": "value", "op": "lt", "value": 70}], "match": "any"}
+    )
+
+
+class AlertFactory(factory.django.DjangoModelFactory):
+    """An open alert of its rule's group, as alerts.lifecycle.raise_alert would store it."""
+
+    class Meta:
+        model = "alerts.Alert"
+
+    patient = factory.SubFactory(PatientFactory)
+    rule = factory.SubFactory(RuleFactory, patient=factory.SelfAttribute("..patient"))
+    dedupe_key = factory.LazyAttribute(lambda o: o.rule.group)
+    metric = factory.LazyAttribute(lambda o: o.rule.metric)
+    kind = factory.LazyAttribute(lambda o: o.rule.kind)
+    severity = factory.LazyAttribute(lambda o: o.rule.severity)
+    title = factory.LazyAttribute(lambda o: o.rule.title)
+    detail = "62 mg/dL at 2026-03-01 07:30 CET; rule: < 70 mg/dL"
+    first_triggered_at = factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=5))
+    last_triggered_at = factory.LazyAttribute(lambda o: o.first_triggered_at)
+    rule_version = factory.LazyAttribute(lambda o: o.rule.version)
+    rule_parameters = factory.LazyAttribute(lambda o: o.rule.parameters)

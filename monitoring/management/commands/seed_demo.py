@@ -14,6 +14,7 @@ from django.utils import timezone
 from alerts.models import CareTeam, CareTeamMembership, CareTeamRole
 from monitoring.auth import issue_app_token
 from monitoring.models import Patient, PatientAppToken, Protocol
+from monitoring.patient_rules import apply_protocols
 
 TEAM_NAME = "Demo clinic"
 STAFF = [
@@ -81,6 +82,7 @@ class Command(BaseCommand):
             defaults={"name": name, "timezone": zone, "care_team": team},
         )
         patient.protocols.set(Protocol.objects.filter(code__in=protocols))
+        apply_protocols(patient=patient, codes=protocols)
         PatientAppToken.objects.filter(patient=patient, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )

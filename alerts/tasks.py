@@ -1,0 +1,45 @@
+from celery import shared_task
+from django.db import OperationalError
+
+from alerts.escalation import escalate_overdue_alerts
+from alerts.lifecycle import expire_info_alerts
+from alerts.notify import (
+    DeliveryOutcome,
+    deliver_notification,
+    enqueue_pending_notifications,
+    route_alert_event,
+)
+
+# Backoff for deliveries that may succeed later: 30 s, 1, 2, 4, 8 … min, capped at 30 min.
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_MAX_SECONDS = 30 * 60
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def route_alert_event_task(event_id: int) -> int:
+    return len(route_alert_event(event_id=event_id))
+
+
+@shared_task(bind=True, max_retries=None)
+def deliver_notification_task(self, notification_id: int) -> str:
+    outcome = deliver_notification(notification_id=notification_id)
+    if outcome == DeliveryOutcome.RETRY:
+        # The attempt count lives in the row; VIGIL_NOTIFICATION_MAX_ATTEMPTS bounds it.
+        countdown = min(BACKOFF_BASE_SECONDS * 2**self.request.retries, BACKOFF_MAX_SECONDS)
+        raise self.retry(countdown=countdown)
+    return outcome
+
+
+@shared_task
+def escalate_overdue_alerts_task() -> int:
+    return escalate_overdue_alerts()
+
+
+@shared_task
+def expire_info_alerts_task() -> int:
+    return expire_info_alerts()
+
+
+@shared_task
+def enqueue_pending_notifications_task() -> int:
+    return enqueue_pending_notifications()

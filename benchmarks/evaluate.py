@@ -1,0 +1,1056 @@
+"""Evaluation benchmark: reading-to-alert latency and evaluation throughput, real worker.
+
+    .venv/bin/python benchmarks/evaluate.py [--quick]
+
+One run, on PostgreSQL and Redis, in a database of its own (dropped and re-created; default
+postgres://postgres@127.0.0.1:5432/vigil_bench_eval) with the product's schema (migrate), a
+Redis database of its own as the Celery broker (default redis://127.0.0.1:6379/7, flushed at
+the start and at the end). Patients are enrolled on all five protocols with the product's
+`enrol_patient`, in one care team whose level-1 nurse has an email address (the worker sends
+with Django's locmem email backend), and get app tokens from `issue_app_token`.
+
+  latency     gunicorn (config.wsgi, 2 sync workers) and a real worker (`celery -A config
+              worker -Q evaluation,notifications -c 2`, prefork) as subprocesses. A client
+              process posts single readings (`{"readings": [item]}`, one item, as a CGM sends
+              them) from many patients at a steady rate (default 100/s for 30 s), paced on a
+              fixed schedule by a pool of threads, so a slow response does not hold back the
+              next post. Mostly normal values; a few cross a threshold, each in a (patient,
+              alert group) that has no alert yet, so each must create an alert row.
+              Latency runs from the start of the POST to the commit that makes the result
+              visible: triggers on the benchmark database (installed for this phase only)
+              NOTIFY on `evaluated_at` being set and on an alert row being inserted, and a
+              listener process timestamps each notification as it arrives (PostgreSQL
+              delivers NOTIFY at commit). Printed: POST → reading evaluated (all readings) and
+              POST → alert row (threshold-crossing readings), p50 / p99 / max; and, as a
+              cross-check from the rows alone, evaluated_at − received_at.
+  batch       A backlog inserted with the product's `record_readings` (no worker running; the
+              tasks it enqueues are purged), then one `evaluate_patient_readings_task` per
+              patient is published to a ready worker (same command, product settings) and the
+              clock runs until no reading of the backlog is unevaluated → readings/s.
+  textbook    `benchmarks/evaluate_textbook.py`: a task per reading (load the reading, its
+              rules, its history; run the same rule kinds; write alerts with the product's
+              lifecycle). Same kind of worker, `-I benchmarks.evaluate_textbook`, with
+              `CELERY_DB_REUSE_MAX=0` (settings read it from the environment; Celery's Django
+              fixup then closes the connection around every task, as it does by default).
+              Runs on the backlog of a subset of the batch patients, reset (alerts deleted,
+              evaluated_at cleared), one task per reading published in measured order.
+  textbook+reuse  the same task with the product's connection reuse (CELERY_DB_REUSE_MAX
+              from settings): how much of the gap is reconnection and how much per-task work.
+
+Checks (a failure stops the run): every POST answered 201 `created`; every reading of each
+phase evaluated; for every threshold-crossing reading, an alert of its group exists for its
+patient; the textbook run's alerts for its patients equal the batch run's (patient, group,
+severity). Everything stops by itself (each phase has a deadline) and every subprocess is
+stopped on exit, also on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import multiprocessing
+import os
+import queue
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as a script: import the project, not sibling modules of this file by bare name.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/vigil_bench_eval"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/7"
+PROTOCOLS = ["heart_failure", "hypertension", "diabetes", "anticoagulation", "copd"]
+READINGS_PATH = "/api/v1/readings"
+SEED = 20260301
+QUEUES = ("evaluation", "notifications")
+EVALUATED_CHANNEL = "evaluate_bench_evaluated"
+ALERT_CHANNEL = "evaluate_bench_alert"
+
+
+# --- The workload -------------------------------------------------------------------------
+
+# Normal values: (weight in the mix, item fields without id/type/measured_at).
+NORMAL = {
+    "glucose": 70,
+    "blood_pressure": 8,
+    "heart_rate": 5,
+    "spo2": 5,
+    "weight": 5,
+    "temperature": 3,
+    "inr": 2,
+    "dose": 2,
+}
+# Threshold crossings: alert group → (metric, fields). Each is critical for its group in the
+# protocols (so no other group's critical inhibits it), far from any normal value.
+CROSSINGS = {
+    "glucose_low": ("glucose", {"value": 45, "unit": "mg/dL"}),
+    "glucose_high": ("glucose", {"value": 420, "unit": "mg/dL"}),
+    "bp_high": ("blood_pressure", {"systolic": 192, "diastolic": 124}),
+    "spo2_low": ("spo2", {"value": 82}),
+    "heart_rate_high": ("heart_rate", {"value": 142}),
+    "temperature_high": ("temperature", {"value": 39.7, "unit": "Cel"}),
+    "inr_high": ("inr", {"value": 6.1}),
+}
+
+
+def normal_fields(metric: str, rng: random.Random, patient_index: int) -> dict:
+    if metric == "glucose":
+        return {"value": rng.randint(85, 165), "unit": "mg/dL"}
+    if metric == "blood_pressure":
+        return {"systolic": rng.randint(110, 132), "diastolic": rng.randint(68, 82)}
+    if metric == "heart_rate":
+        return {"value": rng.randint(58, 92)}
+    if metric == "spo2":
+        return {"value": rng.randint(94, 99)}
+    if metric == "weight":
+        # Steady per patient: weight-change rules stay quiet.
+        return {"value": 70 + patient_index % 30 + rng.choice((0.0, 0.1)), "unit": "kg"}
+    if metric == "temperature":
+        return {"value": round(rng.uniform(36.4, 37.2), 1), "unit": "Cel"}
+    if metric == "inr":
+        return {"value": round(rng.uniform(2.2, 2.8), 1)}
+    return {"medication": "metformin-500mg", "status": "taken"}
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_item(metric: str, fields: dict, measured_at: datetime) -> dict:
+    item = {"id": str(uuid.uuid4()), "type": metric, "measured_at": stamp(measured_at), **fields}
+    if metric == "dose":
+        item["scheduled_for"] = stamp(measured_at)
+    return item
+
+
+@dataclass
+class Planted:
+    """A threshold-crossing reading and the alert group it must open."""
+
+    patient_id: int
+    group: str
+    client_id: str
+
+
+def pick_metric(rng: random.Random) -> str:
+    return rng.choices(list(NORMAL), weights=list(NORMAL.values()))[0]
+
+
+# --- Setup: database, broker, patients ------------------------------------------------------
+
+
+def configure_environment(args) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ["CELERY_BROKER_URL"] = args.broker_url
+    os.environ.setdefault("DJANGO_SECRET_KEY", "vigil-benchmark-only-secret")
+    os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
+    # The benchmark's own processes: no cache server, quiet logs.
+    os.environ.pop("REDIS_URL", None)
+    os.environ["VIGIL_LOG_LEVEL"] = "WARNING"
+
+
+def recreate_database(database_url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if not name.startswith("vigil_bench_eval"):
+        raise SystemExit(
+            f"refusing to drop {name!r}: the database name must start vigil_bench_eval"
+        )
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def check_broker_url(broker_url: str) -> None:
+    parts = urlsplit(broker_url)
+    if parts.scheme != "redis" or parts.path.strip("/") in ("", "0"):
+        raise SystemExit("--broker-url must be redis://host:port/N with N ≠ 0 (it is flushed)")
+
+
+def flush_broker(broker_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(broker_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def broker_client(broker_url: str):
+    import redis
+
+    return redis.Redis.from_url(broker_url)
+
+
+@dataclass
+class Population:
+    latency_ids: list[int]
+    latency_tokens: list[str]
+    backlog_ids: list[int]
+    warmup_id: int
+    warmup_token: str
+
+
+def enrol(latency: int, backlog: int) -> Population:
+    from django.contrib.auth import get_user_model
+
+    from alerts.models import CareTeam, CareTeamMembership
+    from monitoring.auth import issue_app_token
+    from monitoring.enrolment import enrol_patient
+
+    team = CareTeam.objects.create(name="Benchmark clinic")
+    nurse = get_user_model().objects.create_user(
+        username="bench-nurse", email="nurse@clinic.example", is_staff=True
+    )
+    CareTeamMembership.objects.create(team=team, user=nurse, role="nurse", escalation_level=1)
+    ids, tokens = [], []
+    for index in range(1 + latency + backlog):
+        patient = enrol_patient(
+            external_id=f"BENCH-{index:05d}",
+            name=f"Benchmark patient {index}",
+            timezone="Europe/Amsterdam",
+            care_team=team,
+            protocols=PROTOCOLS,
+        )
+        ids.append(patient.pk)
+        tokens.append(issue_app_token(patient=patient)[1] if index <= latency else "")
+    return Population(
+        latency_ids=ids[1 : 1 + latency],
+        latency_tokens=tokens[1 : 1 + latency],
+        backlog_ids=ids[1 + latency :],
+        warmup_id=ids[0],
+        warmup_token=tokens[0],
+    )
+
+
+def pg(database_url: str):
+    import psycopg
+
+    return psycopg.connect(database_url, autocommit=True)
+
+
+# --- Subprocesses ---------------------------------------------------------------------------
+
+
+class Subprocesses:
+    """Every process this run starts, stopped on exit whatever happens."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.popen: list[subprocess.Popen] = []
+        self.children: list[multiprocessing.Process] = []
+
+    def start(self, name: str, command: list[str], env: dict) -> tuple[subprocess.Popen, Path]:
+        log_path = self.logdir / f"{name}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: its children go with it
+            )
+        self.popen.append(process)
+        return process, log_path
+
+    def stop(self, process: subprocess.Popen, timeout: float = 20) -> None:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=timeout)
+        # Whatever is left of the group (a pool child, a hung parent).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for child in self.children:
+            if child.is_alive():
+                child.terminate()
+                child.join(5)
+        for process in reversed(self.popen):
+            self.stop(process, timeout=10)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(procs: Subprocesses, env: dict, workers: int) -> int:
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "config.wsgi:application",
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--timeout", "60",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    process, log_path = procs.start("gunicorn", command, env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn exited at start:\n{tail(log_path)}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            if response.status == 200:
+                return port
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not become healthy:\n{tail(log_path)}")
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log_path: Path
+
+
+def start_worker(
+    procs: Subprocesses, env: dict, name: str, *, include: str = "", concurrency: int = 2
+) -> Worker:
+    """The production worker command (docker-compose.yml), two prefork processes."""
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker",
+        "--queues", ",".join(QUEUES), "--concurrency", str(concurrency), "--pool", "prefork",
+        "--hostname", f"bench-{name}@%h", "--loglevel", "INFO",
+        "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+    if include:
+        command += ["--include", include]
+    process, log_path = procs.start(f"worker-{name}", command, env)
+    worker = Worker(process, log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"worker {name} exited at start:\n{tail(log_path)}")
+        if " ready." in log_path.read_text(errors="replace"):
+            return worker
+        time.sleep(0.1)
+    raise SystemExit(f"worker {name} did not become ready:\n{tail(log_path)}")
+
+
+def wait_until(what: str, check, timeout: float, worker: Worker | None = None, every=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return time.monotonic()
+        if worker is not None and worker.process.poll() is not None:
+            raise SystemExit(
+                f"the worker exited while waiting for {what}:\n{tail(worker.log_path)}"
+            )
+        time.sleep(every)
+    log = f"\nworker log:\n{tail(worker.log_path)}" if worker else ""
+    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}{log}")
+
+
+def queues_settled(redis_client) -> bool:
+    """Nothing queued and nothing delivered but unacknowledged (acks_late)."""
+    return all(redis_client.llen(name) == 0 for name in QUEUES) and not redis_client.hlen("unacked")
+
+
+def none_pending(conn, patient_ids: list[int]) -> bool:
+    # Served by the partial index on unevaluated readings: cheap enough to poll.
+    (pending,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM monitoring_reading "
+        "WHERE evaluated_at IS NULL AND patient_id = ANY(%s))",
+        [patient_ids],
+    ).fetchone()
+    return not pending
+
+
+# --- Phase (a): latency ---------------------------------------------------------------------
+
+TRIGGERS_SQL = f"""
+CREATE OR REPLACE FUNCTION evaluate_bench_evaluated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('{EVALUATED_CHANNEL}', NEW.client_id::text);
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION evaluate_bench_alert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('{ALERT_CHANNEL}', NEW.id::text || ' ' || NEW.reading_ids::text);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER evaluate_bench_evaluated AFTER UPDATE OF evaluated_at ON monitoring_reading
+  FOR EACH ROW WHEN (OLD.evaluated_at IS NULL AND NEW.evaluated_at IS NOT NULL)
+  EXECUTE FUNCTION evaluate_bench_evaluated();
+CREATE TRIGGER evaluate_bench_alert AFTER INSERT ON alerts_alert
+  FOR EACH ROW EXECUTE FUNCTION evaluate_bench_alert();
+"""
+DROP_TRIGGERS_SQL = """
+DROP TRIGGER IF EXISTS evaluate_bench_evaluated ON monitoring_reading;
+DROP TRIGGER IF EXISTS evaluate_bench_alert ON alerts_alert;
+"""
+
+
+def _listen(database_url: str, ready, stop, pipe) -> None:
+    """Child process: timestamp every NOTIFY of the benchmark channels as it arrives."""
+    _child_signals()
+    seen: list[tuple[str, str, float]] = []
+    with pg(database_url) as conn:
+        conn.execute(f"LISTEN {EVALUATED_CHANNEL}")
+        conn.execute(f"LISTEN {ALERT_CHANNEL}")
+        ready.set()
+        while not stop.is_set():
+            for notify in conn.notifies(timeout=0.2):
+                seen.append((notify.channel, notify.payload, time.monotonic()))
+    pipe.send(seen)
+    pipe.close()
+
+
+@dataclass
+class Post:
+    offset: float  # seconds after the start, on the schedule
+    token: str
+    body: bytes
+    client_id: str
+
+
+@dataclass
+class Sent:
+    client_id: str
+    scheduled: float
+    started: float
+    finished: float
+    status: int
+    outcome: str
+
+
+def _send(port: int, posts: list[Post], start_at: float, threads: int, limit: float, pipe):
+    """Child process: post on schedule from a pool of threads; report what happened."""
+    _child_signals()
+    todo: queue.Queue = queue.Queue()
+    sent: list[Sent] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            job = todo.get()
+            if job is None:
+                break
+            post, scheduled = job
+            started = time.monotonic()
+            status, outcome = 0, ""
+            try:
+                conn.request(
+                    "POST",
+                    READINGS_PATH,
+                    post.body,
+                    {"Authorization": f"Bearer {post.token}", "Content-Type": "application/json"},
+                )
+                response = conn.getresponse()
+                payload = response.read()
+                status = response.status
+                if response.will_close:
+                    conn.close()  # sync workers close after each response
+                outcome = json.loads(payload)["results"][0]["status"] if status == 201 else ""
+                if status != 201:
+                    outcome = payload[:200].decode(errors="replace")
+            except (OSError, http.client.HTTPException, ValueError, KeyError) as error:
+                conn.close()
+                outcome = repr(error)
+            with lock:
+                sent.append(
+                    Sent(post.client_id, scheduled, started, time.monotonic(), status, outcome)
+                )
+
+    pool = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for post in posts:
+        scheduled = start_at + post.offset
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        todo.put((post, scheduled))
+    for _ in pool:
+        todo.put(None)
+    deadline = time.monotonic() + limit
+    for thread in pool:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    with lock:
+        pipe.send(list(sent))
+    pipe.close()
+
+
+def latency_plan(
+    population: Population, rate: float, duration: float, crossing_share: float, seed: int
+) -> tuple[list[Post], list[Planted], dict[str, int]]:
+    rng = random.Random(seed)
+    total = int(rate * duration)
+    base = datetime.now(UTC)  # measured_at ≤ the moment each post is sent
+    posts, planted = [], []
+    free_slots = [
+        (index, group) for index in range(len(population.latency_ids)) for group in CROSSINGS
+    ]
+    rng.shuffle(free_slots)
+    patient_of: dict[str, int] = {}
+    for number in range(total):
+        offset = number / rate
+        if free_slots and rng.random() < crossing_share:
+            index, group = free_slots.pop()
+            metric, fields = CROSSINGS[group]
+        else:
+            index = rng.randrange(len(population.latency_ids))
+            group = None
+            metric = pick_metric(rng)
+            fields = normal_fields(metric, rng, index)
+        item = make_item(metric, fields, base + timedelta(seconds=offset))
+        patient_id = population.latency_ids[index]
+        posts.append(
+            Post(
+                offset,
+                population.latency_tokens[index],
+                json.dumps({"readings": [item]}).encode(),
+                item["id"],
+            )
+        )
+        patient_of[item["id"]] = patient_id
+        if group:
+            planted.append(Planted(patient_id, group, item["id"]))
+    return posts, planted, patient_of
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (p99 of 3,000 samples is the 2,970th smallest)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-share * len(ordered) // 1))))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Row:
+    phase: str
+    readings: int
+    seconds: float
+    rate: float | None = None
+    p50: float | None = None
+    p99: float | None = None
+    worst: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def warm_up(port: int, population: Population, conn) -> None:
+    """A few posts for a patient outside the measured population, evaluated end to end:
+    gunicorn workers, the worker's pool processes and their connections are warm."""
+    now = datetime.now(UTC) - timedelta(seconds=30)
+    for number in range(12):
+        item = make_item(
+            "glucose", {"value": 110, "unit": "mg/dL"}, now + timedelta(seconds=number)
+        )
+        http_post(port, population.warmup_token, {"readings": [item]})
+    wait_until("warm-up evaluation", lambda: none_pending(conn, [population.warmup_id]), timeout=60)
+
+
+def http_post(port: int, token: str, body: dict) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request(
+        "POST",
+        READINGS_PATH,
+        json.dumps(body).encode(),
+        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    if response.status != 201:
+        raise SystemExit(f"warm-up post failed: {response.status} {payload[:300]!r}")
+
+
+def run_latency(args, procs: Subprocesses, env: dict, population: Population, results: Results):
+    from django.db import connections
+
+    ctx = multiprocessing.get_context("fork")
+    port = start_gunicorn(procs, env, workers=2)
+    worker = start_worker(procs, env, "latency")
+    redis_client = broker_client(args.broker_url)
+    with pg(args.database_url) as conn:
+        warm_up(port, population, conn)
+        wait_until("the warm-up's notifications", lambda: queues_settled(redis_client), 60, worker)
+        conn.execute(TRIGGERS_SQL)
+        posts, planted, patient_of = latency_plan(
+            population, args.rate, args.duration, args.crossing_share, SEED
+        )
+        connections.close_all()  # nothing Django-owned crosses the fork
+        ready, stop = ctx.Event(), ctx.Event()
+        listen_in, listen_out = ctx.Pipe(duplex=False)
+        listener = ctx.Process(
+            target=_listen, args=(args.database_url, ready, stop, listen_out), daemon=True
+        )
+        procs.children.append(listener)
+        listener.start()
+        if not ready.wait(30):
+            raise SystemExit("the NOTIFY listener did not start")
+        send_in, send_out = ctx.Pipe(duplex=False)
+        start_at = time.monotonic() + 0.5
+        limit = args.duration + 60
+        sender = ctx.Process(
+            target=_send,
+            args=(port, posts, start_at, args.client_threads, 30, send_out),
+            daemon=True,
+        )
+        procs.children.append(sender)
+        sender.start()
+        if not send_in.poll(limit):
+            raise SystemExit("the load generator did not finish in time")
+        sent: list[Sent] = send_in.recv()
+        sender.join(10)
+        sending_ended = time.monotonic()
+        wait_until(
+            "every posted reading to be evaluated",
+            lambda: none_pending(conn, population.latency_ids),
+            timeout=60,
+            worker=worker,
+        )
+        drained = time.monotonic()
+        wait_until("the notification tasks", lambda: queues_settled(redis_client), 120, worker)
+        time.sleep(0.5)  # notifications in flight reach the listener
+        stop.set()
+        if not listen_in.poll(30):
+            raise SystemExit("the NOTIFY listener did not report")
+        seen = listen_in.recv()
+        listener.join(10)
+        conn.execute(DROP_TRIGGERS_SQL)
+        report_latency(args, conn, posts, sent, seen, planted, patient_of, results)
+        results.notes.append(
+            f"latency: all posted readings evaluated {drained - sending_ended:.2f} s after the "
+            f"last response"
+        )
+    procs.stop(worker.process)
+    redis_client.close()
+    return port
+
+
+def report_latency(args, conn, posts, sent, seen, planted, patient_of, results: Results) -> None:
+    problems = [s for s in sent if s.status != 201 or s.outcome != "created"]
+    if len(sent) != len(posts) or problems:
+        sample = "; ".join(f"{s.status} {s.outcome}" for s in problems[:3])
+        raise SystemExit(
+            f"{len(sent)} of {len(posts)} posts answered; {len(problems)} failed: {sample}"
+        )
+    evaluated_at = {}
+    alert_at: dict[int, float] = {}
+    for channel, payload, at in seen:
+        if channel == EVALUATED_CHANNEL:
+            evaluated_at.setdefault(payload, at)
+        else:
+            _alert_id, reading_ids = payload.split(" ", 1)
+            for reading_id in json.loads(reading_ids):
+                alert_at.setdefault(reading_id, at)
+    # Reading ids of what was posted, and the server-side view of the same readings.
+    rows = conn.execute(
+        "SELECT client_id::text, id, "
+        "EXTRACT(EPOCH FROM evaluated_at - received_at) * 1000, evaluated_at IS NOT NULL "
+        "FROM monitoring_reading WHERE client_id = ANY(%s::uuid[])",
+        [[s.client_id for s in sent]],
+    ).fetchall()
+    reading_id = {client_id: pk for client_id, pk, _, _ in rows}
+    server_ms = [ms for _, _, ms, done in rows if done]
+    unevaluated = [client_id for client_id, _, _, done in rows if not done]
+    if len(rows) != len(sent) or unevaluated:
+        raise SystemExit(f"{len(sent)} posted, {len(rows)} stored, {len(unevaluated)} unevaluated")
+    by_client = {s.client_id: s for s in sent}
+    missing = [c for c in by_client if c not in evaluated_at]
+    if missing:
+        raise SystemExit(f"{len(missing)} evaluations were not observed by the listener")
+    to_evaluated = [(evaluated_at[c] - s.started) * 1000 for c, s in by_client.items()]
+    check_planted_alerts(conn, planted)
+    to_alert = []
+    for plant in planted:
+        at = alert_at.get(reading_id[plant.client_id])
+        if at is None:
+            raise SystemExit(f"no alert insert observed for planted reading {plant.client_id}")
+        to_alert.append((at - by_client[plant.client_id].started) * 1000)
+    lag = [(s.started - s.scheduled) * 1000 for s in sent]
+    http_ms = [(s.finished - s.started) * 1000 for s in sent]
+    span = max(s.started for s in sent) - min(s.started for s in sent)
+    offered = (len(sent) - 1) / span if span else float("nan")
+    label = f"(a) {offered:.0f}/s single posts"
+    results.rows += [
+        Row(f"{label}: POST → evaluated", len(to_evaluated), span, offered,
+            *stats(to_evaluated)),
+        Row(f"{label}: POST → alert row", len(to_alert), span, None, *stats(to_alert)),
+        Row("    of which the HTTP response", len(http_ms), span, None, *stats(http_ms)),
+        Row("    server rows: evaluated_at − received_at", len(server_ms), span, None,
+            *stats(server_ms)),
+    ]  # fmt: skip
+    results.notes.append(
+        f"latency: {len(sent)} posts over {len(set(patient_of.values()))} patients, "
+        f"{len(planted)} threshold crossings (each opened its alert); post start behind "
+        f"schedule p99 {percentile(lag, 0.99):.1f} ms, max {max(lag):.1f} ms"
+    )
+
+
+def stats(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), percentile(values, 0.99), max(values)
+
+
+def check_planted_alerts(conn, planted: list[Planted]) -> None:
+    """Every threshold-crossing reading has an unresolved alert of its group."""
+    if not planted:
+        return
+    found = set(
+        conn.execute(
+            "SELECT patient_id, dedupe_key FROM alerts_alert "
+            "WHERE status <> 'resolved' AND patient_id = ANY(%s)",
+            [sorted({p.patient_id for p in planted})],
+        ).fetchall()
+    )
+    lost = [p for p in planted if (p.patient_id, p.group) not in found]
+    if lost:
+        raise SystemExit(f"{len(lost)} threshold crossings raised no alert, e.g. {lost[0]}")
+
+
+# --- Phases (b) and (c): throughput ---------------------------------------------------------
+
+
+def backlog_items(
+    patient_index: int, count: int, crossings: int, now: datetime
+) -> tuple[list[dict], list[str]]:
+    """One patient's readings over the last 20 hours (fresh: threshold rules apply), with
+    `crossings` threshold crossings in distinct alert groups. Returns items and those groups."""
+    rng = random.Random(SEED + patient_index)
+    start = now - timedelta(hours=20)
+    step = timedelta(hours=20) / count
+    groups = rng.sample(sorted(CROSSINGS), crossings)
+    positions = dict(zip(rng.sample(range(count), crossings), groups, strict=True))
+    items = []
+    for number in range(count):
+        moment = start + step * number
+        if number in positions:
+            metric, fields = CROSSINGS[positions[number]]
+        else:
+            metric = pick_metric(rng)
+            fields = normal_fields(metric, rng, patient_index)
+        items.append(make_item(metric, fields, moment))
+    return items, groups
+
+
+def insert_backlog(args, population: Population) -> list[Planted]:
+    from django.utils import timezone
+
+    from monitoring.ingest import record_readings
+    from monitoring.models import Patient
+
+    now = timezone.now()
+    planted = []
+    patients = Patient.objects.in_bulk(population.backlog_ids)
+    for index, patient_id in enumerate(population.backlog_ids):
+        items, groups = backlog_items(index, args.per_patient, args.backlog_crossings, now)
+        for start in range(0, len(items), 500):
+            result = record_readings(patient=patients[patient_id], items=items[start : start + 500])
+            if result.created != len(items[start : start + 500]):
+                raise SystemExit(f"backlog insert: {result.as_dict()['results'][:3]}")
+        planted += [Planted(patient_id, group, "") for group in groups]
+    return planted
+
+
+def run_throughput(
+    args,
+    procs: Subprocesses,
+    env: dict,
+    name: str,
+    patient_ids: list[int],
+    publish,
+    *,
+    include: str = "",
+) -> tuple[int, float, Worker]:
+    """Start a worker, wait until ready, publish, time until every reading is evaluated."""
+    redis_client = broker_client(args.broker_url)
+    with pg(args.database_url) as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM monitoring_reading "
+            "WHERE evaluated_at IS NULL AND patient_id = ANY(%s)",
+            [patient_ids],
+        ).fetchone()
+        conn.execute("CHECKPOINT")
+        worker = start_worker(procs, env, name, include=include)
+        started = time.monotonic()
+        publish()
+        finished = wait_until(
+            f"{name}: every reading evaluated",
+            lambda: none_pending(conn, patient_ids),
+            timeout=args.phase_limit,
+            worker=worker,
+            every=0.02,
+        )
+        wait_until(
+            f"{name}: the queues to drain", lambda: queues_settled(redis_client), 120, worker
+        )
+    procs.stop(worker.process)
+    redis_client.close()
+    return count, finished - started, worker
+
+
+def alert_state(patient_ids: list[int]) -> set[tuple[int, str, str]]:
+    from alerts.models import Alert
+
+    return set(
+        Alert.objects.filter(patient_id__in=patient_ids).values_list(
+            "patient_id", "dedupe_key", "severity"
+        )
+    )
+
+
+def reset_evaluation(patient_ids: list[int]) -> None:
+    from alerts.models import Alert
+    from monitoring.models import Reading
+
+    Alert.objects.filter(patient_id__in=patient_ids).delete()  # events, notifications with them
+    Reading.objects.filter(patient_id__in=patient_ids).update(evaluated_at=None)
+
+
+def run_batch_and_textbook(args, procs, env, population: Population, results: Results) -> None:
+    from django.db import connection
+
+    from config.celery import app
+    from monitoring.models import Reading
+    from monitoring.tasks import evaluate_patient_readings_task
+
+    began = time.monotonic()
+    planted = insert_backlog(args, population)
+    flush_broker(args.broker_url)  # record_readings enqueued evaluations; no worker ran
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE monitoring_reading")
+    results.notes.append(
+        f"backlog: {len(population.backlog_ids) * args.per_patient} readings for "
+        f"{len(population.backlog_ids)} patients inserted with record_readings in "
+        f"{time.monotonic() - began:.1f} s (not timed)"
+    )
+
+    def publish_batch() -> None:
+        for patient_id in population.backlog_ids:
+            evaluate_patient_readings_task.delay(patient_id)
+
+    count, seconds, _ = run_throughput(
+        args, procs, env, "batch", population.backlog_ids, publish_batch
+    )
+    with pg(args.database_url) as conn:
+        check_planted_alerts(conn, planted)
+    results.rows.append(
+        Row(
+            f"(b) batch: a task per patient ({args.per_patient} readings)",
+            count,
+            seconds,
+            count / seconds,
+        )
+    )
+    batch_rate = count / seconds
+
+    subset = population.backlog_ids[: args.textbook_patients]
+    expected = alert_state(subset)
+    textbook_rates = {}
+    for label, reuse in (("textbook", "0"), ("textbook-reuse", None)):
+        reset_evaluation(subset)
+        reading_ids = list(
+            Reading.objects.filter(patient_id__in=subset)
+            .order_by("measured_at", "id")
+            .values_list("id", flat=True)
+        )
+        worker_env = dict(env)
+        if reuse is not None:
+            worker_env["CELERY_DB_REUSE_MAX"] = reuse
+
+        def publish_textbook(reading_ids=reading_ids) -> None:
+            with app.producer_or_acquire() as producer:
+                for reading_id in reading_ids:
+                    app.send_task(
+                        "benchmarks.evaluate_textbook.evaluate_reading_task",
+                        args=[reading_id],
+                        queue="evaluation",
+                        producer=producer,
+                    )
+
+        count, seconds, _ = run_throughput(
+            args,
+            procs,
+            worker_env,
+            label,
+            subset,
+            publish_textbook,
+            include="benchmarks.evaluate_textbook",
+        )
+        got = alert_state(subset)
+        if got != expected:
+            raise SystemExit(
+                f"{label}: alerts differ from the batch run's: missing {sorted(expected - got)[:5]}"
+                f", extra {sorted(got - expected)[:5]}"
+            )
+        textbook_rates[label] = count / seconds
+        title = (
+            "(c) textbook: a task per reading, CELERY_DB_REUSE_MAX=0"
+            if reuse is not None
+            else "(c') textbook: a task per reading, connection reused"
+        )
+        results.rows.append(Row(title, count, seconds, count / seconds))
+    results.notes.append(
+        f"textbook runs: {len(subset)} of the batch patients, reset; their alerts "
+        f"({len(expected)}) equal the batch run's (patient, group, severity)"
+    )
+    results.notes.append(
+        f"ratio (b)/(c) = {batch_rate / textbook_rates['textbook']:.1f}×   "
+        f"(b)/(c') = {batch_rate / textbook_rates['textbook-reuse']:.1f}×"
+    )
+
+
+# --- Output ---------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def print_table(results: Results) -> None:
+    header = (
+        f"{'phase':<58} {'readings':>8} {'seconds':>8} {'readings/s':>10} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    for row in results.rows:
+        print(
+            f"{row.phase:<58} {row.readings:>8} {row.seconds:>8.2f} {fmt(row.rate, '.0f'):>10} "
+            f"{fmt(row.p50, '.1f'):>8} {fmt(row.p99, '.1f'):>8} {fmt(row.worst, '.1f'):>8}"
+        )
+    print()
+    for note in results.notes:
+        print(f"- {note}")
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run (~1–2 min)")
+    parser.add_argument(
+        "--database-url", default=os.environ.get("BENCH_EVAL_DATABASE_URL", DEFAULT_DATABASE_URL)
+    )
+    parser.add_argument(
+        "--broker-url", default=os.environ.get("BENCH_EVAL_BROKER_URL", DEFAULT_BROKER_URL)
+    )
+    parser.add_argument("--rate", type=float, default=100.0, help="posts per second")
+    parser.add_argument("--duration", type=float, help="seconds of steady load (30)")
+    parser.add_argument("--patients", type=int, help="patients posting (500)")
+    parser.add_argument("--crossing-share", type=float, default=0.03)
+    parser.add_argument("--client-threads", type=int, default=16)
+    parser.add_argument("--backlog-patients", type=int, help="batch phase patients (200)")
+    parser.add_argument("--per-patient", type=int, default=100, help="backlog per patient")
+    parser.add_argument("--backlog-crossings", type=int, default=2)
+    parser.add_argument("--textbook-patients", type=int, help="textbook phase patients (30)")
+    parser.add_argument("--phase-limit", type=float, default=300.0, help="seconds per phase")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.duration = args.duration or (8.0 if quick else 30.0)
+    args.patients = args.patients or (100 if quick else 500)
+    args.backlog_patients = args.backlog_patients or (30 if quick else 200)
+    args.textbook_patients = args.textbook_patients or (6 if quick else 30)
+    args.textbook_patients = min(args.textbook_patients, args.backlog_patients)
+    return args
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _child_signals() -> None:
+    """In a forked helper: the parent stops it; Ctrl-C is the parent's to handle."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    check_broker_url(args.broker_url)
+    configure_environment(args)
+    # SIGTERM unwinds like Ctrl-C, so the finally below stops every subprocess.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    import django
+
+    print(f"load average at start: {load_average()} ({os.cpu_count()} cores)", flush=True)
+    recreate_database(args.database_url)
+    flush_broker(args.broker_url)
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    began = time.monotonic()
+    population = enrol(args.patients, args.backlog_patients)
+    print(
+        f"enrolled {1 + args.patients + args.backlog_patients} patients on "
+        f"{', '.join(PROTOCOLS)} in {time.monotonic() - began:.1f} s",
+        flush=True,
+    )
+    env = dict(os.environ)
+    results = Results()
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-eval-") as logdir:
+        procs = Subprocesses(Path(logdir))
+        try:
+            print("(a) latency …", flush=True)
+            run_latency(args, procs, env, population, results)
+            procs.stop_all()
+            print("(b)/(c) throughput …", flush=True)
+            run_batch_and_textbook(args, procs, env, population, results)
+        finally:
+            procs.stop_all()
+            flush_broker(args.broker_url)
+    print_table(results)
+    print(f"- load average at end: {load_average()}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted; subprocesses stopped", file=sys.stderr)
+        sys.exit(130)

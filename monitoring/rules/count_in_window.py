@@ -1,0 +1,63 @@
+"""Count in window: N readings meeting the condition within D days, in a row or not
+(NICE poor-control marker: two INR ≤ 1.5 within 6 months).
+
+Parameters: conditions/match as for threshold, "count", "within_days".
+"""
+
+from datetime import timedelta
+
+from monitoring.rules.base import (
+    Checker,
+    Conditions,
+    Context,
+    Evaluation,
+    Finding,
+    RuleLike,
+    components_for,
+)
+from monitoring.units import format_number
+
+
+def validate(parameters: object, *, metric: str) -> dict:
+    check = Checker(parameters)
+    check.conditions(components=components_for(metric))
+    check.integer("count", minimum=2)
+    check.number("within_days", minimum=1)
+    check.unknown(["conditions", "match", "count", "within_days"])
+    return check.done()
+
+
+def lookback(parameters: dict) -> timedelta:
+    return timedelta(days=parameters["within_days"])
+
+
+def evaluate(rule: RuleLike, context: Context) -> Evaluation:
+    conditions = Conditions.from_parameters(rule.parameters)
+    count = rule.parameters["count"]
+    span = timedelta(days=rule.parameters["within_days"])
+    matching = [reading for reading in context.history if conditions.matches(reading)]
+    result = Evaluation()
+    for reading in context.new:
+        if not conditions.matches(reading):
+            continue
+        inside = [
+            other
+            for other in matching
+            if reading.measured_at - span < other.measured_at <= reading.measured_at
+        ]
+        if len(inside) >= count:
+            result.findings.append(
+                Finding(
+                    rule_id=rule.id,
+                    severity=rule.severity,
+                    title=rule.title,
+                    detail=(
+                        f"{len(inside)} readings with {conditions.describe(context.unit)} "
+                        f"within {format_number(rule.parameters['within_days'])} days"
+                    ),
+                    triggered_at=reading.measured_at,
+                    reading_ids=tuple(other.id for other in inside),
+                    values={"count": len(inside)},
+                )
+            )
+    return result

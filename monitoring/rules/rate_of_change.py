@@ -1,0 +1,85 @@
+"""Rate of change: a gain or loss over N days (heart failure: > 0.9 kg in 1 day).
+
+Per the clinical reference (body_weight.computed_metrics.delta_weight): use the first
+reading of each local calendar day; delta_N = value(day d) − value(day d−N); if day d−N has
+no reading use the nearest earlier day within N+1 days, else skip.
+
+Parameters: "window_days" N, "delta" (canonical unit), "direction" gain | loss,
+"op" gt | ge (default gt).
+"""
+
+from datetime import date, timedelta
+
+from monitoring.rules.base import (
+    OPERATORS,
+    SYMBOLS,
+    Checker,
+    Context,
+    Evaluation,
+    Finding,
+    RuleLike,
+)
+from monitoring.units import format_number
+
+
+def validate(parameters: object, *, metric: str) -> dict:
+    check = Checker(parameters)
+    check.integer("window_days", minimum=1)
+    check.number("delta", minimum=0)
+    check.choice("direction", ["gain", "loss"])
+    check.choice("op", ["gt", "ge"], required=False)
+    check.unknown(["window_days", "delta", "direction", "op"])
+    return check.done()
+
+
+def lookback(parameters: dict) -> timedelta:
+    # Day d−N−1 may stand in for d−N, and local days straddle UTC ones.
+    return timedelta(days=parameters["window_days"] + 2)
+
+
+def first_of_each_day(readings, zone) -> dict[date, object]:
+    days: dict[date, object] = {}
+    for reading in readings:  # oldest first
+        days.setdefault(reading.measured_at.astimezone(zone).date(), reading)
+    return days
+
+
+def evaluate(rule: RuleLike, context: Context) -> Evaluation:
+    params = rule.parameters
+    n = params["window_days"]
+    sign = 1 if params["direction"] == "gain" else -1
+    compare = OPERATORS[params.get("op", "gt")]
+    days = first_of_each_day(context.history, context.zone)
+    new_days = sorted({r.measured_at.astimezone(context.zone).date() for r in context.new})
+    new_ids = {r.id for r in context.new}
+    result = Evaluation()
+    for day in new_days:
+        today = days[day]
+        if today.id not in new_ids:
+            continue  # a later weighing of a day already compared by its first weight
+        base = days.get(day - timedelta(days=n)) or days.get(day - timedelta(days=n + 1))
+        if base is None:
+            continue
+        # Rounded as canonical values are (units.Unit.to_canonical): 80.9 - 80.0 is a change
+        # of exactly 0.9 kg, not 0.9000000000000057, so a limit of "> 0.9" holds at the limit.
+        change = round(sign * (today.value - base.value), 6)
+        if compare(change, params["delta"]):
+            result.findings.append(
+                Finding(
+                    rule_id=rule.id,
+                    severity=rule.severity,
+                    title=rule.title,
+                    detail=(
+                        f"{params['direction']} of {format_number(round(change, 2))} "
+                        f"{context.unit} from {base.measured_at.astimezone(context.zone):%Y-%m-%d} "
+                        f"to {day:%Y-%m-%d} (rule: {SYMBOLS[params.get('op', 'gt')]} "
+                        f"{format_number(params['delta'])} {context.unit} in {n} day(s))"
+                    ),
+                    triggered_at=today.measured_at,
+                    reading_ids=(base.id, today.id),
+                    values={"change": round(change, 3), "from": base.value, "to": today.value},
+                )
+            )
+        elif day == max(days):
+            result.cleared_at = today.measured_at
+    return result

@@ -1,0 +1,680 @@
+"""Staff endpoints for patients and their credentials, and the patient's own GET /api/v1/me."""
+
+import hashlib
+import threading
+from datetime import UTC, datetime, time, timedelta
+
+import httpx
+import pytest
+from django.conf import settings
+
+from monitoring.auth import issue_app_token, issue_staff_token
+from monitoring.models import Device, Patient, PatientAppToken, Reading, ReadingSource
+from tests.conftest import client_with
+from tests.factories import CareTeamFactory, MembershipFactory, PatientFactory, UserFactory
+
+NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+PATIENTS_URL = "/api/v1/patients"
+INVALID = "Invalid input."
+
+
+def iso(moment: datetime) -> str:
+    """A datetime as the API writes it."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def enrolment(team, **overrides) -> dict:
+    return {
+        "external_id": "MRN-100",
+        "name": "Ada Example",
+        "timezone": "Europe/Berlin",
+        "care_team": team.pk,
+        "protocols": ["hypertension", "heart_failure"],
+    } | overrides
+
+
+def errors(response) -> dict:
+    assert response.status_code == 400
+    body = response.json()
+    assert body["detail"] == INVALID
+    return body["errors"]
+
+
+def weight_reading(reading_id: str) -> dict:
+    return {
+        "id": reading_id,
+        "type": "weight",
+        "value": 81.5,
+        "unit": "kg",
+        "measured_at": "2026-03-01T07:00:00+01:00",
+    }
+
+
+# --- POST /api/v1/patients: unhappy paths -------------------------------------------------
+
+
+def test_enrolling_without_fields_names_each_required_field(nurse_client):
+    response = nurse_client.post(PATIENTS_URL, {}, format="json")
+
+    assert errors(response) == {
+        "external_id": ["This field is required."],
+        "name": ["This field is required."],
+        "timezone": ["This field is required."],
+        "care_team": ["This field is required."],
+    }
+    assert Patient.objects.count() == 0
+
+
+def test_an_unknown_protocol_is_refused_per_item(nurse_client, team):
+    response = nurse_client.post(
+        PATIENTS_URL, enrolment(team, protocols=["diabetes", "asthma"]), format="json"
+    )
+
+    assert errors(response) == {"protocols": {"1": ['"asthma" is not a valid choice.']}}
+    assert Patient.objects.count() == 0
+
+
+def test_a_protocol_listed_twice_is_refused(nurse_client, team):
+    response = nurse_client.post(
+        PATIENTS_URL, enrolment(team, protocols=["copd", "copd"]), format="json"
+    )
+
+    assert errors(response) == {"protocols": ["Each protocol may be listed once."]}
+    assert Patient.objects.count() == 0
+
+
+def test_protocols_given_as_a_string_are_refused(nurse_client, team):
+    response = nurse_client.post(
+        PATIENTS_URL, enrolment(team, protocols="heart_failure"), format="json"
+    )
+
+    assert errors(response) == {"protocols": ['Expected a list of items but got type "str".']}
+    assert Patient.objects.count() == 0
+
+
+def test_a_time_zone_that_is_not_an_iana_name_is_refused(nurse_client, team):
+    response = nurse_client.post(
+        PATIENTS_URL, enrolment(team, timezone="Mars/Olympus_Mons"), format="json"
+    )
+
+    assert errors(response) == {"timezone": ["'Mars/Olympus_Mons' is not an IANA time zone name"]}
+    assert Patient.objects.count() == 0
+
+
+@pytest.mark.parametrize("care_team", ["other", "missing"])
+def test_enrolling_in_a_team_that_is_not_the_callers_says_the_same_as_a_missing_team(
+    nurse_client, team, other_team, care_team
+):
+    team_id = other_team.pk if care_team == "other" else other_team.pk + 1000
+
+    response = nurse_client.post(PATIENTS_URL, enrolment(team, care_team=team_id), format="json")
+
+    assert errors(response) == {"care_team": ["Not one of your care teams."]}
+    assert Patient.objects.count() == 0
+
+
+def test_a_care_team_that_is_not_a_number_is_refused(nurse_client, team):
+    response = nurse_client.post(PATIENTS_URL, enrolment(team, care_team="cardio"), format="json")
+
+    assert errors(response) == {"care_team": ["A valid integer is required."]}
+    assert Patient.objects.count() == 0
+
+
+def test_a_duplicate_external_id_is_refused_and_the_first_patient_kept(nurse_client, team):
+    first = PatientFactory(external_id="MRN-100", care_team=team, name="First Patient")
+
+    response = nurse_client.post(PATIENTS_URL, enrolment(team, name="Second"), format="json")
+
+    assert errors(response) == {
+        "external_id": ["A patient with this external id is already enrolled."]
+    }
+    assert list(Patient.objects.values_list("pk", "name")) == [(first.pk, "First Patient")]
+    assert first.protocols.count() == 0
+
+
+def test_a_duplicate_external_id_in_another_team_is_refused_too(nurse_client, team, other_team):
+    PatientFactory(external_id="MRN-100", care_team=other_team)
+
+    response = nurse_client.post(PATIENTS_URL, enrolment(team), format="json")
+
+    assert errors(response) == {
+        "external_id": ["A patient with this external id is already enrolled."]
+    }
+    assert Patient.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "quiet_hours",
+    [
+        {"quiet_hours_start": "22:00"},
+        {"quiet_hours_end": "07:00"},
+        {"quiet_hours_start": "22:00", "quiet_hours_end": None},
+    ],
+    ids=["start-only", "end-only", "end-null"],
+)
+def test_quiet_hours_need_both_ends_or_neither(nurse_client, team, quiet_hours):
+    response = nurse_client.post(
+        PATIENTS_URL, enrolment(team, preferences=quiet_hours), format="json"
+    )
+
+    assert errors(response) == {
+        "preferences": {"quiet_hours_end": ["Give both ends of the quiet hours, or neither."]}
+    }
+    assert Patient.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("preferences", "reason"),
+    [
+        pytest.param(
+            {"daily_nudge_cap": 25},
+            {"daily_nudge_cap": ["Ensure this value is less than or equal to 24."]},
+            id="nudge-cap",
+        ),
+        pytest.param(
+            {"glucose_unit": "mg"},
+            {"glucose_unit": ['"mg" is not a valid choice.']},
+            id="glucose-unit",
+        ),
+        pytest.param(
+            {"nudge_channel": "pigeon"},
+            {"nudge_channel": ['"pigeon" is not a valid choice.']},
+            id="channel",
+        ),
+        pytest.param(
+            {"quiet_hours_start": "late", "quiet_hours_end": "07:00"},
+            {
+                "quiet_hours_start": [
+                    "Time has wrong format. Use one of these formats instead: hh:mm[:ss[.uuuuuu]]."
+                ]
+            },
+            id="time-format",
+        ),
+    ],
+)
+def test_invalid_preferences_are_refused_per_field(nurse_client, team, preferences, reason):
+    response = nurse_client.post(
+        PATIENTS_URL, enrolment(team, preferences=preferences), format="json"
+    )
+
+    assert errors(response) == {"preferences": reason}
+    assert Patient.objects.count() == 0
+
+
+# --- POST /api/v1/patients: success -------------------------------------------------------
+
+
+def test_enrolling_a_patient_stores_protocols_and_returns_them_sorted(
+    nurse_client, team, time_machine
+):
+    # given
+    time_machine.move_to(NOW, tick=False)
+    body = enrolment(
+        team,
+        preferences={"language": "de", "quiet_hours_start": "22:00", "quiet_hours_end": "07:00"},
+    )
+
+    # when
+    response = nurse_client.post(PATIENTS_URL, body, format="json")
+
+    # then
+    assert response.status_code == 201
+    patient = Patient.objects.get()
+    assert response.json() == {
+        "id": patient.pk,
+        "external_id": "MRN-100",
+        "name": "Ada Example",
+        "timezone": "Europe/Berlin",
+        "care_team": team.pk,
+        "protocols": ["heart_failure", "hypertension"],
+        "preferences": {
+            "glucose_unit": "mg/dL",
+            "weight_unit": "kg",
+            "language": "de",
+            "nudge_channel": "in_app",
+            "quiet_hours_start": "22:00",
+            "quiet_hours_end": "07:00",
+            "daily_nudge_cap": 3,
+        },
+        "created_at": "2026-03-01T10:00:00Z",
+    }
+    assert sorted(patient.protocols.values_list("code", flat=True)) == [
+        "heart_failure",
+        "hypertension",
+    ]
+    assert (patient.care_team, patient.language) == (team, "de")
+    assert (patient.quiet_hours_start, patient.quiet_hours_end) == (time(22), time(7))
+
+
+def test_enrolling_without_protocols_or_quiet_hours_is_allowed(nurse_client, team):
+    body = enrolment(team, preferences={"quiet_hours_start": None, "quiet_hours_end": None})
+    del body["protocols"]
+
+    response = nurse_client.post(PATIENTS_URL, body, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["protocols"] == []
+    assert response.json()["preferences"]["quiet_hours_start"] is None
+    assert Patient.objects.get().protocols.count() == 0
+
+
+def test_a_superuser_may_enrol_in_any_team(superuser, staff_client, other_team):
+    response = staff_client(superuser).post(PATIENTS_URL, enrolment(other_team), format="json")
+
+    assert response.status_code == 201
+    assert Patient.objects.get().care_team == other_team
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_concurrent_enrolments_of_one_external_id_create_exactly_one_patient(live_server):
+    # given: committed staff credentials (the server's threads use their own connections)
+    team = CareTeamFactory(name="Race clinic")
+    nurse = MembershipFactory(team=team, user=UserFactory(username="racer")).user
+    _, token = issue_staff_token(user=nurse)
+    barrier = threading.Barrier(4)
+    statuses = []
+
+    def enrol(name):
+        with httpx.Client(base_url=live_server.url, timeout=20) as http:
+            barrier.wait()
+            response = http.post(
+                f"{PATIENTS_URL}",
+                json=enrolment(team, name=name),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            statuses.append((response.status_code, response.json()))
+
+    # when: four enrolments of the same MRN race each other
+    threads = [threading.Thread(target=enrol, args=(f"Racer {n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # then: one 201, three 400s with the reason, one row
+    assert sorted(code for code, _ in statuses) == [201, 400, 400, 400]
+    refusals = [body for code, body in statuses if code == 400]
+    assert refusals == 3 * [
+        {
+            "detail": INVALID,
+            "errors": {"external_id": ["A patient with this external id is already enrolled."]},
+        }
+    ]
+    assert Patient.objects.filter(external_id="MRN-100").count() == 1
+    assert Patient.objects.get().protocols.count() == 2
+
+
+# --- GET /api/v1/patients and /api/v1/patients/{id} ---------------------------------------
+
+
+def test_the_patient_list_is_paginated_and_holds_only_the_callers_teams(
+    nurse_client, team, other_team
+):
+    # given: three patients in the nurse's team, one elsewhere
+    ours = [PatientFactory(care_team=team) for _ in range(3)]
+    PatientFactory(care_team=other_team)
+
+    # when
+    first = nurse_client.get(PATIENTS_URL, {"page_size": 2})
+    second = nurse_client.get(first.json()["next"])
+
+    # then
+    assert first.status_code == 200
+    assert first.json()["count"] == 3
+    assert first.json()["previous"] is None
+    assert first.json()["next"] == "http://testserver/api/v1/patients?page=2&page_size=2"
+    assert [p["id"] for p in first.json()["results"]] == [ours[0].pk, ours[1].pk]
+    assert second.json()["count"] == 3
+    assert second.json()["next"] is None
+    assert [p["id"] for p in second.json()["results"]] == [ours[2].pk]
+
+
+def test_a_page_past_the_end_is_a_json_404(nurse_client, patient):
+    response = nurse_client.get(PATIENTS_URL, {"page": 9})
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid page."}
+
+
+def test_a_staff_user_in_no_team_sees_no_patients(staff_client, patient, other_patient):
+    loner = UserFactory(username="loner")
+
+    response = staff_client(loner).get(PATIENTS_URL)
+
+    assert response.status_code == 200
+    assert response.json() == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+def test_patient_detail_shows_the_patient(nurse_client, team, time_machine):
+    time_machine.move_to(NOW, tick=False)
+    patient = PatientFactory(
+        care_team=team, external_id="MRN-7", name="Ada Example", timezone="America/New_York"
+    )
+    patient.protocols.set(patient.protocols.model.objects.filter(code__in=["diabetes", "copd"]))
+
+    response = nurse_client.get(f"{PATIENTS_URL}/{patient.pk}")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": patient.pk,
+        "external_id": "MRN-7",
+        "name": "Ada Example",
+        "timezone": "America/New_York",
+        "care_team": team.pk,
+        "protocols": ["copd", "diabetes"],
+        "preferences": {
+            "glucose_unit": "mg/dL",
+            "weight_unit": "kg",
+            "language": "en",
+            "nudge_channel": "in_app",
+            "quiet_hours_start": None,
+            "quiet_hours_end": None,
+            "daily_nudge_cap": 3,
+        },
+        "created_at": "2026-03-01T10:00:00Z",
+    }
+
+
+def test_patient_detail_of_a_missing_patient_is_a_json_404(nurse_client, patient):
+    response = nurse_client.get(f"{PATIENTS_URL}/{patient.pk + 1000}")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_a_patient_id_that_is_not_a_number_is_a_json_404(nurse_client, patient):
+    response = nurse_client.get(f"{PATIENTS_URL}/MRN-1/tokens")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_methods_the_patient_detail_does_not_offer_are_a_json_405(nurse_client, patient, method):
+    response = getattr(nurse_client, method)(f"{PATIENTS_URL}/{patient.pk}", {}, format="json")
+
+    assert response.status_code == 405
+    assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
+    assert Patient.objects.filter(pk=patient.pk).exists()
+
+
+# --- App tokens ---------------------------------------------------------------------------
+
+
+def test_issuing_an_app_token_returns_it_once_and_stores_its_hash(
+    nurse, nurse_client, patient, time_machine
+):
+    # given
+    time_machine.move_to(NOW, tick=False)
+
+    # when
+    response = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/tokens")
+
+    # then
+    assert response.status_code == 201
+    body = response.json()
+    stored = PatientAppToken.objects.get()
+    assert body == {
+        "id": stored.pk,
+        "token": body["token"],
+        "expires_at": iso(NOW + settings.VIGIL_APP_TOKEN_TTL),
+    }
+    assert body["token"].startswith("vgp_")
+    assert stored.token_hash == hashlib.sha256(body["token"].encode()).hexdigest()
+    assert (stored.patient, stored.created_by) == (patient, nurse)
+    assert stored.expires_at == NOW + settings.VIGIL_APP_TOKEN_TTL
+    # and the token is the patient's
+    me = client_with(body["token"]).get("/api/v1/me")
+    assert me.status_code == 200
+    assert me.json()["id"] == patient.pk
+
+
+def test_each_issue_is_a_new_token(nurse_client, patient):
+    first = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/tokens").json()
+    second = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/tokens").json()
+
+    assert first["token"] != second["token"]
+    assert PatientAppToken.objects.filter(patient=patient).count() == 2
+
+
+def test_revoking_an_app_token_ends_it_and_leaves_the_others(nurse_client, patient, time_machine):
+    # given: two tokens of the patient
+    time_machine.move_to(NOW, tick=False)
+    revoked_row, revoked = issue_app_token(patient=patient)
+    _, kept = issue_app_token(patient=patient)
+
+    # when
+    response = nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/{revoked_row.pk}")
+
+    # then
+    assert response.status_code == 204
+    assert response.content == b""
+    revoked_row.refresh_from_db()
+    assert revoked_row.revoked_at == NOW
+    assert client_with(revoked).get("/api/v1/me").status_code == 401
+    assert client_with(kept).get("/api/v1/me").status_code == 200
+
+
+def test_revoking_a_revoked_token_again_keeps_the_first_revocation_time(
+    nurse_client, patient, time_machine
+):
+    time_machine.move_to(NOW, tick=False)
+    token_row, _ = issue_app_token(patient=patient)
+    nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/{token_row.pk}")
+
+    time_machine.shift(timedelta(hours=1))
+    response = nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/{token_row.pk}")
+
+    assert response.status_code == 204
+    token_row.refresh_from_db()
+    assert token_row.revoked_at == NOW
+
+
+def test_revoking_a_token_that_does_not_exist_is_a_json_404(nurse_client, patient):
+    response = nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/999999")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+# --- Devices ------------------------------------------------------------------------------
+
+DEVICE = {"kind": "scale", "model": "Withings Body+", "serial": "WB-0042"}
+
+
+def test_registering_a_device_shows_its_key_once_and_stores_its_hash(
+    nurse_client, patient, patient_client, time_machine
+):
+    # given
+    time_machine.move_to(NOW, tick=False)
+
+    # when
+    response = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+
+    # then
+    assert response.status_code == 201
+    device = Device.objects.get()
+    key = response.json()["key"]
+    assert response.json() == {
+        "id": device.pk,
+        "kind": "scale",
+        "model": "Withings Body+",
+        "serial": "WB-0042",
+        "created_at": "2026-03-01T10:00:00Z",
+        "revoked_at": None,
+        "last_seen_at": None,
+        "key": key,
+    }
+    assert key.startswith("vgd_")
+    assert device.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    assert device.patient == patient
+    # and no later answer shows it again
+    for later in (
+        nurse_client.get(f"{PATIENTS_URL}/{patient.pk}"),
+        nurse_client.get(PATIENTS_URL),
+        patient_client.get("/api/v1/me"),
+    ):
+        assert later.status_code == 200
+        assert key not in later.content.decode()
+
+
+def test_a_device_key_posts_readings_for_its_patient_until_revoked(
+    nurse_client, patient, time_machine
+):
+    # given: a registered device
+    time_machine.move_to(NOW, tick=False)
+    registered = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+    device = Device.objects.get()
+    device_client = client_with(registered.json()["key"])
+
+    # when: it posts, is revoked, and posts again
+    before = device_client.post(
+        "/api/v1/readings", weight_reading("7b0d5f8e-3c2a-4f61-9d0b-2a4e6c8f1b3d"), format="json"
+    )
+    revoked = nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/devices/{device.pk}")
+    after = device_client.post(
+        "/api/v1/readings", weight_reading("1c9e6a2b-0d4f-4e8a-b7c3-5f2d1a9e8b70"), format="json"
+    )
+
+    # then
+    assert before.status_code == 201
+    assert revoked.status_code == 204
+    assert after.status_code == 401
+    assert after.json() == {"detail": "Invalid, expired or revoked token."}
+    stored = Reading.objects.get()
+    assert (stored.patient, stored.device, stored.source) == (patient, device, ReadingSource.DEVICE)
+    device.refresh_from_db()
+    assert device.revoked_at == NOW
+
+
+def test_a_second_active_device_with_the_same_serial_is_refused(nurse_client, patient):
+    nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+
+    response = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+
+    assert errors(response) == {
+        "serial": ["This patient already has an active device with this serial."]
+    }
+    assert Device.objects.count() == 1
+
+
+def test_a_serial_may_be_registered_again_after_its_device_is_revoked(nurse_client, patient):
+    first = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+    nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/devices/{first.json()['id']}")
+
+    second = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+
+    assert second.status_code == 201
+    assert second.json()["key"] != first.json()["key"]
+    assert Device.objects.filter(patient=patient, revoked_at__isnull=True).count() == 1
+    assert Device.objects.count() == 2
+
+
+def test_the_same_serial_may_belong_to_two_patients(nurse_client, team, patient):
+    neighbour = PatientFactory(care_team=team)
+    nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+
+    response = nurse_client.post(f"{PATIENTS_URL}/{neighbour.pk}/devices", DEVICE, format="json")
+
+    assert response.status_code == 201
+    assert Device.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(
+            DEVICE | {"kind": "toaster"},
+            {"kind": ['"toaster" is not a valid choice.']},
+            id="bad-kind",
+        ),
+        pytest.param(
+            {"model": "X"},
+            {"kind": ["This field is required."], "serial": ["This field is required."]},
+            id="missing-fields",
+        ),
+        pytest.param(
+            DEVICE | {"serial": ""}, {"serial": ["This field may not be blank."]}, id="blank-serial"
+        ),
+        pytest.param(
+            DEVICE | {"serial": "S" * 121},
+            {"serial": ["Ensure this field has no more than 120 characters."]},
+            id="long-serial",
+        ),
+    ],
+)
+def test_an_invalid_device_is_refused_per_field(nurse_client, patient, body, reason):
+    response = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", body, format="json")
+
+    assert errors(response) == reason
+    assert Device.objects.count() == 0
+
+
+def test_a_device_may_be_registered_without_a_model(nurse_client, patient):
+    response = nurse_client.post(
+        f"{PATIENTS_URL}/{patient.pk}/devices", {"kind": "cgm", "serial": "CGM-1"}, format="json"
+    )
+
+    assert response.status_code == 201
+    assert response.json()["model"] == ""
+    assert Device.objects.get().model == ""
+
+
+def test_revoking_a_device_that_does_not_exist_is_a_json_404(nurse_client, patient):
+    response = nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/devices/999999")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+# --- GET /api/v1/me -----------------------------------------------------------------------
+
+
+def test_me_shows_the_patients_own_profile(team, time_machine):
+    # given
+    time_machine.move_to(NOW, tick=False)
+    patient = PatientFactory(
+        care_team=team,
+        external_id="MRN-42",
+        name="Ada Example",
+        timezone="Europe/Berlin",
+        language="de",
+        weight_unit="lb",
+        quiet_hours_start=time(22, 30),
+        quiet_hours_end=time(6, 45),
+        daily_nudge_cap=2,
+    )
+    patient.protocols.set(patient.protocols.model.objects.filter(code__in=["hypertension", "copd"]))
+    PatientFactory(care_team=team)  # someone else
+
+    # when
+    response = client_with(issue_app_token(patient=patient)[1]).get("/api/v1/me")
+
+    # then
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": patient.pk,
+        "external_id": "MRN-42",
+        "name": "Ada Example",
+        "timezone": "Europe/Berlin",
+        "protocols": ["copd", "hypertension"],
+        "preferences": {
+            "glucose_unit": "mg/dL",
+            "weight_unit": "lb",
+            "language": "de",
+            "nudge_channel": "in_app",
+            "quiet_hours_start": "22:30",
+            "quiet_hours_end": "06:45",
+            "daily_nudge_cap": 2,
+        },
+        "schedules": [],
+        "medications": [],
+        "targets": [],
+    }
+
+
+def test_me_with_a_staff_token_is_403(nurse_client, patient):
+    response = nurse_client.get("/api/v1/me")
+
+    assert response.status_code == 403
+    assert response.json() == {"detail": "This endpoint needs a patient app token."}

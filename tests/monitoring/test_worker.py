@@ -1,0 +1,272 @@
+"""A real Celery worker process, on the test broker and the pytest-django test database."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from monitoring.auth import issue_app_token
+from monitoring.models import Reading
+from monitoring.tasks import evaluate_patient_readings_task
+from tests.factories import ReadingFactory, ReadingItemFactory
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+# Starting the worker (Django setup, Redis connection) takes ~3 s on this machine.
+WORKER_WAIT = 30
+
+
+def wait_for(what: str, check: Callable[[], object], worker: Worker, timeout: float = WORKER_WAIT):
+    """Poll `check` until it returns something truthy; fail with the worker's log if not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        assert worker.process.poll() is None, f"the worker exited:\n{worker.log()[-6000:]}"
+        time.sleep(0.1)
+    pytest.fail(f"no {what} after {timeout} s; worker log:\n{worker.log()[-6000:]}")
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log_path: Path
+    application_name: str  # the worker's PostgreSQL connections carry it
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def children(self) -> list[int]:
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in path.read_text().split()]
+
+    def backends(self, *, waiting_on_a_lock: bool = False) -> list[int]:
+        """PostgreSQL backend pids of the worker's open connections."""
+        sql = "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+        if waiting_on_a_lock:
+            sql += " AND wait_event_type = 'Lock'"
+        with connection.cursor() as cursor:
+            cursor.execute(sql + " ORDER BY pid", [self.application_name])
+            return [pid for (pid,) in cursor.fetchall()]
+
+
+def worker_database_url() -> str:
+    """DATABASE_URL pointing at the database pytest-django created for this session."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return parts._replace(path="/" + settings.DATABASES["default"]["NAME"]).geturl()
+
+
+@pytest.fixture
+def worker(transactional_db, evaluation_queue, broker, tmp_path) -> Iterator[Worker]:
+    """`celery -A config worker --pool prefork -c 1 -Q evaluation`, stopped when the test ends."""
+    application_name = f"vigil-test-worker-{uuid.uuid4().hex[:8]}"
+    database_url = worker_database_url() + "?" + urlencode({"application_name": application_name})
+    # Leftovers of an earlier run would be restored into the queue by the new worker.
+    broker.delete("unacked", "unacked_index")
+    log_path = tmp_path / "worker.log"
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker",
+        "--pool", "prefork", "--concurrency", "1", "--queues", "evaluation",
+        "--hostname", f"{application_name}@%h", "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so its children go with it
+        )
+    worker = Worker(process=process, log_path=log_path, application_name=application_name)
+    try:
+        yield worker
+    finally:
+        _stop(worker)
+
+
+def _stop(worker: Worker) -> None:
+    process = worker.process
+    if process.poll() is None:
+        process.terminate()  # warm shutdown: the pool child finishes, then the worker exits
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=15)
+    # Whatever is left of the group this test started (a pool child, a hung parent).
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=15)
+    # A connection whose client died can linger in PostgreSQL and block the table flush.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            [worker.application_name],
+        )
+
+
+def is_settled(broker, evaluation_queue) -> bool:
+    """Nothing waiting in the queue and nothing delivered but unacknowledged (acks_late)."""
+    return len(evaluation_queue) == 0 and broker.hlen("unacked") == 0
+
+
+def test_a_reading_posted_over_http_is_evaluated_by_a_real_worker(
+    worker, live_server, patient, broker, evaluation_queue
+):
+    # given
+    _, token = issue_app_token(patient=patient)
+    item = ReadingItemFactory(type="weight")
+
+    # when
+    response = httpx.post(
+        f"{live_server.url}/api/v1/readings",
+        json={"readings": [item]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+
+    # then
+    assert response.status_code == 201
+    assert response.json()["results"] == [{"id": item["id"], "status": "created"}]
+    reading = Reading.objects.get(patient=patient)
+    evaluated_at = wait_for(
+        "evaluation",
+        lambda: Reading.objects.filter(pk=reading.pk).values_list("evaluated_at", flat=True)[0],
+        worker,
+    )
+    assert evaluated_at > reading.received_at
+    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    assert re.search(r"evaluate_patient_readings_task\[[-0-9a-f]+\] succeeded", worker.log())
+
+
+def test_the_worker_keeps_its_database_connection_between_tasks(
+    worker, patient, other_patient, broker, evaluation_queue
+):
+    # Celery's Django fixup closes the connection around every task unless it sees
+    # CELERY_DB_REUSE_MAX in the worker's app config (DESIGN.md: ~90 vs ~400 tasks/s).
+    # given: a first task has run and been acknowledged
+    first = ReadingFactory(patient=patient)
+    evaluate_patient_readings_task.delay(patient.pk)
+    wait_for("first evaluation", lambda: evaluated(first), worker)
+    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    backends_after_first = worker.backends()
+
+    # when
+    second = ReadingFactory(patient=other_patient)
+    evaluate_patient_readings_task.delay(other_patient.pk)
+    wait_for("second evaluation", lambda: evaluated(second), worker)
+    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+
+    # then: one connection, still open after each task, the same one both times
+    assert len(backends_after_first) == 1, worker.log()
+    assert worker.backends() == backends_after_first
+
+
+def evaluated(reading) -> bool:
+    return Reading.objects.filter(pk=reading.pk, evaluated_at__isnull=False).exists()
+
+
+class RowLock:
+    """Locks on rows, held by a connection of the test's own until released."""
+
+    def __init__(self) -> None:
+        self.holder = psycopg.connect(worker_database_url(), autocommit=False)
+
+    def take(self, reading: Reading) -> None:
+        table = Reading._meta.db_table
+        self.holder.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [reading.pk])
+
+    def release(self) -> None:
+        self.holder.rollback()
+
+
+@pytest.fixture
+def row_lock(worker) -> Iterator[RowLock]:
+    # Depends on the worker so it is released first: a worker blocked on it cannot stop.
+    lock = RowLock()
+    try:
+        yield lock
+    finally:
+        lock.release()
+        lock.holder.close()
+
+
+def test_a_task_whose_worker_process_is_killed_mid_run_is_run_again(
+    worker, row_lock, patient, broker, evaluation_queue
+):
+    # given: the evaluation blocked mid-run on a row this test holds locked
+    reading = ReadingFactory(patient=patient)
+    row_lock.take(reading)
+    evaluate_patient_readings_task.delay(patient.pk)
+    [first_run] = wait_for(
+        "a run blocked on the lock", lambda: worker.backends(waiting_on_a_lock=True), worker
+    )
+    [child] = worker.children()
+
+    # when: the pool process running it dies
+    os.kill(child, signal.SIGKILL)
+
+    # then: a new pool process takes the task up again (acks_late + reject_on_worker_lost)
+    wait_for(
+        "a second run",
+        lambda: [pid for pid in worker.backends(waiting_on_a_lock=True) if pid != first_run],
+        worker,
+    )
+    assert child not in worker.children()
+    assert not evaluated(reading)
+
+    # when: the lock is released
+    row_lock.release()
+
+    # then: delivered twice, run to the end once, acknowledged, nothing left in the queue
+    wait_for("evaluation", lambda: evaluated(reading), worker)
+    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    log = worker.log()
+    assert log.count("WorkerLostError('Worker exited prematurely: signal 9 (SIGKILL)") == 1
+    assert len(re.findall(r"evaluate_patient_readings_task\[[-0-9a-f]+\] received", log)) == 2
+    assert len(re.findall(r"evaluate_patient_readings_task\[[-0-9a-f]+\] succeeded", log)) == 1
+
+
+def test_the_worker_reconnects_after_its_database_connection_is_lost(
+    worker, patient, other_patient, broker, evaluation_queue
+):
+    # given: the worker's kept connection, killed as a database restart or failover would
+    first = ReadingFactory(patient=patient)
+    evaluate_patient_readings_task.delay(patient.pk)
+    wait_for("first evaluation", lambda: evaluated(first), worker)
+    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    [lost] = worker.backends()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [lost])
+    wait_for("the connection to end", lambda: lost not in worker.backends(), worker)
+
+    # when
+    second = ReadingFactory(patient=other_patient)
+    evaluate_patient_readings_task.delay(other_patient.pk)
+
+    # then
+    wait_for("evaluation on a new connection", lambda: evaluated(second), worker)
+    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    assert len(worker.backends()) == 1
+    assert worker.backends() != [lost]

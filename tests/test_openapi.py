@@ -1,0 +1,238 @@
+"""The OpenAPI document at /api/schema/ describes the API.md contract; /api/docs/ renders it."""
+
+import re
+from pathlib import Path
+
+import pytest
+from django.urls import Resolver404, resolve
+from drf_spectacular.validation import validate_schema
+
+SCHEMA_URL = "/api/schema/"
+# ../shared/API.md beside the repository, where the contract is kept; absent in a bare checkout.
+API_MD = Path(__file__).resolve().parents[2] / "shared" / "API.md"
+
+# Every operation API.md promises, written the way API.md writes it. API.md may grow, but
+# nothing in it changes or goes without a versioned path, so this list only grows too.
+CONTRACT = [
+    ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/readings"),
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/readings"),
+    ("GET", "/api/v1/nudges"),
+    ("POST", "/api/v1/nudges/{id}/opened"),
+    ("GET", "/api/v1/care-teams"),
+    ("POST", "/api/v1/care-teams"),
+    ("POST", "/api/v1/patients"),
+    ("GET", "/api/v1/patients"),
+    ("GET", "/api/v1/patients/{id}"),
+    ("POST", "/api/v1/patients/{id}/tokens"),
+    ("DELETE", "/api/v1/patients/{id}/tokens/{token_id}"),
+    ("POST", "/api/v1/patients/{id}/devices"),
+    ("DELETE", "/api/v1/patients/{id}/devices/{device_id}"),
+    ("GET", "/api/v1/patients/{id}/rules"),
+    ("POST", "/api/v1/patients/{id}/rules"),
+    ("PATCH", "/api/v1/patients/{id}/rules/{rule_id}"),
+    ("GET", "/api/v1/patients/{id}/readings"),
+    ("GET", "/api/v1/alerts"),
+    ("POST", "/api/v1/alerts/{id}/acknowledge"),
+    ("POST", "/api/v1/alerts/{id}/resolve"),
+]
+# What the code base serves today; the schema must list at least these.
+IMPLEMENTED_AT_LEAST = {
+    ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/readings"),
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/readings"),
+    ("GET", "/api/v1/care-teams"),
+    ("POST", "/api/v1/care-teams"),
+    ("POST", "/api/v1/patients"),
+    ("GET", "/api/v1/patients"),
+    ("GET", "/api/v1/patients/{id}"),
+    ("POST", "/api/v1/patients/{id}/tokens"),
+    ("DELETE", "/api/v1/patients/{id}/tokens/{token_id}"),
+    ("POST", "/api/v1/patients/{id}/devices"),
+    ("DELETE", "/api/v1/patients/{id}/devices/{device_id}"),
+    ("GET", "/api/v1/patients/{id}/readings"),
+}
+PAGINATED = {
+    ("GET", "/api/v1/readings"),
+    ("GET", "/api/v1/patients"),
+    ("GET", "/api/v1/patients/{id}/readings"),
+}
+PARAMETER = re.compile(r"\{[^}]+\}")
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+def shape(path: str) -> str:
+    """/api/v1/patients/{id}/tokens/{token_id} -> /api/v1/patients/{}/tokens/{}."""
+    return PARAMETER.sub("{}", path)
+
+
+def is_served(method: str, path: str) -> bool:
+    try:
+        match = resolve(PARAMETER.sub("1", path))
+    except Resolver404:
+        return False
+    view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
+    return view_class is not None and hasattr(view_class, method.lower())
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker):
+    from rest_framework.test import APIClient
+
+    with django_db_blocker.unblock():
+        response = APIClient().get(SCHEMA_URL, {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield method.upper(), path, operation
+
+
+def resolve_ref(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        name = node["$ref"].removeprefix("#/components/schemas/")
+        node = schema["components"]["schemas"][name]
+    return node
+
+
+def is_documented(schema: dict, node: dict) -> bool:
+    """A schema that says something: an object with properties, an array of such, or a type."""
+    node = resolve_ref(schema, node)
+    if node.get("type") == "array":
+        return is_documented(schema, node["items"])
+    if "oneOf" in node or "anyOf" in node or "allOf" in node:
+        return True
+    if node.get("type") == "object" or "properties" in node:
+        return bool(node.get("properties")) or bool(node.get("additionalProperties"))
+    return "type" in node
+
+
+# --- Served and valid ---------------------------------------------------------------------
+
+
+def test_the_schema_is_valid_openapi_3(schema):
+    assert schema["openapi"].startswith("3.")
+    assert schema["info"]["title"] == "Vigil API"
+    validate_schema(schema)  # raises on any violation of the OpenAPI 3 JSON schema
+
+
+def test_the_schema_is_served_as_yaml_by_default(client):
+    response = client.get(SCHEMA_URL)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi")
+    assert response.content.startswith(b"openapi: 3.")
+
+
+def test_the_docs_page_renders_and_points_at_the_schema(client):
+    response = client.get("/api/docs/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert "swagger-ui" in page.lower()
+    assert SCHEMA_URL in page
+
+
+# --- Covers the contract ------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not API_MD.exists(), reason="API.md is kept beside the repository")
+def test_the_contract_list_holds_every_operation_api_md_names():
+    text = API_MD.read_text()
+    named = set(re.findall(r"`(GET|POST|PATCH|PUT|DELETE) (/api/v1/[^`?\s]*)", text))
+
+    assert named - set(CONTRACT) == set()
+
+
+def test_the_schema_lists_every_contract_operation_that_is_served(schema):
+    served = {(method, path) for method, path in CONTRACT if is_served(method, path)}
+    documented = {(method, shape(path)) for method, path, _ in operations(schema)}
+
+    assert served >= IMPLEMENTED_AT_LEAST
+    missing = {(m, p) for m, p in served if (m, shape(p)) not in documented}
+    assert missing == set()
+
+
+def test_the_schema_lists_nothing_that_is_not_served(schema):
+    for method, path, _ in operations(schema):
+        assert is_served(method, path), f"{method} {path}"
+
+
+# --- Every operation is described ---------------------------------------------------------
+
+
+def test_every_request_body_has_a_schema_and_an_example(schema):
+    for method, path, operation in operations(schema):
+        if "requestBody" not in operation:
+            continue
+        content = operation["requestBody"]["content"]["application/json"]
+        assert is_documented(schema, content["schema"]), f"{method} {path}"
+        assert content.get("examples"), f"{method} {path} has no request example"
+
+
+def test_every_success_response_has_a_documented_schema(schema):
+    for method, path, operation in operations(schema):
+        successes = {code: r for code, r in operation["responses"].items() if code < "300"}
+        assert successes, f"{method} {path} documents no success response"
+        for code, response in successes.items():
+            if code == "204":
+                assert "content" not in response, f"{method} {path}"
+                continue
+            content = response.get("content", {}).get("application/json")
+            assert content, f"{method} {path} {code} documents no body"
+            assert is_documented(schema, content["schema"]), f"{method} {path} {code}"
+
+
+def test_every_operation_that_returns_a_body_has_an_example_or_a_documented_schema(schema):
+    for method, path, operation in operations(schema):
+        bodies = [
+            r["content"]["application/json"]
+            for r in operation["responses"].values()
+            if "content" in r
+        ]
+        assert all(b.get("examples") or is_documented(schema, b["schema"]) for b in bodies), (
+            f"{method} {path}"
+        )
+
+
+def test_every_error_response_is_the_json_error_shape(schema):
+    for method, path, operation in operations(schema):
+        for code, response in operation["responses"].items():
+            if code.startswith("4"):
+                body = resolve_ref(schema, response["content"]["application/json"]["schema"])
+                assert "detail" in body["properties"], f"{method} {path} {code}"
+
+
+def test_lists_are_documented_with_their_pagination_envelope(schema):
+    pages = {
+        (method, shape(path)): operation
+        for method, path, operation in operations(schema)
+        if (method, shape(path)) in {(m, shape(p)) for m, p in PAGINATED}
+    }
+
+    assert len(pages) == len(PAGINATED)
+    for (method, path), operation in pages.items():
+        content = operation["responses"]["200"]["content"]["application/json"]
+        body = resolve_ref(schema, content["schema"])
+        assert {"next", "previous", "results"} <= body["properties"].keys(), f"{method} {path}"
+        assert is_documented(schema, body["properties"]["results"]), f"{method} {path}"
+
+
+def test_every_operation_but_login_requires_a_bearer_credential(schema):
+    assert schema["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A staff token, a patient app token or a device key.",
+    }
+    for method, path, operation in operations(schema):
+        if (method, path) == ("POST", "/api/v1/auth/token"):
+            assert operation.get("security", []) in ([], [{}]), "login takes no credential"
+        else:
+            assert operation["security"] == [{"bearer": []}], f"{method} {path}"
