@@ -9,13 +9,13 @@ repeated every `repeat_minutes`, at most `max_repeats` times, then left to the q
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from alerts.models import Alert, AlertEvent, AlertEventKind, AlertStatus
+from config.celery import enqueue_on_commit
 
 
 def escalate_overdue_alerts(*, now: datetime | None = None) -> int:
@@ -37,17 +37,22 @@ def escalate_overdue_alerts(*, now: datetime | None = None) -> int:
         )
         events = [_escalate(alert, now) for alert in due[:limit]]
         for event in filter(None, events):
-            transaction.on_commit(partial(route_alert_event_task.delay, event.pk), robust=True)
+            enqueue_on_commit(route_alert_event_task, event.pk)
         if len(due) > limit:
-            transaction.on_commit(escalate_overdue_alerts_task.delay, robust=True)
+            enqueue_on_commit(escalate_overdue_alerts_task)
     return sum(1 for event in events if event)
 
 
 def _escalate(alert: Alert, now: datetime) -> AlertEvent | None:
     team = alert.patient.care_team
-    top = max(team.memberships.values_list("escalation_level", flat=True), default=1)
-    if alert.escalation_level < top:
-        alert.escalation_level += 1
+    # The next level someone (active) holds: a gap in the numbering (levels 1 and 3) must not
+    # cost the alert another delay while it pages the level below again.
+    higher = team.memberships.filter(
+        user__is_active=True, escalation_level__gt=alert.escalation_level
+    ).values_list("escalation_level", flat=True)
+    next_level = min(higher, default=None)
+    if next_level is not None:
+        alert.escalation_level = next_level
         alert.next_escalation_at = now + alert.escalation_delay(team)
         kind = AlertEventKind.ESCALATED
     elif alert.repeats < team.max_repeats:

@@ -139,6 +139,10 @@ def _fold(alert: Alert, trigger: Trigger, now: datetime) -> Raised:
     alert.condition_cleared_at = None
     alert.values = trigger.values
     alert.reading_ids = trigger.reading_ids
+    if trigger.rule.pk == alert.rule_id:
+        # Its rule fired again, perhaps as a clinician tailored it since: record that version.
+        alert.rule_version = trigger.rule.version
+        alert.rule_parameters = trigger.rule.parameters
     event = None
     if worse:
         previous = alert.severity

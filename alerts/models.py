@@ -263,7 +263,8 @@ class Notification(models.Model):
         max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
     )
     attempts = models.PositiveSmallIntegerField(default=0)
-    # A worker's lease on this delivery: a redelivered task waits for it to lapse.
+    # A worker's lease on this delivery, or when its retry is due (backoff): until then a
+    # redelivered task skips it and the outbox sweep leaves it alone.
     claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)

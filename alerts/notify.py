@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -34,11 +33,16 @@ from alerts.models import (
     NotificationStatus,
     Silence,
 )
+from config.celery import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
-# Events that page someone; an acknowledged alert pages again only when it got worse.
+# Backoff for deliveries that may succeed later: 30 s, 1, 2, 4, 8 … min, capped at 30 min.
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(minutes=30)
+# Events that page someone, while the alert is open. A worse finding re-opens an
+# acknowledged alert (lifecycle), so one still acknowledged was acknowledged since.
 PAGING_EVENTS = {
     AlertEventKind.RAISED,
     AlertEventKind.SEVERITY_RAISED,
@@ -51,8 +55,9 @@ def _targets(alert: Alert, level: int) -> list[tuple[str, object, str]]:
     team = alert.patient.care_team
     memberships = list(team.memberships.select_related("user").filter(user__is_active=True))
     levels = sorted({m.escalation_level for m in memberships if m.escalation_level <= level})
-    # A team without anyone at this level reaches its highest level below it.
-    reached = levels[-1] if levels else None
+    # A team without anyone at this level reaches its highest level below it; one without
+    # anyone at or below it (no level-1 nurse) its lowest level, rather than nobody.
+    reached = levels[-1] if levels else min((m.escalation_level for m in memberships), default=None)
     targets = []
     for membership in memberships:
         if membership.escalation_level != reached:
@@ -79,15 +84,13 @@ def route_alert_event(*, event_id: int, now: datetime | None = None) -> list[int
     """Create the notifications an alert event calls for; return their ids.
 
     Writes: Notification rows (pending). Enqueues after commit: one delivery per pending row.
-    Nothing is sent for a resolved alert, an acknowledged alert that did not get worse, or a
-    silenced one.
+    Nothing is sent for an alert no longer open (acknowledged or resolved by the time this
+    runs) or a silenced one.
     """
     now = now or timezone.now()
     event = AlertEvent.objects.select_related("alert__patient__care_team").get(pk=event_id)
     alert = event.alert
-    if event.kind not in PAGING_EVENTS or alert.status == AlertStatus.RESOLVED:
-        return []
-    if alert.status == AlertStatus.ACKNOWLEDGED and event.kind != AlertEventKind.SEVERITY_RAISED:
+    if event.kind not in PAGING_EVENTS or alert.status != AlertStatus.OPEN:
         return []
     if _silenced(alert, now):
         return []
@@ -115,9 +118,7 @@ def enqueue_deliveries(notification_ids: list[int]) -> None:
     from alerts.tasks import deliver_notification_task
 
     for notification_id in notification_ids:
-        transaction.on_commit(
-            partial(deliver_notification_task.delay, notification_id), robust=True
-        )
+        enqueue_on_commit(deliver_notification_task, notification_id)
 
 
 def build_message(notification: Notification) -> Message:
@@ -179,7 +180,8 @@ def deliver_notification(*, notification_id: int, now: datetime | None = None) -
     now = now or timezone.now()
     claimed = (
         Notification.objects.filter(pk=notification_id, status=NotificationStatus.PENDING)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        # A retry is scheduled for the moment its hold lapses (retry_delay): that moment is free.
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
         .update(claimed_until=now + LEASE, attempts=F("attempts") + 1)
     )
     if not claimed:
@@ -235,8 +237,10 @@ def _record_failure(notification, error: DeliveryError, now, started) -> str:
         error,
     )
     if not permanent:
+        # Held until the retry is due, so the outbox sweep does not take it early (which
+        # would undo the backoff); if the retry task is lost, the sweep takes it after that.
         Notification.objects.filter(pk=notification.pk).update(
-            claimed_until=None, last_error=str(error)[:2000]
+            claimed_until=now + retry_delay(notification.attempts), last_error=str(error)[:2000]
         )
         return DeliveryOutcome.RETRY
     Notification.objects.filter(pk=notification.pk).update(
@@ -268,14 +272,22 @@ def flag_channel_fault(*, channel: str, target: str, error: str, now: datetime) 
     logger.error("channel %s flagged for the operator after a permanent failure", channel)
 
 
+def retry_delay(attempts: int) -> timedelta:
+    """How long a delivery waits after its `attempts`-th transient failure."""
+    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+
+
 def enqueue_pending_notifications(*, now: datetime | None = None, older_than=timedelta(minutes=2)):
-    """The outbox sweep: pending deliveries whose task was lost are enqueued again."""
+    """The outbox sweep: pending deliveries whose task was lost are enqueued again.
+
+    A delivery is left alone while claimed (in flight, or waiting for its retry) and for
+    `older_than` after, which gives the task that was due then the time to take it."""
     now = now or timezone.now()
     stuck = list(
         Notification.objects.filter(
             status=NotificationStatus.PENDING, created_at__lt=now - older_than
         )
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now - older_than))
         .order_by("created_at")
         .values_list("id", flat=True)[: settings.VIGIL_SWEEP_BATCH]
     )

@@ -1,7 +1,8 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from alerts.models import CareTeamRole
+from alerts.models import AlertStatus, CareTeamRole
+from monitoring.models import Metric, RuleKind, Severity
 
 User = get_user_model()
 
@@ -44,8 +45,35 @@ class CareTeamSerializer(serializers.Serializer):
         }
 
 
+class AlertRuleSerializer(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True)
+    kind = serializers.ChoiceField(RuleKind.choices)
+    metric = serializers.ChoiceField(Metric.choices)
+    version = serializers.IntegerField(help_text="The rule version that fired.")
+    parameters = serializers.DictField(help_text="The parameters that fired, canonical units.")
+
+
 class AlertSerializer(serializers.Serializer):
     """An alert as API.md describes it, plus its triage context."""
+
+    # The fields document the shape for the OpenAPI schema; to_representation writes it.
+    id = serializers.IntegerField()
+    patient = serializers.IntegerField()
+    rule = AlertRuleSerializer()
+    severity = serializers.ChoiceField(Severity.choices)
+    status = serializers.ChoiceField(AlertStatus.choices)
+    title = serializers.CharField()
+    detail = serializers.CharField()
+    occurrences = serializers.IntegerField()
+    first_triggered_at = serializers.DateTimeField()
+    last_triggered_at = serializers.DateTimeField()
+    condition_cleared_at = serializers.DateTimeField(allow_null=True)
+    escalation_level = serializers.IntegerField()
+    assignee = serializers.CharField(allow_null=True, help_text="username")
+    acknowledged_by = serializers.CharField(allow_null=True, help_text="username")
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    resolved_by = serializers.CharField(allow_null=True, help_text="username")
+    resolved_at = serializers.DateTimeField(allow_null=True)
 
     def to_representation(self, alert) -> dict:
         return {

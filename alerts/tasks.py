@@ -3,16 +3,14 @@ from django.db import OperationalError
 
 from alerts.escalation import escalate_overdue_alerts
 from alerts.lifecycle import expire_info_alerts
+from alerts.models import Notification
 from alerts.notify import (
     DeliveryOutcome,
     deliver_notification,
     enqueue_pending_notifications,
+    retry_delay,
     route_alert_event,
 )
-
-# Backoff for deliveries that may succeed later: 30 s, 1, 2, 4, 8 … min, capped at 30 min.
-BACKOFF_BASE_SECONDS = 30
-BACKOFF_MAX_SECONDS = 30 * 60
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
@@ -24,9 +22,11 @@ def route_alert_event_task(event_id: int) -> int:
 def deliver_notification_task(self, notification_id: int) -> str:
     outcome = deliver_notification(notification_id=notification_id)
     if outcome == DeliveryOutcome.RETRY:
-        # The attempt count lives in the row; VIGIL_NOTIFICATION_MAX_ATTEMPTS bounds it.
-        countdown = min(BACKOFF_BASE_SECONDS * 2**self.request.retries, BACKOFF_MAX_SECONDS)
-        raise self.retry(countdown=countdown)
+        # The attempt count lives in the row (a sweep may have enqueued this task, so
+        # self.request.retries undercounts); VIGIL_NOTIFICATION_MAX_ATTEMPTS bounds it. The
+        # row is held for the same delay (notify.retry_delay), so the retry finds it free.
+        attempts = Notification.objects.values_list("attempts", flat=True).get(pk=notification_id)
+        raise self.retry(countdown=retry_delay(attempts).total_seconds())
     return outcome
 
 

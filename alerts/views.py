@@ -71,6 +71,7 @@ def visible_alerts(user):
 
 class AlertListApi(APIView):
     permission_classes = [IsStaff]
+    pagination_class = PagePagination
 
     @extend_schema(
         tags=["staff"],
@@ -89,7 +90,7 @@ class AlertListApi(APIView):
         filters.is_valid(raise_exception=True)
         alerts = visible_alerts(request.user).filter(**filters.validated_data)
         alerts = alerts.order_by("-last_triggered_at", "-id")
-        paginator = PagePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(alerts, request, self)
         return paginator.get_paginated_response(AlertSerializer(page, many=True).data)
 

@@ -14,15 +14,21 @@ with Django's locmem email backend), and get app tokens from `issue_app_token`.
               process posts single readings (`{"readings": [item]}`, one item, as a CGM sends
               them) from many patients at a steady rate (default 100/s for 30 s), paced on a
               fixed schedule by a pool of threads, so a slow response does not hold back the
-              next post. Mostly normal values; a few cross a threshold, each in a (patient,
-              alert group) that has no alert yet, so each must create an alert row.
+              next post. Each posting patient already has the CGM trace a wearer has in steady
+              state (a glucose every 5 minutes for 48 h, `--history-hours`, stored before the
+              run and marked evaluated). Mostly normal values; a few cross a threshold, each
+              in a (patient, alert group) that has no alert yet, so each must create an alert
+              row.
               Latency runs from the start of the POST to the commit that makes the result
               visible: triggers on the benchmark database (installed for this phase only)
               NOTIFY on `evaluated_at` being set and on an alert row being inserted, and a
               listener process timestamps each notification as it arrives (PostgreSQL
               delivers NOTIFY at commit). Printed: POST → reading evaluated (all readings) and
               POST → alert row (threshold-crossing readings), p50 / p99 / max; and, as a
-              cross-check from the rows alone, evaluated_at − received_at.
+              cross-check from the rows alone, evaluated_at − received_at. Also the CPU each
+              component spent per posted reading (gunicorn, worker, their PostgreSQL backends,
+              the load generator) and how busy the whole machine was meanwhile: on this
+              2-core machine that budget, not the code path alone, sets the latency.
   batch       A backlog inserted with the product's `record_readings` (no worker running; the
               tasks it enqueues are purged), then one `evaluate_patient_readings_task` per
               patient is published to a ready worker (same command, product settings) and the
@@ -36,6 +42,10 @@ with Django's locmem email backend), and get app tokens from `issue_app_token`.
               evaluated_at cleared), one task per reading published in measured order.
   textbook+reuse  the same task with the product's connection reuse (CELERY_DB_REUSE_MAX
               from settings): how much of the gap is reconnection and how much per-task work.
+              Each throughput row notes the PostgreSQL connections opened meanwhile
+              (pg_stat_database.sessions), which shows whether the worker reconnected per task.
+
+Where evaluation time goes: `benchmarks/evaluate_profile.py` (cProfile, in-process).
 
 Checks (a failure stops the run): every POST answered 201 `created`; every reading of each
 phase evaluated; for every threshold-crossing reading, an alert of its group exists for its
@@ -54,6 +64,7 @@ import multiprocessing
 import os
 import queue
 import random
+import resource
 import signal
 import socket
 import statistics
@@ -245,6 +256,37 @@ def enrol(latency: int, backlog: int) -> Population:
     )
 
 
+def seed_cgm_history(population: Population, hours: float) -> int:
+    """Give each latency patient the CGM trace a wearer has in steady state: a glucose every
+    5 minutes for `hours`, stored with record_readings and marked evaluated (setup)."""
+    from django.utils import timezone
+
+    from monitoring.ingest import record_readings
+    from monitoring.models import Patient, Reading
+
+    count = int(hours * 12)
+    if not count:
+        return 0
+    start = timezone.now() - timedelta(hours=hours)
+    patients = Patient.objects.in_bulk(population.latency_ids)
+    for index, patient_id in enumerate(population.latency_ids):
+        rng = random.Random(SEED * 7 + index)
+        trace = [
+            make_item(
+                "glucose",
+                {"value": rng.randint(85, 165), "unit": "mg/dL"},
+                start + timedelta(minutes=5 * number),
+            )
+            for number in range(count)
+        ]
+        for first in range(0, count, 500):
+            record_readings(patient=patients[patient_id], items=trace[first : first + 500])
+    Reading.objects.filter(patient_id__in=population.latency_ids).update(
+        evaluated_at=timezone.now()
+    )
+    return count * len(population.latency_ids)
+
+
 def pg(database_url: str):
     import psycopg
 
@@ -310,7 +352,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(procs: Subprocesses, env: dict, workers: int) -> int:
+def start_gunicorn(procs: Subprocesses, env: dict, workers: int) -> tuple[int, subprocess.Popen]:
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
@@ -332,7 +374,7 @@ def start_gunicorn(procs: Subprocesses, env: dict, workers: int) -> int:
             response.read()
             conn.close()
             if response.status == 200:
-                return port
+                return port, process
         except OSError:
             pass
         time.sleep(0.2)
@@ -367,6 +409,55 @@ def start_worker(
             return worker
         time.sleep(0.1)
     raise SystemExit(f"worker {name} did not become ready:\n{tail(log_path)}")
+
+
+def cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by every live process of each process group."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(groups, 0.0)
+    label_of = {pgid: label for label, pgid in groups.items()}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        label = label_of.get(int(fields[2]))  # pgrp
+        if label is not None:
+            used[label] += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return used
+
+
+def cpu_of_pids(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / ticks, sum(values) / ticks
+
+
+def database_backends(conn) -> list[int]:
+    """PostgreSQL backends serving the benchmark database (web, worker, listener)."""
+    return [
+        pid
+        for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    ]
 
 
 def wait_until(what: str, check, timeout: float, worker: Worker | None = None, every=0.05):
@@ -510,7 +601,8 @@ def _send(port: int, posts: list[Post], start_at: float, threads: int, limit: fl
     for thread in pool:
         thread.join(max(0.0, deadline - time.monotonic()))
     with lock:
-        pipe.send(list(sent))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        pipe.send((list(sent), usage.ru_utime + usage.ru_stime))
     pipe.close()
 
 
@@ -608,7 +700,7 @@ def run_latency(args, procs: Subprocesses, env: dict, population: Population, re
     from django.db import connections
 
     ctx = multiprocessing.get_context("fork")
-    port = start_gunicorn(procs, env, workers=2)
+    port, web = start_gunicorn(procs, env, workers=2)
     worker = start_worker(procs, env, "latency")
     redis_client = broker_client(args.broker_url)
     with pg(args.database_url) as conn:
@@ -630,17 +722,22 @@ def run_latency(args, procs: Subprocesses, env: dict, population: Population, re
             raise SystemExit("the NOTIFY listener did not start")
         send_in, send_out = ctx.Pipe(duplex=False)
         start_at = time.monotonic() + 0.5
-        limit = args.duration + 60
+        # Bounded: the schedule, then as long again plus a minute for a backed-up server.
+        limit = 2 * args.duration + 60
         sender = ctx.Process(
             target=_send,
-            args=(port, posts, start_at, args.client_threads, 30, send_out),
+            args=(port, posts, start_at, args.client_threads, args.duration + 60, send_out),
             daemon=True,
         )
         procs.children.append(sender)
+        backends = database_backends(conn)
+        groups = {"web": web.pid, "worker": worker.process.pid}
+        cpu_before = cpu_by_group(groups) | {"postgres": cpu_of_pids(backends)}
+        machine_before = machine_busy()
         sender.start()
-        if not send_in.poll(limit):
+        if not send_in.poll(limit + 30):
             raise SystemExit("the load generator did not finish in time")
-        sent: list[Sent] = send_in.recv()
+        sent, client_cpu = send_in.recv()
         sender.join(10)
         sending_ended = time.monotonic()
         wait_until(
@@ -651,6 +748,8 @@ def run_latency(args, procs: Subprocesses, env: dict, population: Population, re
         )
         drained = time.monotonic()
         wait_until("the notification tasks", lambda: queues_settled(redis_client), 120, worker)
+        cpu_after = cpu_by_group(groups) | {"postgres": cpu_of_pids(backends)}
+        machine_after = machine_busy()
         time.sleep(0.5)  # notifications in flight reach the listener
         stop.set()
         if not listen_in.poll(30):
@@ -662,6 +761,22 @@ def run_latency(args, procs: Subprocesses, env: dict, population: Population, re
         results.notes.append(
             f"latency: all posted readings evaluated {drained - sending_ended:.2f} s after the "
             f"last response"
+        )
+        cpu_before["client"], cpu_after["client"] = 0.0, client_cpu  # its own getrusage
+        per_reading = {
+            label: (cpu_after[label] - cpu_before[label]) * 1000 / len(posts) for label in cpu_after
+        }
+        busy = machine_after[0] - machine_before[0]
+        available = machine_after[1] - machine_before[1]  # CPU seconds of all cores
+        wall = available / (os.cpu_count() or 1)
+        ours = sum(cpu_after.values()) - sum(cpu_before.values())
+        results.notes.append(
+            "latency: CPU per posted reading: "
+            + ", ".join(f"{label} {ms:.1f} ms" for label, ms in per_reading.items())
+            + " (web = gunicorn, worker = celery incl. notifications, postgres = their "
+            "backends, client = the load generator)"
+            f"; the machine was {100 * busy / available:.0f} % busy over "
+            f"those {wall:.1f} s, {100 * ours / busy:.0f} % of it these processes"
         )
     procs.stop(worker.process)
     redis_client.close()
@@ -709,10 +824,12 @@ def report_latency(args, conn, posts, sent, seen, planted, patient_of, results: 
             raise SystemExit(f"no alert insert observed for planted reading {plant.client_id}")
         to_alert.append((at - by_client[plant.client_id].started) * 1000)
     lag = [(s.started - s.scheduled) * 1000 for s in sent]
+    from_schedule = [(evaluated_at[c] - s.scheduled) * 1000 for c, s in by_client.items()]
     http_ms = [(s.finished - s.started) * 1000 for s in sent]
     span = max(s.started for s in sent) - min(s.started for s in sent)
     offered = (len(sent) - 1) / span if span else float("nan")
-    label = f"(a) {offered:.0f}/s single posts"
+    # The readings/s column is the rate the posts really started at.
+    label = f"(a) single posts, {args.rate:g}/s scheduled"
     results.rows += [
         Row(f"{label}: POST → evaluated", len(to_evaluated), span, offered,
             *stats(to_evaluated)),
@@ -724,7 +841,9 @@ def report_latency(args, conn, posts, sent, seen, planted, patient_of, results: 
     results.notes.append(
         f"latency: {len(sent)} posts over {len(set(patient_of.values()))} patients, "
         f"{len(planted)} threshold crossings (each opened its alert); post start behind "
-        f"schedule p99 {percentile(lag, 0.99):.1f} ms, max {max(lag):.1f} ms"
+        f"schedule p99 {percentile(lag, 0.99):.1f} ms, max {max(lag):.1f} ms (counted from the "
+        f"scheduled start instead, POST → evaluated p50 {statistics.median(from_schedule):.0f} "
+        f"ms, p99 {percentile(from_schedule, 0.99):.0f} ms)"
     )
 
 
@@ -801,8 +920,9 @@ def run_throughput(
     publish,
     *,
     include: str = "",
-) -> tuple[int, float, Worker]:
-    """Start a worker, wait until ready, publish, time until every reading is evaluated."""
+) -> tuple[int, float, int]:
+    """Start a worker, wait until ready, publish, time until every reading is evaluated.
+    Returns the readings, the seconds, and the database connections opened meanwhile."""
     redis_client = broker_client(args.broker_url)
     with pg(args.database_url) as conn:
         (count,) = conn.execute(
@@ -812,6 +932,7 @@ def run_throughput(
         ).fetchone()
         conn.execute("CHECKPOINT")
         worker = start_worker(procs, env, name, include=include)
+        sessions_before = database_sessions(conn)
         started = time.monotonic()
         publish()
         finished = wait_until(
@@ -824,9 +945,21 @@ def run_throughput(
         wait_until(
             f"{name}: the queues to drain", lambda: queues_settled(redis_client), 120, worker
         )
-    procs.stop(worker.process)
+        procs.stop(worker.process)
+        # A backend counts its session when it reports stats; the worker's have exited now.
+        time.sleep(1.5)
+        sessions = database_sessions(conn) - sessions_before
     redis_client.close()
-    return count, finished - started, worker
+    return count, finished - started, sessions
+
+
+def database_sessions(conn) -> int:
+    """Connections ever opened to this database (pg_stat_database.sessions, PostgreSQL 14+)."""
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    (sessions,) = conn.execute(
+        "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+    ).fetchone()
+    return sessions
 
 
 def alert_state(patient_ids: list[int]) -> set[tuple[int, str, str]]:
@@ -869,7 +1002,7 @@ def run_batch_and_textbook(args, procs, env, population: Population, results: Re
         for patient_id in population.backlog_ids:
             evaluate_patient_readings_task.delay(patient_id)
 
-    count, seconds, _ = run_throughput(
+    count, seconds, sessions = run_throughput(
         args, procs, env, "batch", population.backlog_ids, publish_batch
     )
     with pg(args.database_url) as conn:
@@ -880,6 +1013,7 @@ def run_batch_and_textbook(args, procs, env, population: Population, results: Re
             count,
             seconds,
             count / seconds,
+            note=f"{sessions} DB connections opened",
         )
     )
     batch_rate = count / seconds
@@ -908,7 +1042,7 @@ def run_batch_and_textbook(args, procs, env, population: Population, results: Re
                         producer=producer,
                     )
 
-        count, seconds, _ = run_throughput(
+        count, seconds, sessions = run_throughput(
             args,
             procs,
             worker_env,
@@ -929,7 +1063,9 @@ def run_batch_and_textbook(args, procs, env, population: Population, results: Re
             if reuse is not None
             else "(c') textbook: a task per reading, connection reused"
         )
-        results.rows.append(Row(title, count, seconds, count / seconds))
+        results.rows.append(
+            Row(title, count, seconds, count / seconds, note=f"{sessions} DB connections opened")
+        )
     results.notes.append(
         f"textbook runs: {len(subset)} of the batch patients, reset; their alerts "
         f"({len(expected)}) equal the batch run's (patient, group, severity)"
@@ -950,7 +1086,7 @@ def fmt(value: float | None, spec: str) -> str:
 def print_table(results: Results) -> None:
     header = (
         f"{'phase':<58} {'readings':>8} {'seconds':>8} {'readings/s':>10} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  note"
     )
     print()
     print(header)
@@ -958,7 +1094,8 @@ def print_table(results: Results) -> None:
     for row in results.rows:
         print(
             f"{row.phase:<58} {row.readings:>8} {row.seconds:>8.2f} {fmt(row.rate, '.0f'):>10} "
-            f"{fmt(row.p50, '.1f'):>8} {fmt(row.p99, '.1f'):>8} {fmt(row.worst, '.1f'):>8}"
+            f"{fmt(row.p50, '.1f'):>8} {fmt(row.p99, '.1f'):>8} {fmt(row.worst, '.1f'):>8}  "
+            f"{row.note}".rstrip()
         )
     print()
     for note in results.notes:
@@ -978,6 +1115,9 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--duration", type=float, help="seconds of steady load (30)")
     parser.add_argument("--patients", type=int, help="patients posting (500)")
     parser.add_argument("--crossing-share", type=float, default=0.03)
+    parser.add_argument(
+        "--history-hours", type=float, default=48.0, help="CGM trace each posting patient has"
+    )
     parser.add_argument("--client-threads", type=int, default=16)
     parser.add_argument("--backlog-patients", type=int, help="batch phase patients (200)")
     parser.add_argument("--per-patient", type=int, default=100, help="backlog per patient")
@@ -1029,6 +1169,18 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"enrolled {1 + args.patients + args.backlog_patients} patients on "
         f"{', '.join(PROTOCOLS)} in {time.monotonic() - began:.1f} s",
+        flush=True,
+    )
+    began = time.monotonic()
+    seeded = seed_cgm_history(population, args.history_hours)
+    flush_broker(args.broker_url)  # record_readings enqueued evaluations; no worker ran
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE monitoring_reading")
+    print(
+        f"stored {seeded} CGM readings ({args.history_hours:g} h per latency patient) in "
+        f"{time.monotonic() - began:.1f} s",
         flush=True,
     )
     env = dict(os.environ)

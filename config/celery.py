@@ -9,12 +9,23 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("vigil")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# CELERY_DB_REUSE_MAX (read by Celery's Django fixup) comes from Django settings like the rest.
 
 
-@app.on_after_configure.connect
-def _expose_db_reuse(sender: Celery, **kwargs: object) -> None:
-    # Celery's Django fixup reads this key verbatim from the app config, without the
-    # namespace mapping, so copy it across from Django settings.
-    from django.conf import settings
+def enqueue_on_commit(task, *args: object, **kwargs: object) -> None:
+    """Publish `task` with these arguments once the current transaction commits.
 
-    sender.conf.CELERY_DB_REUSE_MAX = settings.CELERY_DB_REUSE_MAX
+    Robust: a broker outage must not turn a committed change into an error; the outbox
+    sweeps re-enqueue what was not published. A named function, not functools.partial:
+    Django 5.2 logs a failed robust hook by its __qualname__, which a partial lacks, and the
+    resulting AttributeError would escape (Django ticket #36487).
+    """
+    from django.db import transaction
+
+    def publish() -> None:
+        task.delay(*args, **kwargs)
+
+    publish.__qualname__ = f"publish {task.name}"
+    # What is about to be published, for logs and for tests reading captured callbacks.
+    publish.task, publish.args, publish.kwargs = task, args, kwargs
+    transaction.on_commit(publish, robust=True)

@@ -1,6 +1,6 @@
 """Request and response examples for the OpenAPI document (/api/schema/, /api/docs/)."""
 
-from drf_spectacular.utils import OpenApiExample, inline_serializer
+from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, inline_serializer
 from rest_framework import serializers
 
 INGEST_RESPONSE = inline_serializer(
@@ -67,6 +67,13 @@ READING_ITEM = inline_serializer(
 READING_BATCH = inline_serializer(
     "ReadingBatch",
     {"readings": serializers.ListField(child=READING_ITEM, min_length=1, max_length=500)},
+)
+
+# API.md: the body is a batch or a single ITEM.
+READING_UPLOAD = PolymorphicProxySerializer(
+    component_name="ReadingUpload",
+    serializers=[READING_BATCH, READING_ITEM],
+    resource_type_field_name=None,
 )
 
 STAFF_LOGIN = [
@@ -170,37 +177,36 @@ READINGS_POST = [
     ),
 ]
 
+# One item each: drf-spectacular puts a list example inside the pagination envelope itself.
 READINGS_LIST = [
     OpenApiExample(
-        "A page of readings",
+        "A glucose reading",
         value={
-            "next": "https://vigil.example/api/v1/readings?cursor=cD0yMDI2LTAz",
-            "previous": None,
-            "results": [
-                {
-                    "id": "7b0d5f8e-3c2a-4f61-9d0b-2a4e6c8f1b3d",
-                    "type": "glucose",
-                    "measured_at": "2026-03-01T07:30:00+01:00",
-                    "received_at": "2026-03-01T06:31:02.120000+00:00",
-                    "source": "app",
-                    "device": None,
-                    "value": 97.28424,
-                    "unit": "mg/dL",
-                    "sent": {"value": 5.4, "unit": "mmol/L"},
-                    "context": "fasting",
-                },
-                {
-                    "id": "1c9e6a2b-0d4f-4e8a-b7c3-5f2d1a9e8b70",
-                    "type": "blood_pressure",
-                    "measured_at": "2026-03-01T07:35:00+01:00",
-                    "received_at": "2026-03-01T06:36:00+00:00",
-                    "source": "device",
-                    "device": "BP-88213",
-                    "systolic": 142.0,
-                    "diastolic": 91.0,
-                    "unit": "mm[Hg]",
-                },
-            ],
+            "id": "7b0d5f8e-3c2a-4f61-9d0b-2a4e6c8f1b3d",
+            "type": "glucose",
+            "measured_at": "2026-03-01T07:30:00+01:00",
+            "received_at": "2026-03-01T06:31:02.120000+00:00",
+            "source": "app",
+            "device": None,
+            "value": 97.28424,
+            "unit": "mg/dL",
+            "sent": {"value": 5.4, "unit": "mmol/L"},
+            "context": "fasting",
+        },
+        response_only=True,
+    ),
+    OpenApiExample(
+        "A blood pressure reading",
+        value={
+            "id": "1c9e6a2b-0d4f-4e8a-b7c3-5f2d1a9e8b70",
+            "type": "blood_pressure",
+            "measured_at": "2026-03-01T07:35:00+01:00",
+            "received_at": "2026-03-01T06:36:00+00:00",
+            "source": "device",
+            "device": "BP-88213",
+            "systolic": 142.0,
+            "diastolic": 91.0,
+            "unit": "mm[Hg]",
         },
         response_only=True,
     ),
@@ -347,13 +353,8 @@ ALERT_EXAMPLE = {
     "resolved_at": None,
 }
 
-ALERTS = [
-    OpenApiExample(
-        "A page of alerts",
-        value={"count": 1, "next": None, "previous": None, "results": [ALERT_EXAMPLE]},
-        response_only=True,
-    )
-]
+# One item: drf-spectacular puts a list example inside the pagination envelope itself.
+ALERTS = [OpenApiExample("An alert", value=ALERT_EXAMPLE, response_only=True)]
 
 ALERT_NOTE = [
     OpenApiExample(
@@ -400,11 +401,8 @@ RULE_EXAMPLE = {
     "updated_at": "2026-03-01T06:00:00+00:00",
 }
 
-RULES = [
-    OpenApiExample(
-        "A patient's rules", value=[RULE_EXAMPLE], response_only=True, status_codes=["200"]
-    ),
-]
+# One item: drf-spectacular makes the list of a list example itself.
+RULES = [OpenApiExample("A rule", value=RULE_EXAMPLE, response_only=True, status_codes=["200"])]
 
 RULE_CREATE = [
     OpenApiExample(

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 
+from config.celery import enqueue_on_commit
 from monitoring.models import (
     Device,
     DoseStatus,
@@ -55,6 +56,9 @@ FIELDS_BY_TYPE = {
     "temperature": {"value", "unit"},
     "dose": {"medication", "status", "scheduled_for"},
 }
+# Looked up once per item: sets built once, not per item.
+GLUCOSE_CONTEXTS = frozenset(GlucoseContext.values)
+DOSE_STATUSES = frozenset(DoseStatus.values)
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 MAX_INSERT_ATTEMPTS = 4
 
@@ -239,8 +243,10 @@ def _convert(
     canonical = unit.to_canonical(value)
     limits = spec.plausible if name == "value" else spec.components.get(name)
     if limits is not None and not limits.contains(canonical):
-        shown = f"{format_number(value)} {unit_code}".rstrip()
-        if unit_code != spec.canonical_unit:
+        # INR is a ratio: however it was spelled ({INR}, 1, ratio), it is shown bare.
+        spelled = "" if spec.canonical_unit == "{INR}" else unit_code
+        shown = f"{format_number(value)} {spelled}".rstrip()
+        if unit.factor != 1 or unit.offset:
             shown += f" ({format_number(round(canonical, 1))} {limits.unit})"
         errors.add(name, f"{label} {shown} is outside the plausible range {limits.describe()}")
         return None
@@ -306,7 +312,7 @@ def _validate_measurement(raw: dict, metric: str, reading: ValidReading, errors:
     reading.unit = spec.canonical_unit
     reading.value = _convert(spec, label, value, unit_code, errors, "value")
     if metric == "glucose" and raw.get("context") is not None:
-        if raw["context"] not in GlucoseContext.values:
+        if not isinstance(raw["context"], str) or raw["context"] not in GLUCOSE_CONTEXTS:
             errors.add("context", f"Must be one of: {', '.join(GlucoseContext.values)}.")
         else:
             reading.context = raw["context"]
@@ -317,7 +323,7 @@ def _validate_dose(raw: dict, reading: ValidReading, errors: _Errors) -> None:
     if not reading.medication and "medication" not in errors:
         errors.add("medication", "This field is required: the medication id from the plan.")
     status = raw.get("status")
-    if status not in DoseStatus.values:
+    if not isinstance(status, str) or status not in DOSE_STATUSES:
         errors.add("status", f"Must be one of: {', '.join(DoseStatus.values)}.")
     else:
         reading.dose_status = status
@@ -419,14 +425,19 @@ def _rows(
     received_at: datetime,
     source: str,
     devices: dict[str, int],
-    authenticated_device_id: int | None,
+    authenticated_device: Device | None,
 ) -> list[tuple]:
     rows = []
     for reading in readings:
-        device_id = authenticated_device_id or devices.get(reading.device_serial)
+        if authenticated_device is not None:
+            device_id = authenticated_device.pk
+            # A device posting with its own key need not repeat its serial in every item.
+            serial = reading.device_serial or authenticated_device.serial
+        else:
+            device_id, serial = devices.get(reading.device_serial), reading.device_serial
         common = (
             reading.measured_at, reading.utc_offset_minutes, received_at, source, device_id,
-            reading.device_serial,
+            serial,
         )  # fmt: skip
         rows.append(
             (
@@ -517,12 +528,6 @@ def _is_retryable(error: OperationalError) -> bool:
     return getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
-def _enqueue_evaluation(patient_id: int) -> None:
-    from monitoring.tasks import evaluate_patient_readings_task
-
-    evaluate_patient_readings_task.delay(patient_id)
-
-
 def _resolve_devices(patient: Patient, readings: list[ValidReading]) -> dict[str, int]:
     serials = {reading.device_serial for reading in readings if reading.device_serial}
     if not serials:
@@ -579,6 +584,8 @@ def record_readings(
 def _store(
     *, patient: Patient, readings: list[ValidReading], device: Device | None, now: datetime
 ) -> set[uuid.UUID]:
+    from monitoring.tasks import evaluate_patient_readings_task
+
     if not readings:
         return set()
     devices = _resolve_devices(patient, readings) if device is None else {}
@@ -588,7 +595,7 @@ def _store(
         received_at=now,
         source=ReadingSource.DEVICE if device else ReadingSource.APP,
         devices=devices,
-        authenticated_device_id=device.pk if device else None,
+        authenticated_device=device,
     )
     for attempt in range(1, MAX_INSERT_ATTEMPTS + 1):
         try:
@@ -600,10 +607,8 @@ def _store(
                     [row for row in rows if row[PART_OF] is not None and row[PART_OF] in created]
                 )
                 if created:
-                    # A lambda, not functools.partial: Django logs a failed robust hook by its
-                    # __qualname__, which a partial lacks; the AttributeError would turn a
-                    # committed upload into a 500 whenever the broker is down.
-                    transaction.on_commit(lambda: _enqueue_evaluation(patient.pk), robust=True)
+                    # After commit, and robust: a broker outage never fails the upload.
+                    enqueue_on_commit(evaluate_patient_readings_task, patient.pk)
             break
         except OperationalError as error:
             if attempt == MAX_INSERT_ATTEMPTS or not _is_retryable(error):

@@ -220,6 +220,23 @@ class MeSerializer(serializers.Serializer):
 
 
 class RuleSerializer(serializers.Serializer):
+    # The fields document the shape for the OpenAPI schema; to_representation writes it.
+    id = serializers.IntegerField()
+    key = serializers.CharField()
+    protocol = serializers.CharField(allow_null=True, help_text="The protocol it came from.")
+    kind = serializers.ChoiceField(RuleKind.choices)
+    metric = serializers.ChoiceField(Metric.choices)
+    severity = serializers.ChoiceField(Severity.choices)
+    group = serializers.CharField()
+    title = serializers.CharField()
+    parameters = serializers.DictField()
+    default_parameters = serializers.DictField(allow_null=True)
+    reference = serializers.CharField()
+    source = serializers.CharField()
+    active = serializers.BooleanField()
+    version = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+
     def to_representation(self, rule) -> dict:
         return {
             "id": rule.pk,

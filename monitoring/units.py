@@ -36,21 +36,28 @@ UNIT_ALIASES = {
     "mmHg": "mm[Hg]",
 }
 
+# Glucose converted from mmol/L is kept in whole mg/dL, as the reference rounds it
+# (blood_glucose.accepted_units: "integer mg/dL"). Its conversion policy asks thresholds to
+# hold at the published pairs (3.9 mmol/L = 70 mg/dL, 10.0 = 180, 13.9 = 250, 3.0 = 54):
+# whole mg/dL does that at every boundary, where 10.0 × 18.0156 = 180.156 would not.
+CONVERTED_DECIMALS = {"mg/dL": 0}
+
 # The reference states Fahrenheit as a formula rather than a factor.
 FAHRENHEIT_FORMULA = "C = (F - 32) * 5 / 9"
 
 
 @dataclass(frozen=True)
 class Unit:
-    """A unit a client may send: canonical = (sent - offset) * factor."""
+    """A unit a client may send: canonical = (sent - offset) * factor, rounded to `decimals`."""
 
     code: str
     factor: float = 1.0
     offset: float = 0.0
+    # 6 decimals by default, so 100.4 °F is 38.0 °C, not 38.00000000000001.
+    decimals: int = 6
 
     def to_canonical(self, value: float) -> float:
-        # Rounded to 6 decimals so 100.4 °F is 38.0 °C, not 38.00000000000001.
-        return round((value - self.offset) * self.factor, 6)
+        return round((value - self.offset) * self.factor, self.decimals)
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,13 @@ def _units(section: dict, canonical: str) -> dict[str, Unit]:
         code = entry.get("ucum") or entry.get("text")
         conversion = entry.get("to_canonical") or {}
         if "multiply_by" in conversion:
-            units[code] = Unit(code, factor=float(conversion["multiply_by"]))
+            factor = float(conversion["multiply_by"])
+            converted = factor != 1
+            units[code] = Unit(
+                code,
+                factor=factor,
+                decimals=CONVERTED_DECIMALS.get(canonical, 6) if converted else 6,
+            )
         elif "formula" in conversion:
             if conversion["formula"] != FAHRENHEIT_FORMULA:
                 raise ValueError(f"unsupported conversion formula for {code}: {conversion}")

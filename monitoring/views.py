@@ -144,7 +144,7 @@ class ReadingListCreateApi(APIView):
             "rejected. Re-sending an id is a `duplicate`; the same id with other content is "
             "a `conflict`. 201 if anything was created, else 200."
         ),
-        request=examples.READING_BATCH,
+        request=examples.READING_UPLOAD,
         responses={
             201: examples.INGEST_RESPONSE,
             200: examples.INGEST_RESPONSE,

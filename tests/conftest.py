@@ -108,3 +108,37 @@ def nurse_client(nurse, staff_client):
 @pytest.fixture
 def outsider_client(outsider, staff_client):
     return staff_client(outsider)
+
+
+@pytest.fixture
+def run_concurrently():
+    """run_concurrently(call, call, …) -> their results: each call in its own thread, all
+    released at once, each on its own database connection (use with a transactional test).
+    Raises the first exception a call raised."""
+    import threading
+
+    from django.db import connection
+
+    def run(*calls):
+        barrier = threading.Barrier(len(calls))
+        results, errors = [None] * len(calls), []
+
+        def work(position, call):
+            try:
+                barrier.wait(timeout=10)
+                results[position] = call()
+            except BaseException as error:  # handed to the test's thread below
+                errors.append(error)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=work, args=pair) for pair in enumerate(calls)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        if errors:
+            raise errors[0]
+        return results
+
+    return run

@@ -1,4 +1,9 @@
-"""Email through Django's configured email backend (SMTP in production)."""
+"""Email through Django's configured email backend (SMTP in production).
+
+SMTP says itself whether trying again can help: a 4yz reply is temporary (mailbox busy,
+server shutting down), a 5yz reply permanent (no such user, rejected credentials), RFC 5321
+§4.2.1. Errors without a reply (connection refused, timeout) are network errors: temporary.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,12 @@ from django.core.mail import EmailMessage
 
 from alerts.channels.base import DeliveryError, Message
 
-PERMANENT = (
-    smtplib.SMTPRecipientsRefused,
-    smtplib.SMTPSenderRefused,
-    smtplib.SMTPAuthenticationError,
-    smtplib.SMTPNotSupportedError,
-)
+
+def smtp_reply_code(error: smtplib.SMTPException) -> int | None:
+    """The server's reply code to the failed command (the worst, for refused recipients)."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return max((code for code, _ in error.recipients.values()), default=None)
+    return getattr(error, "smtp_code", None)
 
 
 def send(*, target: str, message: Message, team=None) -> int | None:
@@ -26,8 +31,17 @@ def send(*, target: str, message: Message, team=None) -> int | None:
     )
     try:
         email.send(fail_silently=False)
-    except PERMANENT as error:
-        raise DeliveryError(f"email refused: {error.__class__.__name__}", permanent=True) from error
-    except (smtplib.SMTPException, OSError) as error:
+    except smtplib.SMTPException as error:
+        code = smtp_reply_code(error)
+        if code is None:
+            # The server lacks what we need (no STARTTLS or AUTH): configuration, not luck.
+            permanent = isinstance(error, smtplib.SMTPNotSupportedError)
+        else:
+            permanent = code >= 500
+        verb = "refused" if permanent else "failed"
+        raise DeliveryError(
+            f"email {verb}: {error.__class__.__name__}", permanent=permanent, status_code=code
+        ) from error
+    except OSError as error:
         raise DeliveryError(f"email failed: {error.__class__.__name__}", permanent=False) from error
     return None

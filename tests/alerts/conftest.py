@@ -20,6 +20,14 @@ from django.conf import settings
 
 from tests.monitoring.conftest import BrokerQueue
 
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Each persona's password is hashed when it is made: PBKDF2's real cost (~0.5 s a user on
+    # this machine) would dominate these tests, none of which logs in with a password.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 # --- An HTTP receiver ---------------------------------------------------------------------
 
 
@@ -98,7 +106,7 @@ class HttpReceiver:
         return Handler
 
     def start(self) -> None:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     def stop(self) -> None:
         self.release()
@@ -188,7 +196,7 @@ class SmtpServer:
         return Handler
 
     def start(self) -> None:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -146,9 +146,7 @@ def test_a_critical_alert_must_be_acknowledged_within_fifteen_minutes(patient, c
     assert raised.alert.next_escalation_at == NOW + timedelta(minutes=15)
 
 
-def test_a_new_trigger_of_an_open_alert_adds_occurrences_instead_of_a_second_alert(
-    patient, rule
-):
+def test_a_new_trigger_of_an_open_alert_adds_occurrences_instead_of_a_second_alert(patient, rule):
     # given
     first = raise_alert(patient=patient, trigger=trigger(rule, at=NOW), now=NOW)
 
@@ -387,7 +385,7 @@ def test_a_cleared_condition_is_shown_and_the_alert_stays_for_a_person(patient, 
     assert events(alert)[1:] == [("condition_cleared", None, NOW + 30 * MINUTE, "", {})]
 
 
-def test_clearing_twice_or_before_the_last_trigger_changes_nothing(patient, rule):
+def test_clearing_again_or_a_group_without_an_alert_changes_nothing(patient, rule):
     raise_alert(patient=patient, trigger=trigger(rule, at=NOW), now=NOW)
     mark_condition_cleared(patient_id=patient.pk, group="glucose_low", at=NOW + MINUTE)
     before = state(Alert.objects.get())
@@ -406,7 +404,9 @@ def test_clearing_twice_or_before_the_last_trigger_changes_nothing(patient, rule
 def test_an_earlier_clearing_than_the_last_trigger_is_ignored(patient, rule):
     raise_alert(patient=patient, trigger=trigger(rule, at=NOW), now=NOW)
 
-    assert mark_condition_cleared(patient_id=patient.pk, group="glucose_low", at=NOW - MINUTE) is None
+    assert (
+        mark_condition_cleared(patient_id=patient.pk, group="glucose_low", at=NOW - MINUTE) is None
+    )
     assert state(Alert.objects.get())["condition_cleared_at"] is None
     assert AlertEvent.objects.filter(kind="condition_cleared").count() == 0
 

@@ -53,9 +53,8 @@ def statuses(result: IngestResult) -> list[str]:
 
 
 def outside(label: str, value: float, unit: str, limits) -> str:
-    return (
-        f"{label} {format_number(value)} {unit} is outside the plausible range {limits.describe()}"
-    )
+    shown = f"{format_number(value)} {'' if unit == '{INR}' else unit}".rstrip()
+    return f"{label} {shown} is outside the plausible range {limits.describe()}"
 
 
 # --- parse_batch: the body as a whole ------------------------------------------------------
@@ -464,7 +463,7 @@ def test_glucose_in_mmol_per_l_is_stored_in_mg_per_dl_and_keeps_what_was_sent():
 
     reading = valid(ReadingItemFactory(value=5.5, unit="mmol/L"))
 
-    assert reading.value == round(5.5 * factor, 6) == 99.0858
+    assert reading.value == round(5.5 * factor) == 99
     assert (reading.unit, reading.sent_value, reading.sent_unit) == ("mg/dL", 5.5, "mmol/L")
 
 
@@ -526,9 +525,17 @@ def test_plausibility_is_judged_after_conversion_and_the_reason_shows_both_units
     assert errors_of(ReadingItemFactory(value=too_low, unit="mmol/L")) == {
         "value": [
             f"glucose {format_number(too_low)} mmol/L "
-            f"({format_number(round(too_low * factor, 1))} mg/dL) is outside the plausible "
+            f"({format_number(round(too_low * factor))} mg/dL) is outside the plausible "
             f"range {limits.describe()}"
         ]
+    }
+
+
+@pytest.mark.parametrize("spelling", ["{INR}", "1", "INR", "ratio"])
+def test_an_implausible_inr_is_reported_as_a_bare_ratio_however_its_unit_was_spelled(spelling):
+    # clinical.yaml inr.plausible_range: 0.5–20, a dimensionless ratio.
+    assert errors_of(ReadingItemFactory(type="inr", value=25, unit=spelling)) == {
+        "value": ["inr 25 is outside the plausible range 0.5–20"]
     }
 
 
@@ -848,7 +855,7 @@ def test_a_stored_reading_holds_every_field_of_the_item(patient):
         "patient": patient.pk,
         "client_id": item["id"],
         "metric": "glucose",
-        "value": 99.0858,
+        "value": 99,
         "unit": "mg/dL",
         "sent_value": 5.5,
         "sent_unit": "mmol/L",

@@ -492,6 +492,19 @@ def test_a_device_key_posts_readings_for_its_patient_as_the_device(patient, devi
     )
 
 
+def test_a_reading_posted_with_a_device_key_is_listed_with_that_devices_serial(
+    patient, device_client, patient_client
+):
+    item = ReadingItemFactory(type="weight")  # the item does not repeat the serial
+
+    post(device_client, item)
+
+    listed = patient_client.get(READINGS).json()["results"]
+    assert [(r["id"], r["source"], r["device"]) for r in listed] == [
+        (item["id"], "device", device_client.device.serial)
+    ]
+
+
 def test_a_device_key_may_not_list_readings(patient, device_client):
     ReadingFactory(patient=patient)
 
@@ -561,7 +574,7 @@ def test_the_list_shows_each_reading_canonical_and_as_sent_newest_first(patient,
             {
                 "id": glucose["id"], "type": "glucose",
                 "measured_at": "2026-03-01T07:30:00+01:00", **common, "device": "GM-7",
-                "value": 99.0858, "unit": "mg/dL", "sent": {"value": 5.5, "unit": "mmol/L"},
+                "value": 99, "unit": "mg/dL", "sent": {"value": 5.5, "unit": "mmol/L"},
                 "context": "fasting",
             },
         ],

@@ -119,11 +119,22 @@ def test_blood_pressure_components_use_the_reference_ranges(part):
     assert limits == Range(plausible["lower"], plausible["upper"], "mm[Hg]")
 
 
-def test_glucose_in_mmol_per_l_converts_to_mg_per_dl_by_the_reference_factor():
+def test_glucose_in_mmol_per_l_converts_to_whole_mg_per_dl_by_the_reference_factor():
     factor = reference_factor("glucose", "mmol/L")
 
-    assert metric_units()["glucose"].units["mmol/L"].to_canonical(5.5) == round(5.5 * factor, 6)
-    assert metric_units()["glucose"].units["mmol/L"].to_canonical(5.5) == 99.0858
+    assert metric_units()["glucose"].units["mmol/L"].to_canonical(5.5) == round(5.5 * factor)
+    assert metric_units()["glucose"].units["mmol/L"].to_canonical(5.5) == 99
+
+
+@pytest.mark.parametrize(
+    ("mmol_per_l", "mg_per_dl"),
+    # clinical.yaml blood_glucose.thresholds: the published mmol/L pairs of each limit.
+    [(3.0, 54), (3.9, 70), (10.0, 180), (13.9, 250)],
+)
+def test_the_published_glucose_pairs_convert_to_exactly_their_mg_per_dl_limit(
+    mmol_per_l, mg_per_dl
+):
+    assert metric_units()["glucose"].units["mmol/L"].to_canonical(mmol_per_l) == mg_per_dl
 
 
 def test_glucose_in_mg_per_dl_is_kept_as_sent():

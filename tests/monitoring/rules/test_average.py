@@ -12,13 +12,12 @@ CALM_DIASTOLIC = DIASTOLIC - 10
 
 def evaluate(readings, key="bp_home_avg_above_goal", new=1):
     rule = default_rule(key)
-    return average.evaluate(
-        rule, context(readings[-new:], history=readings[:-new], unit="mm[Hg]")
-    )
+    return average.evaluate(rule, context(readings[-new:], history=readings[:-new], unit="mm[Hg]"))
 
 
-def twice_daily(systolics, diastolic=CALM_DIASTOLIC, every=hours(12)):
+def twice_daily(systolics, diastolic=CALM_DIASTOLIC, every=None):
     """Readings `every` apart (12 hours unless told), the last one an hour before now."""
+    every = every or hours(12)
     start = NOW - hours(1) - every * (len(systolics) - 1)
     return [bp(start + every * i, s, diastolic) for i, s in enumerate(systolics)]
 

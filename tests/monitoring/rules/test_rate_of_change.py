@@ -97,7 +97,9 @@ def test_local_days_are_the_patients_not_utc():
 
     result = evaluate("hf_gain_1_day", [morning_of_the_11th], [late_on_the_10th])
 
-    assert [f.reading_ids for f in result.findings] == [(late_on_the_10th.id, morning_of_the_11th.id)]
+    assert [f.reading_ids for f in result.findings] == [
+        (late_on_the_10th.id, morning_of_the_11th.id)
+    ]
 
 
 def test_a_second_weighing_on_the_same_day_does_not_report_the_days_gain_again():
@@ -201,4 +203,3 @@ def test_invalid_rate_of_change_parameters_are_rejected_with_a_reason_per_parame
         rate_of_change.validate(parameters, metric="weight")
 
     assert raised.value.errors == errors
-

@@ -27,7 +27,12 @@ def for_two_hours() -> FakeRule:
     )
 
 
-def series(*values, start=NOW - hours(10), step=hours(1)):
+HOURLY = hours(1)
+
+
+def series(*values, start=None, step=HOURLY):
+    """Hourly readings, the first ten hours ago unless told."""
+    start = start or NOW - hours(10)
     return [reading("glucose", start + step * i, value) for i, value in enumerate(values)]
 
 
@@ -119,9 +124,7 @@ def test_a_duration_run_names_every_reading_in_it():
         ),
     ],
 )
-def test_invalid_sustained_parameters_are_rejected_with_a_reason_per_parameter(
-    parameters, errors
-):
+def test_invalid_sustained_parameters_are_rejected_with_a_reason_per_parameter(parameters, errors):
     with pytest.raises(InvalidParameters) as raised:
         sustained.validate(parameters, metric="glucose")
 

@@ -160,16 +160,27 @@ def test_glucose_sent_in_mmol_per_l_falls_in_the_level_its_published_pair_gives(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "clinical.yaml meta.conversion_policy: use the published mmol/L pair (level 1 "
-        "hyperglycaemia is > 10.0 mmol/L); the product converts 10.0 mmol/L to 180.156 mg/dL "
-        "and judges it against > 180 mg/dL. Reported to the lead, not fixed here."
-    ),
+@pytest.mark.parametrize(
+    ("value", "level_1", "level_2"),
+    [
+        # clinical.yaml meta.conversion_policy: the published mmol/L pairs hold (level 1
+        # hyperglycaemia is > 10.0 to <= 13.9 mmol/L, level 2 > 13.9): 10.0 mmol/L is stored
+        # as 180 mg/dL, not 180.156, and 13.9 as 250, not 250.417.
+        (10.0, False, False),
+        (10.1, True, False),
+        (13.9, True, False),
+        (14.0, False, True),
+    ],
 )
-def test_glucose_of_exactly_10_mmol_per_l_is_in_range_as_the_published_pair_says():
-    assert fires("hyperglycemia_level_1", glucose(to_canonical("glucose", 10.0, "mmol/L"))) is False
+def test_high_glucose_sent_in_mmol_per_l_falls_in_the_level_its_published_pair_gives(
+    value, level_1, level_2
+):
+    stored = glucose(to_canonical("glucose", value, "mmol/L"))
+
+    assert (fires("hyperglycemia_level_1", stored), fires("hyperglycemia_level_2", stored)) == (
+        level_1,
+        level_2,
+    )
 
 
 # --- What a finding says --------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""Where evaluation time goes: cProfile of evaluate_pending_readings, in-process.
+
+    .venv/bin/python benchmarks/evaluate_profile.py [--shape backlog|single] [--patients N]
+
+Runs against the database `benchmarks/evaluate.py` left behind (vigil_bench_eval; run that
+first, `--quick` is enough): enrols fresh patients on all five protocols, stores readings
+with `record_readings` (the evaluation it would enqueue is not published), then profiles
+`evaluate_pending_readings` for each patient. `backlog`: 100 readings per patient, as in the
+batch phase; `single`: one reading per patient per evaluation, as a CGM posting live (the
+latency phase's shape); `cgm`: like `single`, glucose only, for patients who already have
+48 h of CGM readings (one every 5 minutes, 576, evaluated), as a CGM wearer has in steady
+state. Prints wall time per reading, queries per evaluation, and the top functions by
+cumulative and by own time (`--no-profile`: the timing alone, without cProfile's overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parent.parent
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.evaluate import (  # noqa: E402
+    DEFAULT_BROKER_URL,
+    DEFAULT_DATABASE_URL,
+    PROTOCOLS,
+    backlog_items,
+    make_item,
+    normal_fields,
+    pick_metric,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shape", choices=["backlog", "single", "cgm"], default="backlog")
+    parser.add_argument("--patients", type=int, default=20)
+    parser.add_argument("--readings", type=int, default=100, help="per patient")
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--no-profile", action="store_true")
+    args = parser.parse_args()
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=os.environ.get("BENCH_EVAL_DATABASE_URL", DEFAULT_DATABASE_URL),
+        CELERY_BROKER_URL=os.environ.get("BENCH_EVAL_BROKER_URL", DEFAULT_BROKER_URL),
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        VIGIL_LOG_LEVEL="WARNING",
+    )
+    os.environ.pop("REDIS_URL", None)
+    import django
+
+    django.setup()
+    from datetime import timedelta
+
+    from django.db import connection, reset_queries
+    from django.utils import timezone
+
+    from alerts.models import CareTeam
+    from monitoring.enrolment import enrol_patient
+    from monitoring.evaluation import evaluate_pending_readings
+    from monitoring.ingest import record_readings
+
+    team = CareTeam.objects.order_by("id").first()
+    stamp = int(time.time())
+    patients = [
+        enrol_patient(
+            external_id=f"PROFILE-{stamp}-{index}",
+            name="Profiled patient",
+            timezone="Europe/Amsterdam",
+            care_team=team,
+            protocols=PROTOCOLS,
+        )
+        for index in range(args.patients)
+    ]
+    profile = cProfile.Profile()
+    evaluated = queries = evaluations = 0
+    elapsed = 0.0
+    connection.force_debug_cursor = True  # count queries
+    # Nothing leaves the process: the evaluations this would enqueue are not published.
+    with (
+        mock.patch("monitoring.ingest._enqueue_evaluation"),
+        mock.patch("monitoring.evaluation._route_after_commit"),
+    ):
+        if args.shape == "backlog":
+            now = timezone.now()
+            for index, patient in enumerate(patients):
+                items, _ = backlog_items(index, args.readings, 2, now)
+                record_readings(patient=patient, items=items)
+            rounds = [[patient] for patient in patients]
+        else:
+            rng = random.Random(1)
+            rounds = [[patient] * args.readings for patient in patients]
+        if args.shape == "cgm":
+            start = timezone.now() - timedelta(hours=48)
+            for patient in patients:
+                history = [
+                    make_item(
+                        "glucose",
+                        {"value": rng.randint(85, 165), "unit": "mg/dL"},
+                        start + timedelta(minutes=5 * number),
+                    )
+                    for number in range(576)
+                ]
+                for first in range(0, len(history), 500):
+                    record_readings(patient=patient, items=history[first : first + 500])
+                evaluate_pending_readings(patient_id=patient.pk)
+        for index, batch in enumerate(rounds):
+            for patient in batch:
+                if args.shape != "backlog":
+                    metric = "glucose" if args.shape == "cgm" else pick_metric(rng)
+                    item = make_item(metric, normal_fields(metric, rng, index), timezone.now())
+                    record_readings(patient=patient, items=[item])
+                reset_queries()
+                started = time.perf_counter()
+                if not args.no_profile:
+                    profile.enable()
+                evaluated += evaluate_pending_readings(patient_id=patient.pk)
+                profile.disable()
+                elapsed += time.perf_counter() - started
+                queries += len(connection.queries)
+                evaluations += 1
+    how = "" if args.no_profile else " under the profiler"
+    print(
+        f"{args.shape}: {evaluated} readings in {evaluations} evaluations, "
+        f"{elapsed:.2f} s{how} ({evaluated / elapsed:.0f} readings/s, "
+        f"{elapsed / evaluations * 1000:.1f} ms and {queries / evaluations:.1f} queries "
+        f"per evaluation)"
+    )
+    if args.no_profile:
+        return
+    stats = pstats.Stats(profile)
+    stats.sort_stats("cumulative").print_stats(args.top)
+    stats.sort_stats("tottime").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()

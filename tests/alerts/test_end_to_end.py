@@ -1,0 +1,241 @@
+"""One low glucose, end to end: HTTP post → real Celery worker → alert → email to the nurse.
+
+The worker is a real `celery -A config worker` process on the test broker and the
+pytest-django test database; the web side is pytest-django's live server. Email goes
+through Django's file-based backend into the test's tmp_path, so what was "sent" is read
+back from disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from alerts.models import Alert, AlertEvent, Notification
+from monitoring.auth import issue_app_token
+from monitoring.enrolment import enrol_patient
+from monitoring.models import Protocol, Reading
+from tests.factories import CareTeamFactory, MembershipFactory, UserFactory
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+QUEUES = ("evaluation", "notifications")
+# Starting the worker (Django setup, Redis) takes a few seconds; more while suites run beside.
+WAIT = 60
+NURSE_EMAIL = "nurse.level1@clinic.example"
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log_path: Path
+    mail_dir: Path
+    application_name: str  # its PostgreSQL connections carry it
+    broker: redis.Redis
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def emails(self) -> list[str]:
+        """What the file-based backend wrote: one file per connection, oldest first."""
+        if not self.mail_dir.exists():
+            return []
+        return [path.read_text() for path in sorted(self.mail_dir.iterdir())]
+
+    def is_settled(self) -> bool:
+        """Nothing queued and nothing delivered but unacknowledged (acks_late)."""
+        return all(self.broker.llen(name) == 0 for name in QUEUES) and not self.broker.hlen(
+            "unacked"
+        )
+
+
+def wait_for(what: str, check: Callable[[], object], worker: Worker, timeout: float = WAIT):
+    """Poll `check` until it returns something truthy; fail with the worker's log if not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        assert worker.process.poll() is None, f"the worker exited:\n{worker.log()}"
+        time.sleep(0.1)
+    pytest.fail(f"no {what} after {timeout} s; worker log:\n{worker.log()}")
+
+
+def purge(broker: redis.Redis) -> None:
+    # Leftovers of an earlier run would be delivered to (or restored into) this worker.
+    broker.delete(*QUEUES, "unacked", "unacked_index")
+
+
+@pytest.fixture
+def worker(request, transactional_db, tmp_path) -> Worker:
+    """`celery -A config worker --pool solo -Q evaluation,notifications` on the test database,
+    mailing into tmp_path; stopped by a finalizer registered as soon as it is started."""
+    assert settings.CELERY_BROKER_URL.startswith("redis://"), "this test needs a Redis broker"
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    purge(broker)
+    application_name = f"vigil-e2e-worker-{uuid.uuid4().hex[:8]}"
+    test_database = settings.DATABASES["default"]["NAME"]
+    database_url = urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{test_database}").geturl()
+    mail_dir = tmp_path / "mail"
+    log_path = tmp_path / "worker.log"
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"{database_url}?{urlencode({'application_name': application_name})}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(mail_dir),
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker",
+        "--pool", "solo", "--queues", ",".join(QUEUES),
+        "--hostname", f"{application_name}@%h", "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so nothing of it outlives the test
+        )
+    started = Worker(process, log_path, mail_dir, application_name, broker)
+    request.addfinalizer(lambda: stop(started))
+    return started
+
+
+def stop(worker: Worker) -> None:
+    process = worker.process
+    if process.poll() is None:
+        process.terminate()  # warm shutdown: a running task finishes, then the worker exits
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left of its group
+    process.wait(timeout=15)
+    # A connection whose client died can linger in PostgreSQL and block the table flush.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            [worker.application_name],
+        )
+    purge(worker.broker)
+    worker.broker.close()
+
+
+def glucose(mmol_per_litre: float, *, minutes_ago: int) -> dict:
+    measured_at = timezone.now() - timedelta(minutes=minutes_ago)
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "glucose",
+        "value": mmol_per_litre,
+        "unit": "mmol/L",
+        "measured_at": measured_at.isoformat(),
+    }
+
+
+def evaluated(client_id: str) -> bool:
+    return Reading.objects.filter(client_id=client_id, evaluated_at__isnull=False).exists()
+
+
+def test_a_low_glucose_posted_over_http_pages_the_level_1_nurse_once(worker, live_server):
+    # given: a diabetes patient whose team has a level-1 nurse and a level-2 physician
+    # (a transactional test before this one may have flushed the migration's protocol rows)
+    Protocol.objects.get_or_create(code="diabetes", defaults={"name": "Diabetes"})
+    team = CareTeamFactory(name="Diabetes clinic")
+    nurse = UserFactory(username="nurse", email=NURSE_EMAIL)
+    MembershipFactory(team=team, user=nurse, role="nurse", escalation_level=1)
+    physician = UserFactory(username="physician", email="physician@clinic.example")
+    MembershipFactory(team=team, user=physician, role="physician", escalation_level=2)
+    patient = enrol_patient(
+        external_id="MRN-E2E-0001",
+        name="Ada Example",
+        timezone="Europe/Berlin",
+        care_team=team,
+        protocols=["diabetes"],
+    )
+    _, token = issue_app_token(patient=patient)
+
+    def post(item: dict) -> httpx.Response:
+        return httpx.post(
+            f"{live_server.url}/api/v1/readings",
+            json={"readings": [item]},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+
+    # when: a 2.8 mmol/L glucose (50 mg/dL: level 2 hypoglycaemia) arrives over HTTP
+    low = glucose(2.8, minutes_ago=5)
+    response = post(low)
+
+    # then: evaluated by the worker, one open critical alert, the nurse emailed
+    assert response.status_code == 201
+    assert response.json()["results"] == [{"id": low["id"], "status": "created"}]
+    wait_for("evaluation", lambda: evaluated(low["id"]), worker)
+    alert = Alert.objects.get(patient=patient)
+    assert (alert.dedupe_key, alert.status, alert.severity, alert.occurrences) == (
+        "glucose_low",
+        "open",
+        "critical",
+        1,
+    )
+    assert alert.title == "Level 2 hypoglycaemia"
+    assert alert.reading_ids == [Reading.objects.get(client_id=low["id"]).pk]
+    wait_for(
+        "sent notification",
+        lambda: Notification.objects.filter(target=NURSE_EMAIL, status="sent").exists(),
+        worker,
+    )
+    wait_for("settled queues", worker.is_settled, worker)
+    assert list(Notification.objects.values_list("channel", "recipient", "target", "status")) == [
+        ("email", nurse.pk, NURSE_EMAIL, "sent")
+    ]
+    [email] = worker.emails()
+    assert f"To: {NURSE_EMAIL}" in email
+    assert "physician@clinic.example" not in email
+    assert alert.title in email
+    assert (
+        f"Open and acknowledge: {settings.VIGIL_BASE_URL}/admin/alerts/alert/{alert.pk}/" in email
+    )
+
+    # when: the app re-sends the same reading, then a second low one arrives
+    duplicate = post(low)
+    second = glucose(2.9, minutes_ago=1)
+    response = post(second)
+
+    # then: the duplicate is reported, not stored; the second folds into the open alert,
+    # and nobody is paged again for the same event
+    assert duplicate.status_code == 200
+    assert duplicate.json()["results"] == [{"id": low["id"], "status": "duplicate"}]
+    assert response.status_code == 201
+    wait_for("evaluation of the second reading", lambda: evaluated(second["id"]), worker)
+    wait_for("settled queues", worker.is_settled, worker)
+    assert Reading.objects.filter(patient=patient).count() == 2
+    alert = Alert.objects.get(patient=patient)
+    assert (alert.dedupe_key, alert.status, alert.severity, alert.occurrences) == (
+        "glucose_low",
+        "open",
+        "critical",
+        2,
+    )
+    assert list(AlertEvent.objects.values_list("kind", flat=True)) == ["raised"]
+    assert Notification.objects.count() == 1
+    assert len(worker.emails()) == 1

@@ -1,0 +1,677 @@
+"""alerts/notify.py: routing alert events to people, and delivering each notification.
+
+Routing writes one Notification row per (event, channel, target) and enqueues a delivery per
+row after commit. Delivery claims its row with a lease, calls the channel and records the
+attempt: a transient failure is retried with backoff, a permanent one (or running out of
+attempts) fails the row and flags the target for the operator.
+
+The webhook and SMS channels talk to a real HTTP receiver on 127.0.0.1, email goes to
+Django's locmem outbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from celery.exceptions import Retry
+from django.db import IntegrityError, connection, transaction
+
+from alerts.lifecycle import Trigger, acknowledge_alert, raise_alert, resolve_alert
+from alerts.models import (
+    AlertEvent,
+    ChannelFault,
+    Notification,
+    NotificationAttempt,
+    Silence,
+)
+from alerts.notify import (
+    DeliveryOutcome,
+    deliver_notification,
+    enqueue_pending_notifications,
+    route_alert_event,
+)
+from alerts.tasks import deliver_notification_task
+from tests.factories import MembershipFactory, RuleFactory, UserFactory
+from tests.monitoring.conftest import QueuedTask
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+NURSE_PHONE = "+15550100001"
+PHYSICIAN_PHONE = "+15550100002"
+
+
+@pytest.fixture
+def on_call(team, nurse, physician, twilio, time_machine):
+    """The team pages by email and SMS (nurse at level 1, physician at 2) and a webhook."""
+    time_machine.move_to(NOW, tick=False)
+    for user, phone in ((nurse, NURSE_PHONE), (physician, PHYSICIAN_PHONE)):
+        user.email = f"{user.username}@clinic.test"
+        user.save()
+        team.memberships.filter(user=user).update(phone=phone)
+    team.webhook_url = f"{twilio.url}/hooks/vigil"
+    team.webhook_secret = "whsec-heart-failure"
+    team.save()
+    return team
+
+
+@pytest.fixture
+def rule(patient):
+    return RuleFactory(patient=patient, key="glucose_low", group="glucose_low", severity="critical")
+
+
+def raise_event(patient, rule, *, severity=None, at=NOW) -> AlertEvent:
+    raised = raise_alert(
+        patient=patient,
+        trigger=Trigger(
+            rule=rule,
+            severity=severity or rule.severity,
+            title="Level 2 hypoglycaemia",
+            detail="48 mg/dL at 2026-03-01 06:55 EST; rule: < 54 mg/dL",
+            first_at=at,
+            last_at=at,
+        ),
+        now=at,
+    )
+    return raised.event
+
+
+def rows() -> list[tuple]:
+    return list(
+        Notification.objects.order_by("id").values_list(
+            "event__kind", "channel", "recipient__username", "target", "status", "attempts"
+        )
+    )
+
+
+def deliveries(*notification_ids: int) -> list[QueuedTask]:
+    return [
+        QueuedTask(name=deliver_notification_task.name, args=[pk], kwargs={})
+        for pk in notification_ids
+    ]
+
+
+def attempts(notification) -> list[tuple]:
+    return list(
+        NotificationAttempt.objects.filter(notification=notification)
+        .order_by("number")
+        .values_list("number", "at", "outcome", "status_code", "error")
+    )
+
+
+def faults() -> list[tuple]:
+    return list(
+        ChannelFault.objects.order_by("id").values_list(
+            "channel", "target", "failures", "first_failed_at", "last_failed_at", "last_error",
+            "cleared_at",
+        )
+    )  # fmt: skip
+
+
+# --- Routing ------------------------------------------------------------------------------
+
+
+def test_a_new_alert_pages_level_one_by_email_and_sms_and_the_team_webhook(
+    patient, rule, on_call, notifications_queue, django_capture_on_commit_callbacks
+):
+    event = raise_event(patient, rule)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = route_alert_event(event_id=event.pk)
+
+    assert rows() == [
+        ("raised", "email", "nurse", "nurse@clinic.test", "pending", 0),
+        ("raised", "sms", "nurse", NURSE_PHONE, "pending", 0),
+        ("raised", "webhook", None, f"{on_call.webhook_url}", "pending", 0),
+    ]
+    assert ids == list(Notification.objects.order_by("id").values_list("id", flat=True))
+    assert notifications_queue.tasks() == deliveries(*ids)
+
+
+def test_an_escalation_pages_the_level_it_reached(
+    patient, rule, on_call, notifications_queue, django_capture_on_commit_callbacks
+):
+    event = raise_event(patient, rule)
+    escalated = AlertEvent.objects.create(
+        alert=event.alert, kind="escalated", at=NOW + 15 * MINUTE, data={"level": 2, "repeat": 0}
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = route_alert_event(event_id=escalated.pk)
+
+    assert rows() == [
+        ("escalated", "email", "physician", "physician@clinic.test", "pending", 0),
+        ("escalated", "sms", "physician", PHYSICIAN_PHONE, "pending", 0),
+        ("escalated", "webhook", None, on_call.webhook_url, "pending", 0),
+    ]
+    assert notifications_queue.tasks() == deliveries(*ids)
+
+
+def test_without_twilio_settings_nobody_is_texted(settings, patient, rule, on_call):
+    settings.TWILIO_AUTH_TOKEN = ""
+
+    route_alert_event(event_id=raise_event(patient, rule).pk)
+
+    assert [channel for _, channel, *_ in rows()] == ["email", "webhook"]
+
+
+def test_inactive_members_and_members_without_an_address_are_not_paged(
+    patient, rule, on_call, nurse
+):
+    nurse.is_active = False
+    nurse.save()
+    MembershipFactory(team=on_call, user=UserFactory(username="no.contact"))
+
+    route_alert_event(event_id=raise_event(patient, rule).pk)
+
+    assert [channel for _, channel, *_ in rows()] == ["webhook"]
+
+
+def test_a_team_with_nobody_at_level_one_pages_its_lowest_level(team, physician, patient, rule):
+    physician.email = "physician@clinic.test"
+    physician.save()
+
+    route_alert_event(event_id=raise_event(patient, rule).pk)
+
+    assert rows() == [("raised", "email", "physician", "physician@clinic.test", "pending", 0)]
+
+
+def test_routing_an_event_again_creates_no_second_notification(
+    patient, rule, on_call, notifications_queue, django_capture_on_commit_callbacks
+):
+    # given: routed once, and the email already sent
+    event = raise_event(patient, rule)
+    first = route_alert_event(event_id=event.pk)
+    Notification.objects.filter(channel="email").update(status="sent", sent_at=NOW)
+    before = rows()
+
+    # when: the routing task runs again (redelivery)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = route_alert_event(event_id=event.pk)
+
+    # then: the same rows; only what is still pending is handed to delivery again
+    assert rows() == before
+    assert Notification.objects.count() == 3
+    assert again == first[1:]
+    assert notifications_queue.tasks() == deliveries(*first[1:])
+
+
+@pytest.mark.parametrize("kind", ["acknowledged", "resolved", "condition_cleared", "note"])
+def test_events_that_need_nobody_page_nobody(
+    patient, rule, on_call, nurse, kind, notifications_queue, django_capture_on_commit_callbacks
+):
+    alert = raise_event(patient, rule).alert
+    event = AlertEvent.objects.create(alert=alert, kind=kind, actor=nurse, at=NOW)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert route_alert_event(event_id=event.pk) == []
+
+    assert Notification.objects.count() == 0
+    assert callbacks == []
+    assert len(notifications_queue) == 0
+
+
+def test_an_alert_acknowledged_before_its_page_went_out_pages_nobody(
+    patient, rule, on_call, nurse, notifications_queue, django_capture_on_commit_callbacks
+):
+    event = raise_event(patient, rule)
+    acknowledge_alert(alert=event.alert, user=nurse, now=NOW)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert route_alert_event(event_id=event.pk) == []
+
+    assert Notification.objects.count() == 0
+    assert callbacks == []
+    assert len(notifications_queue) == 0
+
+
+def test_an_alert_acknowledged_after_it_got_worse_pages_nobody_about_it(
+    patient, on_call, nurse, notifications_queue, django_capture_on_commit_callbacks
+):
+    # given: a warning, then a critical trigger; the nurse acknowledges the critical alert
+    # before the routing task for its severity_raised event runs
+    warning = RuleFactory(patient=patient, key="l1", group="glucose_low", severity="warning")
+    critical = RuleFactory(patient=patient, key="l2", group="glucose_low", severity="critical")
+    raise_event(patient, warning)
+    worse = raise_event(patient, critical, at=NOW + MINUTE)
+    assert worse.kind == "severity_raised"
+    acknowledge_alert(alert=worse.alert, user=nurse, now=NOW + 2 * MINUTE)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert route_alert_event(event_id=worse.pk) == []
+
+    # then
+    assert Notification.objects.count() == 0
+    assert callbacks == []
+    assert len(notifications_queue) == 0
+
+
+def test_a_resolved_alert_pages_nobody(
+    patient, rule, on_call, physician, notifications_queue, django_capture_on_commit_callbacks
+):
+    event = raise_event(patient, rule)
+    resolve_alert(alert=event.alert, user=physician, now=NOW)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert route_alert_event(event_id=event.pk) == []
+
+    assert Notification.objects.count() == 0
+    assert callbacks == []
+
+
+@pytest.mark.parametrize("scope", ["patient", "rule"])
+def test_a_silenced_alert_pages_nobody(
+    patient, rule, on_call, nurse, scope, notifications_queue, django_capture_on_commit_callbacks
+):
+    Silence.objects.create(
+        patient=patient,
+        rule=rule if scope == "rule" else None,
+        starts_at=NOW - MINUTE,
+        ends_at=NOW + timedelta(hours=2),
+        author=nurse,
+        reason="Known hypoglycaemia after dose change; physician informed",
+    )
+    event = raise_event(patient, rule)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert route_alert_event(event_id=event.pk) == []
+
+    assert Notification.objects.count() == 0
+    assert callbacks == []
+    assert len(notifications_queue) == 0
+
+
+def test_a_silence_of_another_rule_or_one_that_ended_does_not_hold_the_page(
+    patient, rule, on_call, nurse
+):
+    other = RuleFactory(patient=patient, key="weight_gain", group="weight_gain")
+    Silence.objects.create(
+        patient=patient, rule=other, starts_at=NOW - MINUTE, ends_at=NOW + MINUTE,
+        author=nurse, reason="Scale replaced",
+    )  # fmt: skip
+    Silence.objects.create(
+        patient=patient, starts_at=NOW - 2 * MINUTE, ends_at=NOW,
+        author=nurse, reason="Clinic visit",
+    )  # fmt: skip
+
+    assert len(route_alert_event(event_id=raise_event(patient, rule).pk)) == 3
+
+
+def test_a_silence_must_end_after_it_starts(patient, nurse):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Silence.objects.create(
+            patient=patient, starts_at=NOW, ends_at=NOW, author=nurse, reason="Holiday"
+        )
+
+    assert Silence.objects.count() == 0
+
+
+# --- Delivery -----------------------------------------------------------------------------
+
+
+def routed(patient, rule, channel: str) -> Notification:
+    route_alert_event(event_id=raise_event(patient, rule).pk)
+    return Notification.objects.get(channel=channel)
+
+
+def test_an_email_is_sent_once_and_its_attempt_recorded(patient, rule, on_call, mailoutbox, twilio):
+    notification = routed(patient, rule, "email")
+
+    outcome = deliver_notification(notification_id=notification.pk)
+
+    assert outcome == DeliveryOutcome.SENT
+    assert [(m.to, m.subject) for m in mailoutbox] == [
+        (
+            ["nurse@clinic.test"],
+            f"[Vigil critical] Level 2 hypoglycaemia — patient {patient.external_id}",
+        )
+    ]
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts, notification.sent_at) == ("sent", 1, NOW)
+    assert (notification.claimed_until, notification.last_error) == (None, "")
+    assert attempts(notification) == [(1, NOW, "sent", None, "")]
+    assert twilio.requests == []
+
+
+def test_a_webhook_delivery_records_the_receivers_status(patient, rule, on_call, receiver):
+    notification = routed(patient, rule, "webhook")
+
+    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SENT
+
+    assert [(r.method, r.path) for r in receiver.requests] == [("POST", "/hooks/vigil")]
+    assert json.loads(receiver.requests[0].body)["event_id"] == notification.event_id
+    assert attempts(notification) == [(1, NOW, "sent", 200, "")]
+
+
+def test_an_sms_delivery_goes_to_twilio_with_the_members_number(patient, rule, on_call, twilio):
+    notification = routed(patient, rule, "sms")
+
+    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SENT
+
+    request = twilio.requests[0]
+    assert request.path == "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json"
+    assert (
+        dict(pair.split("=") for pair in request.body.decode().split("&"))["To"] == "%2B15550100001"
+    )
+    assert attempts(notification) == [(1, NOW, "sent", 200, "")]
+
+
+def test_a_sent_notification_is_never_sent_again(patient, rule, on_call, receiver):
+    notification = routed(patient, rule, "webhook")
+    deliver_notification(notification_id=notification.pk)
+
+    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SKIPPED
+
+    assert len(receiver.requests) == 1
+    assert Notification.objects.get(pk=notification.pk).attempts == 1
+    assert len(attempts(notification)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_delivery_while_the_first_is_in_flight_is_skipped(
+    patient, rule, on_call, receiver
+):
+    # given: one worker's webhook request is in flight (the receiver holds its answer)
+    notification = routed(patient, rule, "webhook")
+    receiver.hold()
+    results = {}
+
+    def first_worker():
+        try:
+            results["first"] = deliver_notification(notification_id=notification.pk)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_worker)
+    thread.start()
+    assert receiver.arrived.wait(timeout=10)
+
+    # when: a redelivered task for the same row runs meanwhile
+    second = deliver_notification(notification_id=notification.pk)
+    receiver.release()
+    thread.join(timeout=30)
+
+    # then
+    assert (results["first"], second) == (DeliveryOutcome.SENT, DeliveryOutcome.SKIPPED)
+    assert len(receiver.requests) == 1
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("sent", 1)
+    assert [outcome for _, _, outcome, _, _ in attempts(notification)] == ["sent"]
+
+
+def test_a_delivery_whose_worker_died_is_taken_again_when_the_lease_lapses(
+    time_machine, patient, rule, on_call, receiver
+):
+    # given: a worker claimed the row (attempt 1) and died before recording anything
+    notification = routed(patient, rule, "webhook")
+    Notification.objects.filter(pk=notification.pk).update(
+        attempts=1, claimed_until=NOW + 2 * MINUTE
+    )
+    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SKIPPED
+    assert receiver.requests == []
+
+    # when
+    time_machine.move_to(NOW + 2 * MINUTE + timedelta(seconds=1), tick=False)
+    outcome = deliver_notification(notification_id=notification.pk)
+
+    # then
+    assert outcome == DeliveryOutcome.SENT
+    assert len(receiver.requests) == 1
+    assert attempts(notification) == [(2, NOW + 2 * MINUTE + timedelta(seconds=1), "sent", 200, "")]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 408, 429])
+def test_a_transient_failure_is_retried_later_and_the_row_stays_pending(
+    patient, rule, on_call, receiver, status
+):
+    notification = routed(patient, rule, "webhook")
+    receiver.answer(status)
+
+    outcome = deliver_notification(notification_id=notification.pk)
+
+    assert outcome == DeliveryOutcome.RETRY
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts, notification.sent_at) == (
+        "pending",
+        1,
+        None,
+    )
+    assert notification.last_error == f"webhook answered {status}"
+    # Held until its retry is due (the first backoff, 30 s), so nothing else takes it first.
+    assert notification.claimed_until == NOW + timedelta(seconds=30)
+    assert attempts(notification) == [
+        (1, NOW, "transient_failure", status, f"webhook answered {status}")
+    ]
+    assert faults() == []
+
+
+def test_an_unreachable_receiver_is_a_transient_failure(patient, rule, on_call, refused_url):
+    on_call.webhook_url = refused_url
+    on_call.save()
+    notification = routed(patient, rule, "webhook")
+
+    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.RETRY
+
+    assert attempts(notification) == [
+        (1, NOW, "transient_failure", None, "webhook unreachable: ConnectError")
+    ]
+    assert Notification.objects.get(pk=notification.pk).status == "pending"
+    assert faults() == []
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
+def test_a_permanent_failure_fails_the_row_and_flags_the_target(
+    patient, rule, on_call, receiver, status
+):
+    notification = routed(patient, rule, "webhook")
+    receiver.answer(status)
+
+    outcome = deliver_notification(notification_id=notification.pk)
+
+    assert outcome == DeliveryOutcome.FAILED
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts, notification.claimed_until) == (
+        "failed",
+        1,
+        None,
+    )
+    assert attempts(notification) == [
+        (1, NOW, "permanent_failure", status, f"webhook answered {status}")
+    ]
+    assert faults() == [
+        ("webhook", on_call.webhook_url, 1, NOW, NOW, f"webhook answered {status}", None)
+    ]
+    # Never retried: a redelivered task finds nothing to do.
+    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SKIPPED
+    assert len(receiver.requests) == 1
+
+
+def test_a_target_failing_again_keeps_one_open_fault_counting_failures(
+    time_machine, patient, rule, on_call, receiver
+):
+    first = routed(patient, rule, "webhook")
+    receiver.answer(404, 404)
+    deliver_notification(notification_id=first.pk)
+    other_rule = RuleFactory(patient=patient, key="other", group="other", severity="critical")
+    route_alert_event(event_id=raise_event(patient, other_rule).pk)
+    second = Notification.objects.get(channel="webhook", alert__dedupe_key="other")
+
+    time_machine.move_to(NOW + 5 * MINUTE, tick=False)
+    deliver_notification(notification_id=second.pk)
+
+    assert faults() == [
+        ("webhook", on_call.webhook_url, 2, NOW, NOW + 5 * MINUTE, "webhook answered 404", None)
+    ]
+
+
+def test_backoff_grows_with_each_attempt_and_running_out_of_attempts_fails_the_row(
+    settings, time_machine, patient, rule, on_call, receiver
+):
+    # given: a receiver answering 503 every time; four attempts allowed
+    settings.VIGIL_NOTIFICATION_MAX_ATTEMPTS = 4
+    notification = routed(patient, rule, "webhook")
+    receiver.answer(503, 503, 503, 503)
+
+    # when: each attempt runs when its retry is due; a retry that comes early is skipped
+    outcomes, holds, at = [], [], NOW
+    for _ in range(4):
+        time_machine.move_to(at, tick=False)
+        outcomes.append(deliver_notification(notification_id=notification.pk))
+        held_until = Notification.objects.get(pk=notification.pk).claimed_until
+        holds.append(held_until and held_until - at)
+        if held_until:
+            time_machine.move_to(held_until - timedelta(seconds=1), tick=False)
+            assert deliver_notification(notification_id=notification.pk) == "skipped"
+            at = held_until + timedelta(seconds=1)
+
+    # then: 30 s, 60 s, 120 s apart, then given up
+    assert outcomes == ["retry", "retry", "retry", "failed"]
+    assert holds == [timedelta(seconds=30), timedelta(seconds=60), timedelta(seconds=120), None]
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("failed", 4)
+    assert [(n, outcome, code) for n, _, outcome, code, _ in attempts(notification)] == [
+        (1, "transient_failure", 503),
+        (2, "transient_failure", 503),
+        (3, "transient_failure", 503),
+        (4, "transient_failure", 503),
+    ]
+    assert [(channel, failures) for channel, _, failures, *_ in faults()] == [("webhook", 1)]
+    assert len(receiver.requests) == 4
+
+
+def test_a_retry_that_runs_the_moment_its_hold_lapses_is_taken(
+    time_machine, patient, rule, on_call, receiver
+):
+    # The task's retry is scheduled for exactly that moment (the same retry_delay).
+    notification = routed(patient, rule, "webhook")
+    receiver.answer(503)
+    deliver_notification(notification_id=notification.pk)
+
+    time_machine.move_to(NOW + timedelta(seconds=30), tick=False)
+
+    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SENT
+    assert [outcome for _, _, outcome, _, _ in attempts(notification)] == [
+        "transient_failure",
+        "sent",
+    ]
+
+
+def test_the_task_retries_a_transient_failure_when_the_row_says(
+    patient, rule, on_call, receiver, notifications_queue
+):
+    # given
+    notification = routed(patient, rule, "webhook")
+    receiver.answer(503)
+
+    # when: the task runs as a worker runs it, with the request a worker pushes (not called
+    # directly, not eagerly), so its retry is published to the broker for real
+    deliver_notification_task.push_request(
+        id="delivery-1",
+        args=[notification.pk],
+        kwargs={},
+        retries=0,
+        called_directly=False,
+        delivery_info={"exchange": "", "routing_key": "notifications"},
+    )
+    try:
+        with pytest.raises(Retry):
+            deliver_notification_task.run(notification.pk)
+    finally:
+        deliver_notification_task.pop_request()
+
+    # then: the retry is in the notifications queue, due when the row's hold lapses
+    (raw,) = notifications_queue.client.lrange("notifications", 0, -1)
+    message = json.loads(raw)
+    args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    assert (message["headers"]["task"], args) == (deliver_notification_task.name, [notification.pk])
+    assert datetime.fromisoformat(message["headers"]["eta"]) == NOW + timedelta(seconds=30)
+    assert Notification.objects.get(pk=notification.pk).claimed_until == NOW + timedelta(seconds=30)
+
+
+def test_the_task_returns_what_the_delivery_did(patient, rule, on_call, receiver):
+    notification = routed(patient, rule, "webhook")
+
+    assert deliver_notification_task(notification.pk) == "sent"
+    assert deliver_notification_task(notification.pk) == "skipped"
+
+
+# --- The outbox sweep ---------------------------------------------------------------------
+
+
+def test_the_sweep_re_enqueues_pending_deliveries_whose_task_was_lost(
+    time_machine, patient, rule, on_call, notifications_queue, django_capture_on_commit_callbacks
+):
+    # given: routed at NOW (three pending rows); later, one sent, one failed
+    route_alert_event(event_id=raise_event(patient, rule).pk)
+    email, sms, webhook = (Notification.objects.get(channel=c) for c in ("email", "sms", "webhook"))
+    Notification.objects.filter(pk=sms.pk).update(status="sent", sent_at=NOW)
+    fresh_rule = RuleFactory(patient=patient, key="fresh", group="fresh", severity="critical")
+    time_machine.move_to(NOW + 2 * MINUTE, tick=False)
+    route_alert_event(event_id=raise_event(patient, fresh_rule, at=NOW + 2 * MINUTE).pk)
+
+    # when: the sweep runs 3 minutes after the first routing
+    time_machine.move_to(NOW + 3 * MINUTE, tick=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        count = enqueue_pending_notifications()
+
+    # then: the old pending ones, not the sent one nor those routed a minute ago
+    assert count == 2
+    assert notifications_queue.tasks() == deliveries(email.pk, webhook.pk)
+
+
+def test_the_sweep_leaves_a_delivery_in_flight(
+    time_machine, patient, rule, on_call, notifications_queue, django_capture_on_commit_callbacks
+):
+    webhook = routed(patient, rule, "webhook")
+    Notification.objects.exclude(pk=webhook.pk).update(status="sent")
+    Notification.objects.filter(pk=webhook.pk).update(attempts=1, claimed_until=NOW + 11 * MINUTE)
+    time_machine.move_to(NOW + 10 * MINUTE, tick=False)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert enqueue_pending_notifications() == 0
+
+    assert callbacks == []
+    assert len(notifications_queue) == 0
+
+
+def test_the_sweep_leaves_a_delivery_backing_off_to_its_own_retry(
+    settings,
+    time_machine,
+    patient,
+    rule,
+    on_call,
+    receiver,
+    notifications_queue,
+    django_capture_on_commit_callbacks,
+):
+    # given: the webhook failed three times; its fourth try is due in two minutes (the
+    # backoff after a third failure) and the retry task waits in the broker
+    webhook = routed(patient, rule, "webhook")
+    Notification.objects.exclude(pk=webhook.pk).update(status="sent")
+    receiver.answer(503, 503, 503)
+    at = NOW
+    for _ in range(3):
+        time_machine.move_to(at, tick=False)
+        deliver_notification(notification_id=webhook.pk)
+        at = Notification.objects.get(pk=webhook.pk).claimed_until + timedelta(seconds=1)
+    failed_at = at - timedelta(minutes=2, seconds=1)
+
+    # when: the sweep runs a minute after the third failure, before the retry is due
+    time_machine.move_to(failed_at + MINUTE, tick=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        during_backoff = enqueue_pending_notifications()
+
+    # then: it is left to its retry, and taken over only if that retry is lost
+    assert during_backoff == 0
+    assert len(notifications_queue) == 0
+    time_machine.move_to(failed_at + timedelta(minutes=5), tick=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        after_a_lost_retry = enqueue_pending_notifications()
+    assert after_a_lost_retry == 1
+    assert notifications_queue.tasks() == deliveries(webhook.pk)

@@ -1,0 +1,176 @@
+import re
+
+import pytest
+
+from monitoring.rules import adherence
+from monitoring.rules.base import InvalidParameters
+from tests.monitoring.rules.conftest import (
+    NOW,
+    context,
+    days,
+    default_rule,
+    dose,
+    hours,
+    reference,
+    template,
+)
+
+DEFAULTS = reference("medication_adherence.dose_level_adherence.missed_dose_flag.alert_defaults")
+# ">= 2 consecutive missed doses of a critical medication"
+MISSED_IN_A_ROW = int(re.match(r">= (\d+) consecutive", DEFAULTS[0]["rule"])[1])
+# "7-day taking adherence < 80%"
+WINDOW_DAYS, BELOW_PERCENT = map(
+    int, re.match(r"(\d+)-day .* < (\d+)%", DEFAULTS[1]["rule"]).groups()
+)
+
+
+def daily(statuses, medication="warfarin-5mg", last=None):
+    """One dose a day in the order given, the last `last` (two hours ago unless told)."""
+    last = last or NOW - hours(2)
+    count = len(statuses)
+    return [
+        dose(last - days(count - 1 - i), status, medication) for i, status in enumerate(statuses)
+    ]
+
+
+def evaluate(key, doses, new=1, **rule_overrides):
+    rule = default_rule(key, **rule_overrides)
+    return adherence.evaluate(rule, context(doses[-new:], history=doses[:-new]))
+
+
+# --- consecutive missed doses ---------------------------------------------------------------
+
+
+def test_the_default_counts_as_many_missed_doses_in_a_row_as_the_reference_says():
+    assert template("doses_missed_consecutively").parameters["count"] == MISSED_IN_A_ROW
+
+
+def test_two_missed_doses_in_a_row_are_a_warning_naming_the_medication():
+    doses = daily(["taken", "skipped", "skipped"])
+
+    result = evaluate("doses_missed_consecutively", doses)
+
+    assert [(f.severity, f.values, f.reading_ids, f.triggered_at) for f in result.findings] == [
+        (
+            "warning",
+            {"medication": "warfarin-5mg", "missed": 2},
+            (doses[2].id, doses[1].id),
+            doses[2].measured_at,
+        )
+    ]
+
+
+def test_missed_doses_with_a_taken_one_between_are_not_in_a_row():
+    result = evaluate("doses_missed_consecutively", daily(["skipped", "taken", "skipped"]))
+
+    assert result.findings == []
+
+
+def test_doses_are_in_a_row_per_medication():
+    warfarin = daily(["skipped", "skipped"], medication="warfarin-5mg", last=NOW - hours(3))
+    metformin = daily(["taken", "taken"], medication="metformin-500mg", last=NOW - hours(2))
+    interleaved = sorted(warfarin + metformin, key=lambda d: d.measured_at)
+
+    result = evaluate("doses_missed_consecutively", interleaved, new=2)
+
+    assert [f.values for f in result.findings] == [{"medication": "warfarin-5mg", "missed": 2}]
+
+
+def test_a_tailored_list_of_critical_medications_ignores_the_others():
+    doses = daily(["skipped", "skipped"], medication="metformin-500mg")
+    parameters = template("doses_missed_consecutively").parameters | {
+        "medications": ["warfarin-5mg"]
+    }
+
+    result = evaluate("doses_missed_consecutively", doses, parameters=parameters)
+
+    assert (result.findings, result.cleared_at) == ([], None)
+
+
+def test_a_medication_without_a_new_dose_is_not_reported_again():
+    warfarin = daily(["skipped", "skipped"], last=NOW - days(1))
+    metformin = daily(["taken"], medication="metformin-500mg")
+
+    result = evaluate("doses_missed_consecutively", warfarin + metformin)
+
+    assert result.findings == []
+
+
+def test_a_taken_dose_after_missed_ones_clears_the_condition():
+    doses = daily(["skipped", "skipped", "taken"])
+
+    result = evaluate("doses_missed_consecutively", doses)
+
+    assert (result.findings, result.cleared_at) == ([], doses[-1].measured_at)
+
+
+# --- 7-day taking adherence -----------------------------------------------------------------
+
+
+def test_the_taking_rate_default_is_the_references_window_and_percentage():
+    parameters = template("dose_taking_rate_7_days").parameters
+
+    assert (parameters["window_days"], parameters["below_percent"]) == (WINDOW_DAYS, BELOW_PERCENT)
+
+
+def test_a_taking_rate_below_the_limit_is_an_info_finding():
+    doses = daily(["taken", "skipped", "taken", "taken"])  # 75 %
+
+    result = evaluate("dose_taking_rate_7_days", doses)
+
+    assert [(f.severity, f.values, f.reading_ids) for f in result.findings] == [
+        ("info", {"taking_percent": 75.0, "doses": 4}, ())
+    ]
+
+
+def test_a_taking_rate_of_exactly_the_limit_is_not_below_it():
+    doses = daily(["taken", "taken", "skipped", "taken", "taken"])  # 80 %
+
+    result = evaluate("dose_taking_rate_7_days", doses)
+
+    assert (result.findings, result.cleared_at) == ([], doses[-1].measured_at)
+
+
+def test_doses_scheduled_before_the_window_do_not_count():
+    # Five missed doses more than 7 days ago, then a week of doses taken.
+    old = [dose(NOW - days(WINDOW_DAYS) - days(i + 1), "skipped") for i in range(5)]
+    recent = daily(["taken"] * 6)
+
+    result = evaluate("dose_taking_rate_7_days", old[::-1] + recent)
+
+    assert (result.findings, result.cleared_at) == ([], recent[-1].measured_at)
+
+
+def test_no_new_dose_means_no_verdict():
+    doses = daily(["skipped"] * 3)
+    rule = default_rule("dose_taking_rate_7_days")
+
+    result = adherence.evaluate(rule, context([], history=doses))
+
+    assert (result.findings, result.cleared_at) == ([], None)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "errors"),
+    [
+        ({}, {"mode": ["Must be one of: consecutive_missed, taking_rate."]}),
+        ({"mode": "consecutive_missed"}, {"count": ["This parameter is required."]}),
+        (
+            {"mode": "consecutive_missed", "count": 2, "medications": "warfarin"},
+            {"medications": ["Must be a list of medication ids."]},
+        ),
+        (
+            {"mode": "taking_rate", "window_days": 7},
+            {"below_percent": ["This parameter is required."]},
+        ),
+        (
+            {"mode": "taking_rate", "window_days": 7, "below_percent": 80, "count": 2},
+            {"count": ["Not a parameter of this rule kind."]},
+        ),
+    ],
+)
+def test_invalid_adherence_parameters_are_rejected_with_a_reason_per_parameter(parameters, errors):
+    with pytest.raises(InvalidParameters) as raised:
+        adherence.validate(parameters, metric="dose")
+
+    assert raised.value.errors == errors

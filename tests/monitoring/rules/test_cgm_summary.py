@@ -1,0 +1,136 @@
+import re
+
+import pytest
+
+from monitoring.rules import cgm_summary
+from monitoring.rules.base import Finding, InvalidParameters
+from tests.monitoring.rules.conftest import NOW, context, days, default_rule, reading, reference
+
+SUFFICIENCY = reference("blood_glucose.cgm_targets.data_sufficiency")
+# "5-min sensor: 288 readings/day x 14 d = 4032 possible -> need >=2823"
+ENOUGH = int(re.search(r"5-min sensor: .*? need >=(\d+)", SUFFICIENCY["example"])[1])
+RANGES = reference("blood_glucose.cgm_targets.ranges_mg_dL")
+IN_RANGE = 120
+LOW = RANGES["low"]["lower"]["value"]  # 54 mg/dL: below 70, not below 54
+
+
+FOURTEEN_DAYS = days(SUFFICIENCY["min_days"])
+
+
+def sensor(values, span=FOURTEEN_DAYS):
+    """CGM readings spread evenly over `span` up to now (the window the sweep loads)."""
+    step = span / len(values)
+    return [reading("glucose", NOW - span + step * (i + 1), v) for i, v in enumerate(values)]
+
+
+def every_tenth_low(count):
+    return [LOW if i % 10 == 0 else IN_RANGE for i in range(count)]
+
+
+def evaluate(key, readings):
+    return cgm_summary.evaluate(
+        default_rule(key), context([], history=readings, now=NOW, unit="mg/dL")
+    )
+
+
+def test_time_below_70_above_its_target_with_sufficient_data_is_a_finding():
+    readings = sensor(every_tenth_low(3000))
+
+    result = evaluate("cgm_tbr_lt70", readings)
+
+    rule_id = result.findings[0].rule_id
+    assert result.findings == [
+        Finding(
+            rule_id=rule_id,
+            severity="warning",
+            title="CGM time below 70 mg/dL above target",
+            detail="time in band 10.0 % over 14 days (3000 readings); target < 4 %",
+            triggered_at=NOW,
+            values={"percent": 10.0, "readings": 3000},
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [(ENOUGH - 1, False), (ENOUGH, True)],
+    ids=["69.99 % of possible readings", "70 % of possible readings"],
+)
+def test_a_summary_needs_70_percent_of_the_possible_readings(count, expected):
+    result = evaluate("cgm_tbr_lt70", sensor(every_tenth_low(count)))
+
+    assert bool(result.findings) is expected
+    assert result.cleared_at is None
+
+
+def test_enough_readings_over_fewer_than_14_days_give_no_verdict():
+    readings = sensor(every_tenth_low(4032), span=days(SUFFICIENCY["min_days"] - 2))
+
+    result = evaluate("cgm_tbr_lt70", readings)
+
+    assert (result.findings, result.cleared_at) == ([], None)
+
+
+def test_time_below_range_within_target_clears_the_condition():
+    readings = sensor([IN_RANGE] * 3000)
+
+    result = evaluate("cgm_tbr_lt70", readings)
+
+    assert (result.findings, result.cleared_at) == ([], NOW)
+
+
+def test_time_in_range_counts_both_bounds_as_in_range_and_exactly_70_percent_misses_the_target():
+    # battelino_2019: TIR 70-180 mg/dL inclusive, target > 70 %.
+    in_range = [RANGES["in_range"]["lower"]["value"], RANGES["in_range"]["upper"]["value"]]
+    above = RANGES["high"]["upper"]["value"]
+    values = in_range * 1050 + [above] * 900  # 2100 of 3000 in range: exactly 70 %
+
+    result = evaluate("cgm_tir_70_180", sensor(values))
+
+    assert [(f.severity, f.values) for f in result.findings] == [
+        ("info", {"percent": 70.0, "readings": 3000})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected_percent"),
+    [(60, 180, 50.0), (100, 140, None)],
+    ids=["CV 50 %", "CV 16.7 %"],
+)
+def test_glucose_variability_above_36_percent_is_a_finding(low, high, expected_percent):
+    result = evaluate("cgm_cv", sensor([low, high] * 1500))
+
+    assert [f.values["percent"] for f in result.findings] == (
+        [expected_percent] if expected_percent else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("parameters", "errors"),
+    [
+        (
+            {"measure": "percent_in_band", "target": {"op": "lt", "value": 4}, "window_days": 14,
+             "min_days": 14, "min_percent_active": 70, "sensor_interval_minutes": 5},
+            {"band": ["Must be an object with 'lower' and/or 'upper' bounds."]},
+        ),
+        (
+            {"measure": "percent_in_band", "band": {"upper": {"value": 70}},
+             "target": {"op": "lt", "value": 4}, "window_days": 14, "min_days": 14,
+             "min_percent_active": 70, "sensor_interval_minutes": 5},
+            {"band.upper": ["Must be {value: number, inclusive: true|false}."]},
+        ),
+        (
+            {"measure": "cv", "target": {"op": "below", "value": 36}, "window_days": 14,
+             "min_days": 14, "min_percent_active": 70, "sensor_interval_minutes": 0},
+            {"target": ["Must be {op: lt|le|gt|ge, value: number}."],
+             "sensor_interval_minutes": ["Must be at least 0.01."]},
+        ),
+    ],
+)  # fmt: skip
+def test_invalid_cgm_summary_parameters_are_rejected_with_a_reason_per_parameter(
+    parameters, errors
+):
+    with pytest.raises(InvalidParameters) as raised:
+        cgm_summary.validate(parameters, metric="glucose")
+
+    assert raised.value.errors == errors
