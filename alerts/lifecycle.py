@@ -137,8 +137,11 @@ def _fold(alert: Alert, trigger: Trigger, now: datetime) -> Raised:
     alert.occurrences = F("occurrences") + trigger.occurrences
     alert.last_triggered_at = max(alert.last_triggered_at, trigger.last_at)
     alert.condition_cleared_at = None
-    alert.values = trigger.values
-    alert.reading_ids = trigger.reading_ids
+    if not Severity.rank(trigger.severity) < Severity.rank(alert.severity):
+        # The values shown stay those of the finding the title and severity describe; a
+        # lesser finding in the same group only counts as an occurrence.
+        alert.values = trigger.values
+        alert.reading_ids = trigger.reading_ids
     if trigger.rule.pk == alert.rule_id:
         # Its rule fired again, perhaps as a clinician tailored it since: record that version.
         alert.rule_version = trigger.rule.version

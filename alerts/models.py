@@ -207,7 +207,8 @@ class AlertEvent(models.Model):
 
 
 class Silence(models.Model):
-    """No new notifications (and no new alerts) for a patient, or one rule, until `ends_at`."""
+    """No notifications for a patient, or one of their rules, until `ends_at`. Alerts are
+    still recorded (the history stays complete); nobody is paged about them."""
 
     patient = models.ForeignKey(
         "monitoring.Patient", on_delete=models.CASCADE, related_name="silences"

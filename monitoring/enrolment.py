@@ -37,7 +37,7 @@ def enrol_patient(
                 care_team=care_team,
                 **(preferences or {}),
             )
-            patient.protocols.set(Protocol.objects.filter(code__in=protocols))
+            patient.protocols.set(Protocol.objects.for_codes(protocols))
             apply_protocols(patient=patient, codes=protocols)
     except IntegrityError as error:
         if Patient.objects.filter(external_id=external_id).exists():

@@ -33,11 +33,24 @@ class ProtocolCode(models.TextChoices):
     COPD = "copd", "COPD"
 
 
+class ProtocolQuerySet(models.QuerySet):
+    def for_codes(self, codes: list[str]) -> "ProtocolQuerySet":
+        """The protocols with these codes, creating any row that is missing (a database
+        flushed after its data migration ran, as test databases are)."""
+        self.bulk_create(
+            [Protocol(code=code, name=ProtocolCode(code).label) for code in codes],
+            ignore_conflicts=True,
+        )
+        return self.filter(code__in=codes)
+
+
 class Protocol(models.Model):
-    """A condition's default monitoring programme; its rules arrive with the rules module."""
+    """A condition's default monitoring programme; its default rules are in protocols.yaml."""
 
     code = models.CharField(max_length=32, choices=ProtocolCode.choices, unique=True)
     name = models.CharField(max_length=120)
+
+    objects = ProtocolQuerySet.as_manager()
 
     class Meta:
         ordering = ["code"]

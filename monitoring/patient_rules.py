@@ -28,7 +28,7 @@ def apply_protocols(*, patient: Patient, codes: list[str], now: datetime | None 
     key, e.g. from another protocol) is kept as it is. Returns how many rules were added.
     """
     now = now or timezone.now()
-    protocols = {p.code: p for p in Protocol.objects.filter(code__in=codes)}
+    protocols = {p.code: p for p in Protocol.objects.for_codes(codes)}
     existing = set(patient.rules.values_list("key", flat=True))
     new_rules = []
     for code in codes:

@@ -47,7 +47,15 @@ from monitoring.serializers import (
 )
 
 ERROR = OpenApiResponse(
-    inline_serializer("Error", {"detail": serializers.CharField()}),
+    inline_serializer(
+        "Error",
+        {
+            "detail": serializers.CharField(),
+            "errors": serializers.DictField(
+                required=False, help_text="Per field (or per parameter), the reasons."
+            ),
+        },
+    ),
     description="What was wrong; `errors` maps fields to reasons where fields were wrong.",
 )
 

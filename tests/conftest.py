@@ -13,6 +13,12 @@ from tests.factories import CareTeamFactory, MembershipFactory, PatientFactory, 
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The default PBKDF2 hasher costs ~0.3 s a user; tests of logins need a hash, not its cost.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     # Login throttles count in the cache (Redis in tests); each test starts from zero.
     cache.clear()

@@ -31,7 +31,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertEvent, Notification
 from monitoring.auth import issue_app_token
 from monitoring.enrolment import enrol_patient
-from monitoring.models import Protocol, Reading
+from monitoring.models import Reading
 from tests.factories import CareTeamFactory, MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -158,8 +158,6 @@ def evaluated(client_id: str) -> bool:
 
 def test_a_low_glucose_posted_over_http_pages_the_level_1_nurse_once(worker, live_server):
     # given: a diabetes patient whose team has a level-1 nurse and a level-2 physician
-    # (a transactional test before this one may have flushed the migration's protocol rows)
-    Protocol.objects.get_or_create(code="diabetes", defaults={"name": "Diabetes"})
     team = CareTeamFactory(name="Diabetes clinic")
     nurse = UserFactory(username="nurse", email=NURSE_EMAIL)
     MembershipFactory(team=team, user=nurse, role="nurse", escalation_level=1)

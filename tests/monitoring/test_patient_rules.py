@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitoring.enrolment import enrol_patient
-from monitoring.models import Rule, RuleRevision
+from monitoring.models import Protocol, Rule, RuleRevision
 from monitoring.patient_rules import add_rule, apply_protocols, change_rule
 from monitoring.protocols import protocol_templates
 from monitoring.rules import InvalidParameters, is_scheduled
@@ -290,3 +290,16 @@ def test_two_clinicians_changing_a_rule_at_once_both_get_a_version(
     assert stored.version == 3
     assert [version for version, *_ in revisions_of(stored)] == [1, 2, 3]
     assert sorted(note for *_, note in revisions_of(stored)[1:]) == ["first", "second"]
+
+
+@pytest.mark.django_db
+def test_enrolment_works_even_when_the_protocol_rows_of_the_data_migration_are_gone(team):
+    # A flushed database (as transactional tests leave it) has no Protocol rows.
+    Protocol.objects.all().delete()
+
+    patient = enrol_patient(
+        external_id="MRN-FLUSHED", name="x", timezone="UTC", care_team=team, protocols=["copd"]
+    )
+
+    assert list(patient.protocols.values_list("code", flat=True)) == ["copd"]
+    assert patient.rules.filter(protocol__code="copd").count() == len(protocol_templates()["copd"])

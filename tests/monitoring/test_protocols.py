@@ -194,6 +194,13 @@ EXPECTED_PARAMETERS = {
     "inr_critical": any_of(  # "INR >= 5.0"
         condition("ge", number(rule_text("inr.thresholds.inr_critical"), r"^INR >= (\S+)$"))
     ),
+    "inr_4_5_to_10": {  # "4.5 <= INR <= 10, no bleeding": inside the band fires
+        "conditions": [
+            condition("ge", number(rule_text("inr.thresholds.inr_4_5_to_10"), r"^(\S+) <= INR")),
+            condition("le", number(rule_text("inr.thresholds.inr_4_5_to_10"), r"<= INR <= (\d+)")),
+        ],
+        "match": "all",
+    },
     "inr_gt_10": any_of(  # "INR > 10, no bleeding"
         condition("gt", number(rule_text("inr.thresholds.inr_gt_10"), r"^INR > (\d+),"))
     ),

@@ -929,3 +929,44 @@ def test_a_cgm_summary_alert_needs_sufficient_data(
     assert len(routed(callbacks)) == len(expected)
     if expected:
         assert Alert.objects.get(patient=patient).values == {"percent": 10.0, "readings": count}
+
+
+@pytest.mark.django_db
+def test_an_inr_between_4_5_and_10_is_one_warning_alert_not_two(
+    patient, clock, django_capture_on_commit_callbacks
+):
+    # 4.7 is outside 2.0–3.0 and inside inr.thresholds.inr_4_5_to_10 (hold or reduce the
+    # dose): both warnings feed the INR range alert, so the team sees one problem once.
+    enrolled(patient, "anticoagulation")
+    post(patient, item("inr", value=4.7))
+
+    enqueued = evaluate(patient, django_capture_on_commit_callbacks)
+
+    assert [(key, severity, status, n) for key, severity, status, n, *_ in alerts_of(patient)] == [
+        ("inr_range", "warning", "open", 1)
+    ]
+    assert len(enqueued) == 1
+
+
+@pytest.mark.django_db
+def test_a_lesser_finding_counts_as_an_occurrence_without_replacing_the_values_shown(
+    patient, clock, django_capture_on_commit_callbacks
+):
+    # given: an open critical level-2 hypoglycaemia alert for 50 mg/dL
+    enrolled(patient, "diabetes")
+    post(patient, glucose(50, timedelta(hours=2)))
+    evaluate(patient, django_capture_on_commit_callbacks)
+    shown = Alert.objects.get(patient=patient).values
+
+    # when: a level-1 reading (60 mg/dL) folds into the same alert
+    post(patient, glucose(60, timedelta(hours=1)))
+    evaluate(patient, django_capture_on_commit_callbacks)
+
+    # then: one more occurrence; severity, title and values still describe the 50
+    alert = Alert.objects.get(patient=patient)
+    assert (alert.severity, alert.occurrences, alert.title) == (
+        "critical",
+        2,
+        "Level 2 hypoglycaemia",
+    )
+    assert alert.values == shown == {"observed": "50 mg/dL"}

@@ -81,7 +81,7 @@ class Command(BaseCommand):
             external_id=external_id,
             defaults={"name": name, "timezone": zone, "care_team": team},
         )
-        patient.protocols.set(Protocol.objects.filter(code__in=protocols))
+        patient.protocols.set(Protocol.objects.for_codes(protocols))
         apply_protocols(patient=patient, codes=protocols)
         PatientAppToken.objects.filter(patient=patient, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
