@@ -156,8 +156,12 @@ def _fold(alert: Alert, trigger: Trigger, now: datetime) -> Raised:
         alert.detail = trigger.detail
         alert.rule_version = trigger.rule.version
         alert.rule_parameters = trigger.rule.parameters
-        # Someone acknowledged a lesser problem; the worse one needs a person again.
+        # Someone acknowledged a lesser problem; the worse one needs a person again, with
+        # the full escalation policy behind it (the acknowledgement stays in the events).
         alert.status = AlertStatus.OPEN
+        alert.acknowledged_by = None
+        alert.acknowledged_at = None
+        alert.repeats = 0
         _deadlines(alert, now)
         event = _event(
             alert,
@@ -188,8 +192,8 @@ def mark_condition_cleared(*, patient_id: int, group: str, at: datetime) -> Aler
 
 
 def acknowledge_alert(*, alert: Alert, user, note: str = "", now: datetime | None = None) -> Alert:
-    """open → acknowledged; acknowledging an acknowledged alert changes nothing.
-    Writes: Alert, AlertEvent (acknowledged). Stops escalation."""
+    """open → acknowledged; acknowledging an acknowledged alert changes nothing but keeps the
+    note. Writes: Alert, AlertEvent (acknowledged, or a note). Stops escalation."""
     now = now or timezone.now()
     with transaction.atomic():
         changed = Alert.objects.filter(pk=alert.pk, status=AlertStatus.OPEN).update(
@@ -205,6 +209,8 @@ def acknowledge_alert(*, alert: Alert, user, note: str = "", now: datetime | Non
             _event(alert, AlertEventKind.ACKNOWLEDGED, at=now, actor=user, note=note)
         elif alert.status == AlertStatus.RESOLVED:
             raise InvalidTransition("This alert is resolved.")
+        elif note:
+            _event(alert, AlertEventKind.NOTE, at=now, actor=user, note=note)
     return alert
 
 

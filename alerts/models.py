@@ -248,6 +248,8 @@ class NotificationStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed (gave up)"
+    # The alert was acknowledged or resolved before this page went out: nobody needs it.
+    CANCELLED = "cancelled", "Cancelled (alert handled first)"
 
 
 class Notification(models.Model):

@@ -169,6 +169,7 @@ class DeliveryOutcome:
     RETRY = "retry"
     FAILED = "failed"
     SKIPPED = "skipped"
+    CANCELLED = "cancelled"
 
 
 def deliver_notification(*, notification_id: int, now: datetime | None = None) -> str:
@@ -189,6 +190,15 @@ def deliver_notification(*, notification_id: int, now: datetime | None = None) -
     notification = Notification.objects.select_related("alert__patient__care_team", "event").get(
         pk=notification_id
     )
+    if notification.alert.status != AlertStatus.OPEN:
+        # Someone took the alert while this page waited (a retry, a queue): a late page
+        # about a handled alert is noise that teaches people to ignore pages.
+        Notification.objects.filter(pk=notification.pk).update(
+            status=NotificationStatus.CANCELLED,
+            claimed_until=None,
+            last_error=f"alert {notification.alert.status} before delivery",
+        )
+        return DeliveryOutcome.CANCELLED
     started = time.monotonic()
     try:
         status_code = CHANNELS[notification.channel].send(
@@ -283,14 +293,21 @@ def enqueue_pending_notifications(*, now: datetime | None = None, older_than=tim
     A delivery is left alone while claimed (in flight, or waiting for its retry) and for
     `older_than` after, which gives the task that was due then the time to take it."""
     now = now or timezone.now()
+    from alerts.tasks import enqueue_pending_notifications_task
+
+    limit = settings.VIGIL_SWEEP_BATCH
     stuck = list(
         Notification.objects.filter(
             status=NotificationStatus.PENDING, created_at__lt=now - older_than
         )
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now - older_than))
-        .order_by("created_at")
-        .values_list("id", flat=True)[: settings.VIGIL_SWEEP_BATCH]
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)[: limit + 1]
     )
     with transaction.atomic():
-        enqueue_deliveries(stuck)
-    return len(stuck)
+        enqueue_deliveries(stuck[:limit])
+        if len(stuck) > limit:
+            # Deliveries are claimed when they run, so the next batch may overlap this one
+            # without sending anything twice.
+            enqueue_on_commit(enqueue_pending_notifications_task)
+    return min(len(stuck), limit)

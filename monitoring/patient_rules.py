@@ -130,8 +130,8 @@ def change_rule(
 ) -> Rule:
     """Tailor a rule: a new version with its revision row. Raises InvalidParameters.
 
-    Writes: Rule (version + 1, conditional on the version read, so two clinicians editing at
-    once cannot both win silently), RuleRevision.
+    Writes: Rule (version + 1, under a row lock: two clinicians editing at once each make
+    their own version, in turn, and both versions are in the revisions), RuleRevision.
     """
     if parameters is not None:
         parameters = rule_kinds.validate_parameters(rule.kind, parameters, metric=rule.metric)

@@ -247,6 +247,7 @@ def test_a_worse_trigger_reopens_an_acknowledged_alert(patient, rule, critical_r
     alert = Alert.objects.get()
     assert worse.notify is True
     assert (alert.status, alert.severity) == ("open", "critical")
+    assert (alert.acknowledged_by_id, alert.acknowledged_at, alert.repeats) == (None, None, 0)
     assert alert.next_escalation_at == NOW + 35 * MINUTE
     assert [kind for kind, *_ in events(alert)] == ["raised", "acknowledged", "severity_raised"]
 
@@ -449,7 +450,9 @@ def test_acknowledging_keeps_an_earlier_assignee(patient, rule, nurse, physician
     assert state(alert)["assignee_id"] == physician.pk
 
 
-def test_acknowledging_an_acknowledged_alert_changes_nothing(patient, rule, nurse, physician):
+def test_acknowledging_an_acknowledged_alert_changes_nothing_but_keeps_the_note(
+    patient, rule, nurse, physician
+):
     alert = raise_alert(patient=patient, trigger=trigger(rule), now=NOW).alert
     acknowledge_alert(alert=alert, user=nurse, now=NOW + MINUTE)
     before = state(alert)
@@ -457,6 +460,21 @@ def test_acknowledging_an_acknowledged_alert_changes_nothing(patient, rule, nurs
     acknowledge_alert(alert=alert, user=physician, note="me too", now=NOW + 2 * MINUTE)
 
     assert state(alert) == before
+    assert [(kind, actor, note) for kind, actor, _, note, _ in events(alert)] == [
+        ("raised", None, ""),
+        ("acknowledged", "nurse", ""),
+        ("note", "physician", "me too"),
+    ]
+
+
+def test_acknowledging_an_acknowledged_alert_without_a_note_writes_nothing(
+    patient, rule, nurse, physician
+):
+    alert = raise_alert(patient=patient, trigger=trigger(rule), now=NOW).alert
+    acknowledge_alert(alert=alert, user=nurse, now=NOW + MINUTE)
+
+    acknowledge_alert(alert=alert, user=physician, now=NOW + 2 * MINUTE)
+
     assert [kind for kind, *_ in events(alert)] == ["raised", "acknowledged"]
 
 

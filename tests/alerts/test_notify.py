@@ -22,6 +22,7 @@ from django.db import IntegrityError, connection, transaction
 
 from alerts.lifecycle import Trigger, acknowledge_alert, raise_alert, resolve_alert
 from alerts.models import (
+    Alert,
     AlertEvent,
     ChannelFault,
     Notification,
@@ -337,6 +338,43 @@ def test_an_email_is_sent_once_and_its_attempt_recorded(patient, rule, on_call, 
     assert (notification.claimed_until, notification.last_error) == (None, "")
     assert attempts(notification) == [(1, NOW, "sent", None, "")]
     assert twilio.requests == []
+
+
+@pytest.mark.parametrize("handled", ["acknowledged", "resolved"])
+def test_a_page_still_waiting_when_the_alert_is_handled_is_cancelled_not_sent(
+    patient, rule, on_call, mailoutbox, handled
+):
+    notification = routed(patient, rule, "email")
+    Alert.objects.filter(pk=notification.alert_id).update(status=handled)
+
+    outcome = deliver_notification(notification_id=notification.pk)
+
+    assert outcome == DeliveryOutcome.CANCELLED
+    assert mailoutbox == []
+    notification.refresh_from_db()
+    assert (notification.status, notification.last_error) == (
+        "cancelled",
+        f"alert {handled} before delivery",
+    )
+    assert attempts(notification) == []
+
+
+def test_the_sweep_carries_on_in_another_run_when_more_than_a_batch_is_pending(
+    settings, time_machine, patient, rule, on_call, django_capture_on_commit_callbacks
+):
+    settings.VIGIL_SWEEP_BATCH = 2
+    route_alert_event(event_id=raise_event(patient, rule).pk)  # email, SMS and webhook rows
+    time_machine.move_to(NOW + 3 * MINUTE, tick=False)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        count = enqueue_pending_notifications()
+
+    assert count == 2
+    assert [c.task.name for c in callbacks] == [
+        "alerts.tasks.deliver_notification_task",
+        "alerts.tasks.deliver_notification_task",
+        "alerts.tasks.enqueue_pending_notifications_task",
+    ]
 
 
 def test_a_webhook_delivery_records_the_receivers_status(patient, rule, on_call, receiver):
