@@ -216,7 +216,7 @@ def canonical_rows(per_patient: list[list[dict]], patient_ids: list[int]) -> lis
             received_at=now,
             source=ReadingSource.APP,
             devices={},
-            authenticated_device_id=None,
+            authenticated_device=None,
         )
     return rows
 
