@@ -65,6 +65,8 @@ class Command(BaseCommand):
 
     def _staff(self, team, username, role, level, superuser):
         user, _ = get_user_model().objects.get_or_create(username=username)
+        # Alert emails to the demo staff land in var/mail (the file backend), to look at.
+        user.email = f"{username}@demo-clinic.invalid"
         password = secrets.token_urlsafe(9)
         user.set_password(password)
         user.is_staff = True
