@@ -1,0 +1,107 @@
+"""Readings: one table for every metric, immutable once stored."""
+
+from django.db import models
+from django.db.models import Q
+
+from monitoring.models.patients import Device, Patient
+
+
+class Metric(models.TextChoices):
+    GLUCOSE = "glucose", "Blood glucose"
+    BLOOD_PRESSURE = "blood_pressure", "Blood pressure"
+    WEIGHT = "weight", "Body weight"
+    INR = "inr", "INR"
+    HEART_RATE = "heart_rate", "Heart rate"
+    SPO2 = "spo2", "SpO2"
+    TEMPERATURE = "temperature", "Body temperature"
+    DOSE = "dose", "Medication dose"
+
+
+class GlucoseContext(models.TextChoices):
+    FASTING = "fasting", "Fasting"
+    BEFORE_MEAL = "before_meal", "Before a meal"
+    AFTER_MEAL = "after_meal", "After a meal"
+    BEDTIME = "bedtime", "Bedtime"
+    RANDOM = "random", "Random"
+
+
+class DoseStatus(models.TextChoices):
+    TAKEN = "taken", "Taken"
+    SKIPPED = "skipped", "Skipped"
+
+
+class ReadingSource(models.TextChoices):
+    APP = "app", "Patient app"
+    DEVICE = "device", "Device key"
+
+
+class Reading(models.Model):
+    """One measurement or dose event. Immutable once stored.
+
+    One table for every metric. `value` is in the metric's canonical unit (blood pressure
+    uses `systolic` / `diastolic`, both mm[Hg]); `sent_value` / `sent_unit` keep what the
+    client sent. `fingerprint` identifies the content so a re-sent id with other content is
+    reported as a conflict instead of silently overwriting or duplicating.
+    """
+
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="readings", db_index=False
+    )
+    client_id = models.UUIDField()
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    value = models.FloatField(null=True, blank=True)
+    unit = models.CharField(max_length=16, blank=True)
+    systolic = models.FloatField(null=True, blank=True)
+    diastolic = models.FloatField(null=True, blank=True)
+    sent_value = models.FloatField(null=True, blank=True)
+    sent_unit = models.CharField(max_length=16, blank=True)
+    context = models.CharField(max_length=16, choices=GlucoseContext.choices, blank=True)
+    medication = models.CharField(max_length=64, blank=True)
+    dose_status = models.CharField(max_length=8, choices=DoseStatus.choices, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    measured_at = models.DateTimeField()
+    # The UTC offset the client stated, so the local clock time it saw can be shown.
+    utc_offset_minutes = models.SmallIntegerField(default=0)
+    received_at = models.DateTimeField()
+    source = models.CharField(max_length=8, choices=ReadingSource.choices)
+    device = models.ForeignKey(
+        Device, null=True, blank=True, on_delete=models.SET_NULL, related_name="readings"
+    )
+    device_serial = models.CharField(max_length=120, blank=True)
+    # A heart rate taken with a blood pressure points at that reading's client id.
+    part_of = models.UUIDField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=64)
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # The idempotency key: one reading per client id per patient, whatever races.
+            models.UniqueConstraint(
+                fields=["patient", "client_id"], name="reading_client_id_unique_per_patient"
+            ),
+            models.CheckConstraint(
+                condition=~Q(metric="blood_pressure")
+                | Q(systolic__isnull=False, diastolic__isnull=False),
+                name="reading_blood_pressure_has_components",
+            ),
+        ]
+        indexes = [
+            # "This patient's readings of this metric in this time window" (rules, charts, API).
+            models.Index(
+                fields=["patient", "metric", "-measured_at"], name="reading_patient_metric_time"
+            ),
+            # The evaluation sweep reads only the (few) rows still waiting.
+            models.Index(
+                fields=["received_at"],
+                condition=Q(evaluated_at__isnull=True),
+                name="reading_unevaluated",
+            ),
+        ]
+        ordering = ["-measured_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"reading {self.pk}"
+
+    @property
+    def is_evaluated(self) -> bool:
+        return self.evaluated_at is not None
