@@ -1,5 +1,15 @@
 """Monitoring models, one module per part of the domain; import them from here."""
 
+from monitoring.models.nudges import (
+    Nudge,
+    NudgePurpose,
+    NudgeStatus,
+    NudgeVariant,
+    PushPlatform,
+    PushToken,
+    VariantKind,
+    VariantPosterior,
+)
 from monitoring.models.patients import (
     Device,
     DeviceKind,
@@ -19,6 +29,7 @@ from monitoring.models.patients import (
 )
 from monitoring.models.readings import DoseStatus, GlucoseContext, Metric, Reading, ReadingSource
 from monitoring.models.rules import Rule, RuleKind, RuleRevision, Severity
+from monitoring.models.schedules import MeasurementSchedule, MedicationPlan, Slot, SlotStatus
 
 __all__ = [
     "Device",
@@ -26,21 +37,33 @@ __all__ = [
     "DoseStatus",
     "GlucoseContext",
     "GlucoseUnit",
+    "MeasurementSchedule",
+    "MedicationPlan",
     "Metric",
+    "Nudge",
     "NudgeChannel",
+    "NudgePurpose",
+    "NudgeStatus",
+    "NudgeVariant",
     "Patient",
     "PatientAppToken",
     "PatientQuerySet",
     "Protocol",
     "ProtocolCode",
     "ProtocolQuerySet",
+    "PushPlatform",
+    "PushToken",
     "Reading",
     "ReadingSource",
     "Rule",
     "RuleKind",
     "RuleRevision",
     "Severity",
+    "Slot",
+    "SlotStatus",
     "StaffToken",
+    "VariantKind",
+    "VariantPosterior",
     "WeightUnit",
     "hash_secret",
     "new_secret",

@@ -108,6 +108,9 @@ class Patient(models.Model):
     quiet_hours_start = models.TimeField(null=True, blank=True)
     quiet_hours_end = models.TimeField(null=True, blank=True)
     daily_nudge_cap = models.PositiveSmallIntegerField(default=3)
+    # Where SMS and email nudges go, when the patient chose those channels.
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +4915112345678")
+    email = models.EmailField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PatientQuerySet.as_manager()
