@@ -88,7 +88,7 @@ def main() -> None:
     connection.force_debug_cursor = True  # count queries
     # Nothing leaves the process: the evaluations this would enqueue are not published.
     with (
-        mock.patch("monitoring.ingest._enqueue_evaluation"),
+        mock.patch("monitoring.ingest.store.enqueue_on_commit"),
         mock.patch("monitoring.evaluation._route_after_commit"),
     ):
         if args.shape == "backlog":

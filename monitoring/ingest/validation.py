@@ -1,9 +1,6 @@
-"""Reading ingestion: validate, normalise, insert a batch in one statement, enqueue on commit.
+"""Parsing a batch and validating each item: pure Python, no database.
 
-Validation touches no database (DESIGN.md: per-item queries are what make the textbook
-endpoint slow); the batch is written by one `INSERT … ON CONFLICT DO NOTHING RETURNING`,
-rows sorted by key so concurrent retries of overlapping batches cannot deadlock, and the
-database alone decides which request created a row.
+Units, conversions and plausibility limits come from the clinical reference (units.py).
 """
 
 from __future__ import annotations
@@ -11,37 +8,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import math
-import random
 import re
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 from django.conf import settings
-from django.db import OperationalError, connection, models, transaction
-from django.utils import timezone
 
-from config.celery import enqueue_on_commit
 from monitoring.models import (
-    Device,
     DoseStatus,
     GlucoseContext,
     Metric,
-    Patient,
-    Reading,
-    ReadingSource,
 )
 from monitoring.units import MetricUnits, format_number, metric_units
-
-logger = logging.getLogger(__name__)
-
-# A BP reading's pulse is stored as its own heart-rate reading with an id derived from the
-# BP id, so re-sending the BP re-derives the same id and stays idempotent.
-PULSE_NAMESPACE = uuid.UUID("6f1d3c2e-8a53-4d0f-9a34-3c1f0b7e2a91")
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -59,53 +39,10 @@ FIELDS_BY_TYPE = {
 # Looked up once per item: sets built once, not per item.
 GLUCOSE_CONTEXTS = frozenset(GlucoseContext.values)
 DOSE_STATUSES = frozenset(DoseStatus.values)
-RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
-MAX_INSERT_ATTEMPTS = 4
 
 
 class MalformedBatch(Exception):
     """The body as a whole is unusable; nothing from it is stored."""
-
-
-class ItemStatus:
-    CREATED = "created"
-    DUPLICATE = "duplicate"
-    CONFLICT = "conflict"
-    REJECTED = "rejected"
-
-
-@dataclass
-class ItemResult:
-    id: str | None
-    status: str
-    errors: dict[str, list[str]] | None = None
-
-    def as_dict(self) -> dict:
-        data: dict = {"id": self.id, "status": self.status}
-        if self.errors:
-            data["errors"] = self.errors
-        return data
-
-
-@dataclass
-class IngestResult:
-    results: list[ItemResult]
-
-    def count(self, status: str) -> int:
-        return sum(1 for result in self.results if result.status == status)
-
-    @property
-    def created(self) -> int:
-        return self.count(ItemStatus.CREATED)
-
-    def as_dict(self) -> dict:
-        return {
-            "created": self.created,
-            "duplicates": self.count(ItemStatus.DUPLICATE),
-            "conflicts": self.count(ItemStatus.CONFLICT),
-            "rejected": self.count(ItemStatus.REJECTED),
-            "results": [result.as_dict() for result in self.results],
-        }
 
 
 @dataclass
@@ -405,225 +342,3 @@ def validate_item(raw: object, *, now: datetime) -> ValidReading | dict[str, lis
         return dict(errors)
     reading.fingerprint = reading.compute_fingerprint()
     return reading
-
-
-# --- Writing the batch --------------------------------------------------------------------
-
-COLUMNS = [
-    "patient_id", "client_id", "metric", "value", "unit", "systolic", "diastolic",
-    "sent_value", "sent_unit", "context", "medication", "dose_status", "scheduled_for",
-    "measured_at", "utc_offset_minutes", "received_at", "source", "device_id",
-    "device_serial", "part_of", "fingerprint",
-]  # fmt: skip
-PART_OF = COLUMNS.index("part_of")
-
-
-def _rows(
-    readings: list[ValidReading],
-    *,
-    patient_id: int,
-    received_at: datetime,
-    source: str,
-    devices: dict[str, int],
-    authenticated_device: Device | None,
-) -> list[tuple]:
-    rows = []
-    for reading in readings:
-        if authenticated_device is not None:
-            device_id = authenticated_device.pk
-            # A device posting with its own key need not repeat its serial in every item.
-            serial = reading.device_serial or authenticated_device.serial
-        else:
-            device_id, serial = devices.get(reading.device_serial), reading.device_serial
-        common = (
-            reading.measured_at, reading.utc_offset_minutes, received_at, source, device_id,
-            serial,
-        )  # fmt: skip
-        rows.append(
-            (
-                patient_id, reading.client_id, reading.metric, reading.value, reading.unit,
-                reading.systolic, reading.diastolic, reading.sent_value, reading.sent_unit,
-                reading.context, reading.medication, reading.dose_status, reading.scheduled_for,
-                *common, None, reading.fingerprint,
-            )
-        )  # fmt: skip
-        if reading.pulse is not None:
-            hr_unit = metric_units()["heart_rate"].canonical_unit
-            rows.append(
-                (
-                    patient_id, uuid.uuid5(PULSE_NAMESPACE, str(reading.client_id)), "heart_rate",
-                    reading.pulse, hr_unit, None, None, reading.pulse, hr_unit, "", "", "", None,
-                    *common, reading.client_id, reading.fingerprint,
-                )
-            )  # fmt: skip
-    # Sorted by the unique key: concurrent batches then take row locks in the same order
-    # and cannot deadlock (DESIGN.md: 7 of 8 racing retries failed with 40P01 unsorted).
-    rows.sort(key=lambda row: row[1])
-    return rows
-
-
-def _adapt_for_database(rows: list[tuple]) -> list[tuple]:
-    """psycopg adapts UUIDs and datetimes natively; other backends need Django's prep."""
-    if connection.vendor == "postgresql":
-        return rows
-    by_column = {f.column: f for f in Reading._meta.concrete_fields}
-    fields = [by_column[name] for name in COLUMNS]
-    return [
-        tuple(f.get_db_prep_save(value, connection) for f, value in zip(fields, row, strict=True))
-        for row in rows
-    ]
-
-
-@cache
-def _unnest_insert_sql() -> str:
-    """PostgreSQL: one array parameter per column, so the statement text never changes.
-
-    A multi-row VALUES list has 21 placeholders per row (10,500 for a 500-item batch):
-    psycopg re-parses such a long query on every call and PostgreSQL re-plans it, which cost
-    more than validating the batch. Character columns are passed as text[] so that the
-    assignment to varchar(n) still rejects an over-long value (an explicit cast to
-    varchar(n)[] would silently truncate it). unnest yields the rows in array order, i.e.
-    the sorted order `_rows` produced, as a VALUES list does.
-    """
-    by_column = {f.column: f for f in Reading._meta.concrete_fields}
-    arrays = ", ".join(
-        "%s::text[]"
-        if isinstance(by_column[name], models.CharField)
-        else f"%s::{by_column[name].db_type(connection)}[]"
-        for name in COLUMNS
-    )
-    return (
-        f"INSERT INTO {Reading._meta.db_table} ({', '.join(COLUMNS)}) "
-        f"SELECT * FROM unnest({arrays}) "
-        "ON CONFLICT (patient_id, client_id) DO NOTHING RETURNING client_id"
-    )
-
-
-def _insert_rows(rows: list[tuple]) -> set[uuid.UUID]:
-    """Insert what is new; return the client ids this statement created."""
-    if not rows:
-        return set()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _unnest_insert_sql(), [list(column) for column in zip(*rows, strict=True)]
-            )
-            return {value for (value,) in cursor.fetchall()}
-    table = Reading._meta.db_table
-    placeholders = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
-    sql = (
-        f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES "
-        + ", ".join([placeholders] * len(rows))
-        + " ON CONFLICT (patient_id, client_id) DO NOTHING RETURNING client_id"
-    )
-    params = [value for row in _adapt_for_database(rows) for value in row]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        returned = cursor.fetchall()
-    return {value if isinstance(value, uuid.UUID) else uuid.UUID(value) for (value,) in returned}
-
-
-def _is_retryable(error: OperationalError) -> bool:
-    cause = error.__cause__
-    return getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES
-
-
-def _resolve_devices(patient: Patient, readings: list[ValidReading]) -> dict[str, int]:
-    serials = {reading.device_serial for reading in readings if reading.device_serial}
-    if not serials:
-        return {}
-    return dict(
-        Device.objects.filter(
-            patient=patient, serial__in=serials, revoked_at__isnull=True
-        ).values_list("serial", "id")
-    )
-
-
-def record_readings(
-    *,
-    patient: Patient,
-    items: list[object],
-    device: Device | None = None,
-    received_at: datetime | None = None,
-) -> IngestResult:
-    """Validate and store a batch of readings for one patient.
-
-    Writes: new Reading rows (one INSERT for the batch; a BP pulse adds a heart-rate row).
-    Enqueues: one evaluation task for the patient, after commit, when anything was created.
-    Returns a result per item, in request order.
-    """
-    now = received_at or timezone.now()
-    results: list[ItemResult] = []
-    valid: list[tuple[ItemResult, ValidReading]] = []
-    first: dict[uuid.UUID, ValidReading] = {}  # the first item with each id in this batch
-    for raw in items:
-        outcome = validate_item(raw, now=now)
-        if isinstance(outcome, dict):
-            results.append(ItemResult(echo_id(raw), ItemStatus.REJECTED, outcome))
-            continue
-        result = ItemResult(str(outcome.client_id), ItemStatus.CREATED)
-        results.append(result)
-        valid.append((result, outcome))
-        first.setdefault(outcome.client_id, outcome)
-
-    created = _store(patient=patient, readings=list(first.values()), device=device, now=now)
-    stored = _stored_fingerprints(patient, set(first) - created)
-    for result, reading in valid:
-        client_id = reading.client_id
-        if client_id in created and first[client_id] is reading:
-            continue
-        known = first[client_id].fingerprint if client_id in created else stored.get(client_id)
-        if known == reading.fingerprint:
-            result.status = ItemStatus.DUPLICATE
-        else:
-            result.status = ItemStatus.CONFLICT
-            result.errors = {"id": ["A reading with this id is already stored with other content."]}
-    return IngestResult(results)
-
-
-def _store(
-    *, patient: Patient, readings: list[ValidReading], device: Device | None, now: datetime
-) -> set[uuid.UUID]:
-    from monitoring.tasks import evaluate_patient_readings_task
-
-    if not readings:
-        return set()
-    devices = _resolve_devices(patient, readings) if device is None else {}
-    rows = _rows(
-        readings,
-        patient_id=patient.pk,
-        received_at=now,
-        source=ReadingSource.DEVICE if device else ReadingSource.APP,
-        devices=devices,
-        authenticated_device=device,
-    )
-    for attempt in range(1, MAX_INSERT_ATTEMPTS + 1):
-        try:
-            with transaction.atomic():
-                created = _insert_rows([row for row in rows if row[PART_OF] is None])
-                # A pulse is stored only with the blood pressure it came with: an item that
-                # conflicts with a stored reading must not slip a heart rate in beside it.
-                created |= _insert_rows(
-                    [row for row in rows if row[PART_OF] is not None and row[PART_OF] in created]
-                )
-                if created:
-                    # After commit, and robust: a broker outage never fails the upload.
-                    enqueue_on_commit(evaluate_patient_readings_task, patient.pk)
-            break
-        except OperationalError as error:
-            if attempt == MAX_INSERT_ATTEMPTS or not _is_retryable(error):
-                raise
-            logger.warning("readings insert retry %s for patient %s", attempt, patient.pk)
-            time.sleep(random.uniform(0.01, 0.05) * attempt)
-    # Only the ids the client sent count; derived pulse rows travel with their BP reading.
-    return created & {reading.client_id for reading in readings}
-
-
-def _stored_fingerprints(patient: Patient, client_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not client_ids:
-        return {}
-    return dict(
-        Reading.objects.filter(patient=patient, client_id__in=client_ids).values_list(
-            "client_id", "fingerprint"
-        )
-    )
