@@ -8,50 +8,38 @@ back from disk.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from alerts.models import Alert, AlertEvent, Notification
 from monitoring.auth import issue_app_token
 from monitoring.enrolment import enrol_patient
 from monitoring.models import Reading
+from tests.celery_worker import WorkerProcess, start_worker, stop_worker, wait_for
 from tests.factories import CareTeamFactory, MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-QUEUES = ("evaluation", "notifications")
-# Starting the worker (Django setup, Redis) takes a few seconds; more while suites run beside.
-WAIT = 60
+QUEUES = ["evaluation", "notifications"]
 NURSE_EMAIL = "nurse.level1@clinic.example"
 
 
 @dataclass
 class Worker:
-    process: subprocess.Popen
-    log_path: Path
-    mail_dir: Path
-    application_name: str  # its PostgreSQL connections carry it
-    broker: redis.Redis
+    """The worker process, with what it mailed and the broker it drains."""
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
+    process: WorkerProcess
+    mail_dir: Path
+    broker: redis.Redis
 
     def emails(self) -> list[str]:
         """What the file-based backend wrote: one file per connection, oldest first."""
@@ -66,79 +54,33 @@ class Worker:
         )
 
 
-def wait_for(what: str, check: Callable[[], object], worker: Worker, timeout: float = WAIT):
-    """Poll `check` until it returns something truthy; fail with the worker's log if not."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        assert worker.process.poll() is None, f"the worker exited:\n{worker.log()}"
-        time.sleep(0.1)
-    pytest.fail(f"no {what} after {timeout} s; worker log:\n{worker.log()}")
-
-
 def purge(broker: redis.Redis) -> None:
     # Leftovers of an earlier run would be delivered to (or restored into) this worker.
     broker.delete(*QUEUES, "unacked", "unacked_index")
 
 
 @pytest.fixture
-def worker(request, transactional_db, tmp_path) -> Worker:
+def worker(transactional_db, tmp_path) -> Iterator[Worker]:
     """`celery -A config worker --pool solo -Q evaluation,notifications` on the test database,
-    mailing into tmp_path; stopped by a finalizer registered as soon as it is started."""
-    assert settings.CELERY_BROKER_URL.startswith("redis://"), "this test needs a Redis broker"
+    mailing into tmp_path."""
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     purge(broker)
-    application_name = f"vigil-e2e-worker-{uuid.uuid4().hex[:8]}"
-    test_database = settings.DATABASES["default"]["NAME"]
-    database_url = urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{test_database}").geturl()
     mail_dir = tmp_path / "mail"
-    log_path = tmp_path / "worker.log"
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"{database_url}?{urlencode({'application_name': application_name})}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(mail_dir),
-    }
-    command = [
-        sys.executable, "-m", "celery", "-A", "config", "worker",
-        "--pool", "solo", "--queues", ",".join(QUEUES),
-        "--hostname", f"{application_name}@%h", "--loglevel", "INFO",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so nothing of it outlives the test
-        )
-    started = Worker(process, log_path, mail_dir, application_name, broker)
-    request.addfinalizer(lambda: stop(started))
-    return started
-
-
-def stop(worker: Worker) -> None:
-    process = worker.process
-    if process.poll() is None:
-        process.terminate()  # warm shutdown: a running task finishes, then the worker exits
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=15)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # whatever is left of its group
-    process.wait(timeout=15)
-    # A connection whose client died can linger in PostgreSQL and block the table flush.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            [worker.application_name],
-        )
-    purge(worker.broker)
-    worker.broker.close()
+    process = start_worker(
+        tmp_path,
+        queues=QUEUES,
+        pool="solo",
+        env={
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(mail_dir),
+        },
+    )
+    try:
+        yield Worker(process, mail_dir, broker)
+    finally:
+        stop_worker(process)
+        purge(broker)
+        broker.close()
 
 
 def glucose(mmol_per_litre: float, *, minutes_ago: int) -> dict:
@@ -187,7 +129,7 @@ def test_a_low_glucose_posted_over_http_pages_the_level_1_nurse_once(worker, liv
     # then: evaluated by the worker, one open critical alert, the nurse emailed
     assert response.status_code == 201
     assert response.json()["results"] == [{"id": low["id"], "status": "created"}]
-    wait_for("evaluation", lambda: evaluated(low["id"]), worker)
+    wait_for("evaluation", lambda: evaluated(low["id"]), worker.process)
     alert = Alert.objects.get(patient=patient)
     assert (alert.dedupe_key, alert.status, alert.severity, alert.occurrences) == (
         "glucose_low",
@@ -200,9 +142,9 @@ def test_a_low_glucose_posted_over_http_pages_the_level_1_nurse_once(worker, liv
     wait_for(
         "sent notification",
         lambda: Notification.objects.filter(target=NURSE_EMAIL, status="sent").exists(),
-        worker,
+        worker.process,
     )
-    wait_for("settled queues", worker.is_settled, worker)
+    wait_for("settled queues", worker.is_settled, worker.process)
     assert list(Notification.objects.values_list("channel", "recipient", "target", "status")) == [
         ("email", nurse.pk, NURSE_EMAIL, "sent")
     ]
@@ -224,8 +166,8 @@ def test_a_low_glucose_posted_over_http_pages_the_level_1_nurse_once(worker, liv
     assert duplicate.status_code == 200
     assert duplicate.json()["results"] == [{"id": low["id"], "status": "duplicate"}]
     assert response.status_code == 201
-    wait_for("evaluation of the second reading", lambda: evaluated(second["id"]), worker)
-    wait_for("settled queues", worker.is_settled, worker)
+    wait_for("evaluation of the second reading", lambda: evaluated(second["id"]), worker.process)
+    wait_for("settled queues", worker.is_settled, worker.process)
     assert Reading.objects.filter(patient=patient).count() == 2
     alert = Alert.objects.get(patient=patient)
     assert (alert.dedupe_key, alert.status, alert.severity, alert.occurrences) == (

@@ -2,128 +2,41 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from monitoring.auth import issue_app_token
 from monitoring.models import Reading
 from monitoring.tasks import evaluate_patient_readings_task
+from tests.celery_worker import (
+    WorkerProcess,
+    start_worker,
+    stop_worker,
+    test_database_url,
+    wait_for,
+)
 from tests.factories import ReadingFactory, ReadingItemFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-# Starting the worker takes ~2 s here and a task runs in ms; the bound is for a loaded machine.
-WORKER_WAIT = 60
-
-
-def wait_for(what: str, check: Callable[[], object], worker: Worker, timeout: float = WORKER_WAIT):
-    """Poll `check` until it returns something truthy; fail with the worker's log if not."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        assert worker.process.poll() is None, f"the worker exited:\n{worker.log()[-6000:]}"
-        time.sleep(0.1)
-    pytest.fail(f"no {what} after {timeout} s; worker log:\n{worker.log()[-6000:]}")
-
-
-@dataclass
-class Worker:
-    process: subprocess.Popen
-    log_path: Path
-    application_name: str  # the worker's PostgreSQL connections carry it
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def children(self) -> list[int]:
-        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in path.read_text().split()]
-
-    def backends(self, *, waiting_on_a_lock: bool = False) -> list[int]:
-        """PostgreSQL backend pids of the worker's open connections."""
-        sql = "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
-        if waiting_on_a_lock:
-            sql += " AND wait_event_type = 'Lock'"
-        with connection.cursor() as cursor:
-            cursor.execute(sql + " ORDER BY pid", [self.application_name])
-            return [pid for (pid,) in cursor.fetchall()]
-
-
-def worker_database_url() -> str:
-    """DATABASE_URL pointing at the database pytest-django created for this session."""
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return parts._replace(path="/" + settings.DATABASES["default"]["NAME"]).geturl()
-
 
 @pytest.fixture
-def worker(transactional_db, evaluation_queue, broker, tmp_path) -> Iterator[Worker]:
+def worker(transactional_db, evaluation_queue, broker, tmp_path) -> Iterator[WorkerProcess]:
     """`celery -A config worker --pool prefork -c 1 -Q evaluation`, stopped when the test ends."""
-    application_name = f"vigil-test-worker-{uuid.uuid4().hex[:8]}"
-    database_url = worker_database_url() + "?" + urlencode({"application_name": application_name})
     # Leftovers of an earlier run would be restored into the queue by the new worker.
     broker.delete("unacked", "unacked_index")
-    log_path = tmp_path / "worker.log"
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-    }
-    command = [
-        sys.executable, "-m", "celery", "-A", "config", "worker",
-        "--pool", "prefork", "--concurrency", "1", "--queues", "evaluation",
-        "--hostname", f"{application_name}@%h", "--loglevel", "INFO",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so its children go with it
-        )
-    worker = Worker(process=process, log_path=log_path, application_name=application_name)
+    worker = start_worker(tmp_path, queues=["evaluation"], pool="prefork")
     try:
         yield worker
     finally:
-        _stop(worker)
-
-
-def _stop(worker: Worker) -> None:
-    process = worker.process
-    if process.poll() is None:
-        process.terminate()  # warm shutdown: the pool child finishes, then the worker exits
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=15)
-    # Whatever is left of the group this test started (a pool child, a hung parent).
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=15)
-    # A connection whose client died can linger in PostgreSQL and block the table flush.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            [worker.application_name],
-        )
+        stop_worker(worker)
 
 
 def is_settled(broker, evaluation_queue) -> bool:
@@ -191,7 +104,7 @@ class RowLock:
     """Locks on rows, held by a connection of the test's own until released."""
 
     def __init__(self) -> None:
-        self.holder = psycopg.connect(worker_database_url(), autocommit=False)
+        self.holder = psycopg.connect(test_database_url(), autocommit=False)
 
     def take(self, reading: Reading) -> None:
         table = Reading._meta.db_table
