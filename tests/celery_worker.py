@@ -23,7 +23,7 @@ from django.db import connection
 WAIT = 60
 
 
-def test_database_url(application_name: str | None = None) -> str:
+def worker_database_url(application_name: str | None = None) -> str:
     """DATABASE_URL pointing at the database pytest-django created for this session."""
     parts = urlsplit(os.environ["DATABASE_URL"])
     url = parts._replace(path="/" + settings.DATABASES["default"]["NAME"]).geturl()
@@ -65,7 +65,7 @@ def start_worker(
         os.environ
         | {
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": test_database_url(application_name),
+            "DATABASE_URL": worker_database_url(application_name),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         }
         | (env or {})

@@ -19,8 +19,8 @@ from tests.celery_worker import (
     WorkerProcess,
     start_worker,
     stop_worker,
-    test_database_url,
     wait_for,
+    worker_database_url,
 )
 from tests.factories import ReadingFactory, ReadingItemFactory
 
@@ -104,7 +104,7 @@ class RowLock:
     """Locks on rows, held by a connection of the test's own until released."""
 
     def __init__(self) -> None:
-        self.holder = psycopg.connect(test_database_url(), autocommit=False)
+        self.holder = psycopg.connect(worker_database_url(), autocommit=False)
 
     def take(self, reading: Reading) -> None:
         table = Reading._meta.db_table
