@@ -73,6 +73,9 @@ class Nudge(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # Delivery's lease (monitoring/nudges/delivery.py): a worker sending the nudge, or one
+    # waiting for its retry, holds the row until then, so a redelivered task does not send.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     # Outcome: did the patient act (log the reading or dose) before `outcome_due_at`?
     outcome_due_at = models.DateTimeField(null=True, blank=True)
     acted = models.BooleanField(null=True, blank=True)
