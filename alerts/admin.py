@@ -1,15 +1,30 @@
 """Admin for care teams and alerts, scoped to the user's teams (superusers see all).
 
-Alert changes in the admin go through alerts/lifecycle.py; the fuller triage workspace
-(queue, charts, roles, audit) builds on this.
+The Alert admin is the care team's triage workspace: the queue (alerts/triage.py) and the
+alert page (alerts/alert_page.py). Alert changes go through alerts/lifecycle.py.
 """
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
 
-from alerts.lifecycle import InvalidTransition, acknowledge_alert, resolve_alert
+from alerts.admin_scoping import TeamScopedAdmin
+from alerts.alert_page import alert_page_context
+from alerts.lifecycle import InvalidTransition, acknowledge_alert, assign_alert, resolve_alert
 from alerts.models import (
     Alert,
-    AlertEvent,
+    AlertStatus,
     CareTeam,
     CareTeamMembership,
     ChannelFault,
@@ -17,6 +32,18 @@ from alerts.models import (
     NotificationAttempt,
     Silence,
 )
+from alerts.teams import sync_role_groups
+from alerts.triage import (
+    QUEUE_ORDER,
+    AssigneeFilter,
+    CareTeamFilter,
+    ConditionClearedFilter,
+    QueueColumns,
+    StatusFilter,
+    with_queue_annotations,
+)
+from monitoring.audit import record
+from monitoring.models import AuditAction
 
 
 class MembershipInline(admin.TabularInline):
@@ -41,46 +68,82 @@ class CareTeamAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return CareTeam.objects.visible_to(request.user)
 
-
-class TeamScopedAdmin(admin.ModelAdmin):
-    team_path = "patient__care_team"
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(**{f"{self.team_path}__memberships__user": request.user})
+    def save_related(self, request, form, formsets, change):
+        # Members added, removed or given another role: their role groups follow.
+        team = form.instance
+        before = set(CareTeamMembership.objects.filter(team=team).values_list("user", flat=True))
+        super().save_related(request, form, formsets, change)
+        after = set(CareTeamMembership.objects.filter(team=team).values_list("user", flat=True))
+        sync_role_groups(users=get_user_model().objects.filter(pk__in=before | after))
 
 
-class AlertEventInline(admin.TabularInline):
-    model = AlertEvent
-    extra = 0
-    can_delete = False
-    readonly_fields = ["kind", "actor", "at", "note", "data"]
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 50}),
+        help_text="Optional; kept in the alert's timeline.",
+    )
 
-    def has_add_permission(self, request, obj=None):
-        return False
+
+class ResolveForm(forms.Form):
+    note = forms.CharField(
+        max_length=4000,
+        error_messages={"required": "Write a note to resolve the alert."},
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 50}),
+        help_text="What was done or decided; kept in the alert's timeline.",
+    )
 
 
 @admin.register(Alert)
-class AlertAdmin(TeamScopedAdmin):
+class AlertAdmin(QueueColumns, TeamScopedAdmin):
+    """The triage queue (the changelist) and the alert page (a read-only change view).
+
+    Nothing here saves an alert: the queue's bulk actions and the alert page's buttons call
+    alerts.lifecycle (acknowledge_alert, assign_alert, resolve_alert), which write the
+    AlertEvent with who and when. Both need the change permission on alerts.
+    """
+
     list_display = [
-        "id",
-        "severity",
-        "status",
-        "title",
-        "patient",
+        "severity_badge",
+        "summary",
+        "patient_column",
+        "metric_column",
+        "latest_value",
+        "since",
         "occurrences",
-        "last_triggered_at",
-        "condition_cleared_at",
+        "condition_cleared",
+        "status_column",
+        "assignee_column",
         "escalation_level",
-        "assignee",
     ]
-    list_filter = ["status", "severity", "metric"]
-    search_fields = ["patient__external_id", "patient__name", "title"]
-    readonly_fields = [f.name for f in Alert._meta.fields]
-    inlines = [AlertEventInline]
-    actions = ["acknowledge", "resolve"]
+    list_display_links = ["summary"]
+    list_filter = [
+        StatusFilter,
+        CareTeamFilter,
+        "severity",
+        "metric",
+        AssigneeFilter,
+        ConditionClearedFilter,
+    ]
+    search_fields = ["patient__name", "patient__external_id"]
+    search_help_text = "Search by patient name or MRN."
+    list_per_page = 50
+    # "N of M": the count of every alert ever raised is a query the queue does not need.
+    show_full_result_count = False
+    actions = ["acknowledge", "assign_to_me", "resolve_with_note"]
+    # The alert page renders its own layout; no field of the model form is shown or saved.
+    fields = ["title"]
+    readonly_fields = ["title"]
+
+    def get_queryset(self, request):
+        return with_queue_annotations(super().get_queryset(request))
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Triage queue", **(extra_context or {})})
+
+    def get_ordering(self, request):
+        return QUEUE_ORDER
 
     def has_add_permission(self, request):
         return False
@@ -88,21 +151,186 @@ class AlertAdmin(TeamScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Acknowledge selected alerts")
-    def acknowledge(self, request, queryset):
-        for alert in queryset:
-            try:
-                acknowledge_alert(alert=alert, user=request.user)
-            except InvalidTransition as error:
-                self.message_user(request, f"Alert {alert.pk}: {error}", messages.WARNING)
+    def has_change_permission(self, request, obj=None):
+        # The alert page is a view, never a form that saves the row: changes go through the
+        # lifecycle views below, which ask may_triage().
+        if obj is not None:
+            return False
+        return super().has_change_permission(request)
 
-    @admin.action(description="Resolve selected alerts")
-    def resolve(self, request, queryset):
-        for alert in queryset:
-            try:
-                resolve_alert(alert=alert, user=request.user)
-            except InvalidTransition as error:
-                self.message_user(request, f"Alert {alert.pk}: {error}", messages.WARNING)
+    def may_triage(self, request, alert=None) -> bool:
+        """The change permission on alerts (through the role held in the alert's team)."""
+        return super().has_change_permission(request, alert)
+
+    # --- Bulk actions ------------------------------------------------------------------------
+
+    @admin.action(description="Acknowledge selected alerts", permissions=["change"])
+    def acknowledge(self, request, queryset):
+        done = self._each(
+            request,
+            queryset,
+            lambda alert: acknowledge_alert(alert=alert, user=request.user),
+            skip=lambda alert: alert.status != AlertStatus.OPEN,
+        )
+        self._report(request, done, "Acknowledged", "not open")
+
+    @admin.action(description="Assign selected alerts to me", permissions=["change"])
+    def assign_to_me(self, request, queryset):
+        done = self._each(
+            request,
+            queryset,
+            lambda alert: assign_alert(alert=alert, user=request.user, assignee=request.user),
+            skip=lambda alert: alert.is_resolved,
+        )
+        self._report(request, done, "Assigned to you", "resolved")
+
+    @admin.action(description="Resolve selected alerts with a note…", permissions=["change"])
+    def resolve_with_note(self, request, queryset):
+        """Django's intermediate-page pattern: the first POST (from the queue) shows the note
+        form; its submit posts the same selection back with `apply`, and only then resolves."""
+        form = ResolveForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            note = form.cleaned_data["note"]
+            done = self._each(
+                request,
+                queryset,
+                lambda alert: resolve_alert(alert=alert, user=request.user, note=note),
+                skip=lambda alert: alert.is_resolved,
+            )
+            self._report(request, done, "Resolved", "resolved already")
+            return None
+        return TemplateResponse(
+            request,
+            "admin/alerts/alert/resolve_with_note.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Resolve alerts with a note",
+                "opts": self.opts,
+                "alerts": list(queryset),
+                "form": form,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    def _each(self, request, queryset, change, *, skip) -> tuple[int, list[int], list[int]]:
+        """Apply `change` to each selected alert the user triages (their role in its team);
+        returns how many changed, the ids skipped, and the ids of teams they do not triage."""
+        changed, skipped, denied = 0, [], []
+        for alert in queryset.order_by("pk"):
+            if not self.may_triage(request, alert):
+                denied.append(alert.pk)
+            elif skip(alert):
+                skipped.append(alert.pk)
+            else:
+                try:
+                    change(alert)
+                except InvalidTransition:
+                    skipped.append(alert.pk)  # changed by someone else since the page loaded
+                else:
+                    changed += 1
+        return changed, skipped, denied
+
+    def _report(self, request, done, verb: str, reason: str) -> None:
+        changed, skipped, denied = done
+        if changed:
+            self.message_user(request, f"{verb}: {changed} alert{pluralize(changed)}.")
+        for ids, why in ((skipped, reason), (denied, "your role in their team does not triage")):
+            if ids:
+                self.message_user(
+                    request,
+                    f"Left alone {len(ids)} alert{pluralize(len(ids))} ({why}): "
+                    f"{', '.join(str(pk) for pk in ids)}.",
+                    messages.WARNING,
+                )
+
+    # --- The alert page ---------------------------------------------------------------------
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        views = [
+            ("acknowledge", self.acknowledge_view),
+            ("assign-to-me", self.assign_to_me_view),
+            ("resolve", self.resolve_view),
+        ]
+        return [
+            path(
+                f"<path:object_id>/{name}/",
+                self.admin_site.admin_view(view),
+                name=f"{info[0]}_{info[1]}_{name.replace('-', '_')}",
+            )
+            for name, view in views
+        ] + super().get_urls()
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(alert_page_context(alert=obj, now=timezone.now()))
+            context.update(
+                title=obj.title,
+                subtitle=None,
+                may_triage=self.may_triage(request, obj) and not obj.is_resolved,
+                acknowledge_form=AcknowledgeForm(),
+                resolve_form=ResolveForm(),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _lifecycle_view(self, request, object_id, name: str, change):
+        """One of the alert page's buttons: `change(alert)` calls alerts.lifecycle and says
+        what happened. Another team's alert is a 404, as if it did not exist."""
+        alert = self.get_object(request, unquote(object_id))
+        if alert is None:
+            raise Http404("No such alert.")
+        if not self.may_triage(request, alert):
+            raise PermissionDenied
+        try:
+            done = change(alert)
+        except InvalidTransition as error:
+            self.message_user(request, str(error), messages.WARNING)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+        else:
+            record(
+                user=request.user,
+                patient=alert.patient_id,
+                action=AuditAction.CHANGE,
+                what=alert,
+                fields=[f"action:{name}"],
+                request=request,
+            )
+            self.message_user(request, done)
+        return redirect("admin:alerts_alert_change", alert.pk)
+
+    @staticmethod
+    def _note(request, form_class) -> str:
+        form = form_class(request.POST)
+        if not form.is_valid():
+            raise ValidationError(form.errors["note"])
+        return form.cleaned_data["note"]
+
+    @method_decorator(require_POST)
+    def acknowledge_view(self, request, object_id):
+        def acknowledge(alert):
+            note = self._note(request, AcknowledgeForm)
+            was_open = alert.status == AlertStatus.OPEN
+            acknowledge_alert(alert=alert, user=request.user, note=note)
+            return "Alert acknowledged." if was_open else "The alert was acknowledged already."
+
+        return self._lifecycle_view(request, object_id, "acknowledge", acknowledge)
+
+    @method_decorator(require_POST)
+    def assign_to_me_view(self, request, object_id):
+        def assign(alert):
+            assign_alert(alert=alert, user=request.user, assignee=request.user)
+            return "Alert assigned to you."
+
+        return self._lifecycle_view(request, object_id, "assign_to_me", assign)
+
+    @method_decorator(require_POST)
+    def resolve_view(self, request, object_id):
+        def resolve(alert):
+            resolve_alert(alert=alert, user=request.user, note=self._note(request, ResolveForm))
+            return "Alert resolved."
+
+        return self._lifecycle_view(request, object_id, "resolve", resolve)
 
 
 @admin.register(Silence)

@@ -47,9 +47,11 @@ def _escalate(alert: Alert, now: datetime) -> AlertEvent | None:
     team = alert.patient.care_team
     # The next level someone (active) holds: a gap in the numbering (levels 1 and 3) must not
     # cost the alert another delay while it pages the level below again.
-    higher = team.memberships.filter(
-        user__is_active=True, escalation_level__gt=alert.escalation_level
-    ).values_list("escalation_level", flat=True)
+    higher = (
+        team.memberships.on_call()
+        .filter(escalation_level__gt=alert.escalation_level)
+        .values_list("escalation_level", flat=True)
+    )
     next_level = min(higher, default=None)
     if next_level is not None:
         alert.escalation_level = next_level

@@ -51,6 +51,13 @@ class CareTeamRole(models.TextChoices):
     COORDINATOR = "coordinator", "Coordinator"
 
 
+class MembershipQuerySet(models.QuerySet):
+    def on_call(self) -> "MembershipQuerySet":
+        """The members alerts page: active clinicians. Coordinators enrol patients and
+        manage devices; they do not triage, so they are not paged."""
+        return self.filter(user__is_active=True).exclude(role=CareTeamRole.COORDINATOR)
+
+
 class CareTeamMembership(models.Model):
     team = models.ForeignKey(CareTeam, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
@@ -61,6 +68,8 @@ class CareTeamMembership(models.Model):
     escalation_level = models.PositiveSmallIntegerField(default=1)
     # E.164 number for SMS alerts, when the clinic enables SMS.
     phone = models.CharField(max_length=20, blank=True)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [

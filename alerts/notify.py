@@ -53,7 +53,7 @@ PAGING_EVENTS = {
 
 def _targets(alert: Alert, level: int) -> list[tuple[str, object, str]]:
     team = alert.patient.care_team
-    memberships = list(team.memberships.select_related("user").filter(user__is_active=True))
+    memberships = list(team.memberships.on_call().select_related("user"))
     levels = sorted({m.escalation_level for m in memberships if m.escalation_level <= level})
     # A team without anyone at this level reaches its highest level below it; one without
     # anyone at or below it (no level-1 nurse) its lowest level, rather than nobody.

@@ -1,12 +1,60 @@
-"""Care teams and their members."""
+"""Care teams, their members, and what each member's role lets them do.
+
+A role (nurse, physician, coordinator) is held per team; each role has a Django group of the
+same name holding its model permissions (created by alerts/migrations/0004_role_groups). A
+user is in exactly the groups of the roles they hold in some team, kept so by
+sync_role_groups, which every path that writes memberships calls. The groups drive the
+admin's permission checks; team_permissions narrows them to one team, so a physician of one
+team who is a nurse in another edits rules only in the first.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.contrib.auth.models import Group, Permission
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
-from alerts.models import CareTeam, CareTeamMembership
+from alerts.models import CareTeam, CareTeamMembership, CareTeamRole
+
+# Read-only context every role needs to work on a patient.
+_CONTEXT = frozenset({
+    "monitoring.view_patient", "monitoring.view_reading", "monitoring.view_rule",
+    "monitoring.view_rulerevision", "monitoring.view_device", "monitoring.view_protocol",
+    "monitoring.view_measurementschedule", "monitoring.view_medicationplan",
+    "monitoring.view_slot", "monitoring.view_nudge",
+    "alerts.view_careteam", "alerts.view_careteammembership", "alerts.view_alert",
+    "alerts.view_alertevent", "alerts.view_silence", "alerts.view_notification",
+    "alerts.view_notificationattempt",
+})  # fmt: skip
+# Triage: acknowledge, resolve and assign alerts; silence a noisy rule for a while.
+_TRIAGE = frozenset({"alerts.change_alert", "alerts.add_silence", "alerts.change_silence"})
+
+# The exact permissions of each role's group. No role deletes clinical records, alerts or
+# credentials (credentials and devices are revoked, a change; silences are ended, a change);
+# schedules and medication plans may be deleted (their readings stay).
+# Changing this table needs a data migration that changes the groups too.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    CareTeamRole.NURSE: _CONTEXT | _TRIAGE,
+    CareTeamRole.PHYSICIAN: _CONTEXT | _TRIAGE | {
+        "monitoring.add_rule", "monitoring.change_rule",
+        "monitoring.add_medicationplan", "monitoring.change_medicationplan",
+        "monitoring.delete_medicationplan",
+        "monitoring.add_measurementschedule", "monitoring.change_measurementschedule",
+        "monitoring.delete_measurementschedule",
+    },
+    CareTeamRole.COORDINATOR: _CONTEXT | {
+        "monitoring.add_patient", "monitoring.change_patient",
+        "monitoring.add_device", "monitoring.change_device",
+        "monitoring.view_patientapptoken", "monitoring.add_patientapptoken",
+        "monitoring.change_patientapptoken",
+        "monitoring.add_measurementschedule", "monitoring.change_measurementschedule",
+        "monitoring.delete_measurementschedule",
+    },
+}  # fmt: skip
+ROLE_GROUPS = frozenset(ROLE_PERMISSIONS)
 
 
 class DuplicateCareTeam(Exception):
@@ -38,4 +86,90 @@ def create_care_team(*, name: str, members: list[NewMember]) -> CareTeam:
         if CareTeam.objects.filter(name=name).exists():
             raise DuplicateCareTeam(name) from error
         raise
+    sync_role_groups(users=[member.user for member in members])
     return team
+
+
+# --- Roles --------------------------------------------------------------------------------
+
+
+def _permissions(labels: Iterable[str]) -> list[Permission]:
+    wanted = {tuple(label.split(".", 1)) for label in labels}
+    found = Permission.objects.filter(
+        content_type__app_label__in={app for app, _ in wanted},
+        codename__in={codename for _, codename in wanted},
+    ).select_related("content_type")
+    return [p for p in found if (p.content_type.app_label, p.codename) in wanted]
+
+
+def ensure_role_groups() -> dict[str, Group]:
+    """The role groups by name, creating any that is missing with its permissions.
+
+    The data migration creates them; a database flushed after migrating (as the test
+    database is between transactional tests) has lost them, and an operator may have
+    deleted one. A group that exists is left as it is: its permissions are the clinic's.
+    """
+    groups = {group.name: group for group in Group.objects.filter(name__in=ROLE_GROUPS)}
+    for role in ROLE_GROUPS - set(groups):
+        group, created = Group.objects.get_or_create(name=role)
+        if created:
+            group.permissions.set(_permissions(ROLE_PERMISSIONS[role]))
+        groups[role] = group
+    return groups
+
+
+def sync_role_groups(*, users: Iterable) -> None:
+    """Puts each user in exactly the role groups of the roles they hold in any team.
+
+    Writes group memberships (auth_user_groups) only; other groups a user is in are kept.
+    Call it after any write to CareTeamMembership, with the users whose memberships changed.
+    """
+    users = list(users)
+    if not users:
+        return
+    groups = ensure_role_groups()
+    held: dict[int, set[str]] = {user.pk: set() for user in users}
+    for user_id, role in CareTeamMembership.objects.filter(user_id__in=list(held)).values_list(
+        "user_id", "role"
+    ):
+        held[user_id].add(role)
+    for user in users:
+        wanted = {groups[role] for role in held[user.pk] if role in groups}
+        user.groups.remove(*(set(groups.values()) - wanted))
+        user.groups.add(*wanted)
+        # Django caches permissions on the user object; they just changed.
+        for cached in ("_perm_cache", "_group_perm_cache", "_vigil_team_perms"):
+            user.__dict__.pop(cached, None)
+
+
+def team_permissions(user, team_id: int) -> frozenset[str]:
+    """The permissions ("app.codename") `user` holds for the patients of one team: those of
+    the role groups of the roles they hold in that team, plus any granted to them outside
+    the roles (directly, or through a group that is not a role group). Cached on the user
+    object for the request, as Django caches has_perm."""
+    if not user.is_active:
+        return frozenset()
+    cache = user.__dict__.setdefault("_vigil_team_perms", {})
+    if team_id not in cache:
+        roles = CareTeamMembership.objects.filter(user=user, team_id=team_id).values("role")
+        other_groups = user.groups.exclude(name__in=ROLE_GROUPS).values("pk")
+        granted = Permission.objects.filter(
+            Q(group__name__in=roles) | Q(user=user) | Q(group__in=other_groups)
+        ).values_list("content_type__app_label", "codename")
+        cache[team_id] = frozenset(f"{app}.{codename}" for app, codename in granted)
+    return cache[team_id]
+
+
+def has_team_permission(user, team_id: int, perm: str) -> bool:
+    """May `user` do `perm` ("app.codename") to a patient of this team? Superusers may."""
+    if user.is_active and user.is_superuser:
+        return True
+    return perm in team_permissions(user, team_id)
+
+
+def holds_permission_in_some_team(user, perm: str) -> bool:
+    """Does `user` hold `perm` through their role in at least one of their teams?"""
+    if user.is_active and user.is_superuser:
+        return True
+    teams = CareTeamMembership.objects.filter(user=user).values_list("team_id", flat=True)
+    return any(perm in team_permissions(user, team_id) for team_id in teams)

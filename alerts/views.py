@@ -14,10 +14,11 @@ from alerts.serializers import (
     AlertSerializer,
     CareTeamSerializer,
 )
-from alerts.teams import DuplicateCareTeam, NewMember, create_care_team
+from alerts.teams import DuplicateCareTeam, NewMember, create_care_team, has_team_permission
 from config.api import PagePagination
 from monitoring.auth import IsStaff
 from monitoring.examples import ALERT_NOTE, ALERTS, CARE_TEAMS
+from monitoring.models import Patient
 from monitoring.views import ERROR
 
 
@@ -101,6 +102,10 @@ class AlertTransitionApi(APIView):
 
     def post(self, request, alert_id: int):
         alert = get_object_or_404(visible_alerts(request.user), pk=alert_id)
+        # Triage is the nurses' and physicians' (a coordinator reads alerts).
+        team_id = Patient.objects.filter(pk=alert.patient_id).values_list("care_team", flat=True)
+        if not has_team_permission(request.user, team_id.get(), "alerts.change_alert"):
+            raise PermissionDenied("Only the patient's nurses and physicians triage alerts.")
         body = AlertNoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -117,7 +122,7 @@ class AlertAcknowledgeApi(AlertTransitionApi):
         tags=["staff"],
         summary="Acknowledge an alert (stops its escalation)",
         request=AlertNoteSerializer,
-        responses={200: AlertSerializer, 404: ERROR, 409: ERROR},
+        responses={200: AlertSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
         examples=ALERT_NOTE,
     )
     def post(self, request, alert_id: int):
@@ -131,7 +136,7 @@ class AlertResolveApi(AlertTransitionApi):
         tags=["staff"],
         summary="Resolve an alert",
         request=AlertNoteSerializer,
-        responses={200: AlertSerializer, 404: ERROR, 409: ERROR},
+        responses={200: AlertSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
         examples=ALERT_NOTE,
     )
     def post(self, request, alert_id: int):

@@ -27,6 +27,11 @@ def env_int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return default if value in (None, "") else float(value)
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
@@ -47,12 +52,15 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with Vigil's admin site (config/admin.py).
+    "config.apps.VigilAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "rest_framework",
     "drf_spectacular",
     "monitoring",
@@ -66,6 +74,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): did this session pass two-factor?
+    "django_otp.middleware.OTPMiddleware",
+    # The audit log of API calls that show or change patient data (monitoring/audit.py).
+    "monitoring.audit.ApiAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -76,7 +88,8 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The admin site's own pages (login with the authenticator code, two-factor setup).
+        "DIRS": [BASE_DIR / "config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -160,6 +173,17 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("VIGIL_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# --- Admin login (config/admin.py) --------------------------------------------------------
+# Staff must set up and use an authenticator app (TOTP) to reach the admin. Without it,
+# two-factor is still asked of every user who has set up a device.
+VIGIL_REQUIRE_2FA = env_bool("VIGIL_REQUIRE_2FA", False)
+OTP_TOTP_ISSUER = os.environ.get("VIGIL_OTP_ISSUER", "Vigil")
+# Failed admin logins, counted in the cache: past either limit within the window, the
+# login page refuses (429) without checking the password until the window ends.
+VIGIL_ADMIN_LOGIN_FAILURES_PER_USERNAME = env_int("VIGIL_ADMIN_LOGIN_FAILURES_PER_USERNAME", 5)
+VIGIL_ADMIN_LOGIN_FAILURES_PER_IP = env_int("VIGIL_ADMIN_LOGIN_FAILURES_PER_IP", 20)
+VIGIL_ADMIN_LOGIN_LOCKOUT = timedelta(minutes=env_int("VIGIL_ADMIN_LOGIN_LOCKOUT_MINUTES", 15))
+
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["monitoring.auth.BearerTokenAuthentication"],
@@ -188,9 +212,14 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {
         "MetricEnum": "monitoring.models.Metric.choices",
+        "MeasuredMetricEnum": "monitoring.serializers.MEASURED_METRICS",
         "DeviceKindEnum": "monitoring.models.DeviceKind.choices",
         "RuleKindEnum": "monitoring.models.RuleKind.choices",
         "SeverityEnum": "monitoring.models.Severity.choices",
+        "NudgeStatusEnum": "monitoring.models.NudgeStatus.choices",
+        "NudgeChannelEnum": "monitoring.models.NudgeChannel.choices",
+        "NudgePurposeEnum": "monitoring.models.NudgePurpose.choices",
+        "PushPlatformEnum": "monitoring.models.PushPlatform.choices",
     },
 }
 
@@ -212,6 +241,32 @@ VIGIL_INFO_ALERT_TTL = timedelta(hours=env_int("VIGIL_INFO_ALERT_TTL_HOURS", 24)
 VIGIL_STALE_READING_AGE = timedelta(hours=env_int("VIGIL_STALE_READING_HOURS", 24))
 # Scheduled rules (missing data, CGM and INR summaries) are re-checked at most this often.
 VIGIL_SUMMARY_CHECK_INTERVAL = timedelta(minutes=env_int("VIGIL_SUMMARY_CHECK_MINUTES", 60))
+# Schedules: a measurement (or dose) up to this long before its slot's time counts for the
+# slot, so measuring a little early neither misses the slot nor brings a reminder. An
+# engineering choice, not a clinical number.
+VIGIL_SLOT_LEAD = timedelta(minutes=env_int("VIGIL_SLOT_LEAD_MINUTES", 60))
+
+# Nudges (monitoring/nudges/): the rails of the per-patient message choice. Operational
+# choices, not clinical numbers.
+# The first decisions of a patient are uniformly random (a few days of one reminder a day):
+# unbiased data for everyone, before the patient's own record steers the choice.
+VIGIL_NUDGE_WARMUP_DECISIONS = env_int("VIGIL_NUDGE_WARMUP_DECISIONS", 5)
+# Every variant keeps at least this chance of being chosen and none gets more than the
+# maximum, so the policy keeps learning and never locks one message in: bounds of the kind
+# HeartSteps V2 put on its randomisation probability (Liao et al. 2020); the values are ours.
+# With more than 1/min candidates the minimum becomes 1/K; a lone candidate is always chosen.
+VIGIL_NUDGE_MIN_PROBABILITY = env_float("VIGIL_NUDGE_MIN_PROBABILITY", 0.1)
+VIGIL_NUDGE_MAX_PROBABILITY = env_float("VIGIL_NUDGE_MAX_PROBABILITY", 0.8)
+# No nudge within this many minutes of the last one ("just messaged").
+VIGIL_NUDGE_MIN_GAP_MINUTES = env_int("VIGIL_NUDGE_MIN_GAP_MINUTES", 30)
+# The population's record with a variant weighs as at most this many of the patient's own
+# outcomes in the patient's prior (policy.population_prior).
+VIGIL_NUDGE_PRIOR_STRENGTH = env_float("VIGIL_NUDGE_PRIOR_STRENGTH", 10.0)
+# Consecutive missed slots of one schedule, or one critical medication plan, before the care
+# team gets an adherence alert; 2 follows clinical.yaml's default for critical medications
+# (medication_adherence.dose_level_adherence.missed_dose_flag.alert_defaults, engineering
+# choice). It is the count of each patient's rule when created; clinicians tailor it there.
+VIGIL_NONRESPONSE_MISSES = env_int("VIGIL_NONRESPONSE_MISSES", 2)
 
 # --- Notifications ------------------------------------------------------------------------
 VIGIL_BASE_URL = os.environ.get("VIGIL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -238,6 +293,14 @@ TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
 TWILIO_API_BASE = os.environ.get("TWILIO_API_BASE", "https://api.twilio.com").rstrip("/")
+# Push to the patient app through FCM's HTTP v1 API: enabled when the project id and a
+# service account key file (JSON, with the firebase.messaging scope granted) are set.
+FCM_PROJECT_ID = os.environ.get("FCM_PROJECT_ID", "")
+FCM_SERVICE_ACCOUNT_FILE = os.environ.get("FCM_SERVICE_ACCOUNT_FILE", "")
+FCM_API_BASE = os.environ.get("FCM_API_BASE", "https://fcm.googleapis.com").rstrip("/")
+# A nudge is about now (a measurement or dose due): a few quick retries, then it is recorded
+# as failed rather than arriving hours late (30 s, 1 min, 2 min apart by default).
+VIGIL_NUDGE_MAX_ATTEMPTS = env_int("VIGIL_NUDGE_MAX_ATTEMPTS", 4)
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://"
@@ -295,6 +358,7 @@ CELERY_TASK_DEFAULT_QUEUE = "evaluation"
 CELERY_TASK_ROUTES = {
     "alerts.tasks.route_alert_event_task": {"queue": "notifications"},
     "alerts.tasks.deliver_notification_task": {"queue": "notifications"},
+    "monitoring.tasks.deliver_nudge_task": {"queue": "notifications"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes the DB connection around every task unless this is set
@@ -318,6 +382,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alerts.tasks.enqueue_pending_notifications_task",
         "schedule": 60.0,
     },
+    # Opens due slots, reminds at each slot's local time, marks closed ones missed.
+    "run-reminder-sweep": {"task": "monitoring.tasks.run_reminder_sweep_task", "schedule": 60.0},
+    # Outcomes of nudges whose window closed, into each patient's record with the variant.
+    "settle-nudge-outcomes": {
+        "task": "monitoring.tasks.settle_nudge_outcomes_task",
+        "schedule": 300.0,
+    },
+    # Streak milestones, in each patient's late morning (monitoring/nudges/__init__.py).
+    "nudge-streaks": {"task": "monitoring.tasks.nudge_streaks_task", "schedule": 900.0},
 }
 
 # --- Logging ------------------------------------------------------------------------------

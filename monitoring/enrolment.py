@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from alerts.models import CareTeam
 from monitoring.models import Patient, Protocol
 from monitoring.patient_rules import apply_protocols
+from monitoring.schedules import apply_protocol_schedules
 
 
 class DuplicatePatient(Exception):
@@ -23,7 +24,7 @@ def enrol_patient(
     preferences: dict | None = None,
 ) -> Patient:
     """Writes a Patient, their protocol enrolments and their own copy of each protocol's
-    rules, in one transaction.
+    rules and measurement schedules, in one transaction.
 
     The unique external id is enforced by the database: two racing enrolments of the same
     MRN produce one patient and one DuplicatePatient, never two rows.
@@ -39,6 +40,7 @@ def enrol_patient(
             )
             patient.protocols.set(Protocol.objects.for_codes(protocols))
             apply_protocols(patient=patient, codes=protocols)
+            apply_protocol_schedules(patient=patient, codes=protocols)
     except IntegrityError as error:
         if Patient.objects.filter(external_id=external_id).exists():
             raise DuplicatePatient(external_id) from error

@@ -24,6 +24,7 @@ from config.celery import enqueue_on_commit
 from monitoring.models import Patient, Reading, Rule, Severity
 from monitoring.rules import KINDS, is_scheduled
 from monitoring.rules.base import Context, Evaluation, Finding
+from monitoring.schedules import fulfil_slots
 from monitoring.units import metric_units
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ def evaluate_pending_readings(*, patient_id: int, now: datetime | None = None) -
         outcomes = _evaluate_new_readings(patient, rules, pending, now)
         raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
         Reading.objects.filter(id__in=[reading.id for reading in pending]).update(evaluated_at=now)
+        # In the same transaction: a reading marks its schedule's slot done exactly when it
+        # counts as evaluated (re-evaluating changes nothing: a done slot stays done).
+        fulfil_slots(patient_id=patient_id, readings=pending)
         _route_after_commit(raised)
         if more:
             from monitoring.tasks import evaluate_patient_readings_task

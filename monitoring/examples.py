@@ -230,8 +230,33 @@ ME = [
                 "quiet_hours_end": "07:00",
                 "daily_nudge_cap": 3,
             },
-            "schedules": [],
-            "medications": [],
+            "schedules": [
+                {
+                    "id": 31,
+                    "metric": "weight",
+                    "times": ["07:00"],
+                    "days_of_week": [],
+                    "window_minutes": 180,
+                },
+                {
+                    "id": 32,
+                    "metric": "blood_pressure",
+                    "times": ["07:00", "19:00"],
+                    "days_of_week": [],
+                    "window_minutes": 120,
+                },
+            ],
+            "medications": [
+                {
+                    "id": 8,
+                    "medication": "furosemide-40mg",
+                    "name": "Furosemide 40 mg",
+                    "dose_times": ["08:00"],
+                    "days_of_week": [],
+                    "window_minutes": 120,
+                    "critical": False,
+                }
+            ],
             "targets": [],
         },
         response_only=True,
@@ -444,5 +469,187 @@ RULE_CHANGE = [
     ),
     OpenApiExample(
         "New version", value=RULE_EXAMPLE | {"version": 2}, response_only=True, status_codes=["200"]
+    ),
+]
+
+NUDGE_EXAMPLE = {
+    "id": 5120,
+    "purpose": "measurement_due",
+    "text": "Time to step on the scale: your weight helps your care team spot fluid early.",
+    "channel": "push",
+    "status": "sent",
+    "created_at": "2026-03-01T06:30:00Z",
+    "sent_at": "2026-03-01T06:30:01Z",
+    "opened_at": None,
+}
+
+# One item: drf-spectacular puts a list example inside the pagination envelope itself.
+NUDGES = [OpenApiExample("A nudge", value=NUDGE_EXAMPLE, response_only=True)]
+
+NUDGE_OPENED = [
+    OpenApiExample(
+        "Opened",
+        value=NUDGE_EXAMPLE | {"opened_at": "2026-03-01T06:42:10Z"},
+        response_only=True,
+        status_codes=["200"],
+    ),
+    OpenApiExample(
+        "Not one of the patient's nudges",
+        value={"detail": "Not found."},
+        response_only=True,
+        status_codes=["404"],
+    ),
+]
+
+PUSH_TOKEN_REGISTER = [
+    OpenApiExample(
+        "Register the app's FCM token",
+        value={
+            "token": "fGx1c2gtdG9rZW4tb2YtdGhpcy1hcHAtaW5zdGFsbA:APA91bH",
+            "platform": "android",
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Registered",
+        value={
+            "id": 88,
+            "token": "fGx1c2gtdG9rZW4tb2YtdGhpcy1hcHAtaW5zdGFsbA:APA91bH",
+            "platform": "android",
+            "created_at": "2026-03-01T06:00:00Z",
+        },
+        response_only=True,
+        status_codes=["201", "200"],
+    ),
+    OpenApiExample(
+        "Unknown platform",
+        value={
+            "detail": "Invalid input.",
+            "errors": {"platform": ['"symbian" is not a valid choice.']},
+        },
+        response_only=True,
+        status_codes=["400"],
+    ),
+]
+
+PUSH_TOKEN_DELETE = [
+    OpenApiExample(
+        "Forget the app's FCM token",
+        value={"token": "fGx1c2gtdG9rZW4tb2YtdGhpcy1hcHAtaW5zdGFsbA:APA91bH"},
+        request_only=True,
+    ),
+]
+
+# --- Schedules and medication plans ---------------------------------------------------------
+
+SCHEDULE_EXAMPLE = {
+    "id": 31,
+    "key": "weight_morning",
+    "protocol": "heart_failure",
+    "metric": "weight",
+    "times": ["07:00"],
+    "days_of_week": [],
+    "window_minutes": 180,
+    "active": True,
+    "next_slot_at": "2026-03-02T06:00:00+00:00",
+    "created_at": "2026-03-01T10:00:00+00:00",
+    "updated_at": "2026-03-01T10:00:00+00:00",
+}
+
+# One item: drf-spectacular makes the list of a list example itself.
+SCHEDULES = [
+    OpenApiExample("A schedule", value=SCHEDULE_EXAMPLE, response_only=True, status_codes=["200"])
+]
+
+SCHEDULE_CREATE = [
+    OpenApiExample(
+        "INR on Monday mornings",
+        value={
+            "key": "inr_clinic",
+            "metric": "inr",
+            "times": ["08:00"],
+            "days_of_week": [0],
+            "window_minutes": 720,
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Wrong fields",
+        value={
+            "detail": "Invalid input.",
+            "errors": {
+                "times": {"0": ['Not a 24-hour local time "HH:MM", e.g. "07:00".']},
+                "days_of_week": {"0": ["Ensure this value is less than or equal to 6."]},
+            },
+        },
+        response_only=True,
+        status_codes=["400"],
+    ),
+]
+
+SCHEDULE_CHANGE = [
+    OpenApiExample(
+        "Weigh later on weekends",
+        value={"times": ["08:30"], "days_of_week": [5, 6]},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Changed",
+        value=SCHEDULE_EXAMPLE | {"times": ["08:30"], "days_of_week": [5, 6]},
+        response_only=True,
+        status_codes=["200"],
+    ),
+]
+
+MEDICATION_EXAMPLE = {
+    "id": 8,
+    "medication": "warfarin-5mg",
+    "name": "Warfarin 5 mg",
+    "dose_times": ["18:00"],
+    "days_of_week": [],
+    "window_minutes": 120,
+    "critical": True,
+    "active": True,
+    "next_slot_at": "2026-03-01T17:00:00+00:00",
+    "created_at": "2026-03-01T10:00:00+00:00",
+    "updated_at": "2026-03-01T10:00:00+00:00",
+}
+
+MEDICATIONS = [
+    OpenApiExample(
+        "A medication plan", value=MEDICATION_EXAMPLE, response_only=True, status_codes=["200"]
+    )
+]
+
+MEDICATION_CREATE = [
+    OpenApiExample(
+        "An anticoagulant, every evening",
+        value={
+            "medication": "warfarin-5mg",
+            "name": "Warfarin 5 mg",
+            "dose_times": ["18:00"],
+            "window_minutes": 120,
+            "critical": True,
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "A plan for this medication exists",
+        value={
+            "detail": "Invalid input.",
+            "errors": {"medication": ["The patient already has a plan for this medication."]},
+        },
+        response_only=True,
+        status_codes=["400"],
+    ),
+]
+
+MEDICATION_CHANGE = [
+    OpenApiExample("Twice a day", value={"dose_times": ["08:00", "20:00"]}, request_only=True),
+    OpenApiExample(
+        "Changed",
+        value=MEDICATION_EXAMPLE | {"dose_times": ["08:00", "20:00"]},
+        response_only=True,
+        status_codes=["200"],
     ),
 ]

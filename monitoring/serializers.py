@@ -1,6 +1,7 @@
 from datetime import timedelta
 from datetime import timezone as dt_timezone
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from alerts.models import CareTeam
@@ -11,15 +12,25 @@ from monitoring.models import (
     GlucoseContext,
     GlucoseUnit,
     Metric,
+    Nudge,
     NudgeChannel,
+    NudgePurpose,
+    NudgeStatus,
     Patient,
     ProtocolCode,
+    PushPlatform,
+    PushToken,
     Reading,
     ReadingSource,
     RuleKind,
     Severity,
     WeightUnit,
     validate_timezone,
+)
+from monitoring.schedules import (
+    MAX_WINDOW_MINUTES,
+    clean_clock_times,
+    clean_days_of_week,
 )
 
 
@@ -191,6 +202,78 @@ class DeviceIssuedSerializer(DeviceSerializer):
         fields = [*DeviceSerializer.Meta.fields, "key"]
 
 
+# --- Schedules and medication plans -------------------------------------------------------
+
+MEASURED_METRICS = [(value, label) for value, label in Metric.choices if value != Metric.DOSE]
+TIMES_HELP = 'Local clock times "HH:MM" (24-hour) in the patient\'s time zone, each once.'
+DAYS_HELP = "Weekdays in the patient's time zone, 0 = Monday … 6 = Sunday; [] = every day."
+WINDOW_HELP = (
+    "Minutes after each time during which a reading (or dose) still counts; then the slot is "
+    "missed. A reading up to VIGIL_SLOT_LEAD_MINUTES (default 60) early counts too."
+)
+
+
+def _django_errors(clean, value):
+    try:
+        return clean(value)
+    except DjangoValidationError as error:
+        raise serializers.ValidationError(error.messages) from error
+
+
+class ClockTimesField(serializers.ListField):
+    child = serializers.RegexField(
+        r"^([01]\d|2[0-3]):[0-5]\d$",
+        error_messages={"invalid": 'Not a 24-hour local time "HH:MM", e.g. "07:00".'},
+    )
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", TIMES_HELP)
+        super().__init__(min_length=1, max_length=24, **kwargs)
+
+    def to_internal_value(self, data):
+        return _django_errors(clean_clock_times, super().to_internal_value(data))
+
+
+class DaysOfWeekField(serializers.ListField):
+    child = serializers.IntegerField(min_value=0, max_value=6)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", DAYS_HELP)
+        super().__init__(max_length=7, **kwargs)
+
+    def to_internal_value(self, data):
+        return _django_errors(clean_days_of_week, super().to_internal_value(data))
+
+
+def window_minutes_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=1, max_value=MAX_WINDOW_MINUTES, help_text=WINDOW_HELP, **kwargs
+    )
+
+
+class PatientScheduleSerializer(serializers.Serializer):
+    """An active measurement schedule as the patient's app shows it."""
+
+    id = serializers.IntegerField()
+    metric = serializers.ChoiceField(MEASURED_METRICS)
+    times = ClockTimesField()
+    days_of_week = DaysOfWeekField()
+    window_minutes = window_minutes_field()
+
+
+class PatientMedicationSerializer(serializers.Serializer):
+    """An active medication plan as the patient's app shows it; `medication` is the id a
+    dose reading names."""
+
+    id = serializers.IntegerField()
+    medication = serializers.CharField()
+    name = serializers.CharField()
+    dose_times = ClockTimesField()
+    days_of_week = DaysOfWeekField()
+    window_minutes = window_minutes_field()
+    critical = serializers.BooleanField()
+
+
 class MeSerializer(serializers.Serializer):
     """What the patient's app needs to show: profile and, as they arrive, plans and targets."""
 
@@ -201,8 +284,8 @@ class MeSerializer(serializers.Serializer):
     timezone = serializers.CharField()
     protocols = serializers.ListField(child=serializers.ChoiceField(ProtocolCode.choices))
     preferences = PreferencesSerializer()
-    schedules = serializers.ListField(child=serializers.DictField())
-    medications = serializers.ListField(child=serializers.DictField())
+    schedules = PatientScheduleSerializer(many=True)
+    medications = PatientMedicationSerializer(many=True)
     targets = serializers.ListField(child=serializers.DictField())
 
     def to_representation(self, patient: Patient) -> dict:
@@ -213,8 +296,13 @@ class MeSerializer(serializers.Serializer):
             "timezone": patient.timezone,
             "protocols": sorted(p.code for p in patient.protocols.all()),
             "preferences": PreferencesSerializer().to_representation(patient),
-            "schedules": [],
-            "medications": [],
+            # .all() and a filter here, not .filter(): MeApi prefetches both relations.
+            "schedules": PatientScheduleSerializer(
+                [s for s in patient.measurement_schedules.all() if s.active], many=True
+            ).data,
+            "medications": PatientMedicationSerializer(
+                [p for p in patient.medication_plans.all() if p.active], many=True
+            ).data,
             "targets": [],
         }
 
@@ -285,3 +373,183 @@ class RuleChangeSerializer(serializers.Serializer):
                 }
             )
         return attrs
+
+
+# --- Nudges and push tokens (the patient app) ---------------------------------------------
+
+
+class NudgeSerializer(serializers.ModelSerializer):
+    purpose = serializers.ChoiceField(NudgePurpose.choices)
+    channel = serializers.ChoiceField(
+        NudgeChannel.choices, help_text="How it reached the patient (in_app after a fallback)."
+    )
+    status = serializers.ChoiceField(NudgeStatus.choices)
+
+    class Meta:
+        model = Nudge
+        fields = [
+            "id",
+            "purpose",
+            "text",
+            "channel",
+            "status",
+            "created_at",
+            "sent_at",
+            "opened_at",
+        ]
+        read_only_fields = fields
+
+
+class PushTokenSerializer(serializers.ModelSerializer):
+    token = serializers.CharField(
+        max_length=4096, help_text="The app install's FCM registration token."
+    )
+    platform = serializers.ChoiceField(PushPlatform.choices)
+
+    class Meta:
+        model = PushToken
+        fields = ["id", "token", "platform", "created_at"]
+        read_only_fields = ["id", "created_at"]
+        # Registering a token again is not an error: register_push_token keeps one row.
+        validators = []
+
+
+class PushTokenDeleteSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=4096)
+
+
+# --- Schedules and medication plans (staff) ---------------------------------------------
+
+
+class ScheduleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    key = serializers.CharField()
+    protocol = serializers.CharField(allow_null=True, help_text="The protocol it came from.")
+    metric = serializers.ChoiceField(MEASURED_METRICS)
+    times = ClockTimesField()
+    days_of_week = DaysOfWeekField()
+    window_minutes = window_minutes_field()
+    active = serializers.BooleanField()
+    next_slot_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the next slot falls due (UTC); null when inactive."
+    )
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def to_representation(self, schedule) -> dict:
+        return {
+            "id": schedule.pk,
+            "key": schedule.key,
+            "protocol": schedule.protocol.code if schedule.protocol_id else None,
+            "metric": schedule.metric,
+            "times": schedule.times,
+            "days_of_week": schedule.days_of_week,
+            "window_minutes": schedule.window_minutes,
+            "active": schedule.active,
+            "next_slot_at": _isoformat(schedule.next_slot_at),
+            "created_at": schedule.created_at.isoformat(),
+            "updated_at": schedule.updated_at.isoformat(),
+        }
+
+
+def _isoformat(value):
+    return value.isoformat() if value else None
+
+
+class ImmutableFieldsMixin:
+    """PATCH bodies naming a field that identifies the row get a 400 for it, not silence."""
+
+    immutable: tuple[str, ...] = ()
+
+    def validate(self, attrs):
+        data = self.initial_data
+        errors = {
+            name: ["Cannot be changed: add a new one and delete this one."]
+            for name in self.immutable
+            if name in data
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        if not attrs:
+            changeable = ", ".join(self.fields)
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Change at least one of {changeable}."]}
+            )
+        return attrs
+
+
+class ScheduleCreateSerializer(serializers.Serializer):
+    key = serializers.SlugField(max_length=64, help_text="Unique among the patient's schedules.")
+    metric = serializers.ChoiceField(
+        MEASURED_METRICS,
+        error_messages={
+            "invalid_choice": '"{input}" is not a measured metric; doses are medication plans.'
+        },
+    )
+    times = ClockTimesField()
+    days_of_week = DaysOfWeekField(required=False, default=list)
+    window_minutes = window_minutes_field()
+    active = serializers.BooleanField(required=False, default=True)
+
+
+class ScheduleChangeSerializer(ImmutableFieldsMixin, serializers.Serializer):
+    immutable = ("key", "metric")
+
+    times = ClockTimesField(required=False)
+    days_of_week = DaysOfWeekField(required=False)
+    window_minutes = window_minutes_field(required=False)
+    active = serializers.BooleanField(required=False)
+
+
+class MedicationPlanSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    medication = serializers.CharField(help_text="The id dose readings name.")
+    name = serializers.CharField()
+    dose_times = ClockTimesField()
+    days_of_week = DaysOfWeekField()
+    window_minutes = window_minutes_field()
+    critical = serializers.BooleanField(
+        help_text="Missed doses escalate to the care team (anticoagulant, insulin …)."
+    )
+    active = serializers.BooleanField()
+    next_slot_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def to_representation(self, plan) -> dict:
+        return {
+            "id": plan.pk,
+            "medication": plan.medication,
+            "name": plan.name,
+            "dose_times": plan.dose_times,
+            "days_of_week": plan.days_of_week,
+            "window_minutes": plan.window_minutes,
+            "critical": plan.critical,
+            "active": plan.active,
+            "next_slot_at": _isoformat(plan.next_slot_at),
+            "created_at": plan.created_at.isoformat(),
+            "updated_at": plan.updated_at.isoformat(),
+        }
+
+
+class MedicationPlanCreateSerializer(serializers.Serializer):
+    medication = serializers.CharField(
+        max_length=64, help_text="The id the app's dose readings will name; one plan each."
+    )
+    name = serializers.CharField(max_length=200)
+    dose_times = ClockTimesField()
+    days_of_week = DaysOfWeekField(required=False, default=list)
+    window_minutes = window_minutes_field()
+    critical = serializers.BooleanField(required=False, default=False)
+    active = serializers.BooleanField(required=False, default=True)
+
+
+class MedicationPlanChangeSerializer(ImmutableFieldsMixin, serializers.Serializer):
+    immutable = ("medication",)
+
+    name = serializers.CharField(max_length=200, required=False)
+    dose_times = ClockTimesField(required=False)
+    days_of_week = DaysOfWeekField(required=False)
+    window_minutes = window_minutes_field(required=False)
+    critical = serializers.BooleanField(required=False)
+    active = serializers.BooleanField(required=False)

@@ -1,12 +1,20 @@
 from celery import shared_task
 from django.db import OperationalError
+from django.utils import timezone
 
+from alerts.notify import retry_delay
+from config.celery import enqueue_on_commit
 from monitoring.evaluation import (
     enqueue_due_scheduled_rules,
     enqueue_unevaluated_readings,
     evaluate_pending_readings,
     evaluate_scheduled_rules,
 )
+from monitoring.models import Nudge
+from monitoring.nudges import nudge_streaks, settle_nudge_outcomes
+from monitoring.nudges.delivery import NudgeOutcome, deliver_nudge
+from monitoring.nudges.outcomes import SETTLE_BATCH
+from monitoring.schedules import run_reminder_sweep
 
 # Database hiccups (failover, a killed connection) are worth retrying; everything else is a
 # bug to see in the logs, not to loop on.
@@ -36,3 +44,38 @@ def enqueue_unevaluated_readings_task(after_patient_id: int | None = None) -> in
 @shared_task
 def enqueue_due_scheduled_rules_task() -> int:
     return enqueue_due_scheduled_rules()
+
+
+@shared_task(bind=True, max_retries=None)
+def deliver_nudge_task(self, nudge_id: int) -> str:
+    outcome = deliver_nudge(nudge_id=nudge_id)
+    if outcome == NudgeOutcome.RETRY:
+        # The row counts the attempts (a redelivered task would make self.request.retries
+        # undercount) and VIGIL_NUDGE_MAX_ATTEMPTS bounds them; the row is held for the same
+        # delay, so the retry finds it free.
+        attempts = Nudge.objects.values_list("attempts", flat=True).get(pk=nudge_id)
+        raise self.retry(countdown=retry_delay(attempts).total_seconds())
+    return outcome
+
+
+@shared_task
+def run_reminder_sweep_task() -> int:
+    # No retry: beat runs the sweep again within a minute, and every step of it is claimed.
+    return run_reminder_sweep(now=timezone.now())
+
+
+@shared_task
+def settle_nudge_outcomes_task() -> int:
+    # No retry: beat runs it again in five minutes, and each outcome is claimed once.
+    settled = settle_nudge_outcomes(now=timezone.now(), limit=SETTLE_BATCH)
+    if settled == SETTLE_BATCH:
+        enqueue_on_commit(settle_nudge_outcomes_task)
+    return settled
+
+
+@shared_task
+def nudge_streaks_task(after_patient_id: int | None = None) -> int:
+    written, last_patient_id = nudge_streaks(now=timezone.now(), after_patient_id=after_patient_id)
+    if last_patient_id is not None:
+        enqueue_on_commit(nudge_streaks_task, last_patient_id)
+    return written

@@ -1,6 +1,7 @@
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -9,11 +10,11 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status, throttling
-from rest_framework.exceptions import ParseError, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts.models import CareTeamRole
+from alerts.teams import has_team_permission, holds_permission_in_some_team
 from config.api import NewestFirstCursorPagination, PagePagination
 from monitoring import examples
 from monitoring.auth import (
@@ -28,20 +29,41 @@ from monitoring.auth import (
 )
 from monitoring.enrolment import DuplicatePatient, enrol_patient
 from monitoring.ingest import MalformedBatch, parse_batch, record_readings
-from monitoring.models import Device, Metric, Patient, PatientAppToken, Reading, Rule
+from monitoring.models import (
+    Device,
+    MeasurementSchedule,
+    MedicationPlan,
+    Metric,
+    Nudge,
+    Patient,
+    PatientAppToken,
+    Reading,
+    Rule,
+)
+from monitoring.nudges.delivery import forget_push_token, open_nudge, register_push_token
 from monitoring.patient_rules import add_rule, change_rule
 from monitoring.rules import InvalidParameters
+from monitoring.schedules import add_measurement_schedule, add_medication_plan, change_schedule
 from monitoring.serializers import (
     AppTokenIssuedSerializer,
     DeviceIssuedSerializer,
     DeviceSerializer,
+    MedicationPlanChangeSerializer,
+    MedicationPlanCreateSerializer,
+    MedicationPlanSerializer,
     MeSerializer,
+    NudgeSerializer,
     PatientSerializer,
+    PushTokenDeleteSerializer,
+    PushTokenSerializer,
     ReadingFilterSerializer,
     ReadingSerializer,
     RuleChangeSerializer,
     RuleCreateSerializer,
     RuleSerializer,
+    ScheduleChangeSerializer,
+    ScheduleCreateSerializer,
+    ScheduleSerializer,
     StaffLoginSerializer,
     TokenIssuedSerializer,
 )
@@ -195,7 +217,9 @@ class MeApi(APIView):
         examples=examples.ME,
     )
     def get(self, request):
-        patient = Patient.objects.prefetch_related("protocols").get(pk=request.user.patient.pk)
+        patient = Patient.objects.prefetch_related(
+            "protocols", "measurement_schedules", "medication_plans"
+        ).get(pk=request.user.patient.pk)
         return Response(MeSerializer(patient).data)
 
 
@@ -205,6 +229,35 @@ class MeApi(APIView):
 def visible_patient(request, patient_id: int) -> Patient:
     """The patient if the caller's teams hold it; 404 otherwise, never 403 (no existence leak)."""
     return get_object_or_404(Patient.objects.visible_to(request.user), pk=patient_id)
+
+
+# Who may do what is the role the caller holds in the patient's team (alerts/teams.py):
+# coordinators enrol patients and issue app tokens and devices; physicians tailor rules;
+# nurses and physicians triage alerts. Another team's patient is a 404 before this is asked.
+ENROLS = ("monitoring.add_patient", "Only the team's coordinators may enrol patients.")
+ISSUES_TOKENS = (
+    "monitoring.add_patientapptoken",
+    "Only the patient's coordinators may issue app tokens.",
+)
+REVOKES_TOKENS = (
+    "monitoring.change_patientapptoken",
+    "Only the patient's coordinators may revoke app tokens.",
+)
+REGISTERS_DEVICES = (
+    "monitoring.add_device",
+    "Only the patient's coordinators may register devices.",
+)
+REVOKES_DEVICES = (
+    "monitoring.change_device",
+    "Only the patient's coordinators may revoke devices.",
+)
+
+
+def require_team_permission(request, team_id: int, rule: tuple[str, str]) -> None:
+    """403 unless the caller's role in the team grants the permission (superusers may)."""
+    perm, refusal = rule
+    if not has_team_permission(request.user, team_id, perm):
+        raise PermissionDenied(refusal)
 
 
 class PatientListCreateApi(APIView):
@@ -219,9 +272,12 @@ class PatientListCreateApi(APIView):
         examples=examples.PATIENT_CREATE,
     )
     def post(self, request):
+        if not holds_permission_in_some_team(request.user, ENROLS[0]):
+            raise PermissionDenied(ENROLS[1])
         serializer = PatientSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        require_team_permission(request, data["care_team_id"].pk, ENROLS)
         try:
             patient = enrol_patient(
                 external_id=data["external_id"],
@@ -293,11 +349,12 @@ class AppTokenCreateApi(APIView):
         tags=["staff"],
         summary="Issue an app token for the patient (shown once)",
         request=None,
-        responses={201: AppTokenIssuedSerializer, 404: ERROR},
+        responses={201: AppTokenIssuedSerializer, 403: ERROR, 404: ERROR},
         examples=examples.APP_TOKEN,
     )
     def post(self, request, patient_id: int):
         patient = visible_patient(request, patient_id)
+        require_team_permission(request, patient.care_team_id, ISSUES_TOKENS)
         token, plaintext = issue_app_token(patient=patient, created_by=request.user)
         return Response(
             {"id": token.pk, "token": plaintext, "expires_at": token.expires_at},
@@ -308,10 +365,15 @@ class AppTokenCreateApi(APIView):
 class AppTokenRevokeApi(APIView):
     permission_classes = [IsStaff]
 
-    @extend_schema(tags=["staff"], summary="Revoke an app token", responses={204: None, 404: ERROR})
+    @extend_schema(
+        tags=["staff"],
+        summary="Revoke an app token",
+        responses={204: None, 403: ERROR, 404: ERROR},
+    )
     def delete(self, request, patient_id: int, token_id: int):
         patient = visible_patient(request, patient_id)
         token = get_object_or_404(PatientAppToken, pk=token_id, patient=patient)
+        require_team_permission(request, patient.care_team_id, REVOKES_TOKENS)
         revoke_app_token(token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -323,11 +385,12 @@ class DeviceCreateApi(APIView):
         tags=["staff"],
         summary="Register a device and issue its key (shown once)",
         request=DeviceSerializer,
-        responses={201: DeviceIssuedSerializer, 400: ERROR, 404: ERROR},
+        responses={201: DeviceIssuedSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
         examples=examples.DEVICE_CREATE,
     )
     def post(self, request, patient_id: int):
         patient = visible_patient(request, patient_id)
+        require_team_permission(request, patient.care_team_id, REGISTERS_DEVICES)
         serializer = DeviceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -345,11 +408,14 @@ class DeviceRevokeApi(APIView):
     permission_classes = [IsStaff]
 
     @extend_schema(
-        tags=["staff"], summary="Revoke a device's key", responses={204: None, 404: ERROR}
+        tags=["staff"],
+        summary="Revoke a device's key",
+        responses={204: None, 403: ERROR, 404: ERROR},
     )
     def delete(self, request, patient_id: int, device_id: int):
         patient = visible_patient(request, patient_id)
         device = get_object_or_404(Device, pk=device_id, patient=patient)
+        require_team_permission(request, patient.care_team_id, REVOKES_DEVICES)
         revoke_device(device=device)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -359,10 +425,9 @@ class DeviceRevokeApi(APIView):
 
 def may_edit_rules(user, patient: Patient) -> bool:
     """Physicians of the patient's team (and holders of the change-rule permission) tailor
-    rules; nurses and coordinators read them."""
-    if user.is_superuser or user.has_perm("monitoring.change_rule"):
-        return True
-    return patient.care_team.memberships.filter(user=user, role=CareTeamRole.PHYSICIAN).exists()
+    rules; nurses and coordinators read them. The role is the one held in the patient's
+    team: a physician of one team who is a nurse in another reads that team's rules."""
+    return has_team_permission(user, patient.care_team_id, "monitoring.change_rule")
 
 
 def _invalid_rule(error: InvalidParameters) -> ValidationError:
@@ -439,3 +504,280 @@ class PatientRuleChangeApi(APIView):
         except InvalidParameters as error:
             raise _invalid_rule(error) from error
         return Response(RuleSerializer(rule).data)
+
+
+# --- Nudges and push tokens (patient app) -------------------------------------------------
+
+
+class NudgeCursorPagination(NewestFirstCursorPagination):
+    # The nudge_patient_recent index (patient, -created_at) serves these pages.
+    ordering = ("-created_at", "-id")
+
+
+class NudgeListApi(APIView):
+    permission_classes = [IsPatientApp]
+    pagination_class = NudgeCursorPagination
+
+    @extend_schema(
+        tags=["patient"],
+        summary="The nudges sent to the patient, newest first",
+        description=(
+            "Every nudge the patient was sent, whatever its channel: `pending` while its "
+            "delivery is under way (or waiting for a retry), `failed` when its channel could "
+            "not deliver it. A nudge whose channel could not reach the patient (no phone "
+            "number, no push token) is shown here with channel `in_app`."
+        ),
+        parameters=[
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="from `next` / `previous`"),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description="1–500, default 100"),
+        ],
+        responses={200: NudgeSerializer(many=True), 404: ERROR},
+        examples=examples.NUDGES,
+    )
+    def get(self, request):
+        queryset = Nudge.objects.filter(patient=request.user.patient)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, request, self)
+        return paginator.get_paginated_response(NudgeSerializer(page, many=True).data)
+
+
+class NudgeOpenedApi(APIView):
+    permission_classes = [IsPatientApp]
+
+    @extend_schema(
+        tags=["patient"],
+        summary="The patient opened a nudge",
+        description="Idempotent: the first time it was opened is kept.",
+        request=None,
+        responses={200: NudgeSerializer, 404: ERROR},
+        examples=examples.NUDGE_OPENED,
+    )
+    def post(self, request, nudge_id: int):
+        nudge = open_nudge(patient=request.user.patient, nudge_id=nudge_id)
+        if nudge is None:  # another patient's nudge is as absent as one that never was
+            raise NotFound("Not found.")
+        return Response(NudgeSerializer(nudge).data)
+
+
+class DeleteBodyAutoSchema(AutoSchema):
+    """drf-spectacular documents request bodies for POST, PUT and PATCH only; this DELETE
+    takes its push token in the body (a token may be 4 kB, too long to put in a URL)."""
+
+    def _get_request_body(self, direction="request"):
+        if self.method != "DELETE":
+            return super()._get_request_body(direction)
+        self.method = "POST"  # the one check that leaves DELETE out; restored right after
+        try:
+            return super()._get_request_body(direction)
+        finally:
+            self.method = "DELETE"
+
+
+class PushTokenApi(APIView):
+    permission_classes = [IsPatientApp]
+    schema = DeleteBodyAutoSchema()
+
+    @extend_schema(
+        tags=["patient"],
+        summary="Register the app's push token (FCM registration token)",
+        description=(
+            "Idempotent per token: 201 the first time, 200 when the patient already has it "
+            "(a token retired after FCM called it unregistered is active again). The same "
+            "token held by another patient (the phone changed hands) is removed from them."
+        ),
+        request=PushTokenSerializer,
+        responses={201: PushTokenSerializer, 200: PushTokenSerializer, 400: ERROR},
+        examples=examples.PUSH_TOKEN_REGISTER,
+    )
+    def post(self, request):
+        body = PushTokenSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        token, created = register_push_token(patient=request.user.patient, **body.validated_data)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(PushTokenSerializer(token).data, status=code)
+
+    @extend_schema(
+        tags=["patient"],
+        summary="Forget the app's push token (logout, token replaced)",
+        description='Body `{"token"}`. 204 whether or not the patient had the token.',
+        request=PushTokenDeleteSerializer,
+        responses={204: None, 400: ERROR},
+        examples=examples.PUSH_TOKEN_DELETE,
+    )
+    def delete(self, request):
+        body = PushTokenDeleteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        forget_push_token(patient=request.user.patient, token=body.validated_data["token"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Schedules and medication plans ---------------------------------------------------------
+# Every member of the patient's team reads them; the roles that change them are in
+# alerts.teams.ROLE_PERMISSIONS (physicians: both; coordinators: measurement schedules).
+
+ADDS_SCHEDULES = (
+    "monitoring.add_measurementschedule",
+    "Only the patient's physicians and coordinators may add measurement schedules.",
+)
+CHANGES_SCHEDULES = (
+    "monitoring.change_measurementschedule",
+    "Only the patient's physicians and coordinators may change measurement schedules.",
+)
+DELETES_SCHEDULES = (
+    "monitoring.delete_measurementschedule",
+    "Only the patient's physicians and coordinators may delete measurement schedules.",
+)
+ADDS_PLANS = (
+    "monitoring.add_medicationplan",
+    "Only the patient's physicians may add medication plans.",
+)
+CHANGES_PLANS = (
+    "monitoring.change_medicationplan",
+    "Only the patient's physicians may change medication plans.",
+)
+DELETES_PLANS = (
+    "monitoring.delete_medicationplan",
+    "Only the patient's physicians may delete medication plans.",
+)
+
+
+class PatientScheduleListCreateApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["staff"],
+        summary="The patient's measurement schedules, in the patient's local time",
+        responses={200: ScheduleSerializer(many=True), 404: ERROR},
+        examples=examples.SCHEDULES,
+    )
+    def get(self, request, patient_id: int):
+        patient = visible_patient(request, patient_id)
+        schedules = patient.measurement_schedules.select_related("protocol").order_by(
+            "metric", "key"
+        )
+        return Response(ScheduleSerializer(schedules, many=True).data)
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Add a measurement schedule for the patient",
+        request=ScheduleCreateSerializer,
+        responses={201: ScheduleSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        examples=examples.SCHEDULE_CREATE,
+    )
+    def post(self, request, patient_id: int):
+        patient = visible_patient(request, patient_id)
+        require_team_permission(request, patient.care_team_id, ADDS_SCHEDULES)
+        body = ScheduleCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            with transaction.atomic():
+                schedule = add_measurement_schedule(patient=patient, **body.validated_data)
+        except IntegrityError as error:
+            raise ValidationError(
+                {"key": ["The patient already has a schedule with this key."]}
+            ) from error
+        return Response(ScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
+
+
+class PatientScheduleChangeDeleteApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Change a measurement schedule's times, days, window or active flag",
+        description="Slots already opened keep their times; the next one follows the change.",
+        request=ScheduleChangeSerializer,
+        responses={200: ScheduleSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        examples=examples.SCHEDULE_CHANGE,
+    )
+    def patch(self, request, patient_id: int, schedule_id: int):
+        patient = visible_patient(request, patient_id)
+        schedule = get_object_or_404(MeasurementSchedule, pk=schedule_id, patient=patient)
+        require_team_permission(request, patient.care_team_id, CHANGES_SCHEDULES)
+        body = ScheduleChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        schedule = change_schedule(owner=schedule, **body.validated_data)
+        return Response(ScheduleSerializer(schedule).data)
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Delete a measurement schedule and its slots (readings stay)",
+        description="To pause reminders and keep the slot history, PATCH `active: false`.",
+        responses={204: None, 403: ERROR, 404: ERROR},
+    )
+    def delete(self, request, patient_id: int, schedule_id: int):
+        patient = visible_patient(request, patient_id)
+        schedule = get_object_or_404(MeasurementSchedule, pk=schedule_id, patient=patient)
+        require_team_permission(request, patient.care_team_id, DELETES_SCHEDULES)
+        schedule.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PatientMedicationPlanListCreateApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["staff"],
+        summary="The patient's medication plans, in the patient's local time",
+        responses={200: MedicationPlanSerializer(many=True), 404: ERROR},
+        examples=examples.MEDICATIONS,
+    )
+    def get(self, request, patient_id: int):
+        patient = visible_patient(request, patient_id)
+        plans = patient.medication_plans.order_by("medication")
+        return Response(MedicationPlanSerializer(plans, many=True).data)
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Add a medication plan for the patient",
+        request=MedicationPlanCreateSerializer,
+        responses={201: MedicationPlanSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        examples=examples.MEDICATION_CREATE,
+    )
+    def post(self, request, patient_id: int):
+        patient = visible_patient(request, patient_id)
+        require_team_permission(request, patient.care_team_id, ADDS_PLANS)
+        body = MedicationPlanCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            with transaction.atomic():
+                plan = add_medication_plan(patient=patient, **body.validated_data)
+        except IntegrityError as error:
+            raise ValidationError(
+                {"medication": ["The patient already has a plan for this medication."]}
+            ) from error
+        return Response(MedicationPlanSerializer(plan).data, status=status.HTTP_201_CREATED)
+
+
+class PatientMedicationPlanChangeDeleteApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Change a medication plan's name, dose times, days, window, critical or active",
+        description="Slots already opened keep their times; the next one follows the change.",
+        request=MedicationPlanChangeSerializer,
+        responses={200: MedicationPlanSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        examples=examples.MEDICATION_CHANGE,
+    )
+    def patch(self, request, patient_id: int, plan_id: int):
+        patient = visible_patient(request, patient_id)
+        plan = get_object_or_404(MedicationPlan, pk=plan_id, patient=patient)
+        require_team_permission(request, patient.care_team_id, CHANGES_PLANS)
+        body = MedicationPlanChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        plan = change_schedule(owner=plan, **body.validated_data)
+        return Response(MedicationPlanSerializer(plan).data)
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Delete a medication plan and its slots (dose readings stay)",
+        description="To pause reminders and keep the slot history, PATCH `active: false`.",
+        responses={204: None, 403: ERROR, 404: ERROR},
+    )
+    def delete(self, request, patient_id: int, plan_id: int):
+        patient = visible_patient(request, patient_id)
+        plan = get_object_or_404(MedicationPlan, pk=plan_id, patient=patient)
+        require_team_permission(request, patient.care_team_id, DELETES_PLANS)
+        plan.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,7 +1,9 @@
 """Personas and API clients shared by every test.
 
-A nurse and a physician work in `team`; an outsider is a nurse in `other_team`. Each team
-has one patient. Clients carry real credentials issued the way the product issues them.
+A nurse, a physician and a coordinator work in `team`; an outsider is a nurse in
+`other_team`. Each team has one patient. Each persona is in its role's group, as the
+product's membership paths keep it (alerts.teams.sync_role_groups). Clients carry real
+credentials issued the way the product issues them.
 """
 
 import pytest
@@ -44,6 +46,13 @@ def nurse(team):
 def physician(team):
     return MembershipFactory(
         team=team, user=UserFactory(username="physician"), role="physician", escalation_level=2
+    ).user
+
+
+@pytest.fixture
+def coordinator(team):
+    return MembershipFactory(
+        team=team, user=UserFactory(username="coordinator"), role="coordinator"
     ).user
 
 
@@ -109,6 +118,11 @@ def staff_client():
 @pytest.fixture
 def nurse_client(nurse, staff_client):
     return staff_client(nurse)
+
+
+@pytest.fixture
+def coordinator_client(coordinator, staff_client):
+    return staff_client(coordinator)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from alerts.models import CareTeam, CareTeamMembership, CareTeamRole
+from alerts.teams import sync_role_groups
 from monitoring.ingest import ValidReading
 from monitoring.models import Patient, Reading, ReadingSource
 
@@ -36,11 +37,19 @@ class CareTeamFactory(factory.django.DjangoModelFactory):
 class MembershipFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = CareTeamMembership
+        skip_postgeneration_save = True  # the hook below writes groups, not the membership
 
     team = factory.SubFactory(CareTeamFactory)
     user = factory.SubFactory(UserFactory)
     role = CareTeamRole.NURSE
     escalation_level = 1
+
+    @factory.post_generation
+    def _role_groups(obj, create, extracted, **kwargs):
+        # As every product path that writes a membership does: the user's role groups
+        # (their admin permissions) follow their roles.
+        if create:
+            sync_role_groups(users=[obj.user])
 
 
 class PatientFactory(factory.django.DjangoModelFactory):
@@ -155,3 +164,92 @@ class AlertFactory(factory.django.DjangoModelFactory):
     last_triggered_at = factory.LazyAttribute(lambda o: o.first_triggered_at)
     rule_version = factory.LazyAttribute(lambda o: o.rule.version)
     rule_parameters = factory.LazyAttribute(lambda o: o.rule.parameters)
+
+
+# --- Nudges and push tokens ---------------------------------------------------------------
+
+
+class NudgeFactory(factory.django.DjangoModelFactory):
+    """A pending in-app nudge as nudge_patient stores it, minus the slot and the variant."""
+
+    class Meta:
+        model = "monitoring.Nudge"
+
+    patient = factory.SubFactory(PatientFactory)
+    purpose = "measurement_due"
+    channel = "in_app"
+    text = "Time to step on the scale: your weight helps your care team spot fluid early."
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class PushTokenFactory(factory.django.DjangoModelFactory):
+    """An active FCM registration token of one of the patient's app installs."""
+
+    class Meta:
+        model = "monitoring.PushToken"
+
+    patient = factory.SubFactory(PatientFactory)
+    token = factory.Sequence(lambda n: f"fcm-registration-token-{n}:APA91bHun4MxP5egoKMwt2KZFBaFUH")
+    platform = "android"
+
+
+# --- Schedules, slots and nudge variants ---------------------------------------------------
+
+
+class MeasurementScheduleFactory(factory.django.DjangoModelFactory):
+    """A daily weighing at 08:00 local with a two-hour window unless told otherwise."""
+
+    class Meta:
+        model = "monitoring.MeasurementSchedule"
+
+    patient = factory.SubFactory(PatientFactory)
+    key = factory.Sequence(lambda n: f"weight_daily_{n}")
+    metric = "weight"
+    times = factory.LazyFunction(lambda: ["08:00"])
+    window_minutes = 120
+
+
+class MedicationPlanFactory(factory.django.DjangoModelFactory):
+    """A critical daily warfarin dose at 08:00 local with a two-hour window."""
+
+    class Meta:
+        model = "monitoring.MedicationPlan"
+
+    patient = factory.SubFactory(PatientFactory)
+    medication = "warfarin-5mg"
+    name = "Warfarin 5 mg"
+    dose_times = factory.LazyFunction(lambda: ["08:00"])
+    window_minutes = 120
+    critical = True
+
+
+class SlotFactory(factory.django.DjangoModelFactory):
+    """An open slot of a new measurement schedule, or of `plan=` when given, due now and
+    closing after the schedule's (or plan's) window."""
+
+    class Meta:
+        model = "monitoring.Slot"
+
+    plan = None
+    schedule = factory.Maybe(
+        "plan", yes_declaration=None, no_declaration=factory.SubFactory(MeasurementScheduleFactory)
+    )
+    patient = factory.LazyAttribute(lambda o: (o.plan or o.schedule).patient)
+    due_at = factory.LazyFunction(timezone.now)
+    closes_at = factory.LazyAttribute(
+        lambda o: o.due_at + timedelta(minutes=(o.plan or o.schedule).window_minutes)
+    )
+    status = "open"
+
+
+class NudgeVariantFactory(factory.django.DjangoModelFactory):
+    """An active English plain reminder for measurements and doses unless told otherwise."""
+
+    class Meta:
+        model = "monitoring.NudgeVariant"
+
+    key = factory.Sequence(lambda n: f"variant-{n}")
+    kind = "plain"
+    purposes = factory.LazyFunction(lambda: ["measurement_due", "dose_due"])
+    language = "en"
+    text = "Reminder: {what} is due at {time}."

@@ -1,5 +1,6 @@
 """Monitoring models, one module per part of the domain; import them from here."""
 
+from monitoring.models.audit import AuditAction, AuditEvent, AuditLogIsAppendOnly, AuditSurface
 from monitoring.models.nudges import (
     Nudge,
     NudgePurpose,
@@ -32,6 +33,10 @@ from monitoring.models.rules import Rule, RuleKind, RuleRevision, Severity
 from monitoring.models.schedules import MeasurementSchedule, MedicationPlan, Slot, SlotStatus
 
 __all__ = [
+    "AuditAction",
+    "AuditEvent",
+    "AuditLogIsAppendOnly",
+    "AuditSurface",
     "Device",
     "DeviceKind",
     "DoseStatus",

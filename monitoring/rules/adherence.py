@@ -1,10 +1,15 @@
 """Adherence from dose events (ABC taxonomy 'implementation').
 
-Parameters, one of two modes:
+Parameters, one of three modes:
 - {"mode": "consecutive_missed", "count": N, "medications": [...]}: the last N doses of a
   listed (critical) medication were missed; empty list = every medication.
 - {"mode": "taking_rate", "window_days": D, "below_percent": P}: taken ÷ (taken + missed)
   over the last D days is below P %.
+- {"mode": "unanswered_reminders", "count": N}: N consecutive slots of one measurement
+  schedule, or of one critical medication plan, closed with nothing logged. Raised by the
+  nudges module when a slot is missed (monitoring/nudges/escalation.py), not by evaluating
+  readings: evaluate() finds nothing for it. The nudges module creates the rule on demand,
+  one per metric, in group 'reminders_unanswered'; a clinician tailors N or deactivates it.
 A missed dose is a dose event with status 'skipped'; doses never logged against a schedule
 count once medication schedules exist.
 """
@@ -20,7 +25,7 @@ CONSECUTIVE_LOOKBACK = timedelta(days=30)
 
 def validate(parameters: object, *, metric: str) -> dict:
     check = Checker(parameters)
-    mode = check.choice("mode", ["consecutive_missed", "taking_rate"])
+    mode = check.choice("mode", ["consecutive_missed", "taking_rate", "unanswered_reminders"])
     if mode == "consecutive_missed":
         check.integer("count", minimum=1)
         medications = check.parameters.get("medications", [])
@@ -31,10 +36,15 @@ def validate(parameters: object, *, metric: str) -> dict:
         check.number("window_days", minimum=1)
         check.number("below_percent", minimum=0)
         check.unknown(["mode", "window_days", "below_percent"])
+    elif mode == "unanswered_reminders":
+        check.integer("count", minimum=1)
+        check.unknown(["mode", "count"])
     return check.done()
 
 
 def lookback(parameters: dict) -> timedelta:
+    if parameters["mode"] == "unanswered_reminders":
+        return timedelta(0)
     if parameters["mode"] == "taking_rate":
         return timedelta(days=parameters["window_days"])
     return CONSECUTIVE_LOOKBACK
@@ -45,7 +55,7 @@ def _dose_time(reading):
 
 
 def evaluate(rule: RuleLike, context: Context) -> Evaluation:
-    if not context.new:
+    if not context.new or rule.parameters["mode"] == "unanswered_reminders":
         return Evaluation()
     if rule.parameters["mode"] == "consecutive_missed":
         return _consecutive(rule, context)

@@ -713,3 +713,21 @@ def test_the_sweep_leaves_a_delivery_backing_off_to_its_own_retry(
         after_a_lost_retry = enqueue_pending_notifications()
     assert after_a_lost_retry == 1
     assert notifications_queue.tasks() == deliveries(webhook.pk)
+
+
+def test_coordinators_are_not_paged_even_at_the_level_reached(
+    patient, rule, on_call, coordinator, django_capture_on_commit_callbacks
+):
+    # A coordinator at level 1 (they enrol patients and manage devices; they do not triage).
+    coordinator.email = "coordinator@clinic.test"
+    coordinator.save()
+    on_call.memberships.filter(user=coordinator).update(escalation_level=1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        route_alert_event(event_id=raise_event(patient, rule).pk)
+
+    assert [target for *_, target, _status, _attempts in rows()] == [
+        "nurse@clinic.test",
+        NURSE_PHONE,
+        f"{on_call.webhook_url}",
+    ]

@@ -12,6 +12,7 @@ import json
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import pytest
@@ -118,3 +119,41 @@ def silent_broker() -> Iterator[Callable[[], contextlib.AbstractContextManager]]
         listener.listen(16)
         host, port = listener.getsockname()
         yield lambda: publishing_to(f"redis://{host}:{port}/0")
+
+
+# --- Reminder sweep ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NudgeCall:
+    function: str  # "nudge_patient" or "handle_missed_slot"
+    purpose: str  # the missed purpose for handle_missed_slot
+    slot_id: int
+    now: datetime
+
+
+@pytest.fixture
+def nudge_calls(monkeypatch) -> list[NudgeCall]:
+    """Every call the code under test makes to monitoring.nudges.nudge_patient and
+    handle_missed_slot, in order; each call then runs the real function. A spy, not a mock:
+    the nudges' own rules (caps, quiet hours, dedupe) still decide what is written, and
+    tests read how often the sweep asked. Appending to a list is safe across threads."""
+    from monitoring import nudges
+
+    calls: list[NudgeCall] = []
+    real_nudge_patient, real_handle_missed_slot = nudges.nudge_patient, nudges.handle_missed_slot
+
+    def nudge_patient(*, patient, purpose, slot, now, rng=None):
+        calls.append(NudgeCall("nudge_patient", purpose, slot.pk if slot else None, now))
+        return real_nudge_patient(patient=patient, purpose=purpose, slot=slot, now=now, rng=rng)
+
+    def handle_missed_slot(*, slot, now):
+        purpose = "dose_missed" if slot.plan_id else "measurement_missed"
+        calls.append(NudgeCall("handle_missed_slot", purpose, slot.pk, now))
+        return real_handle_missed_slot(slot=slot, now=now)
+
+    # handle_missed_slot calls nudge_patient through the module's globals: the spy sees those
+    # 'missed' nudges too, with their purpose.
+    monkeypatch.setattr(nudges, "nudge_patient", nudge_patient)
+    monkeypatch.setattr(nudges, "handle_missed_slot", handle_missed_slot)
+    return calls

@@ -13,7 +13,16 @@ from django.urls import URLResolver, get_resolver
 
 from alerts.models import Alert, CareTeam, CareTeamMembership
 from monitoring.auth import issue_app_token, issue_staff_token, register_device
-from monitoring.models import Device, Patient, PatientAppToken, Reading, Rule, StaffToken
+from monitoring.models import (
+    Device,
+    MeasurementSchedule,
+    MedicationPlan,
+    Patient,
+    PatientAppToken,
+    Reading,
+    Rule,
+    StaffToken,
+)
 from tests.conftest import client_with
 from tests.factories import MembershipFactory, PatientFactory, ReadingFactory
 
@@ -26,7 +35,7 @@ NEEDS_APP_OR_DEVICE = {"detail": "This endpoint needs a patient app token or a d
 def row_counts() -> dict[str, int]:
     models = (
         Patient, PatientAppToken, Device, Reading, Rule, Alert, CareTeam, CareTeamMembership,
-        StaffToken,
+        StaffToken, MeasurementSchedule, MedicationPlan,
     )  # fmt: skip
     return {model.__name__: model.objects.count() for model in models}
 
@@ -65,8 +74,13 @@ class Target:
             device=self.device.pk,
             rule=999999,
             alert=999999,
+            schedule=999999,
+            plan=999999,
         )
 
+
+SCHEDULE = {"key": "weight", "metric": "weight", "times": ["07:00"], "window_minutes": 60}
+PLAN = {"medication": "m", "name": "M", "dose_times": ["08:00"], "window_minutes": 60}
 
 # Every staff operation on one patient: (method, URL template, body).
 PATIENT_OPERATIONS = [
@@ -78,6 +92,10 @@ PATIENT_OPERATIONS = [
     ("delete", "/api/v1/patients/{patient}/devices/{device}", None),
     ("get", "/api/v1/patients/{patient}/rules", None),
     ("post", "/api/v1/patients/{patient}/rules", {"metric": "weight"}),
+    ("get", "/api/v1/patients/{patient}/schedules", None),
+    ("post", "/api/v1/patients/{patient}/schedules", SCHEDULE),
+    ("get", "/api/v1/patients/{patient}/medications", None),
+    ("post", "/api/v1/patients/{patient}/medications", PLAN),
 ]
 PATIENT_OPERATION_IDS = [f"{method}-{url}" for method, url, _ in PATIENT_OPERATIONS]
 
@@ -88,6 +106,10 @@ STAFF_OPERATIONS = [
     ("post", "/api/v1/care-teams", {"name": "Patients' own team", "members": []}),
     *PATIENT_OPERATIONS,
     ("patch", "/api/v1/patients/{patient}/rules/{rule}", {"severity": "info"}),
+    ("patch", "/api/v1/patients/{patient}/schedules/{schedule}", {"times": ["06:00"]}),
+    ("delete", "/api/v1/patients/{patient}/schedules/{schedule}", None),
+    ("patch", "/api/v1/patients/{patient}/medications/{plan}", {"dose_times": ["06:00"]}),
+    ("delete", "/api/v1/patients/{patient}/medications/{plan}", None),
     ("get", "/api/v1/alerts", None),
     ("post", "/api/v1/alerts/{alert}/acknowledge", {"note": "seen"}),
     ("post", "/api/v1/alerts/{alert}/resolve", {"note": "fine"}),
@@ -97,6 +119,11 @@ PATIENT_ENDPOINTS = [
     ("get", "/api/v1/me"),
     ("get", "/api/v1/readings"),
     ("post", "/api/v1/readings"),
+    # Nudges and push tokens: staff and device refusals in test_nudges_api.py.
+    ("get", "/api/v1/nudges"),
+    ("post", "/api/v1/nudges/{id}/opened"),
+    ("post", "/api/v1/push-tokens"),
+    ("delete", "/api/v1/push-tokens"),
 ]
 LOGIN = ("post", "/api/v1/auth/token")
 
@@ -400,14 +427,15 @@ def test_a_device_key_names_its_own_device_whatever_serial_the_body_gives(
     assert (stored.patient, stored.device) == (patient, device_client.device)
 
 
-def test_a_staff_token_of_one_user_is_not_anothers(nurse, physician, patient):
-    # Tokens are bearer secrets tied to their user: the physician's token acts as the physician.
-    _, token = issue_staff_token(user=physician)
+def test_a_staff_token_of_one_user_is_not_anothers(nurse, coordinator, patient):
+    # Tokens are bearer secrets tied to their user: the coordinator's token acts as the
+    # coordinator.
+    _, token = issue_staff_token(user=coordinator)
 
     response = client_with(token).post(f"/api/v1/patients/{patient.pk}/tokens")
 
     assert response.status_code == 201
-    assert PatientAppToken.objects.get().created_by == physician
+    assert PatientAppToken.objects.get().created_by == coordinator
 
 
 # --- The matrix covers the whole API ------------------------------------------------------

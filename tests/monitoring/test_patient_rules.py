@@ -200,7 +200,7 @@ def test_severity_and_switching_off_are_versions_too(patient, physician, clock):
          {"target_high": ["Must be above target_low."]}),
         ("dose_taking_rate_7_days", [], {"parameters": ["Must be an object."],
                                          "mode": ["Must be one of: consecutive_missed, "
-                                                  "taking_rate."]}),
+                                                  "taking_rate, unanswered_reminders."]}),
     ],
 )  # fmt: skip
 def test_invalid_parameters_are_rejected_per_parameter_and_change_nothing(

@@ -53,8 +53,8 @@ def weight_reading(reading_id: str) -> dict:
 # --- POST /api/v1/patients: unhappy paths -------------------------------------------------
 
 
-def test_enrolling_without_fields_names_each_required_field(nurse_client):
-    response = nurse_client.post(PATIENTS_URL, {}, format="json")
+def test_enrolling_without_fields_names_each_required_field(coordinator_client):
+    response = coordinator_client.post(PATIENTS_URL, {}, format="json")
 
     assert errors(response) == {
         "external_id": ["This field is required."],
@@ -65,8 +65,8 @@ def test_enrolling_without_fields_names_each_required_field(nurse_client):
     assert Patient.objects.count() == 0
 
 
-def test_an_unknown_protocol_is_refused_per_item(nurse_client, team):
-    response = nurse_client.post(
+def test_an_unknown_protocol_is_refused_per_item(coordinator_client, team):
+    response = coordinator_client.post(
         PATIENTS_URL, enrolment(team, protocols=["diabetes", "asthma"]), format="json"
     )
 
@@ -74,8 +74,8 @@ def test_an_unknown_protocol_is_refused_per_item(nurse_client, team):
     assert Patient.objects.count() == 0
 
 
-def test_a_protocol_listed_twice_is_refused(nurse_client, team):
-    response = nurse_client.post(
+def test_a_protocol_listed_twice_is_refused(coordinator_client, team):
+    response = coordinator_client.post(
         PATIENTS_URL, enrolment(team, protocols=["copd", "copd"]), format="json"
     )
 
@@ -83,8 +83,8 @@ def test_a_protocol_listed_twice_is_refused(nurse_client, team):
     assert Patient.objects.count() == 0
 
 
-def test_protocols_given_as_a_string_are_refused(nurse_client, team):
-    response = nurse_client.post(
+def test_protocols_given_as_a_string_are_refused(coordinator_client, team):
+    response = coordinator_client.post(
         PATIENTS_URL, enrolment(team, protocols="heart_failure"), format="json"
     )
 
@@ -92,8 +92,8 @@ def test_protocols_given_as_a_string_are_refused(nurse_client, team):
     assert Patient.objects.count() == 0
 
 
-def test_a_time_zone_that_is_not_an_iana_name_is_refused(nurse_client, team):
-    response = nurse_client.post(
+def test_a_time_zone_that_is_not_an_iana_name_is_refused(coordinator_client, team):
+    response = coordinator_client.post(
         PATIENTS_URL, enrolment(team, timezone="Mars/Olympus_Mons"), format="json"
     )
 
@@ -103,27 +103,31 @@ def test_a_time_zone_that_is_not_an_iana_name_is_refused(nurse_client, team):
 
 @pytest.mark.parametrize("care_team", ["other", "missing"])
 def test_enrolling_in_a_team_that_is_not_the_callers_says_the_same_as_a_missing_team(
-    nurse_client, team, other_team, care_team
+    coordinator_client, team, other_team, care_team
 ):
     team_id = other_team.pk if care_team == "other" else other_team.pk + 1000
 
-    response = nurse_client.post(PATIENTS_URL, enrolment(team, care_team=team_id), format="json")
+    response = coordinator_client.post(
+        PATIENTS_URL, enrolment(team, care_team=team_id), format="json"
+    )
 
     assert errors(response) == {"care_team": ["Not one of your care teams."]}
     assert Patient.objects.count() == 0
 
 
-def test_a_care_team_that_is_not_a_number_is_refused(nurse_client, team):
-    response = nurse_client.post(PATIENTS_URL, enrolment(team, care_team="cardio"), format="json")
+def test_a_care_team_that_is_not_a_number_is_refused(coordinator_client, team):
+    response = coordinator_client.post(
+        PATIENTS_URL, enrolment(team, care_team="cardio"), format="json"
+    )
 
     assert errors(response) == {"care_team": ["A valid integer is required."]}
     assert Patient.objects.count() == 0
 
 
-def test_a_duplicate_external_id_is_refused_and_the_first_patient_kept(nurse_client, team):
+def test_a_duplicate_external_id_is_refused_and_the_first_patient_kept(coordinator_client, team):
     first = PatientFactory(external_id="MRN-100", care_team=team, name="First Patient")
 
-    response = nurse_client.post(PATIENTS_URL, enrolment(team, name="Second"), format="json")
+    response = coordinator_client.post(PATIENTS_URL, enrolment(team, name="Second"), format="json")
 
     assert errors(response) == {
         "external_id": ["A patient with this external id is already enrolled."]
@@ -132,10 +136,12 @@ def test_a_duplicate_external_id_is_refused_and_the_first_patient_kept(nurse_cli
     assert first.protocols.count() == 0
 
 
-def test_a_duplicate_external_id_in_another_team_is_refused_too(nurse_client, team, other_team):
+def test_a_duplicate_external_id_in_another_team_is_refused_too(
+    coordinator_client, team, other_team
+):
     PatientFactory(external_id="MRN-100", care_team=other_team)
 
-    response = nurse_client.post(PATIENTS_URL, enrolment(team), format="json")
+    response = coordinator_client.post(PATIENTS_URL, enrolment(team), format="json")
 
     assert errors(response) == {
         "external_id": ["A patient with this external id is already enrolled."]
@@ -152,8 +158,8 @@ def test_a_duplicate_external_id_in_another_team_is_refused_too(nurse_client, te
     ],
     ids=["start-only", "end-only", "end-null"],
 )
-def test_quiet_hours_need_both_ends_or_neither(nurse_client, team, quiet_hours):
-    response = nurse_client.post(
+def test_quiet_hours_need_both_ends_or_neither(coordinator_client, team, quiet_hours):
+    response = coordinator_client.post(
         PATIENTS_URL, enrolment(team, preferences=quiet_hours), format="json"
     )
 
@@ -192,8 +198,8 @@ def test_quiet_hours_need_both_ends_or_neither(nurse_client, team, quiet_hours):
         ),
     ],
 )
-def test_invalid_preferences_are_refused_per_field(nurse_client, team, preferences, reason):
-    response = nurse_client.post(
+def test_invalid_preferences_are_refused_per_field(coordinator_client, team, preferences, reason):
+    response = coordinator_client.post(
         PATIENTS_URL, enrolment(team, preferences=preferences), format="json"
     )
 
@@ -205,7 +211,7 @@ def test_invalid_preferences_are_refused_per_field(nurse_client, team, preferenc
 
 
 def test_enrolling_a_patient_stores_protocols_and_returns_them_sorted(
-    nurse_client, team, time_machine
+    coordinator_client, team, time_machine
 ):
     # given
     time_machine.move_to(NOW, tick=False)
@@ -215,7 +221,7 @@ def test_enrolling_a_patient_stores_protocols_and_returns_them_sorted(
     )
 
     # when
-    response = nurse_client.post(PATIENTS_URL, body, format="json")
+    response = coordinator_client.post(PATIENTS_URL, body, format="json")
 
     # then
     assert response.status_code == 201
@@ -246,11 +252,11 @@ def test_enrolling_a_patient_stores_protocols_and_returns_them_sorted(
     assert (patient.quiet_hours_start, patient.quiet_hours_end) == (time(22), time(7))
 
 
-def test_enrolling_without_protocols_or_quiet_hours_is_allowed(nurse_client, team):
+def test_enrolling_without_protocols_or_quiet_hours_is_allowed(coordinator_client, team):
     body = enrolment(team, preferences={"quiet_hours_start": None, "quiet_hours_end": None})
     del body["protocols"]
 
-    response = nurse_client.post(PATIENTS_URL, body, format="json")
+    response = coordinator_client.post(PATIENTS_URL, body, format="json")
 
     assert response.status_code == 201
     assert response.json()["protocols"] == []
@@ -270,8 +276,10 @@ def test_racing_enrolments_of_one_external_id_create_exactly_one_patient(live_se
     # given: committed staff credentials (the server's threads use their own connections).
     # No protocols: an earlier transactional test's flush may have emptied that table.
     team = CareTeamFactory(name="Race clinic")
-    nurse = MembershipFactory(team=team, user=UserFactory(username="racer")).user
-    _, token = issue_staff_token(user=nurse)
+    coordinator = MembershipFactory(
+        team=team, user=UserFactory(username="racer"), role="coordinator"
+    ).user
+    _, token = issue_staff_token(user=coordinator)
     barrier = threading.Barrier(4)
     statuses = []
 
@@ -402,13 +410,13 @@ def test_methods_the_patient_detail_does_not_offer_are_a_json_405(nurse_client, 
 
 
 def test_issuing_an_app_token_returns_it_once_and_stores_its_hash(
-    nurse, nurse_client, patient, time_machine
+    coordinator, coordinator_client, patient, time_machine
 ):
     # given
     time_machine.move_to(NOW, tick=False)
 
     # when
-    response = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/tokens")
+    response = coordinator_client.post(f"{PATIENTS_URL}/{patient.pk}/tokens")
 
     # then
     assert response.status_code == 201
@@ -421,7 +429,7 @@ def test_issuing_an_app_token_returns_it_once_and_stores_its_hash(
     }
     assert body["token"].startswith("vgp_")
     assert stored.token_hash == hashlib.sha256(body["token"].encode()).hexdigest()
-    assert (stored.patient, stored.created_by) == (patient, nurse)
+    assert (stored.patient, stored.created_by) == (patient, coordinator)
     assert stored.expires_at == NOW + settings.VIGIL_APP_TOKEN_TTL
     # and the token is the patient's
     me = client_with(body["token"]).get("/api/v1/me")
@@ -429,22 +437,24 @@ def test_issuing_an_app_token_returns_it_once_and_stores_its_hash(
     assert me.json()["id"] == patient.pk
 
 
-def test_each_issue_is_a_new_token(nurse_client, patient):
-    first = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/tokens").json()
-    second = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/tokens").json()
+def test_each_issue_is_a_new_token(coordinator_client, patient):
+    first = coordinator_client.post(f"{PATIENTS_URL}/{patient.pk}/tokens").json()
+    second = coordinator_client.post(f"{PATIENTS_URL}/{patient.pk}/tokens").json()
 
     assert first["token"] != second["token"]
     assert PatientAppToken.objects.filter(patient=patient).count() == 2
 
 
-def test_revoking_an_app_token_ends_it_and_leaves_the_others(nurse_client, patient, time_machine):
+def test_revoking_an_app_token_ends_it_and_leaves_the_others(
+    coordinator_client, patient, time_machine
+):
     # given: two tokens of the patient
     time_machine.move_to(NOW, tick=False)
     revoked_row, revoked = issue_app_token(patient=patient)
     _, kept = issue_app_token(patient=patient)
 
     # when
-    response = nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/{revoked_row.pk}")
+    response = coordinator_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/{revoked_row.pk}")
 
     # then
     assert response.status_code == 204
@@ -456,22 +466,22 @@ def test_revoking_an_app_token_ends_it_and_leaves_the_others(nurse_client, patie
 
 
 def test_revoking_a_revoked_token_again_keeps_the_first_revocation_time(
-    nurse_client, patient, time_machine
+    coordinator_client, patient, time_machine
 ):
     time_machine.move_to(NOW, tick=False)
     token_row, _ = issue_app_token(patient=patient)
-    nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/{token_row.pk}")
+    coordinator_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/{token_row.pk}")
 
     time_machine.shift(timedelta(hours=1))
-    response = nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/{token_row.pk}")
+    response = coordinator_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/{token_row.pk}")
 
     assert response.status_code == 204
     token_row.refresh_from_db()
     assert token_row.revoked_at == NOW
 
 
-def test_revoking_a_token_that_does_not_exist_is_a_json_404(nurse_client, patient):
-    response = nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/999999")
+def test_revoking_a_token_that_does_not_exist_is_a_json_404(coordinator_client, patient):
+    response = coordinator_client.delete(f"{PATIENTS_URL}/{patient.pk}/tokens/999999")
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
@@ -483,13 +493,15 @@ DEVICE = {"kind": "scale", "model": "Withings Body+", "serial": "WB-0042"}
 
 
 def test_registering_a_device_shows_its_key_once_and_stores_its_hash(
-    nurse_client, patient, patient_client, time_machine
+    coordinator_client, patient, patient_client, time_machine
 ):
     # given
     time_machine.move_to(NOW, tick=False)
 
     # when
-    response = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+    response = coordinator_client.post(
+        f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json"
+    )
 
     # then
     assert response.status_code == 201
@@ -510,8 +522,8 @@ def test_registering_a_device_shows_its_key_once_and_stores_its_hash(
     assert device.patient == patient
     # and no later answer shows it again
     for later in (
-        nurse_client.get(f"{PATIENTS_URL}/{patient.pk}"),
-        nurse_client.get(PATIENTS_URL),
+        coordinator_client.get(f"{PATIENTS_URL}/{patient.pk}"),
+        coordinator_client.get(PATIENTS_URL),
         patient_client.get("/api/v1/me"),
     ):
         assert later.status_code == 200
@@ -519,11 +531,13 @@ def test_registering_a_device_shows_its_key_once_and_stores_its_hash(
 
 
 def test_a_device_key_posts_readings_for_its_patient_until_revoked(
-    nurse_client, patient, time_machine
+    coordinator_client, patient, time_machine
 ):
     # given: a registered device
     time_machine.move_to(NOW, tick=False)
-    registered = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+    registered = coordinator_client.post(
+        f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json"
+    )
     device = Device.objects.get()
     device_client = client_with(registered.json()["key"])
 
@@ -531,7 +545,7 @@ def test_a_device_key_posts_readings_for_its_patient_until_revoked(
     before = device_client.post(
         "/api/v1/readings", weight_reading("7b0d5f8e-3c2a-4f61-9d0b-2a4e6c8f1b3d"), format="json"
     )
-    revoked = nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/devices/{device.pk}")
+    revoked = coordinator_client.delete(f"{PATIENTS_URL}/{patient.pk}/devices/{device.pk}")
     after = device_client.post(
         "/api/v1/readings", weight_reading("1c9e6a2b-0d4f-4e8a-b7c3-5f2d1a9e8b70"), format="json"
     )
@@ -547,10 +561,12 @@ def test_a_device_key_posts_readings_for_its_patient_until_revoked(
     assert device.revoked_at == NOW
 
 
-def test_a_second_active_device_with_the_same_serial_is_refused(nurse_client, patient):
-    nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+def test_a_second_active_device_with_the_same_serial_is_refused(coordinator_client, patient):
+    coordinator_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
 
-    response = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+    response = coordinator_client.post(
+        f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json"
+    )
 
     assert errors(response) == {
         "serial": ["This patient already has an active device with this serial."]
@@ -558,11 +574,11 @@ def test_a_second_active_device_with_the_same_serial_is_refused(nurse_client, pa
     assert Device.objects.count() == 1
 
 
-def test_a_serial_may_be_registered_again_after_its_device_is_revoked(nurse_client, patient):
-    first = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
-    nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/devices/{first.json()['id']}")
+def test_a_serial_may_be_registered_again_after_its_device_is_revoked(coordinator_client, patient):
+    first = coordinator_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+    coordinator_client.delete(f"{PATIENTS_URL}/{patient.pk}/devices/{first.json()['id']}")
 
-    second = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+    second = coordinator_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
 
     assert second.status_code == 201
     assert second.json()["key"] != first.json()["key"]
@@ -570,11 +586,13 @@ def test_a_serial_may_be_registered_again_after_its_device_is_revoked(nurse_clie
     assert Device.objects.count() == 2
 
 
-def test_the_same_serial_may_belong_to_two_patients(nurse_client, team, patient):
+def test_the_same_serial_may_belong_to_two_patients(coordinator_client, team, patient):
     neighbour = PatientFactory(care_team=team)
-    nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
+    coordinator_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", DEVICE, format="json")
 
-    response = nurse_client.post(f"{PATIENTS_URL}/{neighbour.pk}/devices", DEVICE, format="json")
+    response = coordinator_client.post(
+        f"{PATIENTS_URL}/{neighbour.pk}/devices", DEVICE, format="json"
+    )
 
     assert response.status_code == 201
     assert Device.objects.count() == 2
@@ -603,15 +621,15 @@ def test_the_same_serial_may_belong_to_two_patients(nurse_client, team, patient)
         ),
     ],
 )
-def test_an_invalid_device_is_refused_per_field(nurse_client, patient, body, reason):
-    response = nurse_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", body, format="json")
+def test_an_invalid_device_is_refused_per_field(coordinator_client, patient, body, reason):
+    response = coordinator_client.post(f"{PATIENTS_URL}/{patient.pk}/devices", body, format="json")
 
     assert errors(response) == reason
     assert Device.objects.count() == 0
 
 
-def test_a_device_may_be_registered_without_a_model(nurse_client, patient):
-    response = nurse_client.post(
+def test_a_device_may_be_registered_without_a_model(coordinator_client, patient):
+    response = coordinator_client.post(
         f"{PATIENTS_URL}/{patient.pk}/devices", {"kind": "cgm", "serial": "CGM-1"}, format="json"
     )
 
@@ -620,8 +638,8 @@ def test_a_device_may_be_registered_without_a_model(nurse_client, patient):
     assert Device.objects.get().model == ""
 
 
-def test_revoking_a_device_that_does_not_exist_is_a_json_404(nurse_client, patient):
-    response = nurse_client.delete(f"{PATIENTS_URL}/{patient.pk}/devices/999999")
+def test_revoking_a_device_that_does_not_exist_is_a_json_404(coordinator_client, patient):
+    response = coordinator_client.delete(f"{PATIENTS_URL}/{patient.pk}/devices/999999")
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}

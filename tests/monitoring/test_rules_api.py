@@ -324,7 +324,7 @@ def test_a_scheduled_rule_gets_its_first_check(physician_client, patient, time_m
         ),
         pytest.param(
             "adherence", "dose", {"mode": "sometimes"},
-            {"mode": ["Must be one of: consecutive_missed, taking_rate."]},
+            {"mode": ["Must be one of: consecutive_missed, taking_rate, unanswered_reminders."]},
             id="adherence-mode",
         ),
         pytest.param(

@@ -1,22 +1,31 @@
 """Seed a demo clinic: one care team, staff logins and patients with app tokens.
 
 Idempotent: a second run keeps the same team and patients, sets new passwords and issues
-new app tokens (revoking the previous demo tokens), and prints them all again.
+new app tokens (revoking the previous demo tokens), and prints them all again. The patients'
+tokens also go to var/demo_tokens.json (readable by the owner only), where the reading
+simulator (simulate_readings) finds them.
 """
 
+import json
+import os
 import secrets
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
 from alerts.models import CareTeam, CareTeamMembership, CareTeamRole
+from alerts.teams import sync_role_groups
 from monitoring.auth import issue_app_token
 from monitoring.models import Patient, PatientAppToken, Protocol
 from monitoring.patient_rules import apply_protocols
+from monitoring.schedules import apply_protocol_schedules
 
 TEAM_NAME = "Demo clinic"
+TOKENS_FILE = "demo_tokens.json"
 STAFF = [
     # username, role, escalation level, superuser
     ("nurse", CareTeamRole.NURSE, 1, False),
@@ -43,6 +52,9 @@ class Command(BaseCommand):
         team, _ = CareTeam.objects.get_or_create(name=TEAM_NAME)
         logins = [self._staff(team, *spec) for spec in STAFF]
         tokens = [self._patient(team, *spec) for spec in PATIENTS]
+        # Only once the new tokens are committed: the file must never hold tokens that a
+        # failed seed rolled back, while the working ones were revoked.
+        transaction.on_commit(lambda: write_tokens(settings.VAR_DIR / TOKENS_FILE, tokens))
 
         out = self.stdout.write
         out(self.style.SUCCESS("\nVigil demo clinic is ready."))
@@ -76,6 +88,8 @@ class Command(BaseCommand):
             CareTeamMembership.objects.update_or_create(
                 team=team, user=user, defaults={"role": role, "escalation_level": level}
             )
+            # The role's group carries the admin permissions (alerts/teams.py).
+            sync_role_groups(users=[user])
         return username, password
 
     def _patient(self, team, external_id, name, zone, protocols):
@@ -85,8 +99,22 @@ class Command(BaseCommand):
         )
         patient.protocols.set(Protocol.objects.for_codes(protocols))
         apply_protocols(patient=patient, codes=protocols)
+        apply_protocol_schedules(patient=patient, codes=protocols)
         PatientAppToken.objects.filter(patient=patient, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
         _, token = issue_app_token(patient=patient)
         return external_id, protocols, token
+
+
+def write_tokens(path: Path, tokens: list[tuple[str, list[str], str]]) -> None:
+    """Writes {external id: app token} to `path`, created 0600 (the tokens are the patients'
+    credentials) and replaced atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    content = {external_id: token for external_id, _, token in tokens}
+    partial.unlink(missing_ok=True)  # a leftover would keep its own permissions
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(content, file, indent=2)
+    os.replace(partial, path)

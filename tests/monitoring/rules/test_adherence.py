@@ -6,6 +6,7 @@ from monitoring.rules import adherence
 from monitoring.rules.base import InvalidParameters
 from tests.monitoring.rules.conftest import (
     NOW,
+    FakeRule,
     context,
     days,
     default_rule,
@@ -153,7 +154,7 @@ def test_no_new_dose_means_no_verdict():
 @pytest.mark.parametrize(
     ("parameters", "errors"),
     [
-        ({}, {"mode": ["Must be one of: consecutive_missed, taking_rate."]}),
+        ({}, {"mode": ["Must be one of: consecutive_missed, taking_rate, unanswered_reminders."]}),
         ({"mode": "consecutive_missed"}, {"count": ["This parameter is required."]}),
         (
             {"mode": "consecutive_missed", "count": 2, "medications": "warfarin"},
@@ -174,3 +175,34 @@ def test_invalid_adherence_parameters_are_rejected_with_a_reason_per_parameter(p
         adherence.validate(parameters, metric="dose")
 
     assert raised.value.errors == errors
+
+
+# --- unanswered reminders (raised by monitoring/nudges/escalation.py) -----------------------
+
+
+def test_unanswered_reminders_take_a_count_and_nothing_else():
+    assert adherence.validate({"mode": "unanswered_reminders", "count": 3}, metric="weight") == {
+        "mode": "unanswered_reminders",
+        "count": 3,
+    }
+    with pytest.raises(InvalidParameters) as raised:
+        adherence.validate({"mode": "unanswered_reminders", "count": 0, "days": 2}, metric="dose")
+    assert raised.value.errors == {
+        "count": ["Must be at least 1."],
+        "days": ["Not a parameter of this rule kind."],
+    }
+
+
+def test_unanswered_reminders_are_not_found_by_evaluating_readings():
+    rule = FakeRule(
+        kind="adherence",
+        metric="dose",
+        severity="warning",
+        parameters={"mode": "unanswered_reminders", "count": 2},
+    )
+    doses = daily(["skipped", "skipped", "skipped"])
+
+    result = adherence.evaluate(rule, context(doses[-1:], history=doses[:-1]))
+
+    assert (result.findings, result.cleared_at) == ([], None)
+    assert adherence.lookback(rule.parameters) == days(0)

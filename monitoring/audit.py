@@ -1,0 +1,304 @@
+"""The audit log: every view and change of a patient's data, who, what, when, from where.
+
+`record()` writes one AuditEvent; views outside the two generic paths call it themselves:
+
+    record(user=request.user, patient=patient, action="view", what=patient, request=request)
+
+The two generic paths:
+- the API: ApiAuditMiddleware records each successful call of an endpoint in API_AUDIT
+  (every endpoint is either there or in NOT_AUDITED; a test holds the URLconf to it);
+- the admin: alerts.admin_scoping.TeamScopedAdmin records its list, change and history
+  pages, saves, deletions and actions.
+
+A list showing several patients' data writes one event per patient shown, so "who saw this
+patient?" is one indexed query. A batch of readings is one event, not one per reading.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import models
+from django.http import HttpRequest
+
+from monitoring.models import AuditAction, AuditEvent, AuditSurface, Patient
+
+USER_AGENT_LENGTH = 300
+PATH_LENGTH = 500
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The address the request came from, as the web server saw it.
+
+    REMOTE_ADDR, not X-Forwarded-For: a client can write any X-Forwarded-For it likes.
+    Behind a reverse proxy, the proxy's own address is recorded unless the WSGI server is
+    told to trust the proxy's header (gunicorn --forwarded-allow-ips).
+    """
+    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
+def _surface(request: HttpRequest | None) -> str:
+    path = request.path if request is not None else ""
+    if path.startswith("/api/"):
+        return AuditSurface.API
+    if path.startswith("/admin/"):
+        return AuditSurface.ADMIN
+    return AuditSurface.OTHER
+
+
+def _actor(user) -> tuple[int | None, str]:
+    """(user id, actor label): a staff user, or the patient credential that acted."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None, "anonymous"
+    if isinstance(getattr(user, "pk", None), int):
+        return user.pk, user.get_username()
+    return None, str(user.pk)  # PatientPrincipal: "patient:5" / "device:3"
+
+
+def _what(what) -> tuple[str, str]:
+    """(model label, object id) of a model instance, a model class or a label."""
+    if isinstance(what, models.Model):
+        return what._meta.label_lower, "" if what.pk is None else str(what.pk)
+    if isinstance(what, type) and issubclass(what, models.Model):
+        return what._meta.label_lower, ""
+    return str(what), ""
+
+
+def _event(*, user, patient_id, action, model, object_id, fields, request) -> AuditEvent:
+    user_id, actor = _actor(user)
+    meta = request.META if request is not None else {}
+    return AuditEvent(
+        user_id=user_id,
+        actor=actor[:150],
+        patient_id=patient_id,
+        action=AuditAction(action),
+        model=model[:100],
+        object_id=object_id[:64],
+        fields=sorted(fields),
+        surface=_surface(request),
+        method=request.method if request is not None else "",
+        path=request.get_full_path()[:PATH_LENGTH] if request is not None else "",
+        ip=client_ip(request),
+        user_agent=meta.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH],
+    )
+
+
+def record(
+    *,
+    user,
+    patient: Patient | int | None,
+    action: str,
+    what,
+    request: HttpRequest | None = None,
+    fields: Iterable[str] = (),
+    object_id: str | int | None = None,
+) -> AuditEvent:
+    """Writes one AuditEvent: `user` did `action` ("view", "create", "change", "delete",
+    "export") to `what` (a model instance, a model class for a list, or a label) of
+    `patient`; `fields` names the fields a change changed."""
+    model, found_id = _what(what)
+    patient_id = patient.pk if isinstance(patient, Patient) else patient
+    event = _event(
+        user=user,
+        patient_id=patient_id,
+        action=action,
+        model=model,
+        object_id=str(object_id) if object_id is not None else found_id,
+        fields=fields,
+        request=request,
+    )
+    event.save()
+    return event
+
+
+def record_for_patients(
+    *,
+    user,
+    patient_ids: Iterable[int],
+    action: str,
+    what,
+    request: HttpRequest | None = None,
+    fields: Iterable[str] = (),
+    object_id: str | int | None = None,
+) -> list[AuditEvent]:
+    """Writes one AuditEvent per distinct patient, in one INSERT (a list page that showed
+    several patients' data)."""
+    model, found_id = _what(what)
+    fields = list(fields)
+    events = [
+        _event(
+            user=user,
+            patient_id=patient_id,
+            action=action,
+            model=model,
+            object_id=str(object_id) if object_id is not None else found_id,
+            fields=fields,
+            request=request,
+        )
+        for patient_id in dict.fromkeys(patient_ids)
+        if patient_id is not None
+    ]
+    return AuditEvent.objects.bulk_create(events)
+
+
+# --- The API ------------------------------------------------------------------------------
+
+METHOD_ACTIONS = {
+    "GET": AuditAction.VIEW,
+    "POST": AuditAction.CREATE,
+    "PUT": AuditAction.CHANGE,
+    "PATCH": AuditAction.CHANGE,
+    "DELETE": AuditAction.DELETE,
+}
+
+
+@dataclass(frozen=True)
+class ApiAudit:
+    """How one endpoint's successful calls are recorded.
+
+    The patient is the URL's `patient_id`, else the patient of the app token or device key
+    that called, unless `patients_in_response` names the key holding each patient's id in
+    the response (in each of `results` for a list). The object is the URL kwarg
+    `object_kwarg`, else the `id` of a created object. Writes other than GET are `action`
+    (default: from the method) of `fields` (default: a change's body keys).
+    """
+
+    model: str
+    object_kwarg: str | None = None
+    patients_in_response: str | None = None
+    action: str | None = None
+    fields: tuple[str, ...] | None = None
+
+
+# Every API endpoint (by URL name) that shows or changes a patient's data.
+API_AUDIT: dict[str, ApiAudit] = {
+    # The patient app and devices, for their own patient.
+    "me": ApiAudit("monitoring.patient"),
+    "readings": ApiAudit("monitoring.reading"),  # a posted batch is one event
+    "nudges": ApiAudit("monitoring.nudge"),
+    "nudge-opened": ApiAudit(
+        "monitoring.nudge", object_kwarg="nudge_id", action="change", fields=("opened_at",)
+    ),
+    "push-tokens": ApiAudit("monitoring.pushtoken"),
+    # Staff.
+    "patients": ApiAudit("monitoring.patient", patients_in_response="id"),
+    "patient-detail": ApiAudit("monitoring.patient", object_kwarg="patient_id"),
+    "patient-readings": ApiAudit("monitoring.reading"),
+    "patient-tokens": ApiAudit("monitoring.patientapptoken"),
+    "patient-token-detail": ApiAudit(
+        "monitoring.patientapptoken",
+        object_kwarg="token_id",
+        action="change",
+        fields=("revoked_at",),
+    ),
+    "patient-devices": ApiAudit("monitoring.device"),
+    "patient-device-detail": ApiAudit(
+        "monitoring.device", object_kwarg="device_id", action="change", fields=("revoked_at",)
+    ),
+    "patient-rules": ApiAudit("monitoring.rule"),
+    "patient-rule-detail": ApiAudit("monitoring.rule", object_kwarg="rule_id"),
+    "patient-schedules": ApiAudit("monitoring.measurementschedule"),
+    "patient-schedule-detail": ApiAudit(
+        "monitoring.measurementschedule", object_kwarg="schedule_id"
+    ),
+    "patient-medications": ApiAudit("monitoring.medicationplan"),
+    "patient-medication-detail": ApiAudit("monitoring.medicationplan", object_kwarg="plan_id"),
+    "alerts": ApiAudit("alerts.alert", patients_in_response="patient"),
+    "alert-acknowledge": ApiAudit(
+        "alerts.alert",
+        object_kwarg="alert_id",
+        patients_in_response="patient",
+        action="change",
+        fields=("status",),
+    ),
+    "alert-resolve": ApiAudit(
+        "alerts.alert",
+        object_kwarg="alert_id",
+        patients_in_response="patient",
+        action="change",
+        fields=("status",),
+    ),
+}
+# API endpoints that show no patient's data, and why.
+NOT_AUDITED: dict[str, str] = {
+    "auth-token": "a staff login; no patient data",
+    "care-teams": "teams and their staff; no patient data",
+}
+
+
+def _response_data(response):
+    return getattr(response, "data", None)
+
+
+def _patient_ids(spec: ApiAudit, request, response, kwargs) -> list[int]:
+    data = _response_data(response)
+    if spec.patients_in_response:
+        key = spec.patients_in_response
+        if isinstance(data, dict) and isinstance(data.get("results"), list):
+            return [row[key] for row in data["results"] if isinstance(row, dict) and key in row]
+        if isinstance(data, dict) and key in data:
+            return [data[key]]
+        return []
+    if "patient_id" in kwargs:
+        return [int(kwargs["patient_id"])]
+    patient = getattr(request.user, "patient", None)  # an app token's or device key's
+    return [patient.pk] if isinstance(patient, Patient) else []
+
+
+def record_api_call(spec: ApiAudit, request, response, kwargs) -> list[AuditEvent]:
+    """Writes the events of one successful API call: one per patient whose data it showed."""
+    action = METHOD_ACTIONS.get(request.method)
+    if action is None:
+        return []
+    if action != AuditAction.VIEW and spec.action:
+        action = spec.action
+    data = _response_data(response)
+    object_id = ""
+    if spec.object_kwarg:
+        object_id = str(kwargs.get(spec.object_kwarg, ""))
+    elif action == AuditAction.CREATE and isinstance(data, dict) and "id" in data:
+        object_id = str(data["id"])
+    fields: Iterable[str] = ()
+    if action != AuditAction.VIEW:
+        if spec.fields is not None:
+            fields = spec.fields
+        elif action == AuditAction.CHANGE:
+            drf_request = (getattr(response, "renderer_context", None) or {}).get("request")
+            body = getattr(drf_request, "data", None)
+            fields = list(body) if isinstance(body, dict) else ()
+    return record_for_patients(
+        user=request.user,
+        patient_ids=_patient_ids(spec, request, response, kwargs),
+        action=action,
+        what=spec.model,
+        request=request,
+        fields=fields,
+        object_id=object_id,
+    )
+
+
+class ApiAuditMiddleware:
+    """Records each successful (2xx) call of an API endpoint listed in API_AUDIT.
+
+    After the view: DRF has set request.user to the credential's user (or patient
+    principal), and the response still carries its data. A refused call (401/403/404)
+    showed nothing and is not recorded.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if 200 <= response.status_code < 300 and request.path.startswith("/api/"):
+            match = request.resolver_match
+            spec = API_AUDIT.get(match.url_name) if match is not None else None
+            if spec is not None:
+                record_api_call(spec, request, response, match.kwargs)
+        return response

@@ -1,0 +1,50 @@
+"""Measurement schedules and medication plans: slots in the patient's local time, protocol
+defaults, the reminder sweep, and fulfilling slots from readings (docs/nudges-contract.md).
+
+A schedule (or plan) lists local clock times and weekdays. Each occurrence is a Slot row,
+created when the sweep finds it due (or earlier, by a reading that answers it), unique per
+(schedule, due_at), so a slot exists once however many sweeps run. `next_slot_at` is the due
+time of the next slot the sweep has not opened yet: the deadline column the sweep claims.
+
+Times are stored in UTC and interpreted in the patient's time zone: a 07:00 slot is at 07:00
+local on both sides of a daylight-saving change.
+
+- slots.py      slots_between and validation (pure)
+- plans.py      protocol defaults (../schedules.yaml), adding and changing schedules and plans
+- reminders.py  run_reminder_sweep, fulfil_slots
+"""
+
+from monitoring.schedules.plans import (
+    add_measurement_schedule,
+    add_medication_plan,
+    apply_protocol_schedules,
+    change_schedule,
+    schedule_templates,
+)
+from monitoring.schedules.reminders import fulfil_slots, run_reminder_sweep
+from monitoring.schedules.slots import (
+    MAX_WINDOW_MINUTES,
+    clean_clock_times,
+    clean_days_of_week,
+    clean_window_minutes,
+    first_due_at,
+    reschedule,
+    slots_between,
+)
+
+__all__ = [
+    "MAX_WINDOW_MINUTES",
+    "add_measurement_schedule",
+    "add_medication_plan",
+    "apply_protocol_schedules",
+    "change_schedule",
+    "clean_clock_times",
+    "clean_days_of_week",
+    "clean_window_minutes",
+    "first_due_at",
+    "fulfil_slots",
+    "reschedule",
+    "run_reminder_sweep",
+    "schedule_templates",
+    "slots_between",
+]
