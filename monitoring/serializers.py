@@ -37,6 +37,12 @@ from monitoring.schedules import (
 class StaffLoginSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
+    otp_token = serializers.CharField(
+        max_length=16,
+        required=False,
+        help_text="The authenticator code: required for users with an authenticator, and for "
+        "everyone when the deployment requires two-factor authentication.",
+    )
 
 
 class TokenIssuedSerializer(serializers.Serializer):

@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
+from django_otp import match_token, user_has_device
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -101,6 +103,27 @@ class LoginUsernameThrottle(throttling.SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": username.lower()[:150]}
 
 
+def check_second_factor(user, otp_token: str | None) -> None:
+    """The API asks for the same second factor as the admin: a user with an authenticator
+    always gives its code; with VIGIL_REQUIRE_2FA, a user without one cannot get a token."""
+    has_device = user_has_device(user, confirmed=True)
+    if not has_device and not settings.VIGIL_REQUIRE_2FA:
+        return
+    if not has_device:
+        raise ValidationError(
+            {
+                "otp_token": [
+                    "Two-factor authentication is required: set up an authenticator "
+                    "in the admin first."
+                ]
+            }
+        )
+    if not otp_token:
+        raise ValidationError({"otp_token": ["The authenticator code is required."]})
+    if match_token(user, otp_token) is None:
+        raise ValidationError({"otp_token": ["The authenticator code is wrong or was used."]})
+
+
 class StaffTokenCreateApi(APIView):
     authentication_classes = []
     permission_classes = []
@@ -116,11 +139,14 @@ class StaffTokenCreateApi(APIView):
     def post(self, request):
         login = StaffLoginSerializer(data=request.data)
         login.is_valid(raise_exception=True)
-        user = authenticate(request, **login.validated_data)
+        credentials = dict(login.validated_data)
+        otp_token = credentials.pop("otp_token", None)
+        user = authenticate(request, **credentials)
         if user is None or not user.is_staff:
             raise ValidationError(
                 {"non_field_errors": ["Invalid username or password, or not a staff account."]}
             )
+        check_second_factor(user, otp_token)
         token, plaintext = issue_staff_token(user=user)
         return Response(
             {"token": plaintext, "expires_at": token.expires_at}, status=status.HTTP_201_CREATED

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.conf import settings
 from django.db import connection
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from monitoring.auth import (
     issue_app_token,
@@ -380,3 +382,68 @@ def test_a_staff_token_stops_working_when_its_user_loses_staff_access(nurse, pat
     assert_refused(client.get("/api/v1/patients"))
     assert_refused(client.post(f"/api/v1/patients/{patient.pk}/tokens"))
     assert PatientAppToken.objects.count() == 0
+
+
+# --- Second factor on the API login -----------------------------------------------------------
+
+
+def authenticator(user) -> TOTPDevice:
+    return TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+
+
+def code_of(device: TOTPDevice) -> str:
+    """The code the authenticator app shows now, computed by django-otp's own TOTP."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"
+
+
+def test_a_user_with_an_authenticator_needs_its_code_for_a_staff_token(nurse, anonymous_client):
+    device = authenticator(nurse)
+
+    without = login(anonymous_client, "nurse")
+    right = anonymous_client.post(
+        LOGIN_URL,
+        {"username": "nurse", "password": PASSWORD, "otp_token": code_of(device)},
+        format="json",
+    )
+
+    assert (without.status_code, without.json()["errors"]) == (
+        400,
+        {"otp_token": ["The authenticator code is required."]},
+    )
+    assert right.status_code == 201
+    assert StaffToken.objects.filter(user=nurse).count() == 1
+
+
+def test_a_wrong_authenticator_code_gets_no_staff_token(nurse, anonymous_client):
+    authenticator(nurse)
+
+    response = anonymous_client.post(
+        LOGIN_URL,
+        {"username": "nurse", "password": PASSWORD, "otp_token": "000000"},
+        format="json",
+    )
+
+    assert (response.status_code, response.json()["errors"]) == (
+        400,
+        {"otp_token": ["The authenticator code is wrong or was used."]},
+    )
+    assert StaffToken.objects.count() == 0
+
+
+def test_when_two_factor_is_required_a_user_without_an_authenticator_gets_no_token(
+    settings, nurse, anonymous_client
+):
+    settings.VIGIL_REQUIRE_2FA = True
+
+    response = login(anonymous_client, "nurse")
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["otp_token"]
+    assert StaffToken.objects.count() == 0
+
+
+def test_without_an_authenticator_or_the_requirement_the_password_is_enough(
+    nurse, anonymous_client
+):
+    assert login(anonymous_client, "nurse").status_code == 201
