@@ -382,6 +382,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alerts.tasks.enqueue_pending_notifications_task",
         "schedule": 60.0,
     },
+    # Nudge deliveries whose task was lost (a Redis restart) go out after all.
+    "enqueue-pending-nudges": {
+        "task": "monitoring.tasks.enqueue_pending_nudges_task",
+        "schedule": 60.0,
+    },
     # Opens due slots, reminds at each slot's local time, marks closed ones missed.
     "run-reminder-sweep": {"task": "monitoring.tasks.run_reminder_sweep_task", "schedule": 60.0},
     # Outcomes of nudges whose window closed, into each patient's record with the variant.

@@ -12,7 +12,7 @@ from monitoring.evaluation import (
 )
 from monitoring.models import Nudge
 from monitoring.nudges import nudge_streaks, settle_nudge_outcomes
-from monitoring.nudges.delivery import NudgeOutcome, deliver_nudge
+from monitoring.nudges.delivery import NudgeOutcome, deliver_nudge, enqueue_pending_nudges
 from monitoring.nudges.outcomes import SETTLE_BATCH
 from monitoring.schedules import run_reminder_sweep
 
@@ -56,6 +56,11 @@ def deliver_nudge_task(self, nudge_id: int) -> str:
         attempts = Nudge.objects.values_list("attempts", flat=True).get(pk=nudge_id)
         raise self.retry(countdown=retry_delay(attempts).total_seconds())
     return outcome
+
+
+@shared_task
+def enqueue_pending_nudges_task() -> int:
+    return enqueue_pending_nudges()
 
 
 @shared_task

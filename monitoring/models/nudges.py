@@ -50,6 +50,8 @@ class NudgeStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+    # The reminder's measurement or dose was logged before the nudge went out.
+    CANCELLED = "cancelled", "Cancelled (already done)"
 
 
 class Nudge(models.Model):
@@ -64,7 +66,7 @@ class Nudge(models.Model):
     channel = models.CharField(max_length=8, choices=NudgeChannel.choices)
     text = models.TextField()
     status = models.CharField(
-        max_length=8, choices=NudgeStatus.choices, default=NudgeStatus.PENDING
+        max_length=10, choices=NudgeStatus.choices, default=NudgeStatus.PENDING
     )
     # The policy's decision: candidates, sampled values, chosen variant, its probability.
     decision = models.JSONField(default=dict, blank=True)

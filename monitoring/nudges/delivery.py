@@ -33,7 +33,16 @@ from alerts.channels import push as push_channel
 from alerts.channels import sms as sms_channel
 from alerts.channels.base import DeliveryError, Message
 from alerts.notify import retry_delay
-from monitoring.models import Nudge, NudgeChannel, NudgeStatus, Patient, PushToken
+from config.celery import enqueue_on_commit
+from monitoring.models import (
+    Nudge,
+    NudgeChannel,
+    NudgePurpose,
+    NudgeStatus,
+    Patient,
+    PushToken,
+    SlotStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +64,11 @@ class NudgeOutcome:
     RETRY = "retry"
     FAILED = "failed"
     SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+# Reminders about a slot; once the slot is done they have nothing left to say.
+REMINDER_PURPOSES = {NudgePurpose.MEASUREMENT_DUE, NudgePurpose.DOSE_DUE}
 
 
 class Unreachable(Exception):
@@ -77,7 +91,13 @@ def deliver_nudge(*, nudge_id: int, now: datetime | None = None) -> str:
     )
     if not claimed:
         return NudgeOutcome.SKIPPED
-    nudge = Nudge.objects.select_related("patient").get(pk=nudge_id)
+    nudge = Nudge.objects.select_related("patient", "slot").get(pk=nudge_id)
+    if nudge.purpose in REMINDER_PURPOSES and nudge.slot and nudge.slot.status == SlotStatus.DONE:
+        # Logged while this waited (a retry, a queue): never nag about what is done.
+        Nudge.objects.filter(pk=nudge.pk).update(
+            status=NudgeStatus.CANCELLED, claimed_until=None, last_error="done before delivery"
+        )
+        return NudgeOutcome.CANCELLED
     try:
         SENDERS[nudge.channel](nudge, now)
     except Unreachable as reason:
@@ -239,3 +259,28 @@ def forget_push_token(*, patient: Patient, token: str) -> int:
     many rows went (0 for a token the patient does not have: nothing to do)."""
     deleted, _ = PushToken.objects.filter(patient=patient, token=token).delete()
     return deleted
+
+
+def enqueue_pending_nudges(*, now: datetime | None = None, older_than=timedelta(minutes=2)) -> int:
+    """The outbox sweep: pending nudges whose delivery task was lost are enqueued again.
+
+    A nudge is left alone while held (in flight, or backing off to its own retry) and for
+    `older_than` after. Enqueues after commit: one delivery per nudge (at most
+    VIGIL_SWEEP_BATCH), and the sweep again when more remain.
+    """
+    from monitoring.tasks import deliver_nudge_task, enqueue_pending_nudges_task
+
+    now = now or timezone.now()
+    limit = settings.VIGIL_SWEEP_BATCH
+    stuck = list(
+        Nudge.objects.filter(status=NudgeStatus.PENDING, created_at__lt=now - older_than)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now - older_than))
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)[: limit + 1]
+    )
+    with transaction.atomic():
+        for nudge_id in stuck[:limit]:
+            enqueue_on_commit(deliver_nudge_task, nudge_id)
+        if len(stuck) > limit:
+            enqueue_on_commit(enqueue_pending_nudges_task)
+    return min(len(stuck), limit)

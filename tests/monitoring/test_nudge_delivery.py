@@ -21,7 +21,7 @@ from celery.exceptions import Retry
 from django.db import connection
 
 from monitoring.models import Nudge, PushToken
-from monitoring.nudges.delivery import NudgeOutcome, deliver_nudge
+from monitoring.nudges.delivery import NudgeOutcome, deliver_nudge, enqueue_pending_nudges
 from monitoring.tasks import deliver_nudge_task
 from tests.alerts.channels.fake_fcm import (
     SEND_PATH,
@@ -31,7 +31,12 @@ from tests.alerts.channels.fake_fcm import (
     fcm_error,
 )
 from tests.celery_worker import WorkerProcess, start_worker, stop_worker, wait_for
-from tests.factories import NudgeFactory, PushTokenFactory
+from tests.factories import (
+    MeasurementScheduleFactory,
+    NudgeFactory,
+    PushTokenFactory,
+    SlotFactory,
+)
 from tests.monitoring.conftest import BrokerQueue, QueuedTask
 
 pytestmark = pytest.mark.django_db
@@ -567,3 +572,40 @@ def test_a_real_worker_delivers_a_push_nudge_from_the_notifications_queue(
         assert re.search(r"deliver_nudge_task\[[-0-9a-f]+\] succeeded .*'sent'", worker.log())
     finally:
         stop_worker(worker)
+
+
+# --- Late deliveries and lost tasks ---------------------------------------------------------
+
+
+def test_a_reminder_whose_slot_was_done_while_it_waited_is_cancelled_not_sent(
+    google, patient, mailoutbox
+):
+    slot = SlotFactory(schedule=MeasurementScheduleFactory(patient=patient), status="done")
+    nudge = NudgeFactory(patient=patient, slot=slot, purpose="measurement_due", channel="email")
+
+    outcome = deliver_nudge(nudge_id=nudge.pk)
+
+    assert outcome == NudgeOutcome.CANCELLED
+    assert mailoutbox == []
+    assert state(nudge) == ("email", "cancelled", 1, None, None, "done before delivery")
+
+
+def test_the_sweep_re_enqueues_pending_nudges_whose_task_was_lost(
+    patient, time_machine, notifications_queue, django_capture_on_commit_callbacks
+):
+    # given: one nudge pending for 3 minutes, one just created, one already sent
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    lost = NudgeFactory(patient=patient, created_at=start)
+    NudgeFactory(patient=patient, created_at=start + timedelta(minutes=2, seconds=30))
+    NudgeFactory(patient=patient, created_at=start, status="sent")
+    time_machine.move_to(start + timedelta(minutes=3), tick=False)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        count = enqueue_pending_nudges()
+
+    # then: only the lost one, on the notifications queue
+    assert count == 1
+    assert [(t.name, t.args) for t in notifications_queue.tasks()] == [
+        ("monitoring.tasks.deliver_nudge_task", [lost.pk])
+    ]
