@@ -1,0 +1,115 @@
+"""Staff endpoints for a patient's rules."""
+
+from django.db import IntegrityError, transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import (
+    extend_schema,
+)
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from alerts.teams import has_team_permission
+from monitoring import examples
+from monitoring.auth import (
+    IsStaff,
+)
+from monitoring.models import (
+    Patient,
+    Rule,
+)
+from monitoring.patient_rules import add_rule, change_rule
+from monitoring.rules import InvalidParameters
+from monitoring.serializers import (
+    RuleChangeSerializer,
+    RuleCreateSerializer,
+    RuleSerializer,
+)
+from monitoring.views.access import ERROR
+from monitoring.views.patients import visible_patient
+
+# --- Rules --------------------------------------------------------------------------------
+
+
+def may_edit_rules(user, patient: Patient) -> bool:
+    """Physicians of the patient's team (and holders of the change-rule permission) tailor
+    rules; nurses and coordinators read them. The role is the one held in the patient's
+    team: a physician of one team who is a nurse in another reads that team's rules."""
+    return has_team_permission(user, patient.care_team_id, "monitoring.change_rule")
+
+
+def _invalid_rule(error: InvalidParameters) -> ValidationError:
+    errors = error.errors
+    if set(errors) == {"kind"}:
+        return ValidationError(errors)
+    return ValidationError({"parameters": errors})
+
+
+class PatientRuleListCreateApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["staff"],
+        summary="The patient's rules, with protocol defaults and their sources",
+        responses={200: RuleSerializer(many=True), 404: ERROR},
+        examples=examples.RULES,
+    )
+    def get(self, request, patient_id: int):
+        patient = visible_patient(request, patient_id)
+        rules = patient.rules.select_related("protocol").order_by("metric", "key")
+        return Response(RuleSerializer(rules, many=True).data)
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Add a rule for the patient (physicians)",
+        request=RuleCreateSerializer,
+        responses={201: RuleSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        examples=examples.RULE_CREATE,
+    )
+    def post(self, request, patient_id: int):
+        patient = visible_patient(request, patient_id)
+        if not may_edit_rules(request.user, patient):
+            raise PermissionDenied("Only the patient's physicians may change rules.")
+        body = RuleCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            with transaction.atomic():
+                rule = add_rule(
+                    patient=patient,
+                    user=request.user,
+                    group=data.pop("group", data["key"]),
+                    **data,
+                )
+        except InvalidParameters as error:
+            raise _invalid_rule(error) from error
+        except IntegrityError as error:
+            raise ValidationError(
+                {"key": ["The patient already has a rule with this key."]}
+            ) from error
+        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class PatientRuleChangeApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["staff"],
+        summary="Tailor one of the patient's rules: a new version (physicians)",
+        request=RuleChangeSerializer,
+        responses={200: RuleSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        examples=examples.RULE_CHANGE,
+    )
+    def patch(self, request, patient_id: int, rule_id: int):
+        patient = visible_patient(request, patient_id)
+        rule = get_object_or_404(Rule, pk=rule_id, patient=patient)
+        if not may_edit_rules(request.user, patient):
+            raise PermissionDenied("Only the patient's physicians may change rules.")
+        body = RuleChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            rule = change_rule(rule=rule, user=request.user, **body.validated_data)
+        except InvalidParameters as error:
+            raise _invalid_rule(error) from error
+        return Response(RuleSerializer(rule).data)
