@@ -1,30 +1,23 @@
-"""A minimal, scoped admin: care-team members see their teams' patients only.
-
-The triage workspace (queue, charts, roles, audit) is built on top of this later.
-"""
+"""The patient page: enrolment, rules beside their defaults, credentials, charts, summaries."""
 
 import json
 from dataclasses import dataclass
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery, Sum
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from alerts.admin_scoping import TeamScopedAdmin
 from alerts.models import CareTeam
 from alerts.teams import has_team_permission
-from monitoring import nudges, schedules
 from monitoring.audit import record
 from monitoring.auth import issue_app_token, register_device, revoke_app_token, revoke_device
 from monitoring.enrolment import enrol_patient
@@ -32,19 +25,9 @@ from monitoring.evaluation import unit_of
 from monitoring.models import (
     AuditAction,
     Device,
-    MeasurementSchedule,
-    MedicationPlan,
-    Metric,
-    Nudge,
-    NudgePurpose,
-    NudgeVariant,
     Patient,
     PatientAppToken,
-    Reading,
     Rule,
-    RuleRevision,
-    Slot,
-    VariantPosterior,
 )
 from monitoring.patient_forms import (
     PREFERENCE_FIELDS,
@@ -62,7 +45,6 @@ from monitoring.views import may_edit_rules
 
 # Scoped to the user's teams, permissions through their role there, audited: every admin
 # of patient data here inherits it (alerts/admin_scoping.py).
-ScopedToPatientsAdmin = TeamScopedAdmin
 
 
 # --- The patient page ---------------------------------------------------------------------
@@ -442,341 +424,3 @@ class PatientAdmin(TeamScopedAdmin):
         self._audit(request, patient, AuditAction.CHANGE, device, fields=["revoked_at"])
         messages.success(request, f"Device {device.pk} ({device.serial}) is revoked.")
         return redirect("admin:monitoring_patient_change", patient.pk)
-
-
-@admin.register(Device)
-class DeviceAdmin(ScopedToPatientsAdmin):
-    """Read-only: a device is registered (its key shown once) and revoked on its patient's
-    page, through monitoring.auth; a device added here would have no key."""
-
-    list_display = ["id", "patient", "kind", "model", "serial", "revoked_at", "last_seen_at"]
-    list_filter = ["kind"]
-    readonly_fields = ["key_hash", "created_at", "last_seen_at"]
-    raw_id_fields = ["patient"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(Reading)
-class ReadingAdmin(ScopedToPatientsAdmin):
-    list_display = [
-        "id",
-        "patient",
-        "metric",
-        "value",
-        "systolic",
-        "diastolic",
-        "unit",
-        "measured_at",
-        "evaluated_at",
-    ]
-    list_filter = ["metric", "source"]
-    date_hierarchy = "measured_at"
-    raw_id_fields = ["patient", "device"]
-
-    # Readings are immutable clinical records.
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class RuleRevisionInline(admin.TabularInline):
-    model = RuleRevision
-    extra = 0
-    can_delete = False
-    readonly_fields = [
-        "version",
-        "parameters",
-        "severity",
-        "active",
-        "changed_by",
-        "changed_at",
-        "note",
-    ]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(Rule)
-class RuleAdmin(ScopedToPatientsAdmin):
-    """Read-only here: tailoring goes through change_rule (the API) so every change is a
-    new version; the patient page of the workspace will edit through it too."""
-
-    list_display = ["id", "patient", "key", "kind", "metric", "severity", "active", "version"]
-    list_filter = ["kind", "metric", "severity", "active"]
-    search_fields = ["key", "patient__external_id"]
-    readonly_fields = [f.name for f in Rule._meta.fields]
-    inlines = [RuleRevisionInline]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-# --- Schedules and medication plans -------------------------------------------------------
-
-
-class ScheduleTimingForm(forms.ModelForm):
-    """The same checks as the staff API: local times "HH:MM", weekdays 0–6, a window."""
-
-    def clean_days_of_week(self):
-        return schedules.clean_days_of_week(self.cleaned_data.get("days_of_week"))
-
-    def clean_window_minutes(self):
-        return schedules.clean_window_minutes(self.cleaned_data.get("window_minutes"))
-
-
-class MeasurementScheduleForm(ScheduleTimingForm):
-    class Meta:
-        model = MeasurementSchedule
-        fields = ["patient", "key", "metric", "times", "days_of_week", "window_minutes", "active"]
-        help_texts = {
-            "times": 'Local times in the patient\'s time zone, e.g. ["07:00", "19:00"].',
-            "days_of_week": "0 = Monday … 6 = Sunday, e.g. [0, 3]; [] = every day.",
-        }
-
-    def clean_times(self):
-        return schedules.clean_clock_times(self.cleaned_data.get("times"))
-
-    def clean_metric(self):
-        metric = self.cleaned_data.get("metric")
-        if metric == Metric.DOSE:
-            raise ValidationError("Doses are scheduled as medication plans.")
-        return metric
-
-
-class MedicationPlanForm(ScheduleTimingForm):
-    class Meta:
-        model = MedicationPlan
-        fields = [
-            "patient",
-            "medication",
-            "name",
-            "dose_times",
-            "days_of_week",
-            "window_minutes",
-            "critical",
-            "active",
-        ]
-        help_texts = {
-            "medication": "The id the patient's app names in dose readings.",
-            "dose_times": 'Local times in the patient\'s time zone, e.g. ["08:00"].',
-            "days_of_week": "0 = Monday … 6 = Sunday, e.g. [0, 3]; [] = every day.",
-        }
-
-    def clean_dose_times(self):
-        return schedules.clean_clock_times(self.cleaned_data.get("dose_times"))
-
-
-class ScheduleAdmin(ScopedToPatientsAdmin):
-    """Adds and changes go through monitoring.schedules, which sets `next_slot_at` (the
-    sweep's deadline) from the times in the patient's time zone. The patient choices are the
-    user's teams' patients (TeamScopedAdmin)."""
-
-    raw_id_fields = ["patient"]
-    readonly_fields = ["next_slot_at", "created_at", "updated_at"]
-
-    def get_readonly_fields(self, request, obj=None):
-        # The key and the medication identify the row (dose readings name the medication).
-        identity = ["patient", "key", "metric", "medication"] if obj else []
-        fields = {f.name for f in self.model._meta.fields}
-        return [*self.readonly_fields, *(name for name in identity if name in fields)]
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            schedules.reschedule(obj, zone=obj.patient.zone, now=timezone.now())
-            obj.save()
-            return
-        changes = {name: form.cleaned_data[name] for name in form.changed_data}
-        obj.next_slot_at = schedules.change_schedule(owner=obj, **changes).next_slot_at
-
-
-@admin.register(MeasurementSchedule)
-class MeasurementScheduleAdmin(ScheduleAdmin):
-    form = MeasurementScheduleForm
-    list_display = ["id", "patient", "key", "metric", "times", "days_of_week", "active"]
-    list_filter = ["metric", "active", "protocol"]
-    search_fields = ["key", "patient__external_id"]
-
-
-@admin.register(MedicationPlan)
-class MedicationPlanAdmin(ScheduleAdmin):
-    form = MedicationPlanForm
-    list_display = ["id", "patient", "medication", "name", "dose_times", "critical", "active"]
-    list_filter = ["critical", "active"]
-    search_fields = ["medication", "name", "patient__external_id"]
-
-
-@admin.register(Slot)
-class SlotAdmin(ScopedToPatientsAdmin):
-    """Read-only: slots are written by the reminder sweep and by readings."""
-
-    list_display = [
-        "id",
-        "patient",
-        "schedule",
-        "plan",
-        "due_at",
-        "closes_at",
-        "status",
-        "reminded_at",
-        "miss_handled_at",
-    ]
-    list_filter = ["status"]
-    date_hierarchy = "due_at"
-    search_fields = ["patient__external_id"]
-    list_select_related = ["patient", "schedule", "plan"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-# --- Nudges: message variants and what was sent ---------------------------------------------
-
-
-class NudgeVariantForm(forms.ModelForm):
-    """A message as data: its purposes from NudgePurpose, and only the placeholders
-    monitoring.nudges fills in ({what} and {time} for slots, {streak} for streaks)."""
-
-    class Meta:
-        model = NudgeVariant
-        fields = ["key", "kind", "purposes", "language", "text", "active"]
-        help_texts = {
-            "purposes": 'e.g. ["measurement_due", "dose_due"]; one of: '
-            + ", ".join(NudgePurpose.values),
-            "language": 'A language tag, e.g. "en" or "de"; patients without a variant in '
-            "their language get English.",
-            "text": "Placeholders: {what} (e.g. “your weight check”), {time} (the slot's "
-            "local time), {streak} (days, streak messages only).",
-        }
-
-    def clean_purposes(self):
-        purposes = self.cleaned_data.get("purposes")
-        if (
-            not isinstance(purposes, list)
-            or not purposes
-            or any(purpose not in NudgePurpose.values for purpose in purposes)
-        ):
-            raise ValidationError(f"A non-empty list of: {', '.join(NudgePurpose.values)}.")
-        return sorted(set(purposes), key=purposes.index)
-
-    def clean_language(self):
-        language = (self.cleaned_data.get("language") or "").strip().lower()
-        if not language:
-            raise ValidationError("A language tag, e.g. en or de.")
-        return language
-
-    def clean(self):
-        cleaned = super().clean()
-        text, purposes = cleaned.get("text"), cleaned.get("purposes")
-        if text is None or purposes is None:
-            return cleaned
-        try:
-            used = nudges.placeholders_of(text)
-        except ValueError:
-            self.add_error("text", "Unbalanced braces: write placeholders as {what}.")
-            return cleaned
-        allowed = {"streak"} if purposes == [NudgePurpose.STREAK] else {"what", "time"}
-        if NudgePurpose.STREAK in purposes and len(purposes) > 1:
-            self.add_error("purposes", "A streak message serves streaks only.")
-        elif used - allowed:
-            unknown = ", ".join("{" + name + "}" for name in sorted(used - allowed))
-            shown = ", ".join("{" + name + "}" for name in sorted(allowed))
-            self.add_error("text", f"Not filled in for these purposes: {unknown}; use {shown}.")
-        return cleaned
-
-
-@admin.register(NudgeVariant)
-class NudgeVariantAdmin(admin.ModelAdmin):
-    """Message variants are shared by every patient; each patient's record with a variant
-    (VariantPosterior) is what the policy learns from, so variants are deactivated, not
-    deleted. The outcome columns sum every patient's record."""
-
-    form = NudgeVariantForm
-    list_display = ["key", "kind", "language", "purposes", "active", "outcomes", "acted_share"]
-    list_filter = ["kind", "language", "active"]
-    search_fields = ["key", "text"]
-
-    def get_queryset(self, request):
-        totals = (
-            VariantPosterior.objects.filter(variant=OuterRef("pk"))
-            .values("variant")
-            .annotate(total=Sum("successes"), failed=Sum("failures"))
-        )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                successes=Subquery(totals.values("total")),
-                failures=Subquery(totals.values("failed")),
-            )
-        )
-
-    @admin.display(description="Outcomes")
-    def outcomes(self, variant):
-        return (variant.successes or 0) + (variant.failures or 0)
-
-    @admin.display(description="Acted")
-    def acted_share(self, variant):
-        total = self.outcomes(variant)
-        return f"{100 * (variant.successes or 0) / total:.0f} %" if total else "–"
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(Nudge)
-class NudgeAdmin(TeamScopedAdmin):
-    """Read-only: nudges are written by monitoring.nudges, with the decision that chose
-    their variant, and settled when their outcome window closes."""
-
-    list_display = [
-        "id",
-        "patient",
-        "purpose",
-        "variant",
-        "channel",
-        "status",
-        "created_at",
-        "acted",
-    ]
-    list_filter = ["purpose", "status", "channel", "acted"]
-    date_hierarchy = "created_at"
-    search_fields = ["patient__external_id"]
-    list_select_related = ["patient", "variant"]
-    exclude = ["decision"]
-    readonly_fields = ["decision_log"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Nudge._meta.fields if f.name != "decision"] + ["decision_log"]
-
-    @admin.display(description="Decision")
-    def decision_log(self, nudge):
-        return format_html("<pre>{}</pre>", json.dumps(nudge.decision, indent=2))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
