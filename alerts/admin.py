@@ -10,6 +10,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
@@ -54,6 +55,8 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(CareTeam)
 class CareTeamAdmin(admin.ModelAdmin):
+    # A team's webhook is typed without a scheme at times: https, never plain http.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = [
         "name",
         "critical_escalation_minutes",

@@ -129,8 +129,6 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# URL form fields (a team's webhook) assume https, as Django 6 will.
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # --- Cache (login throttling) -------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
