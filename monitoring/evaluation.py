@@ -161,38 +161,41 @@ def apply_outcomes(
             cleared[rule.group] = max(
                 cleared.get(rule.group, evaluation.cleared_at), evaluation.cleared_at
             )
-    findings = _inhibit(patient, findings)
+    unresolved = _unresolved_alerts(patient) if findings or cleared else []
+    findings = _inhibit(findings, unresolved)
     raised = [
         raise_alert(patient=patient, trigger=_trigger(group_findings), now=now)
         for group_findings in findings.values()
     ]
-    for group in _clearable(patient, [group for group in cleared if group not in findings]):
+    clear = [group for group in cleared if group not in findings]
+    for group in _clearable(clear, unresolved):
         mark_condition_cleared(patient_id=patient.pk, group=group, at=cleared[group])
     return _unsilenced(patient, raised, now)
 
 
-def _clearable(patient, groups: list[str]) -> list[str]:
-    """The groups, in order, with an unresolved alert not yet marked cleared: one query.
+def _unresolved_alerts(patient) -> list[tuple[str, str, str, datetime | None]]:
+    """(group, metric, severity, condition_cleared_at) of the patient's unresolved alerts: one
+    query serving both inhibition and clearing. Alerts are raised and cleared only under the
+    patient's evaluation lock, so none can appear between this query and the writes."""
+    return list(
+        Alert.objects.filter(patient=patient, status__in=UNRESOLVED).values_list(
+            "dedupe_key", "metric", "severity", "condition_cleared_at"
+        )
+    )
+
+
+def _clearable(groups: list[str], unresolved) -> list[str]:
+    """The groups, in order, with an unresolved alert not yet marked cleared.
 
     Most cleared groups have no such alert (a normal glucose clears three groups), and asking
     mark_condition_cleared for each (savepoint, row lock) was ~40 % of an evaluation
-    (benchmarks/evaluate_profile.py). Alerts are raised and cleared only under the patient's
-    evaluation lock, so none can appear here between this query and the marking.
+    (benchmarks/evaluate_profile.py).
     """
-    if not groups:
-        return []
-    waiting = set(
-        Alert.objects.filter(
-            patient=patient,
-            status__in=UNRESOLVED,
-            dedupe_key__in=groups,
-            condition_cleared_at__isnull=True,
-        ).values_list("dedupe_key", flat=True)
-    )
+    waiting = {group for group, _, _, cleared_at in unresolved if cleared_at is None}
     return [group for group in groups if group in waiting]
 
 
-def _inhibit(patient, findings):
+def _inhibit(findings, unresolved):
     """A critical finding, or an unresolved critical alert, on a metric suppresses warnings on
     that metric from other groups, as Alertmanager's inhibition rules do."""
     critical = {
@@ -201,11 +204,11 @@ def _inhibit(patient, findings):
         for rule, finding in group_findings
         if finding.severity == Severity.CRITICAL
     }
-    critical |= set(
-        Alert.objects.filter(
-            patient=patient, status__in=UNRESOLVED, severity=Severity.CRITICAL
-        ).values_list("metric", "dedupe_key")
-    )
+    critical |= {
+        (metric, group)
+        for group, metric, severity, _ in unresolved
+        if severity == Severity.CRITICAL
+    }
     kept = {}
     for group, group_findings in findings.items():
         metric = group_findings[0][0].metric

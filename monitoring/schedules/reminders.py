@@ -169,7 +169,7 @@ def fulfil_slots(*, patient_id: int, readings: list[Reading]) -> int:
     fulfilled_by. Called inside the patient's evaluation transaction.
     """
     lead = settings.VIGIL_SLOT_LEAD
-    answers = _answers(patient_id, readings)
+    answers = _within_a_window(_answers(patient_id, readings), lead)
     if not answers:
         return 0
     _open_answered_slots(answers, lead)
@@ -214,6 +214,25 @@ def _answers(patient_id: int, readings: list[Reading]) -> dict:
         else:
             answers[owner] = [(r, [r.measured_at]) for r in readings if r.metric == owner.metric]
     return answers
+
+
+def _within_a_window(answers: dict, lead: timedelta) -> dict:
+    """Keep the readings that fall in one of their schedule's windows, computed from its
+    times (no query). Most readings — a CGM's, every five minutes — answer no slot, and then
+    cost no slot query. (A slot opened before its schedule's times were edited keeps its old
+    window; a reading answering only that old window is not matched.)"""
+    kept = {}
+    for owner, pairs in answers.items():
+        start, end = _span(owner, pairs, lead)
+        windows = slots_of(owner, zone=owner.patient.zone, start=start, end=end + INSTANT)
+        inside = [
+            (reading, moments)
+            for reading, moments in pairs
+            if any(due - lead <= m <= closes for m in moments for due, closes in windows)
+        ]
+        if inside:
+            kept[owner] = inside
+    return kept
 
 
 def _moments(pairs) -> list[datetime]:
