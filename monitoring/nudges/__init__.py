@@ -1,4 +1,4 @@
-"""Nudges to the patient: choosing, timing and delivering them (docs/nudges-contract.md).
+"""Nudges to the patient: choosing, timing and delivering them.
 
 A nudge is written only when the patient may be messaged now (availability.py: quiet hours,
 daily cap, minimum gap) and has not already done what it would ask for. Its variant is chosen

@@ -1,5 +1,5 @@
 """Measurement schedules and medication plans: slots in the patient's local time, protocol
-defaults, the reminder sweep, and fulfilling slots from readings (docs/nudges-contract.md).
+defaults, the reminder sweep, and fulfilling slots from readings.
 
 A schedule (or plan) lists local clock times and weekdays. Each occurrence is a Slot row,
 created when the sweep finds it due (or earlier, by a reading that answers it), unique per
