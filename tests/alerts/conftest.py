@@ -7,7 +7,6 @@ scripted. Nothing in the product is patched.
 
 from __future__ import annotations
 
-import http.server
 import socket
 import socketserver
 import threading
@@ -18,6 +17,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from tests.http_receiver import HttpReceiver
 from tests.monitoring.conftest import BrokerQueue
 
 
@@ -29,89 +29,6 @@ def _fast_password_hashing(settings):
 
 
 # --- An HTTP receiver ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-
-class HttpReceiver:
-    """Records every request; answers with the scripted statuses in order, then 200.
-
-    `hold()` makes answers wait until `release()`, so a test can act while a delivery is in
-    flight; `delay` makes each answer late (a timeout on the sender's side).
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[ReceivedRequest] = []
-        self.statuses: list[int] = []
-        self.delay = 0.0
-        self.arrived = threading.Event()
-        self._released = threading.Event()
-        self._released.set()
-        self._lock = threading.Lock()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        # A sender that gave up (timeout) leaves a broken pipe behind: not a test failure.
-        self._server.handle_error = lambda request, client_address: None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def answer(self, *statuses: int) -> None:
-        self.statuses.extend(statuses)
-
-    def hold(self) -> None:
-        self._released.clear()
-
-    def release(self) -> None:
-        self._released.set()
-
-    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver._lock:
-                    receiver.requests.append(
-                        ReceivedRequest(
-                            method=self.command,
-                            path=self.path,
-                            headers={name.lower(): value for name, value in self.headers.items()},
-                            body=body,
-                        )
-                    )
-                    status = receiver.statuses.pop(0) if receiver.statuses else 200
-                receiver.arrived.set()
-                receiver._released.wait(timeout=30)
-                if receiver.delay:
-                    threading.Event().wait(receiver.delay)
-                payload = b'{"ok": true}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        return Handler
-
-    def start(self) -> None:
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def stop(self) -> None:
-        self.release()
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture

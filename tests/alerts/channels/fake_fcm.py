@@ -11,32 +11,20 @@ server answers any other path (Twilio's Messages resource, say) with the `other`
 from __future__ import annotations
 
 import base64
-import http.server
 import json
-import threading
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.http_receiver import HttpReceiver, ReceivedRequest
+
 PROJECT_ID = "vigil-test"
 CLIENT_EMAIL = "vigil-push@vigil-test.iam.gserviceaccount.com"
 KEY_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"
 SEND_PATH = f"/v1/projects/{PROJECT_ID}/messages:send"
 TOKEN_PATH = "/token"
-
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
 
 
 def fcm_error(status: int, grpc_status: str, error_code: str | None = None) -> dict:
@@ -95,31 +83,19 @@ def verify_jwt(assertion: str) -> tuple[dict, dict]:
     return json.loads(decode(encoded_header)), json.loads(decode(encoded_claims))
 
 
-class FakeGoogle:
+class FakeGoogle(HttpReceiver):
     """Records every request; answers each endpoint from its script, then with success.
 
     Access tokens are handed out as ya29.test-access-token-1, -2, … `hold()` makes answers
     to messages:send wait until `release()` (a push in flight); `delay` makes them late.
     """
 
+    content_type = "application/json; charset=UTF-8"
+
     def __init__(self) -> None:
-        self.requests: list[ReceivedRequest] = []
+        super().__init__()
         self.scripts: dict[str, list[tuple[int, dict]]] = {"token": [], "send": [], "other": []}
         self.tokens_issued = 0
-        self.delay = 0.0
-        self.arrived = threading.Event()
-        self._released = threading.Event()
-        self._released.set()
-        self._lock = threading.Lock()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        # A sender that gave up (timeout) leaves a broken pipe behind: not a test failure.
-        self._server.handle_error = lambda request, client_address: None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def answer_token(self, status: int, body: dict) -> None:
         self.scripts["token"].append((status, body))
@@ -133,13 +109,11 @@ class FakeGoogle:
     def to(self, path: str) -> list[ReceivedRequest]:
         return [request for request in self.requests if request.path == path]
 
-    def hold(self) -> None:
-        self._released.clear()
+    def _holds(self, path: str) -> bool:
+        # Only FCM's send waits: a held token exchange would stall every sender at once.
+        return path == SEND_PATH
 
-    def release(self) -> None:
-        self._released.set()
-
-    def _answer(self, path: str) -> tuple[int, dict]:
+    def _reply(self, path: str) -> tuple[int, dict]:
         endpoint = {TOKEN_PATH: "token", SEND_PATH: "send"}.get(path, "other")
         script = self.scripts[endpoint]
         if script:
@@ -151,48 +125,6 @@ class FakeGoogle:
         if endpoint == "send":
             return 200, {"name": f"projects/{PROJECT_ID}/messages/0:1772346600000000%31bd1c9"}
         return 201, {}
-
-    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with fake._lock:
-                    fake.requests.append(
-                        ReceivedRequest(
-                            method=self.command,
-                            path=self.path,
-                            headers={name.lower(): value for name, value in self.headers.items()},
-                            body=body,
-                        )
-                    )
-                    status, answer = fake._answer(self.path)
-                if self.path == SEND_PATH:
-                    fake.arrived.set()
-                    fake._released.wait(timeout=30)
-                    if fake.delay:
-                        threading.Event().wait(fake.delay)
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        return Handler
-
-    def start(self) -> FakeGoogle:
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.release()
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def configure_push(settings, fake: FakeGoogle, directory: Path) -> Path:
