@@ -1124,6 +1124,11 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--backlog-crossings", type=int, default=2)
     parser.add_argument("--textbook-patients", type=int, help="textbook phase patients (30)")
     parser.add_argument("--phase-limit", type=float, default=300.0, help="seconds per phase")
+    parser.add_argument(
+        "--phases",
+        default="latency,throughput",
+        help="comma-separated: latency, throughput (both by default)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.duration = args.duration or (8.0 if quick else 30.0)
@@ -1131,6 +1136,10 @@ def parse_args(argv: list[str] | None = None):
     args.backlog_patients = args.backlog_patients or (30 if quick else 200)
     args.textbook_patients = args.textbook_patients or (6 if quick else 30)
     args.textbook_patients = min(args.textbook_patients, args.backlog_patients)
+    args.phases = {phase.strip() for phase in args.phases.split(",") if phase.strip()}
+    unknown = args.phases - {"latency", "throughput"}
+    if unknown:
+        parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
     return args
 
 
@@ -1188,11 +1197,13 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="vigil-bench-eval-") as logdir:
         procs = Subprocesses(Path(logdir))
         try:
-            print("(a) latency …", flush=True)
-            run_latency(args, procs, env, population, results)
-            procs.stop_all()
-            print("(b)/(c) throughput …", flush=True)
-            run_batch_and_textbook(args, procs, env, population, results)
+            if "latency" in args.phases:
+                print("(a) latency …", flush=True)
+                run_latency(args, procs, env, population, results)
+                procs.stop_all()
+            if "throughput" in args.phases:
+                print("(b)/(c) throughput …", flush=True)
+                run_batch_and_textbook(args, procs, env, population, results)
         finally:
             procs.stop_all()
             flush_broker(args.broker_url)

@@ -262,10 +262,11 @@ VIGIL_NUDGE_MIN_GAP_MINUTES = env_int("VIGIL_NUDGE_MIN_GAP_MINUTES", 30)
 # The population's record with a variant weighs as at most this many of the patient's own
 # outcomes in the patient's prior (policy.population_prior).
 VIGIL_NUDGE_PRIOR_STRENGTH = env_float("VIGIL_NUDGE_PRIOR_STRENGTH", 10.0)
-# Consecutive missed slots of one schedule, or one critical medication plan, before the care
-# team gets an adherence alert; 2 follows clinical.yaml's default for critical medications
-# (medication_adherence.dose_level_adherence.missed_dose_flag.alert_defaults, engineering
-# choice). It is the count of each patient's rule when created; clinicians tailor it there.
+# Consecutive missed slots of one measurement schedule before the care team gets an adherence
+# alert (missed doses follow the reference's own rule, monitoring/nudges/escalation.py); 2 by
+# analogy with clinical.yaml's default for critical medications (medication_adherence
+# .dose_level_adherence.missed_dose_flag.alert_defaults, engineering choice). It is the count
+# of each patient's rule when created; clinicians tailor it there.
 VIGIL_NONRESPONSE_MISSES = env_int("VIGIL_NONRESPONSE_MISSES", 2)
 
 # --- Notifications ------------------------------------------------------------------------

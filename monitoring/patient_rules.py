@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from monitoring import rules as rule_kinds
 from monitoring.models import Patient, Protocol, Rule, RuleRevision
-from monitoring.protocols import protocol_templates
+from monitoring.protocols import protocol_templates, template_for
 
 
 def first_check_at(kind: str, parameters: dict, now: datetime) -> datetime | None:
@@ -74,6 +74,38 @@ def apply_protocols(*, patient: Patient, codes: list[str], now: datetime | None 
             ignore_conflicts=True,
         )
     return len(new_rules)
+
+
+def add_reference_rule(*, patient: Patient, key: str, note: str) -> Rule:
+    """Give the patient one protocol default rule outside enrolment (e.g. the missed-dose
+    rule when a critical medication plan is first missed), with its reference and source.
+    Writes: Rule, RuleRevision (version 1). Raises IntegrityError if the patient has it."""
+    template = template_for(key)
+    now = timezone.now()
+    with transaction.atomic():
+        rule = Rule.objects.create(
+            patient=patient,
+            key=template.key,
+            kind=template.kind,
+            metric=template.metric,
+            severity=template.severity,
+            group=template.group,
+            title=template.title,
+            parameters=template.parameters,
+            default_parameters=template.parameters,
+            reference=template.reference,
+            source=template.source,
+            next_check_at=first_check_at(template.kind, template.parameters, now),
+        )
+        RuleRevision.objects.create(
+            rule=rule,
+            version=1,
+            parameters=rule.parameters,
+            severity=rule.severity,
+            active=True,
+            note=note,
+        )
+    return rule
 
 
 def add_rule(

@@ -306,3 +306,13 @@ def protocol_templates() -> dict[str, tuple[RuleTemplate, ...]]:
         protocol: tuple(_template(protocol, spec) for spec in specs)
         for protocol, specs in definitions.items()
     }
+
+
+def template_for(key: str) -> RuleTemplate:
+    """The default rule with this key, from the first protocol that has it (protocols naming
+    the same rule give it the same parameters: one copy per patient)."""
+    for templates in protocol_templates().values():
+        for template in templates:
+            if template.key == key:
+                return template
+    raise KeyError(key)

@@ -146,8 +146,8 @@ def nudge_patient(
 
 def handle_missed_slot(*, slot: Slot, now: datetime) -> None:
     """A slot closed without its reading/dose: a supportive 'missed' nudge (through
-    nudge_patient) and, after N consecutive misses of the same schedule or critical plan,
-    an adherence alert (escalation.py). Nothing when the slot was done after all.
+    nudge_patient) and, after N consecutive misses of the same schedule or watched
+    medication plan, an adherence alert (escalation.py). Nothing when the slot was done after all.
 
     Call once per missed slot: the reminder sweep claims Slot.miss_handled_at first (the
     nudge is once per slot by itself; each call counts the miss towards escalation).

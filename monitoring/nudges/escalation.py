@@ -1,19 +1,25 @@
-"""Persistent non-response to reminders goes to the care team as an adherence alert.
+"""Persistent non-response goes to the care team as an adherence alert.
 
-After N consecutive missed slots of one measurement schedule, or of one critical medication
-plan, an alert is raised through alerts.lifecycle.raise_alert; each further miss of that
-schedule or plan adds an occurrence to it while it is unresolved. After a person resolves it,
-N fresh misses (closed after the resolution) are needed to raise a new one.
+Missed doses. A scheduled dose is missed when its slot closes with no dose logged: clinical
+.yaml medication_adherence.dose_level_adherence.missed_dose_flag ("dose not confirmed taken
+(and not explicitly skipped) by scheduled_time + grace window"; the plan's window is the
+grace). The patient's 'consecutive_missed' adherence rules decide what is watched (the listed
+medications, or with an empty list every plan marked critical) and how many misses in a row
+make an alert: ">= 2 consecutive missed doses of a critical medication", warning
+(alert_defaults[0], engineering_choice). A patient with a critical plan and no such rule gets
+one on demand from the reference (`doses_missed_consecutively`, as the diabetes and
+anticoagulation protocols give it); a rule a clinician deactivated stays off. A dose logged as
+skipped is an answer, not a miss: it ends the run.
 
-The alert needs a rule: each patient gets, on demand, an adherence rule per metric
-(key `reminders_unanswered_<metric>`, mode 'unanswered_reminders', group
-'reminders_unanswered', so one alert gathers all of them) with N = VIGIL_NONRESPONSE_MISSES
-when it is created. Clinicians tailor it like any rule: change N for this patient, or
-deactivate it. Evaluating readings never fires it (monitoring/rules/adherence.py).
+Missed measurements. After N consecutive missed slots of one measurement schedule the
+patient's 'reminders unanswered' rule for the metric (created on demand: key
+`reminders_unanswered_<metric>`, mode 'unanswered_reminders', group 'reminders_unanswered',
+N = VIGIL_NONRESPONSE_MISSES) raises its alert.
 
-Severity warning: clinical.yaml medication_adherence.dose_level_adherence.missed_dose_flag
-.alert_defaults[0] (">= 2 consecutive missed doses of a critical medication": warning,
-engineering_choice); missed measurements are treated alike.
+Either way the alert goes through alerts.lifecycle.raise_alert; each further miss of that
+schedule or plan adds an occurrence while it is unresolved, and after a person resolves it,
+N fresh misses (closed after the resolution) are needed to raise a new one. Evaluating
+readings never raises these (monitoring/rules/adherence.py).
 """
 
 from __future__ import annotations
@@ -28,43 +34,75 @@ from django.db.models import Max
 from alerts.lifecycle import Raised, Trigger, raise_alert
 from alerts.models import Alert, AlertStatus, Silence
 from config.celery import enqueue_on_commit
-from monitoring.models import Metric, Patient, Rule, Severity, Slot
+from monitoring.models import MedicationPlan, Metric, Patient, Rule, Severity, Slot
 from monitoring.nudges.outcomes import slot_done_at
-from monitoring.patient_rules import add_rule
+from monitoring.patient_rules import add_reference_rule, add_rule
+from monitoring.rules.adherence import CONSECUTIVE_MISSED, watches
 
 RULE_GROUP = "reminders_unanswered"
 RULE_MODE = "unanswered_reminders"
+# The reference's missed-dose rule, given on demand to a patient with a critical plan.
+MISSED_DOSES_RULE_KEY = "doses_missed_consecutively"
 # Enough history to describe a long run of misses; the decision needs only the last N.
 TRAILING_LIMIT = 60
 
 
 def escalate_nonresponse(*, slot: Slot, now: datetime) -> Raised | None:
-    """Raise (or add an occurrence to) the patient's 'reminders unanswered' alert when `slot`,
-    just missed, ends a run of N misses of its schedule or critical plan.
+    """Raise (or add an occurrence to) the patient's adherence alert when `slot`, just
+    missed, ends a run of N misses of its measurement schedule or watched medication plan.
 
     Call once per missed slot (the reminder sweep claims Slot.miss_handled_at first):
     each call for a slot in such a run counts one occurrence.
-    Writes: Rule + RuleRevision (first time, per metric), Alert + AlertEvent (lifecycle).
+    Writes: Rule + RuleRevision (first time), Alert + AlertEvent (lifecycle).
     Enqueues after commit: notification routing of a new alert, unless silenced.
     """
-    if slot.plan_id is not None and not slot.plan.critical:
-        return None
     patient = Patient.objects.select_related("care_team").get(pk=slot.patient_id)
-    metric = Metric.DOSE if slot.plan_id is not None else slot.schedule.metric
-    rule = nonresponse_rule(patient=patient, metric=metric)
-    if not rule.active:
-        return None
-    missed = _trailing_misses(slot, patient)
-    if len(missed) < rule.parameters["count"]:
-        return None
-    with transaction.atomic():
-        trigger = _trigger(rule, slot, missed, patient.zone)
-        raised = raise_alert(patient=patient, trigger=trigger, now=now)
-        if raised.notify and raised.event is not None and not _silenced(patient, rule, now):
-            from alerts.tasks import route_alert_event_task
+    if slot.plan_id is not None:
+        rules = missed_dose_rules(patient=patient, plan=slot.plan)
+    else:
+        rules = [nonresponse_rule(patient=patient, metric=slot.schedule.metric)]
+    raised = None
+    for rule in rules:
+        if not rule.active:
+            continue
+        missed = _trailing_misses(slot, patient, rule.group)
+        if len(missed) < rule.parameters["count"]:
+            continue
+        with transaction.atomic():
+            trigger = _trigger(rule, slot, missed, patient.zone)
+            raised = raise_alert(patient=patient, trigger=trigger, now=now)
+            if raised.notify and raised.event is not None and not _silenced(patient, rule, now):
+                from alerts.tasks import route_alert_event_task
 
-            enqueue_on_commit(route_alert_event_task, raised.event.pk)
+                enqueue_on_commit(route_alert_event_task, raised.event.pk)
     return raised
+
+
+def missed_dose_rules(*, patient: Patient, plan: MedicationPlan) -> list[Rule]:
+    """The patient's 'consecutive_missed' rules watching the plan's medication, active or
+    not. A critical plan watched by none, with no reference rule ever given, gets the
+    reference rule now (so a heart-failure patient's critical diuretic is watched too)."""
+    rules = [
+        rule
+        for rule in Rule.objects.filter(
+            patient=patient, kind="adherence", parameters__mode=CONSECUTIVE_MISSED
+        ).order_by("pk")
+        if watches(rule.parameters, medication=plan.medication, critical=plan.critical)
+    ]
+    if rules or not plan.critical:
+        return rules
+    if Rule.objects.filter(patient=patient, key=MISSED_DOSES_RULE_KEY).exists():
+        return []  # tailored not to watch this plan: the clinician's choice
+    try:
+        with transaction.atomic():
+            rule = add_reference_rule(
+                patient=patient,
+                key=MISSED_DOSES_RULE_KEY,
+                note=f"Given at the first missed dose of a critical plan ({plan.medication}).",
+            )
+    except IntegrityError:  # given by a concurrent miss of another plan
+        rule = Rule.objects.get(patient=patient, key=MISSED_DOSES_RULE_KEY)
+    return [rule]
 
 
 def nonresponse_rule(*, patient: Patient, metric: str) -> Rule:
@@ -73,7 +111,7 @@ def nonresponse_rule(*, patient: Patient, metric: str) -> Rule:
     rule = Rule.objects.filter(patient=patient, key=key).first()
     if rule is not None:
         return rule
-    label = "Dose" if metric == Metric.DOSE else Metric(metric).label
+    label = Metric(metric).label
     try:
         with transaction.atomic():
             return add_rule(
@@ -91,11 +129,11 @@ def nonresponse_rule(*, patient: Patient, metric: str) -> Rule:
         return Rule.objects.get(patient=patient, key=key)
 
 
-def _trailing_misses(slot: Slot, patient: Patient) -> list[Slot]:
+def _trailing_misses(slot: Slot, patient: Patient, group: str) -> list[Slot]:
     """The run of missed slots of the slot's schedule or plan ending with it (newest first),
-    not counting misses from before the last resolution of the patient's alert."""
+    not counting misses from before the last resolution of the patient's alert of `group`."""
     resolved = Alert.objects.filter(
-        patient=patient, dedupe_key=RULE_GROUP, status=AlertStatus.RESOLVED
+        patient=patient, dedupe_key=group, status=AlertStatus.RESOLVED
     ).aggregate(at=Max("resolved_at"))["at"]
     owner = {"plan_id": slot.plan_id} if slot.plan_id else {"schedule_id": slot.schedule_id}
     recent = (

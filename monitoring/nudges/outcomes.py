@@ -49,8 +49,9 @@ def slot_done_at(slot: Slot, *, until: datetime) -> datetime | None:
     fulfil_slots uses: measured (a dose: scheduled for, or taken) from VIGIL_SLOT_LEAD before
     the slot's time; a measurement of the schedule's metric, or a dose of the plan's
     medication, taken or skipped: a patient who logged a skipped dose has answered and is not
-    reminded of it, nor counted as not responding (the 'consecutive_missed' adherence rule
-    sees skipped doses). A reading that fulfilled another slot does not count twice.
+    reminded of it, nor counted as missing it (clinical.yaml's missed_dose_flag: "not
+    confirmed taken (and not explicitly skipped)"; the taking rate still counts it as not
+    taken). A reading that fulfilled another slot does not count twice.
     """
     if slot.status == SlotStatus.DONE:
         reading = slot.fulfilled_by

@@ -1,17 +1,21 @@
-"""Adherence from dose events (ABC taxonomy 'implementation').
+"""Adherence from dose events and schedule slots (ABC taxonomy 'implementation').
 
 Parameters, one of three modes:
-- {"mode": "consecutive_missed", "count": N, "medications": [...]}: the last N doses of a
-  listed (critical) medication were missed; empty list = every medication.
-- {"mode": "taking_rate", "window_days": D, "below_percent": P}: taken ÷ (taken + missed)
-  over the last D days is below P %.
+- {"mode": "consecutive_missed", "count": N, "medications": [...]}: the last N scheduled
+  doses of a watched medication were missed. Watched: the listed medication ids, or with an
+  empty list every medication plan of the patient marked critical (clinical.yaml: ">= 2
+  consecutive missed doses of a critical medication"). Missed, as the reference's
+  missed_dose_flag defines it: the plan's slot closed (scheduled time + the plan's window)
+  with no dose logged; a dose logged as skipped is not missed and ends the run. Doses without
+  a plan have no schedule to miss. Raised when a slot closes (monitoring/nudges/
+  escalation.py), from the run of missed slots: evaluate() finds nothing for it.
+- {"mode": "taking_rate", "window_days": D, "below_percent": P}: taken / (taken + skipped)
+  dose events over the last D days is below P %.
 - {"mode": "unanswered_reminders", "count": N}: N consecutive slots of one measurement
-  schedule, or of one critical medication plan, closed with nothing logged. Raised by the
-  nudges module when a slot is missed (monitoring/nudges/escalation.py), not by evaluating
-  readings: evaluate() finds nothing for it. The nudges module creates the rule on demand,
-  one per metric, in group 'reminders_unanswered'; a clinician tailors N or deactivates it.
-A missed dose is a dose event with status 'skipped'; doses never logged against a schedule
-count once medication schedules exist.
+  schedule closed with nothing logged. Raised by the nudges module when a slot is missed,
+  not by evaluating readings: evaluate() finds nothing for it. The nudges module creates the
+  rule on demand, one per metric, in group 'reminders_unanswered'; a clinician tailors N or
+  deactivates it.
 """
 
 from datetime import timedelta
@@ -19,14 +23,15 @@ from datetime import timedelta
 from monitoring.rules.base import Checker, Context, Evaluation, Finding, RuleLike
 from monitoring.units import format_number
 
-# Enough dose history to see N consecutive doses of a once- or twice-daily medication.
-CONSECUTIVE_LOOKBACK = timedelta(days=30)
+CONSECUTIVE_MISSED = "consecutive_missed"
+# Modes raised from closed slots by the nudges module, never by evaluating readings.
+SLOT_MODES = {CONSECUTIVE_MISSED, "unanswered_reminders"}
 
 
 def validate(parameters: object, *, metric: str) -> dict:
     check = Checker(parameters)
-    mode = check.choice("mode", ["consecutive_missed", "taking_rate", "unanswered_reminders"])
-    if mode == "consecutive_missed":
+    mode = check.choice("mode", [CONSECUTIVE_MISSED, "taking_rate", "unanswered_reminders"])
+    if mode == CONSECUTIVE_MISSED:
         check.integer("count", minimum=1)
         medications = check.parameters.get("medications", [])
         if not isinstance(medications, list) or not all(isinstance(m, str) for m in medications):
@@ -43,11 +48,16 @@ def validate(parameters: object, *, metric: str) -> dict:
 
 
 def lookback(parameters: dict) -> timedelta:
-    if parameters["mode"] == "unanswered_reminders":
+    if parameters["mode"] in SLOT_MODES:
         return timedelta(0)
-    if parameters["mode"] == "taking_rate":
-        return timedelta(days=parameters["window_days"])
-    return CONSECUTIVE_LOOKBACK
+    return timedelta(days=parameters["window_days"])
+
+
+def watches(parameters: dict, *, medication: str, critical: bool) -> bool:
+    """Whether a 'consecutive_missed' rule with these parameters watches a plan of this
+    medication: listed by id, or (no list) the plan is marked critical."""
+    listed = parameters.get("medications") or []
+    return medication in listed if listed else critical
 
 
 def _dose_time(reading):
@@ -55,45 +65,9 @@ def _dose_time(reading):
 
 
 def evaluate(rule: RuleLike, context: Context) -> Evaluation:
-    if not context.new or rule.parameters["mode"] == "unanswered_reminders":
+    if not context.new or rule.parameters["mode"] in SLOT_MODES:
         return Evaluation()
-    if rule.parameters["mode"] == "consecutive_missed":
-        return _consecutive(rule, context)
     return _taking_rate(rule, context)
-
-
-def _consecutive(rule: RuleLike, context: Context) -> Evaluation:
-    count = rule.parameters["count"]
-    watched = set(rule.parameters.get("medications") or [])
-    result = Evaluation()
-    by_medication: dict[str, list] = {}
-    for dose in sorted(context.history, key=_dose_time):
-        if not watched or dose.medication in watched:
-            by_medication.setdefault(dose.medication, []).append(dose)
-    touched = {dose.medication for dose in context.new}
-    for medication, doses in by_medication.items():
-        if medication not in touched:
-            continue
-        trailing = []
-        for dose in reversed(doses):
-            if dose.dose_status != "skipped":
-                break
-            trailing.append(dose)
-        if len(trailing) >= count:
-            result.findings.append(
-                Finding(
-                    rule_id=rule.id,
-                    severity=rule.severity,
-                    title=rule.title,
-                    detail=f"{len(trailing)} consecutive missed doses of {medication}",
-                    triggered_at=trailing[0].measured_at,
-                    reading_ids=tuple(d.id for d in trailing),
-                    values={"medication": medication, "missed": len(trailing)},
-                )
-            )
-        elif doses[-1].dose_status == "taken":
-            result.cleared_at = doses[-1].measured_at
-    return result
 
 
 def _taking_rate(rule: RuleLike, context: Context) -> Evaluation:

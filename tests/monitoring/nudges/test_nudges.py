@@ -17,6 +17,7 @@ from monitoring.models import Nudge, NudgePurpose, Rule, VariantKind, VariantPos
 from monitoring.nudges import handle_missed_slot, nudge_patient, nudge_streaks, placeholders_of
 from monitoring.nudges.outcomes import settle_nudge_outcomes
 from monitoring.nudges.policy import Candidate, choose_variant
+from monitoring.patient_rules import apply_protocols, change_rule
 from tests.factories import (
     MeasurementScheduleFactory,
     MedicationPlanFactory,
@@ -27,10 +28,15 @@ from tests.factories import (
     SlotFactory,
 )
 from tests.monitoring.conftest import QueuedTask
+from tests.monitoring.rules.conftest import reference
 
 # Monday 2 March 2026, 08:00 in Berlin (CET): a weighing or a dose is due.
 NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 DELIVER = "monitoring.tasks.deliver_nudge_task"
+MISSED_DOSE_FLAG = "medication_adherence.dose_level_adherence.missed_dose_flag"
+# ">= 2 consecutive missed doses of a critical medication", warning
+DEFAULTS = reference(f"{MISSED_DOSE_FLAG}.alert_defaults")
+MISSED_IN_A_ROW = int(DEFAULTS[0]["rule"].split()[1])
 ROUTE = "alerts.tasks.route_alert_event_task"
 ENGLISH_REMINDERS = ["benefit", "care-team", "plain"]
 WEIGHT_TEXTS = {
@@ -646,7 +652,7 @@ def warfarin(patient):
 def test_two_consecutive_missed_critical_doses_raise_one_adherence_alert(
     patient, warfarin, django_capture_on_commit_callbacks
 ):
-    # given: missed doses on 2 and 3 March (VIGIL_NONRESPONSE_MISSES = 2)
+    # given: missed doses on 2 and 3 March; the patient has no adherence rule yet
     first, second = dose(warfarin, due=day_at_eight(2)), dose(warfarin, due=day_at_eight(3))
 
     # when
@@ -655,24 +661,34 @@ def test_two_consecutive_missed_critical_doses_raise_one_adherence_alert(
         assert Alert.objects.count() == 0
         miss(second)
 
-    # then: one warning alert for the care team, through the patient's on-demand rule
+    # then: one warning alert for the care team, through the reference's missed-dose rule,
+    # given to the patient on demand
     alert = Alert.objects.get()
-    rule = Rule.objects.get(patient=patient, key="reminders_unanswered_dose")
-    assert (rule.kind, rule.metric, rule.group, rule.severity) == (
+    rule = Rule.objects.get(patient=patient)
+    assert (rule.key, rule.kind, rule.metric, rule.group, rule.severity) == (
+        "doses_missed_consecutively",
         "adherence",
         "dose",
-        "reminders_unanswered",
-        "warning",
+        "dose_missed",
+        DEFAULTS[0]["severity"],
     )
-    assert rule.parameters == {"mode": "unanswered_reminders", "count": 2}
+    assert rule.parameters == {
+        "mode": "consecutive_missed",
+        "count": MISSED_IN_A_ROW,
+        "medications": [],
+    }
+    assert rule.reference == f"{MISSED_DOSE_FLAG}.alert_defaults.0"
+    assert rule.revisions.get().note == (
+        "Given at the first missed dose of a critical plan (warfarin-5mg)."
+    )
     assert (alert.rule, alert.dedupe_key, alert.kind, alert.severity, alert.status) == (
         rule,
-        "reminders_unanswered",
+        "dose_missed",
         "adherence",
         "warning",
         "open",
     )
-    assert alert.title == "Dose reminders unanswered"
+    assert alert.title == "Consecutive missed doses"
     assert alert.detail == (
         "Warfarin 5 mg: 2 consecutive scheduled doses not logged; last due 2026-03-03 08:00 CET"
     )
@@ -695,6 +711,80 @@ def test_two_consecutive_missed_critical_doses_raise_one_adherence_alert(
         (DELIVER, (missed_nudges[1].pk,)),
         (ROUTE, (event.pk,)),
     ]
+
+
+@pytest.mark.django_db
+def test_a_protocol_rule_tailored_to_three_misses_waits_for_the_third(patient, warfarin, physician):
+    apply_protocols(patient=patient, codes=["anticoagulation"])
+    rule = Rule.objects.get(patient=patient, key="doses_missed_consecutively")
+    change_rule(rule=rule, user=physician, parameters=rule.parameters | {"count": 3})
+    slots = [dose(warfarin, due=day_at_eight(day)) for day in (2, 3, 4)]
+
+    miss(slots[0])
+    miss(slots[1])
+    assert Alert.objects.count() == 0
+
+    miss(slots[2])
+    alert = Alert.objects.get()
+    assert (alert.rule_id, alert.rule_version, alert.values["missed"]) == (rule.pk, 2, 3)
+    assert Rule.objects.filter(patient=patient, kind="adherence").count() == 2  # no new rule
+
+
+@pytest.mark.django_db
+def test_a_deactivated_missed_dose_rule_stays_off(patient, warfarin, physician):
+    apply_protocols(patient=patient, codes=["diabetes"])
+    rule = Rule.objects.get(patient=patient, key="doses_missed_consecutively")
+    change_rule(rule=rule, user=physician, active=False, note="Family gives the doses.")
+    rules_before = set(Rule.objects.values_list("pk", "version"))
+
+    for day in (2, 3, 4):
+        miss(dose(warfarin, due=day_at_eight(day)))
+
+    assert Alert.objects.count() == 0
+    assert set(Rule.objects.values_list("pk", "version")) == rules_before
+
+
+@pytest.mark.django_db
+def test_a_rule_listing_its_medications_watches_only_those(patient, physician):
+    # given: the clinician watches the (non-critical) statin by name, not the insulin
+    apply_protocols(patient=patient, codes=["diabetes"])
+    rule = Rule.objects.get(patient=patient, key="doses_missed_consecutively")
+    watched = rule.parameters | {"medications": ["atorvastatin-20mg"]}
+    change_rule(rule=rule, user=physician, parameters=watched)
+    statin = MedicationPlanFactory(
+        patient=patient, medication="atorvastatin-20mg", name="Atorvastatin", critical=False
+    )
+    insulin = MedicationPlanFactory(
+        patient=patient, medication="insulin-glargine", name="Insulin glargine", critical=True
+    )
+
+    for day in (2, 3):
+        miss(dose(insulin, due=day_at_eight(day)))
+    assert Alert.objects.count() == 0
+    for day in (2, 3):
+        miss(dose(statin, due=day_at_eight(day)))
+
+    alert = Alert.objects.get()
+    assert (alert.rule_id, alert.values["medication"]) == (rule.pk, "atorvastatin-20mg")
+
+
+@pytest.mark.django_db
+def test_two_critical_plans_share_the_one_reference_rule_and_alert(patient, warfarin):
+    insulin = MedicationPlanFactory(
+        patient=patient, medication="insulin-glargine", name="Insulin glargine", critical=True
+    )
+
+    for day in (2, 3):
+        miss(dose(warfarin, due=day_at_eight(day)))
+        miss(dose(insulin, due=day_at_eight(day)))
+
+    rule = Rule.objects.get(patient=patient)
+    alert = Alert.objects.get()
+    assert (rule.key, alert.rule_id, alert.occurrences) == (
+        "doses_missed_consecutively",
+        rule.pk,
+        2,
+    )
 
 
 @pytest.mark.django_db
@@ -724,7 +814,7 @@ def test_missed_doses_of_a_non_critical_medication_raise_no_alert(patient):
         miss(dose(statin, due=day_at_eight(day)))
 
     assert Alert.objects.count() == 0
-    assert Rule.objects.filter(patient=patient).count() == 0
+    assert Rule.objects.filter(patient=patient).count() == 0  # none given for it
     # the patient still got a supportive message after each miss
     assert list(Nudge.objects.values_list("purpose", flat=True)) == ["dose_missed"] * 3
 

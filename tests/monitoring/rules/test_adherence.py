@@ -40,69 +40,41 @@ def evaluate(key, doses, new=1, **rule_overrides):
 
 
 # --- consecutive missed doses ---------------------------------------------------------------
+# Raised from closed slots (tests/monitoring/nudges/test_nudges.py); here: the parameters and
+# what watching means.
 
 
 def test_the_default_counts_as_many_missed_doses_in_a_row_as_the_reference_says():
-    assert template("doses_missed_consecutively").parameters["count"] == MISSED_IN_A_ROW
-
-
-def test_two_missed_doses_in_a_row_are_a_warning_naming_the_medication():
-    doses = daily(["taken", "skipped", "skipped"])
-
-    result = evaluate("doses_missed_consecutively", doses)
-
-    assert [(f.severity, f.values, f.reading_ids, f.triggered_at) for f in result.findings] == [
-        (
-            "warning",
-            {"medication": "warfarin-5mg", "missed": 2},
-            (doses[2].id, doses[1].id),
-            doses[2].measured_at,
-        )
-    ]
-
-
-def test_missed_doses_with_a_taken_one_between_are_not_in_a_row():
-    result = evaluate("doses_missed_consecutively", daily(["skipped", "taken", "skipped"]))
-
-    assert result.findings == []
-
-
-def test_doses_are_in_a_row_per_medication():
-    warfarin = daily(["skipped", "skipped"], medication="warfarin-5mg", last=NOW - hours(3))
-    metformin = daily(["taken", "taken"], medication="metformin-500mg", last=NOW - hours(2))
-    interleaved = sorted(warfarin + metformin, key=lambda d: d.measured_at)
-
-    result = evaluate("doses_missed_consecutively", interleaved, new=2)
-
-    assert [f.values for f in result.findings] == [{"medication": "warfarin-5mg", "missed": 2}]
-
-
-def test_a_tailored_list_of_critical_medications_ignores_the_others():
-    doses = daily(["skipped", "skipped"], medication="metformin-500mg")
-    parameters = template("doses_missed_consecutively").parameters | {
-        "medications": ["warfarin-5mg"]
+    assert template("doses_missed_consecutively").parameters == {
+        "mode": "consecutive_missed",
+        "count": MISSED_IN_A_ROW,
+        "medications": [],
     }
 
-    result = evaluate("doses_missed_consecutively", doses, parameters=parameters)
+
+def test_doses_logged_as_skipped_are_not_missed_doses():
+    # the reference's missed-dose flag: "not confirmed taken (and not explicitly skipped)"
+    result = evaluate("doses_missed_consecutively", daily(["taken", "skipped", "skipped"]))
 
     assert (result.findings, result.cleared_at) == ([], None)
 
 
-def test_a_medication_without_a_new_dose_is_not_reported_again():
-    warfarin = daily(["skipped", "skipped"], last=NOW - days(1))
-    metformin = daily(["taken"], medication="metformin-500mg")
+@pytest.mark.parametrize(
+    ("medications", "medication", "critical", "watched"),
+    [
+        ([], "warfarin-5mg", True, True),  # the default: every critical plan
+        ([], "atorvastatin-20mg", False, False),
+        (["warfarin-5mg"], "warfarin-5mg", True, True),
+        (["warfarin-5mg"], "insulin-glargine", True, False),  # a tailored list is the list
+        (["atorvastatin-20mg"], "atorvastatin-20mg", False, True),
+    ],
+)
+def test_a_rule_watches_critical_plans_unless_it_lists_its_medications(
+    medications, medication, critical, watched
+):
+    parameters = {"mode": "consecutive_missed", "count": 2, "medications": medications}
 
-    result = evaluate("doses_missed_consecutively", warfarin + metformin)
-
-    assert result.findings == []
-
-
-def test_a_taken_dose_after_missed_ones_clears_the_condition():
-    doses = daily(["skipped", "skipped", "taken"])
-
-    result = evaluate("doses_missed_consecutively", doses)
-
-    assert (result.findings, result.cleared_at) == ([], doses[-1].measured_at)
+    assert adherence.watches(parameters, medication=medication, critical=critical) is watched
 
 
 # --- 7-day taking adherence -----------------------------------------------------------------
