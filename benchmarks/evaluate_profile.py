@@ -20,6 +20,7 @@ import cProfile
 import os
 import pstats
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,9 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=100, help="per patient")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument(
+        "--queries", action="store_true", help="also: each query's mean execute time"
+    )
     args = parser.parse_args()
     os.environ.update(
         DJANGO_SETTINGS_MODULE="config.settings",
@@ -84,6 +88,19 @@ def main() -> None:
     ]
     profile = cProfile.Profile()
     evaluated = queries = evaluations = 0
+    per_query: dict[str, list[float]] = {}
+
+    def timed(execute, sql, params, many, context):
+        """Round trip of each statement (psycopg's client-side cursor has the rows then)."""
+        if not args.queries:
+            return execute(sql, params, many, context)
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            shape = re.sub(r"\b\d+\b|'[^']*'|%s", "?", sql)[:110]
+            per_query.setdefault(shape, []).append(time.perf_counter() - began)
+
     elapsed = 0.0
     connection.force_debug_cursor = True  # count queries
     # Nothing leaves the process: the evaluations this would enqueue are not published.
@@ -124,7 +141,8 @@ def main() -> None:
                 started = time.perf_counter()
                 if not args.no_profile:
                     profile.enable()
-                evaluated += evaluate_pending_readings(patient_id=patient.pk)
+                with connection.execute_wrapper(timed):
+                    evaluated += evaluate_pending_readings(patient_id=patient.pk)
                 profile.disable()
                 elapsed += time.perf_counter() - started
                 queries += len(connection.queries)
@@ -136,6 +154,11 @@ def main() -> None:
         f"{elapsed / evaluations * 1000:.1f} ms and {queries / evaluations:.1f} queries "
         f"per evaluation)"
     )
+    if args.queries:
+        print("\nper evaluation: calls, mean execute ms, query (numbers and strings as ?)")
+        for shape, times in sorted(per_query.items(), key=lambda pair: -sum(pair[1])):
+            mean = sum(times) / len(times) * 1000
+            print(f"{len(times) / evaluations:5.2f} {mean:7.3f}  {shape}")
     if args.no_profile:
         return
     stats = pstats.Stats(profile)

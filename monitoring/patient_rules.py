@@ -177,6 +177,10 @@ def change_rule(
         current.updated_by = user
         if current.next_check_at is None:
             current.next_check_at = first_check_at(current.kind, current.parameters, timezone.now())
+        elif parameters is not None and rule_kinds.is_scheduled(current.kind):
+            # Checked again by the next sweep with the new values, which then sets the deadline
+            # they imply: a shorter missing-data limit must not wait for the longer one.
+            current.next_check_at = timezone.now()
         current.save()
         RuleRevision.objects.create(
             rule=current,

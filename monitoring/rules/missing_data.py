@@ -31,6 +31,21 @@ def next_check(parameters: dict, last_reading_at, now):
     return max(now, (last_reading_at or now) + limit)
 
 
+def moved_check(parameters: dict, current, last_reading_at, now):
+    """The next check after a reading at `last_reading_at`, or None to keep `current`.
+
+    A deadline is kept while it lies at least half the limit after the reading: it is never
+    later than the moment silence would become a finding, so no silence is found late; at
+    worst the sweep checks early, finds the reading and moves the deadline itself. A steady
+    stream of readings (a CGM every five minutes) then moves it once per half limit instead
+    of writing the rule at every reading.
+    """
+    limit = timedelta(hours=parameters["silent_hours"])
+    if current is not None and last_reading_at + limit / 2 <= current:
+        return None
+    return next_check(parameters, last_reading_at, now)
+
+
 def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     limit = timedelta(hours=rule.parameters["silent_hours"])
     if context.history:

@@ -303,3 +303,29 @@ def test_enrolment_works_even_when_the_protocol_rows_of_the_data_migration_are_g
 
     assert list(patient.protocols.values_list("code", flat=True)) == ["copd"]
     assert patient.rules.filter(protocol__code="copd").count() == len(protocol_templates()["copd"])
+
+
+@pytest.mark.django_db
+def test_new_values_of_a_scheduled_rule_are_checked_at_the_next_sweep(patient, physician, clock):
+    # given: weight_missing (36 h) last checked a day ago, its deadline 35 h away
+    apply_protocols(patient=patient, codes=["heart_failure"])
+    rule = rule_of(patient, "weight_missing")
+    Rule.objects.filter(pk=rule.pk).update(next_check_at=NOW + timedelta(hours=35))
+
+    # when: the limit drops to 12 hours
+    change_rule(rule=rule, user=physician, parameters={"silent_hours": 12})
+
+    # then: due now, so the sweep sets the deadline the 12 hours imply
+    assert rule_of(patient, "weight_missing").next_check_at == NOW
+
+
+@pytest.mark.django_db
+def test_a_new_severity_alone_keeps_the_deadline(patient, physician, clock):
+    apply_protocols(patient=patient, codes=["heart_failure"])
+    rule = rule_of(patient, "weight_missing")
+    deadline = NOW + timedelta(hours=35)
+    Rule.objects.filter(pk=rule.pk).update(next_check_at=deadline)
+
+    change_rule(rule=rule, user=physician, severity="critical")
+
+    assert rule_of(patient, "weight_missing").next_check_at == deadline

@@ -301,6 +301,33 @@ def test_repeated_low_readings_are_occurrences_of_one_alert_that_rises_to_the_wo
 
 
 @pytest.mark.django_db
+def test_a_normal_reading_that_arrives_late_does_not_clear_an_alert_raised_after_it(
+    patient, clock, django_capture_on_commit_callbacks
+):
+    # given: a low at 11:10 sent and evaluated first
+    enrolled(patient, "diabetes")
+    post(patient, glucose(LOW_GLUCOSE, timedelta(minutes=50)))
+    evaluate(patient, django_capture_on_commit_callbacks)
+
+    # when: a normal reading measured at 11:00 arrives after it
+    post(patient, glucose(NORMAL_GLUCOSE, timedelta(hours=1)))
+    evaluate(patient, django_capture_on_commit_callbacks)
+
+    # then: the condition has not cleared (the low is the latest reading)
+    alert = Alert.objects.get(patient=patient)
+    assert (alert.occurrences, alert.condition_cleared_at) == (1, None)
+    assert [kind for _, kind, _ in events_of(patient)] == ["raised"]
+
+    # when: a normal reading after the low
+    post(patient, glucose(NORMAL_GLUCOSE, timedelta(minutes=30)))
+    evaluate(patient, django_capture_on_commit_callbacks)
+
+    # then: now it has
+    alert.refresh_from_db()
+    assert alert.condition_cleared_at == NOW - timedelta(minutes=30)
+
+
+@pytest.mark.django_db
 def test_a_weighing_that_is_both_a_daily_and_a_weekly_gain_is_one_occurrence(
     patient, clock, django_capture_on_commit_callbacks
 ):
@@ -883,8 +910,11 @@ def test_silence_past_the_missing_data_limit_raises_an_alert_that_the_next_readi
         ("condition_cleared", {}),
     ]
     assert enqueued == []
+    # the sweep's deadline (the limit after its check) is kept: it is earlier than the limit
+    # after this weighing and more than half the limit after it, so the sweep checks early,
+    # sees the weighing and moves the deadline itself
     assert Rule.objects.get(patient=patient, key="weight_missing").next_check_at == (
-        weighed_at + limit
+        NOW + 2 * limit
     )
 
 

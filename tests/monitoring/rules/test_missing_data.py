@@ -56,6 +56,27 @@ def test_the_next_check_is_the_limit_after_the_latest_reading():
     assert missing_data.next_check(parameters, None, NOW) == NOW + LIMIT
 
 
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [
+        (None, "moved"),  # no deadline yet
+        (NOW - hours(1), "moved"),  # behind the reading
+        (NOW + LIMIT / 2 - hours(1), "moved"),  # less than half the limit ahead
+        (NOW + LIMIT / 2, "kept"),  # exactly half the limit ahead
+        (NOW + LIMIT, "kept"),  # where the reading would move it anyway
+        (NOW + LIMIT + hours(5), "kept"),  # set from a newer reading than this late one
+    ],
+)
+def test_a_reading_moves_the_next_check_only_when_it_is_less_than_half_the_limit_ahead(
+    current, expected
+):
+    parameters = template("weight_missing").parameters
+
+    moved = missing_data.moved_check(parameters, current, NOW, NOW)
+
+    assert moved == (NOW + LIMIT if expected == "moved" else None)
+
+
 def test_missing_data_is_checked_by_the_clock():
     assert missing_data.SCHEDULED is True
 
