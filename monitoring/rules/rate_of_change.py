@@ -2,7 +2,8 @@
 
 Per the clinical reference (body_weight.computed_metrics.delta_weight): use the first
 reading of each local calendar day; delta_N = value(day d) − value(day d−N); if day d−N has
-no reading use the nearest earlier day within N+1 days, else skip.
+no reading use the nearest earlier day within N+1 days, else skip. A weight that arrives after
+the days it is the base of were evaluated is compared with them too.
 
 Parameters: "window_days" N, "delta" (canonical unit), "direction" gain | loss,
 "op" gt | ge (default gt).
@@ -50,16 +51,19 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     sign = 1 if params["direction"] == "gain" else -1
     compare = OPERATORS[params.get("op", "gt")]
     days = first_of_each_day(context.history, context.zone)
-    new_days = sorted({r.measured_at.astimezone(context.zone).date() for r in context.new})
     new_ids = {r.id for r in context.new}
+    # A new first weight of day D is compared as "today" and, when it arrived after later
+    # days were evaluated (a scale that synced late), as their base: days D+N and D+N+1.
+    new_days = [day for day, first in days.items() if first.id in new_ids]
+    targets = sorted(
+        {day + timedelta(days=k) for day in new_days for k in (0, n, n + 1)} & days.keys()
+    )
     result = Evaluation()
-    for day in new_days:
+    for day in targets:
         today = days[day]
-        if today.id not in new_ids:
-            continue  # a later weighing of a day already compared by its first weight
         base = days.get(day - timedelta(days=n)) or days.get(day - timedelta(days=n + 1))
-        if base is None:
-            continue
+        if base is None or (today.id not in new_ids and base.id not in new_ids):
+            continue  # nothing new in this comparison (e.g. a later weighing of a day)
         # Rounded as canonical values are (units.Unit.to_canonical): 80.9 - 80.0 is a change
         # of exactly 0.9 kg, not 0.9000000000000057, so a limit of "> 0.9" holds at the limit.
         change = round(sign * (today.value - base.value), 6)

@@ -114,6 +114,52 @@ def test_a_second_weighing_on_the_same_day_does_not_report_the_days_gain_again()
     assert (second.findings, second.cleared_at) == ([], None)
 
 
+def test_a_weight_that_syncs_after_the_next_days_is_compared_with_it():
+    # given: the 11th's weight was evaluated with nothing to compare it to
+    this_morning = weight(local(11, 7), BASE + 1.5)
+    assert evaluate("hf_gain_1_day", [this_morning]).findings == []
+
+    # when: last night's weight arrives
+    last_night = weight(local(10, 21), BASE)
+    result = evaluate("hf_gain_1_day", [last_night], [this_morning])
+
+    # then: the 11th's gain over the 10th, found now
+    assert [(f.reading_ids, f.triggered_at, f.values["change"]) for f in result.findings] == [
+        ((last_night.id, this_morning.id), this_morning.measured_at, 1.5)
+    ]
+
+
+def test_a_late_weight_is_the_base_of_the_day_after_next_when_the_next_day_has_none():
+    late = weight(local(9), BASE)
+    two_days_later = weight(local(11), BASE + 1)
+
+    result = evaluate("hf_gain_1_day", [late], [two_days_later])
+
+    assert [f.reading_ids for f in result.findings] == [(late.id, two_days_later.id)]
+
+
+def test_a_late_weight_is_no_base_when_the_day_after_it_has_one():
+    late = weight(local(9), BASE)
+    next_day = weight(local(10), BASE + 0.2)
+    day_after = weight(local(11), BASE + 1)
+
+    result = evaluate("hf_gain_1_day", [late], [next_day, day_after])
+
+    # the 11th compares with the 10th (0.8 kg), not the 9th (1 kg); the 10th with the 9th
+    assert (result.findings, result.cleared_at) == ([], None)
+
+
+def test_a_late_weight_without_a_gain_to_the_latest_day_clears_the_condition():
+    day_before = weight(local(9), BASE)
+    latest = weight(local(11), BASE + 1.2)  # 1.2 kg over the 9th: the alert
+    late = weight(local(10), BASE + 0.8)
+
+    result = evaluate("hf_gain_1_day", [late], [day_before, latest])
+
+    # the 11th now compares with the 10th: 0.4 kg
+    assert (result.findings, result.cleared_at) == ([], latest.measured_at)
+
+
 def test_a_missing_day_before_falls_back_to_the_day_before_it():
     # body_weight.computed_metrics.delta_weight: if day d-N is missing use the nearest earlier
     # day within N+1 days.
