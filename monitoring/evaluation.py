@@ -21,10 +21,11 @@ from django.utils import timezone
 from alerts.lifecycle import UNRESOLVED, Raised, Trigger, mark_condition_cleared, raise_alert
 from alerts.models import Alert, Silence
 from config.celery import enqueue_on_commit
-from monitoring.models import Patient, Reading, Rule, Severity
+from monitoring.models import Metric, Patient, Reading, Rule, Severity
 from monitoring.rules import KINDS, is_scheduled
+from monitoring.rules.adherence import TAKING_RATE, taking_rate
 from monitoring.rules.base import Context, Evaluation, Finding
-from monitoring.schedules import fulfil_slots
+from monitoring.schedules import fulfil_slots, planned_doses
 from monitoring.units import metric_units
 
 logger = logging.getLogger(__name__)
@@ -95,15 +96,16 @@ def evaluate_pending_readings(*, patient_id: int, now: datetime | None = None) -
                 kind__in=KINDS_ON_READINGS,
             ).select_related("patient__care_team")
         )
+        # In the same transaction: a reading marks its schedule's slot done exactly when it
+        # counts as evaluated (re-evaluating changes nothing: a done slot stays done); before
+        # the rules, so the dose taking rate counts the dose just taken.
+        fulfil_slots(patient_id=patient_id, readings=pending)
         raised = []
         if rules:
             patient = rules[0].patient
             outcomes = _evaluate_new_readings(patient, rules, pending, now)
             raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
         Reading.objects.filter(id__in=[reading.id for reading in pending]).update(evaluated_at=now)
-        # In the same transaction: a reading marks its schedule's slot done exactly when it
-        # counts as evaluated (re-evaluating changes nothing: a done slot stays done).
-        fulfil_slots(patient_id=patient_id, readings=pending)
         _route_after_commit(raised)
         if more:
             from monitoring.tasks import evaluate_patient_readings_task
@@ -149,6 +151,9 @@ def _evaluate_new_readings(patient, rules, pending, now) -> list[tuple[Rule, Eva
             # the alert's last trigger.
             history = new
         fresh = [reading for reading in new if reading.measured_at >= stale_before]
+        planned = []
+        if metric == Metric.DOSE and any(_is_taking_rate(rule) for rule in metric_rules):
+            planned = planned_doses(patient_id=patient.pk, since=now - lookback, now=now)
         for rule in metric_rules:
             suppress = rule.kind in READING_KINDS_SUPPRESSED_WHEN_STALE
             context = Context(
@@ -157,11 +162,57 @@ def _evaluate_new_readings(patient, rules, pending, now) -> list[tuple[Rule, Eva
                 unit=unit_of(metric),
                 new=fresh if suppress else new,
                 history=history,
+                planned_doses=planned,
             )
             outcomes.append((rule, KINDS[rule.kind].evaluate(rule, context)))
             if rule.kind == "missing_data":
                 _push_missing_data_deadline(rule, max(r.measured_at for r in new), now)
     return outcomes
+
+
+def _is_taking_rate(rule: Rule) -> bool:
+    return rule.kind == "adherence" and rule.parameters.get("mode") == TAKING_RATE
+
+
+def evaluate_dose_adherence(*, patient_id: int, now: datetime) -> list[Raised]:
+    """Evaluate the patient's dose taking-rate rules when a planned dose was missed: no
+    reading arrives to do it, and a patient who stops logging must still fall below.
+
+    Called by the reminder sweep's miss handling, once per missed slot, inside the claim of
+    that slot. It does not take the patient's evaluation lock: the sweep holds the slot's row,
+    which an evaluation holding that lock may be waiting for (fulfil_slots); raise_alert keeps
+    one unresolved alert per group by itself. Writes: alerts (through alerts.lifecycle).
+    Enqueues after commit: notification routing of the alerts someone must hear about.
+    """
+    rules = [
+        rule
+        for rule in Rule.objects.filter(
+            patient_id=patient_id, active=True, kind="adherence", metric=Metric.DOSE
+        ).select_related("patient__care_team")
+        if _is_taking_rate(rule)
+    ]
+    if not rules:
+        return []
+    patient = rules[0].patient
+    lookback = max(KINDS[rule.kind].lookback(rule.parameters) for rule in rules)
+    history = list(
+        Reading.objects.filter(
+            patient_id=patient_id, metric=Metric.DOSE, measured_at__gt=now - lookback
+        ).order_by("measured_at", "id")
+    )
+    context = Context(
+        now=now,
+        zone=patient.zone,
+        unit="",
+        new=[],
+        history=history,
+        planned_doses=planned_doses(patient_id=patient_id, since=now - lookback, now=now),
+    )
+    with transaction.atomic():
+        outcomes = [(rule, taking_rate(rule, context)) for rule in rules]
+        raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
+        _route_after_commit(raised)
+    return raised
 
 
 def _push_missing_data_deadline(rule: Rule, latest: datetime, now: datetime) -> None:

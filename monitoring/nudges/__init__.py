@@ -28,6 +28,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
 from config.celery import enqueue_on_commit
+from monitoring.evaluation import evaluate_dose_adherence
 from monitoring.models import (
     Metric,
     Nudge,
@@ -147,7 +148,9 @@ def nudge_patient(
 def handle_missed_slot(*, slot: Slot, now: datetime) -> None:
     """A slot closed without its reading/dose: a supportive 'missed' nudge (through
     nudge_patient) and, after N consecutive misses of the same schedule or watched
-    medication plan, an adherence alert (escalation.py). Nothing when the slot was done after all.
+    medication plan, an adherence alert (escalation.py); a missed dose also re-evaluates the
+    dose taking rate (monitoring.evaluation.evaluate_dose_adherence). Nothing when the slot
+    was answered after all.
 
     Call once per missed slot: the reminder sweep claims Slot.miss_handled_at first (the
     nudge is once per slot by itself; each call counts the miss towards escalation).
@@ -161,6 +164,9 @@ def handle_missed_slot(*, slot: Slot, now: datetime) -> None:
     purpose = NudgePurpose.DOSE_MISSED if slot.plan_id else NudgePurpose.MEASUREMENT_MISSED
     nudge_patient(patient=slot.patient, purpose=purpose, slot=slot, now=now)
     escalate_nonresponse(slot=slot, now=now)
+    if slot.plan_id is not None:
+        # A missed dose lowers the taking rate; no reading arrives to evaluate it.
+        evaluate_dose_adherence(patient_id=slot.patient_id, now=now)
 
 
 def _lock_nudges_of(patient_id: int) -> None:

@@ -9,8 +9,11 @@ Parameters, one of three modes:
   with no dose logged; a dose logged as skipped is not missed and ends the run. Doses without
   a plan have no schedule to miss. Raised when a slot closes (monitoring/nudges/
   escalation.py), from the run of missed slots: evaluate() finds nothing for it.
-- {"mode": "taking_rate", "window_days": D, "below_percent": P}: taken / (taken + skipped)
-  dose events over the last D days is below P %.
+- {"mode": "taking_rate", "window_days": D, "below_percent": P}: doses taken / doses
+  scheduled over the last D days is below P %. Scheduled: a plan's slots once decided (taken,
+  or closed without a dose taken); a medication without a plan counts its logged doses
+  (taken or skipped). Evaluated when a dose arrives and when a plan's slot is missed
+  (monitoring/evaluation.py evaluate_dose_adherence): a patient who stops logging falls.
 - {"mode": "unanswered_reminders", "count": N}: N consecutive slots of one measurement
   schedule closed with nothing logged. Raised by the nudges module when a slot is missed,
   not by evaluating readings: evaluate() finds nothing for it. The nudges module creates the
@@ -24,20 +27,21 @@ from monitoring.rules.base import Checker, Context, Evaluation, Finding, RuleLik
 from monitoring.units import format_number
 
 CONSECUTIVE_MISSED = "consecutive_missed"
+TAKING_RATE = "taking_rate"
 # Modes raised from closed slots by the nudges module, never by evaluating readings.
 SLOT_MODES = {CONSECUTIVE_MISSED, "unanswered_reminders"}
 
 
 def validate(parameters: object, *, metric: str) -> dict:
     check = Checker(parameters)
-    mode = check.choice("mode", [CONSECUTIVE_MISSED, "taking_rate", "unanswered_reminders"])
+    mode = check.choice("mode", [CONSECUTIVE_MISSED, TAKING_RATE, "unanswered_reminders"])
     if mode == CONSECUTIVE_MISSED:
         check.integer("count", minimum=1)
         medications = check.parameters.get("medications", [])
         if not isinstance(medications, list) or not all(isinstance(m, str) for m in medications):
             check.add("medications", "Must be a list of medication ids.")
         check.unknown(["mode", "count", "medications"])
-    elif mode == "taking_rate":
+    elif mode == TAKING_RATE:
         check.number("window_days", minimum=1)
         check.number("below_percent", minimum=0)
         check.unknown(["mode", "window_days", "below_percent"])
@@ -67,20 +71,27 @@ def _dose_time(reading):
 def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     if not context.new or rule.parameters["mode"] in SLOT_MODES:
         return Evaluation()
-    return _taking_rate(rule, context)
+    return taking_rate(rule, context)
 
 
-def _taking_rate(rule: RuleLike, context: Context) -> Evaluation:
+def taking_rate(rule: RuleLike, context: Context) -> Evaluation:
+    """Taken ÷ scheduled doses over the window (clinical.yaml dose_level_adherence
+    .taking_adherence). A medication with a plan counts its decided slots: taken, or closed
+    without a dose taken (skipped or never logged); doses without a plan count as logged
+    (taken or skipped)."""
     params = rule.parameters
     since = context.now - timedelta(days=params["window_days"])
-    doses = [d for d in context.history if _dose_time(d) > since]
-    if not doses:
+    planned = [p for p in context.planned_doses if p.due_at > since]
+    on_plan = {p.medication for p in planned}
+    logged = [d for d in context.history if _dose_time(d) > since and d.medication not in on_plan]
+    scheduled = len(planned) + len(logged)
+    if not scheduled:
         return Evaluation()
-    taken = sum(1 for d in doses if d.dose_status == "taken")
-    rate = 100 * taken / len(doses)
-    latest = max(doses, key=_dose_time)
+    taken = sum(p.taken for p in planned) + sum(d.dose_status == "taken" for d in logged)
+    rate = 100 * taken / scheduled
+    latest = max([p.at for p in planned] + [d.measured_at for d in logged])
     if rate >= params["below_percent"]:
-        return Evaluation(cleared_at=latest.measured_at)
+        return Evaluation(cleared_at=latest)
     return Evaluation(
         findings=[
             Finding(
@@ -88,12 +99,12 @@ def _taking_rate(rule: RuleLike, context: Context) -> Evaluation:
                 severity=rule.severity,
                 title=rule.title,
                 detail=(
-                    f"{taken} of {len(doses)} doses taken in "
+                    f"{taken} of {scheduled} doses taken in "
                     f"{format_number(params['window_days'])} days ({rate:.0f} %, below "
                     f"{format_number(params['below_percent'])} %)"
                 ),
-                triggered_at=latest.measured_at,
-                values={"taking_percent": round(rate, 1), "doses": len(doses)},
+                triggered_at=latest,
+                values={"taking_percent": round(rate, 1), "doses": scheduled},
             )
         ]
     )

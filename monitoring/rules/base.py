@@ -117,6 +117,17 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class PlannedDose:
+    """One scheduled dose of a medication plan, decided: taken (a dose logged as taken
+    answered its slot) or not (its window closed without one; skipped or never logged)."""
+
+    medication: str
+    due_at: datetime
+    taken: bool
+    at: datetime  # when it was decided: the dose's time, or the window's close
+
+
+@dataclass(frozen=True)
 class Context:
     """What a rule kind may look at: the patient's readings of the rule's metric."""
 
@@ -125,6 +136,8 @@ class Context:
     unit: str
     new: Sequence[ReadingLike]  # not yet evaluated, oldest first
     history: Sequence[ReadingLike]  # within the lookback, including `new`, oldest first
+    # Dose rules only: the decided scheduled doses of the patient's plans within the lookback.
+    planned_doses: Sequence[PlannedDose] = ()
 
 
 # --- Parameter validation helpers ---------------------------------------------------------

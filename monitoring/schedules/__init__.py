@@ -11,7 +11,7 @@ local on both sides of a daylight-saving change.
 
 - slots.py      slots_between and validation (pure)
 - plans.py      protocol defaults (../schedules.yaml), adding and changing schedules and plans
-- reminders.py  run_reminder_sweep, fulfil_slots
+- reminders.py  run_reminder_sweep, fulfil_slots, planned_doses
 """
 
 from monitoring.schedules.plans import (
@@ -21,7 +21,7 @@ from monitoring.schedules.plans import (
     change_schedule,
     schedule_templates,
 )
-from monitoring.schedules.reminders import fulfil_slots, run_reminder_sweep
+from monitoring.schedules.reminders import fulfil_slots, planned_doses, run_reminder_sweep
 from monitoring.schedules.slots import (
     MAX_WINDOW_MINUTES,
     clean_clock_times,
@@ -43,6 +43,7 @@ __all__ = [
     "clean_window_minutes",
     "first_due_at",
     "fulfil_slots",
+    "planned_doses",
     "reschedule",
     "run_reminder_sweep",
     "schedule_templates",

@@ -22,6 +22,7 @@ from monitoring.models import (
     Slot,
     SlotStatus,
 )
+from monitoring.rules.base import PlannedDose
 from monitoring.schedules.slots import INSTANT, Owner, first_due_at, slots_of
 
 logger = logging.getLogger(__name__)
@@ -293,3 +294,27 @@ def _first_answered(slots: list[Slot], moments, lead: timedelta, chosen: dict) -
             if slot.pk not in chosen and slot.due_at - lead <= moment <= slot.closes_at:
                 return slot
     return None
+
+
+def planned_doses(*, patient_id: int, since: datetime, now: datetime) -> list[PlannedDose]:
+    """The patient's scheduled doses due after `since` that are decided by `now`: answered
+    by a dose taken, or closed (skipped or never logged). Open slots still in their window are
+    not decided yet (clinical.yaml taking_adherence: "only doses whose scheduled time has
+    passed the grace window")."""
+    rows = (
+        Slot.objects.filter(patient_id=patient_id, plan__isnull=False, due_at__gt=since)
+        .filter(Q(status=SlotStatus.DONE) | Q(closes_at__lte=now))
+        .order_by("due_at")
+        .values_list(
+            "plan__medication", "due_at", "status", "closes_at", "fulfilled_by__measured_at"
+        )
+    )
+    return [
+        PlannedDose(
+            medication=medication,
+            due_at=due_at,
+            taken=status == SlotStatus.DONE,
+            at=(taken_at or due_at) if status == SlotStatus.DONE else closes_at,
+        )
+        for medication, due_at, status, closes_at, taken_at in rows
+    ]

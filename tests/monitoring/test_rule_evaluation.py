@@ -26,7 +26,7 @@ from monitoring.models import Reading, Rule
 from monitoring.patient_rules import apply_protocols, change_rule
 from monitoring.protocols import protocol_templates
 from monitoring.tasks import evaluate_scheduled_rules_task
-from tests.factories import PatientFactory, ReadingItemFactory
+from tests.factories import MedicationPlanFactory, PatientFactory, ReadingItemFactory, SlotFactory
 from tests.monitoring.conftest import BrokerQueue
 from tests.monitoring.rules.conftest import reference, stated_limit, template
 
@@ -325,6 +325,33 @@ def test_a_normal_reading_that_arrives_late_does_not_clear_an_alert_raised_after
     # then: now it has
     alert.refresh_from_db()
     assert alert.condition_cleared_at == NOW - timedelta(minutes=30)
+
+
+@pytest.mark.django_db
+def test_a_dose_taken_counts_its_own_slot_in_the_taking_rate(
+    patient, clock, django_capture_on_commit_callbacks
+):
+    # given: warfarin at 08:00 New York; the last four days' doses were never logged
+    enrolled(patient, "anticoagulation")
+    plan = MedicationPlanFactory(patient=patient)
+    today = datetime(2026, 3, 1, 13, 0, tzinfo=UTC)  # 08:00 EST, an hour after NOW
+    for day in (4, 3, 2, 1):
+        due = today - timedelta(days=day)
+        SlotFactory(plan=plan, due_at=due, status="missed")
+    SlotFactory(plan=plan, due_at=today)  # today's, open
+
+    # when: today's dose is logged as taken and evaluated
+    clock.move_to(today + timedelta(minutes=20), tick=False)
+    taken = item("dose", timedelta(minutes=10), scheduled_for=today.isoformat())
+    post(patient, taken)
+    evaluate(patient, django_capture_on_commit_callbacks)
+
+    # then: 1 of 5 scheduled doses taken, the one just logged among them
+    alert = Alert.objects.get(patient=patient, dedupe_key="dose_adherence")
+    assert (alert.values, alert.detail) == (
+        {"taking_percent": 20.0, "doses": 5},
+        "1 of 5 doses taken in 7 days (20 %, below 80 %)",
+    )
 
 
 @pytest.mark.django_db

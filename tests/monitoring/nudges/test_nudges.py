@@ -13,7 +13,7 @@ import pytest
 from alerts.lifecycle import resolve_alert
 from alerts.models import Alert, AlertEvent
 from monitoring.admin import NudgeVariantForm
-from monitoring.models import Nudge, NudgePurpose, Rule, VariantKind, VariantPosterior
+from monitoring.models import Nudge, NudgePurpose, Reading, Rule, VariantKind, VariantPosterior
 from monitoring.nudges import handle_missed_slot, nudge_patient, nudge_streaks, placeholders_of
 from monitoring.nudges.outcomes import settle_nudge_outcomes
 from monitoring.nudges.policy import Candidate, choose_variant
@@ -713,6 +713,12 @@ def test_two_consecutive_missed_critical_doses_raise_one_adherence_alert(
     ]
 
 
+def missed_dose_alerts():
+    """The patients' consecutive-missed-doses alerts (a protocol's taking-rate rule may raise
+    its own alongside)."""
+    return Alert.objects.filter(dedupe_key="dose_missed")
+
+
 @pytest.mark.django_db
 def test_a_protocol_rule_tailored_to_three_misses_waits_for_the_third(patient, warfarin, physician):
     apply_protocols(patient=patient, codes=["anticoagulation"])
@@ -722,10 +728,10 @@ def test_a_protocol_rule_tailored_to_three_misses_waits_for_the_third(patient, w
 
     miss(slots[0])
     miss(slots[1])
-    assert Alert.objects.count() == 0
+    assert missed_dose_alerts().count() == 0
 
     miss(slots[2])
-    alert = Alert.objects.get()
+    alert = missed_dose_alerts().get()
     assert (alert.rule_id, alert.rule_version, alert.values["missed"]) == (rule.pk, 2, 3)
     assert Rule.objects.filter(patient=patient, kind="adherence").count() == 2  # no new rule
 
@@ -740,7 +746,7 @@ def test_a_deactivated_missed_dose_rule_stays_off(patient, warfarin, physician):
     for day in (2, 3, 4):
         miss(dose(warfarin, due=day_at_eight(day)))
 
-    assert Alert.objects.count() == 0
+    assert missed_dose_alerts().count() == 0
     assert set(Rule.objects.values_list("pk", "version")) == rules_before
 
 
@@ -760,12 +766,42 @@ def test_a_rule_listing_its_medications_watches_only_those(patient, physician):
 
     for day in (2, 3):
         miss(dose(insulin, due=day_at_eight(day)))
-    assert Alert.objects.count() == 0
+    assert missed_dose_alerts().count() == 0
     for day in (2, 3):
         miss(dose(statin, due=day_at_eight(day)))
 
-    alert = Alert.objects.get()
+    alert = missed_dose_alerts().get()
     assert (alert.rule_id, alert.values["medication"]) == (rule.pk, "atorvastatin-20mg")
+
+
+@pytest.mark.django_db
+def test_doses_never_logged_lower_the_taking_rate_without_any_reading(
+    patient, warfarin, django_capture_on_commit_callbacks
+):
+    # given: a 7-day taking-rate rule (anticoagulation) and four doses taken on time
+    apply_protocols(patient=patient, codes=["anticoagulation"])
+    rule = Rule.objects.get(patient=patient, key="dose_taking_rate_7_days")
+    for day in (2, 3, 4, 5):
+        dose(warfarin, due=day_at_eight(day), status="done")
+
+    # when: the next dose's window closes with nothing logged (4 of 5 = 80 %: not below)
+    miss(dose(warfarin, due=day_at_eight(6)))
+    assert Alert.objects.filter(dedupe_key="dose_adherence").count() == 0
+
+    # and the one after (4 of 6)
+    last = dose(warfarin, due=day_at_eight(7))
+    miss(last)
+
+    # then: the info alert, from the slots alone
+    alert = Alert.objects.get(dedupe_key="dose_adherence")
+    assert (alert.rule_id, alert.severity, alert.values) == (
+        rule.pk,
+        "info",
+        {"taking_percent": 66.7, "doses": 6},
+    )
+    assert alert.detail == "4 of 6 doses taken in 7 days (67 %, below 80 %)"
+    assert alert.last_triggered_at == last.closes_at
+    assert Reading.objects.count() == 0
 
 
 @pytest.mark.django_db

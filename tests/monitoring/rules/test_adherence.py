@@ -1,9 +1,10 @@
 import re
+from dataclasses import replace
 
 import pytest
 
 from monitoring.rules import adherence
-from monitoring.rules.base import InvalidParameters
+from monitoring.rules.base import InvalidParameters, PlannedDose
 from tests.monitoring.rules.conftest import (
     NOW,
     FakeRule,
@@ -112,6 +113,61 @@ def test_doses_scheduled_before_the_window_do_not_count():
     result = evaluate("dose_taking_rate_7_days", old[::-1] + recent)
 
     assert (result.findings, result.cleared_at) == ([], recent[-1].measured_at)
+
+
+def planned(day_offsets_taken: list[bool], medication="warfarin-5mg"):
+    """One scheduled dose a day, the last one two hours ago, taken or not, in order."""
+    count = len(day_offsets_taken)
+    doses = []
+    for i, taken in enumerate(day_offsets_taken):
+        due = NOW - hours(2) - days(count - 1 - i)
+        doses.append(PlannedDose(medication, due, taken, due + hours(1 if taken else 2)))
+    return doses
+
+
+def test_scheduled_doses_never_logged_count_against_the_taking_rate():
+    # the reference: taken / scheduled doses; 5 taken, 2 slots closed with nothing taken
+    schedule = planned([True, False, True, True, False, True, True])
+    logged = daily(["taken"] * 5)  # what the patient logged for the same plan
+
+    result = adherence.taking_rate(
+        default_rule("dose_taking_rate_7_days"),
+        replace(context(logged[-1:], history=logged[:-1]), planned_doses=schedule),
+    )
+
+    assert [(f.values, f.detail, f.triggered_at) for f in result.findings] == [
+        (
+            {"taking_percent": 71.4, "doses": 7},
+            "5 of 7 doses taken in 7 days (71 %, below 80 %)",
+            schedule[-1].at,
+        )
+    ]
+
+
+def test_doses_of_a_medication_without_a_plan_count_as_logged_beside_the_plans():
+    schedule = planned([True, True, True, True])
+    prn = daily(["skipped"], medication="furosemide-40mg")
+
+    result = adherence.taking_rate(
+        default_rule("dose_taking_rate_7_days"),
+        replace(context(prn), planned_doses=schedule),
+    )
+
+    # 4 of 5 (the plan's four, the unplanned skip) is exactly 80 %: not below
+    assert (result.findings, result.cleared_at) == ([], max(schedule[-1].at, prn[0].measured_at))
+
+
+def test_scheduled_doses_due_before_the_window_do_not_count():
+    old = planned([False] * 3)
+    old = [PlannedDose(d.medication, d.due_at - days(WINDOW_DAYS), False, d.at) for d in old]
+    recent = planned([True] * 3)
+
+    result = adherence.taking_rate(
+        default_rule("dose_taking_rate_7_days"),
+        replace(context([]), planned_doses=old + recent),
+    )
+
+    assert (result.findings, result.cleared_at) == ([], recent[-1].at)
 
 
 def test_no_new_dose_means_no_verdict():
