@@ -464,11 +464,23 @@ RULE_CHANGE = [
                 "match": "all",
             },
             "note": "Hypoglycaemia unawareness: alert earlier",
+            "version": 1,
         },
         request_only=True,
     ),
     OpenApiExample(
         "New version", value=RULE_EXAMPLE | {"version": 2}, response_only=True, status_codes=["200"]
+    ),
+    OpenApiExample(
+        "Changed since that version",
+        value={
+            "detail": "The rule changed since that version.",
+            "errors": {
+                "version": ["The rule is at version 3 now; reload it and make the change again."]
+            },
+        },
+        response_only=True,
+        status_codes=["409"],
     ),
 ]
 

@@ -108,11 +108,8 @@ class RuleChangeForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("version") is not None and data["version"] != self.rule.version:
-            raise ValidationError(
-                f"Someone saved version {self.rule.version} of this rule since you opened it; "
-                "review it below and make your change again.",
-                code="stale",
-            )
+            self.add_stale_error(self.rule.version)
+            return data
         if "parameters" in data and not self.changes():
             raise ValidationError("Nothing changed.", code="unchanged")
         return data
@@ -130,6 +127,18 @@ class RuleChangeForm(forms.Form):
             for name, value in current.items()
             if name in self.cleaned_data and self.cleaned_data[name] != value
         }
+
+    def add_stale_error(self, current_version: int) -> None:
+        """A colleague saved a version since this form was opened (seen in clean(), or by
+        change_rule under the rule's row lock when the two saves raced)."""
+        self.add_error(
+            None,
+            ValidationError(
+                f"Someone saved version {current_version} of this rule since you opened it; "
+                "review it below and make your change again.",
+                code="stale",
+            ),
+        )
 
     def add_parameter_errors(self, errors: dict[str, list[str]]) -> None:
         """InvalidParameters' reasons, one line per parameter."""

@@ -12,6 +12,14 @@ from monitoring.models import Patient, Protocol, Rule, RuleRevision
 from monitoring.protocols import protocol_templates, template_for
 
 
+class StaleRule(Exception):
+    """The rule was changed since the version the clinician saw."""
+
+    def __init__(self, current_version: int):
+        super().__init__(current_version)
+        self.current_version = current_version
+
+
 def first_check_at(kind: str, parameters: dict, now: datetime) -> datetime | None:
     """Scheduled kinds get a deadline for the sweep; reading-driven kinds none."""
     if not rule_kinds.is_scheduled(kind):
@@ -159,16 +167,21 @@ def change_rule(
     active: bool | None = None,
     title: str | None = None,
     note: str = "",
+    expected_version: int | None = None,
 ) -> Rule:
-    """Tailor a rule: a new version with its revision row. Raises InvalidParameters.
+    """Tailor a rule: a new version with its revision row. Raises InvalidParameters, and
+    StaleRule when `expected_version` (the version the clinician saw) is no longer current.
 
     Writes: Rule (version + 1, under a row lock: two clinicians editing at once each make
-    their own version, in turn, and both versions are in the revisions), RuleRevision.
+    their own version, in turn, and both versions are in the revisions; with the version they
+    saw, the second is refused instead of silently replacing the first's), RuleRevision.
     """
     if parameters is not None:
         parameters = rule_kinds.validate_parameters(rule.kind, parameters, metric=rule.metric)
     with transaction.atomic():
         current = Rule.objects.select_for_update().get(pk=rule.pk)
+        if expected_version is not None and expected_version != current.version:
+            raise StaleRule(current.version)
         current.parameters = current.parameters if parameters is None else parameters
         current.severity = severity or current.severity
         current.active = current.active if active is None else active

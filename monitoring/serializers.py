@@ -368,9 +368,17 @@ class RuleChangeSerializer(serializers.Serializer):
     active = serializers.BooleanField(required=False)
     title = serializers.CharField(max_length=200, required=False)
     note = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+    version = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text=(
+            "The version this change was made on. If the rule has had another change since, "
+            "nothing is saved and the answer is 409 with the current version."
+        ),
+    )
 
     def validate(self, attrs):
-        if not set(attrs) - {"note"}:
+        if not set(attrs) - {"note", "version"}:
             raise serializers.ValidationError(
                 {
                     "non_field_errors": [

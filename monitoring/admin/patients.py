@@ -36,7 +36,7 @@ from monitoring.patient_forms import (
     PatientForm,
     RuleChangeForm,
 )
-from monitoring.patient_rules import change_rule
+from monitoring.patient_rules import StaleRule, change_rule
 from monitoring.patient_summary import CHART_DAYS, chart_data, render_chart, summarise_patient
 from monitoring.rules import InvalidParameters
 from monitoring.rules.base import SYMBOLS, Conditions
@@ -335,9 +335,17 @@ class PatientAdmin(TeamScopedAdmin):
                 changes = form.changes()
                 note = form.cleaned_data["note"]
                 try:
-                    saved = change_rule(rule=rule, user=request.user, note=note, **changes)
+                    saved = change_rule(
+                        rule=rule,
+                        user=request.user,
+                        note=note,
+                        expected_version=form.cleaned_data["version"],
+                        **changes,
+                    )
                 except InvalidParameters as error:
                     form.add_parameter_errors(error.errors)
+                except StaleRule as error:
+                    form.add_stale_error(error.current_version)
                 else:
                     self._audit(request, patient, AuditAction.CHANGE, saved, fields=list(changes))
                     messages.success(request, f"Saved version {saved.version} of “{saved.title}”.")

@@ -19,7 +19,7 @@ from monitoring.models import (
     Patient,
     Rule,
 )
-from monitoring.patient_rules import add_rule, change_rule
+from monitoring.patient_rules import StaleRule, add_rule, change_rule
 from monitoring.rules import InvalidParameters
 from monitoring.serializers import (
     RuleChangeSerializer,
@@ -98,7 +98,7 @@ class PatientRuleChangeApi(APIView):
         tags=["staff"],
         summary="Tailor one of the patient's rules: a new version (physicians)",
         request=RuleChangeSerializer,
-        responses={200: RuleSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        responses={200: RuleSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
         examples=examples.RULE_CHANGE,
     )
     def patch(self, request, patient_id: int, rule_id: int):
@@ -108,8 +108,19 @@ class PatientRuleChangeApi(APIView):
             raise PermissionDenied("Only the patient's physicians may change rules.")
         body = RuleChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        changes = dict(body.validated_data)
+        expected_version = changes.pop("version", None)
         try:
-            rule = change_rule(rule=rule, user=request.user, **body.validated_data)
+            rule = change_rule(
+                rule=rule, user=request.user, expected_version=expected_version, **changes
+            )
         except InvalidParameters as error:
             raise _invalid_rule(error) from error
+        except StaleRule as error:
+            version = error.current_version
+            reason = f"The rule is at version {version} now; reload it and make the change again."
+            return Response(
+                {"detail": "The rule changed since that version.", "errors": {"version": [reason]}},
+                status=status.HTTP_409_CONFLICT,
+            )
         return Response(RuleSerializer(rule).data)

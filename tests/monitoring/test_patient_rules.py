@@ -4,7 +4,7 @@ import pytest
 
 from monitoring.enrolment import enrol_patient
 from monitoring.models import Protocol, Rule, RuleRevision
-from monitoring.patient_rules import add_rule, apply_protocols, change_rule
+from monitoring.patient_rules import StaleRule, add_rule, apply_protocols, change_rule
 from monitoring.protocols import protocol_templates
 from monitoring.rules import InvalidParameters, is_scheduled
 from tests.factories import PatientFactory
@@ -329,3 +329,31 @@ def test_a_new_severity_alone_keeps_the_deadline(patient, physician, clock):
     change_rule(rule=rule, user=physician, severity="critical")
 
     assert rule_of(patient, "weight_missing").next_check_at == deadline
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_two_clinicians_saving_on_the_same_version_at_once_the_second_is_refused(
+    team, run_concurrently
+):
+    # given: both opened version 1
+    patient = PatientFactory(care_team=team)
+    apply_protocols(patient=patient, codes=["diabetes"])
+    rule = rule_of(patient, "hypoglycemia_level_1")
+
+    def save(severity):
+        def change():
+            try:
+                return change_rule(rule=rule, severity=severity, expected_version=1).version
+            except StaleRule as error:
+                return f"stale at {error.current_version}"
+
+        return change
+
+    # when
+    outcomes = run_concurrently(save("critical"), save("info"))
+
+    # then: one saved version 2, the other was told so; nothing was overwritten unseen
+    assert sorted(map(str, outcomes)) == ["2", "stale at 2"]
+    stored = rule_of(patient, "hypoglycemia_level_1")
+    assert stored.version == 2
+    assert list(stored.revisions.values_list("version", flat=True)) == [1, 2]

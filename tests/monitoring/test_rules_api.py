@@ -544,6 +544,60 @@ def test_each_change_counts_one_version(physician_client, patient, glucose_rule)
     ]
 
 
+def test_a_change_made_on_the_current_version_is_saved(physician_client, patient, glucose_rule):
+    response = physician_client.patch(
+        rule_url(patient, glucose_rule), {"severity": "critical", "version": 1}, format="json"
+    )
+
+    assert (response.status_code, response.json()["version"]) == (200, 2)
+
+
+def test_a_change_made_on_an_older_version_is_a_409_and_nothing_changes(
+    physician_client, patient, glucose_rule
+):
+    # given: a colleague saved version 2 after this client read version 1
+    physician_client.patch(rule_url(patient, glucose_rule), {"active": False}, format="json")
+    before = rules_and_revisions()
+
+    # when
+    response = physician_client.patch(
+        rule_url(patient, glucose_rule), {"severity": "critical", "version": 1}, format="json"
+    )
+
+    # then
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "The rule changed since that version.",
+        "errors": {
+            "version": ["The rule is at version 2 now; reload it and make the change again."]
+        },
+    }
+    assert rules_and_revisions() == before
+
+
+NOTHING_TO_CHANGE = "Change at least one of parameters, severity, active, title."
+AT_LEAST_1 = "Ensure this value is greater than or equal to 1."
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"version": 1}, {"non_field_errors": [NOTHING_TO_CHANGE]}),
+        ({"severity": "critical", "version": 0}, {"version": [AT_LEAST_1]}),
+        ({"severity": "critical", "version": "two"}, {"version": ["A valid integer is required."]}),
+    ],
+)
+def test_a_version_alone_or_not_a_version_number_is_a_400(
+    physician_client, patient, glucose_rule, body, expected
+):
+    before = rules_and_revisions()
+
+    response = physician_client.patch(rule_url(patient, glucose_rule), body, format="json")
+
+    assert errors(response) == expected
+    assert rules_and_revisions() == before
+
+
 def test_a_wrong_parameter_in_a_change_is_a_400_naming_it_and_nothing_changes(
     physician_client, patient, glucose_rule
 ):
