@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from monitoring import rules as rule_kinds
 from monitoring.models import Patient, Protocol, Rule, RuleRevision
-from monitoring.protocols import protocol_templates, template_for
+from monitoring.protocols import RuleTemplate, protocol_templates, template_for
 
 
 class StaleRule(Exception):
@@ -44,23 +44,7 @@ def apply_protocols(*, patient: Patient, codes: list[str], now: datetime | None 
             if template.key in existing:
                 continue
             existing.add(template.key)
-            new_rules.append(
-                Rule(
-                    patient=patient,
-                    key=template.key,
-                    protocol=protocols.get(code),
-                    kind=template.kind,
-                    metric=template.metric,
-                    severity=template.severity,
-                    group=template.group,
-                    title=template.title,
-                    parameters=template.parameters,
-                    default_parameters=template.parameters,
-                    reference=template.reference,
-                    source=template.source,
-                    next_check_at=first_check_at(template.kind, template.parameters, now),
-                )
-            )
+            new_rules.append(_rule_from(template, patient, protocols.get(code), now))
     with transaction.atomic():
         # Two concurrent enrolments cannot copy a rule twice: (patient, key) is unique.
         Rule.objects.bulk_create(new_rules, ignore_conflicts=True)
@@ -84,27 +68,34 @@ def apply_protocols(*, patient: Patient, codes: list[str], now: datetime | None 
     return len(new_rules)
 
 
+def _rule_from(
+    template: RuleTemplate, patient: Patient, protocol: Protocol | None, now: datetime
+) -> Rule:
+    """The patient's own copy of a protocol default, unsaved."""
+    return Rule(
+        patient=patient,
+        key=template.key,
+        protocol=protocol,
+        kind=template.kind,
+        metric=template.metric,
+        severity=template.severity,
+        group=template.group,
+        title=template.title,
+        parameters=template.parameters,
+        default_parameters=template.parameters,
+        reference=template.reference,
+        source=template.source,
+        next_check_at=first_check_at(template.kind, template.parameters, now),
+    )
+
+
 def add_reference_rule(*, patient: Patient, key: str, note: str) -> Rule:
     """Give the patient one protocol default rule outside enrolment (e.g. the missed-dose
     rule when a critical medication plan is first missed), with its reference and source.
     Writes: Rule, RuleRevision (version 1). Raises IntegrityError if the patient has it."""
-    template = template_for(key)
-    now = timezone.now()
+    rule = _rule_from(template_for(key), patient, None, timezone.now())
     with transaction.atomic():
-        rule = Rule.objects.create(
-            patient=patient,
-            key=template.key,
-            kind=template.kind,
-            metric=template.metric,
-            severity=template.severity,
-            group=template.group,
-            title=template.title,
-            parameters=template.parameters,
-            default_parameters=template.parameters,
-            reference=template.reference,
-            source=template.source,
-            next_check_at=first_check_at(template.kind, template.parameters, now),
-        )
+        rule.save(force_insert=True)
         RuleRevision.objects.create(
             rule=rule,
             version=1,
