@@ -148,9 +148,10 @@ def nudge_patient(
 def handle_missed_slot(*, slot: Slot, now: datetime) -> None:
     """A slot closed without its reading/dose: a supportive 'missed' nudge (through
     nudge_patient) and, after N consecutive misses of the same schedule or watched
-    medication plan, an adherence alert (escalation.py); a missed dose also re-evaluates the
-    dose taking rate (monitoring.evaluation.evaluate_dose_adherence). Nothing when the slot
-    was answered after all.
+    medication plan, an adherence alert (escalation.py). Nothing of that when the slot was
+    answered after all. A plan's slot closed without a dose taken (missed, or answered by a
+    dose logged as skipped) re-evaluates the dose taking rate
+    (monitoring.evaluation.evaluate_dose_adherence).
 
     Call once per missed slot: the reminder sweep claims Slot.miss_handled_at first (the
     nudge is once per slot by itself; each call counts the miss towards escalation).
@@ -159,13 +160,16 @@ def handle_missed_slot(*, slot: Slot, now: datetime) -> None:
     slot = Slot.objects.select_related("patient", "schedule", "plan", "fulfilled_by").get(
         pk=slot.pk
     )
-    if slot_done_at(slot, until=slot.closes_at) is not None:
+    if slot_done_at(slot, until=slot.closes_at) is None:
+        purpose = NudgePurpose.DOSE_MISSED if slot.plan_id else NudgePurpose.MEASUREMENT_MISSED
+        nudge_patient(patient=slot.patient, purpose=purpose, slot=slot, now=now)
+        escalate_nonresponse(slot=slot, now=now)
+    elif slot.plan_id is None or slot_done_at(slot, until=slot.closes_at, taken_only=True):
         return
-    purpose = NudgePurpose.DOSE_MISSED if slot.plan_id else NudgePurpose.MEASUREMENT_MISSED
-    nudge_patient(patient=slot.patient, purpose=purpose, slot=slot, now=now)
-    escalate_nonresponse(slot=slot, now=now)
     if slot.plan_id is not None:
-        # A missed dose lowers the taking rate; no reading arrives to evaluate it.
+        # A dose not taken (never logged, or logged as skipped) lowers the taking rate now
+        # that its window closed; no reading arrives to evaluate it. A dose taken but not
+        # yet evaluated is left to its own evaluation, which counts it.
         evaluate_dose_adherence(patient_id=slot.patient_id, now=now)
 
 

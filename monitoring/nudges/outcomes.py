@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 
 from monitoring.models import (
+    DoseStatus,
     Metric,
     Nudge,
     NudgePurpose,
@@ -41,8 +42,9 @@ DUE_PURPOSES = {NudgePurpose.MEASUREMENT_DUE, NudgePurpose.DOSE_DUE}
 MISSED_PURPOSES = {NudgePurpose.MEASUREMENT_MISSED, NudgePurpose.DOSE_MISSED}
 
 
-def slot_done_at(slot: Slot, *, until: datetime) -> datetime | None:
-    """When the patient answered the slot, if by `until`; else None.
+def slot_done_at(slot: Slot, *, until: datetime, taken_only: bool = False) -> datetime | None:
+    """When the patient answered the slot, if by `until`; else None. `taken_only`: a plan's
+    slot counts as answered only by a dose taken.
 
     A slot marked done counts (its reading's time). So does a reading that answers it but
     has not been given to it yet (evaluation runs moments after the upload), with the bounds
@@ -65,6 +67,8 @@ def slot_done_at(slot: Slot, *, until: datetime) -> datetime | None:
         readings = readings.filter(metric=Metric.DOSE, medication=slot.plan.medication).filter(
             Q(scheduled_for__gte=start, scheduled_for__lte=until) | Q(measured_at__gte=start)
         )
+        if taken_only:
+            readings = readings.filter(dose_status=DoseStatus.TAKEN)
     else:
         readings = readings.filter(metric=slot.schedule.metric, measured_at__gte=start)
     return readings.order_by("measured_at").values_list("measured_at", flat=True).first()

@@ -805,6 +805,60 @@ def test_doses_never_logged_lower_the_taking_rate_without_any_reading(
 
 
 @pytest.mark.django_db
+def test_doses_logged_as_skipped_count_against_the_taking_rate_when_their_window_closes(
+    patient, warfarin
+):
+    apply_protocols(patient=patient, codes=["anticoagulation"])
+    for day in (2, 3, 4, 5):
+        dose(warfarin, due=day_at_eight(day), status="done")
+    skipped = [dose(warfarin, due=day_at_eight(day)) for day in (6, 7)]
+    for slot in skipped:
+        ReadingFactory(
+            patient=patient,
+            metric="dose",
+            value=None,
+            unit="",
+            medication="warfarin-5mg",
+            dose_status="skipped",
+            scheduled_for=slot.due_at,
+            measured_at=slot.due_at + timedelta(minutes=5),
+        )
+
+    miss(skipped[0])  # 4 of 5: not below 80 %
+    assert Alert.objects.count() == 0
+    miss(skipped[1])  # 4 of 6
+
+    alert = Alert.objects.get()
+    assert (alert.dedupe_key, alert.values) == (
+        "dose_adherence",
+        {"taking_percent": 66.7, "doses": 6},
+    )
+    # skipping is an answer: no 'missed' message, no missed-dose alert
+    assert Nudge.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_dose_taken_but_not_yet_evaluated_is_left_to_its_evaluation(patient, warfarin):
+    apply_protocols(patient=patient, codes=["anticoagulation"])
+    slot = dose(warfarin, due=day_at_eight(2))
+    ReadingFactory(
+        patient=patient,
+        metric="dose",
+        value=None,
+        unit="",
+        medication="warfarin-5mg",
+        dose_status="taken",
+        scheduled_for=slot.due_at,
+        measured_at=slot.due_at + timedelta(minutes=5),
+    )
+
+    miss(slot)
+
+    # counted now it would be 0 of 1, below 80 %
+    assert (Alert.objects.count(), Nudge.objects.count()) == (0, 0)
+
+
+@pytest.mark.django_db
 def test_two_critical_plans_share_the_one_reference_rule_and_alert(patient, warfarin):
     insulin = MedicationPlanFactory(
         patient=patient, medication="insulin-glargine", name="Insulin glargine", critical=True
