@@ -66,6 +66,20 @@ def dose(plan, *, due=NOW, **fields):
     return SlotFactory(plan=plan, due_at=due, **fields)
 
 
+def logged_dose(slot, status, *, after=timedelta(minutes=5)):
+    """The dose the patient logged for the slot's scheduled time, `after` it."""
+    return ReadingFactory(
+        patient=slot.patient,
+        metric="dose",
+        value=None,
+        unit="",
+        medication=slot.plan.medication,
+        dose_status=status,
+        scheduled_for=slot.due_at,
+        measured_at=slot.due_at + after,
+    )
+
+
 def remind(patient, slot, *, now=NOW, seed=1):
     purpose = "dose_due" if slot.plan_id else "measurement_due"
     return nudge_patient(
@@ -813,16 +827,7 @@ def test_doses_logged_as_skipped_count_against_the_taking_rate_when_their_window
         dose(warfarin, due=day_at_eight(day), status="done")
     skipped = [dose(warfarin, due=day_at_eight(day)) for day in (6, 7)]
     for slot in skipped:
-        ReadingFactory(
-            patient=patient,
-            metric="dose",
-            value=None,
-            unit="",
-            medication="warfarin-5mg",
-            dose_status="skipped",
-            scheduled_for=slot.due_at,
-            measured_at=slot.due_at + timedelta(minutes=5),
-        )
+        logged_dose(slot, "skipped")
 
     miss(skipped[0])  # 4 of 5: not below 80 %
     assert Alert.objects.count() == 0
@@ -841,16 +846,7 @@ def test_doses_logged_as_skipped_count_against_the_taking_rate_when_their_window
 def test_a_dose_taken_but_not_yet_evaluated_is_left_to_its_evaluation(patient, warfarin):
     apply_protocols(patient=patient, codes=["anticoagulation"])
     slot = dose(warfarin, due=day_at_eight(2))
-    ReadingFactory(
-        patient=patient,
-        metric="dose",
-        value=None,
-        unit="",
-        medication="warfarin-5mg",
-        dose_status="taken",
-        scheduled_for=slot.due_at,
-        measured_at=slot.due_at + timedelta(minutes=5),
-    )
+    logged_dose(slot, "taken")
 
     miss(slot)
 
@@ -935,16 +931,7 @@ def test_a_done_slot_between_misses_restarts_the_count(patient, warfarin):
 def test_a_dose_logged_as_skipped_is_an_answer_not_silence(patient, warfarin):
     miss(dose(warfarin, due=day_at_eight(2)))
     skipped = dose(warfarin, due=day_at_eight(3))
-    ReadingFactory(
-        patient=patient,
-        metric="dose",
-        value=None,
-        unit="",
-        medication="warfarin-5mg",
-        dose_status="skipped",
-        scheduled_for=skipped.due_at,
-        measured_at=skipped.due_at + timedelta(minutes=10),
-    )
+    logged_dose(skipped, "skipped", after=timedelta(minutes=10))
 
     miss(skipped)
 
@@ -973,16 +960,7 @@ def test_after_the_alert_is_resolved_it_takes_fresh_misses_to_raise_another(
 def test_a_missed_slot_that_was_answered_after_all_changes_nothing(patient, warfarin):
     # given: the dose was logged in time, the upload arrived after the window closed
     slot = dose(warfarin, due=day_at_eight(2))
-    ReadingFactory(
-        patient=patient,
-        metric="dose",
-        value=None,
-        unit="",
-        medication="warfarin-5mg",
-        dose_status="taken",
-        scheduled_for=slot.due_at,
-        measured_at=slot.due_at + timedelta(minutes=30),
-    )
+    logged_dose(slot, "taken", after=timedelta(minutes=30))
 
     miss(slot)
     later = dose(warfarin, due=day_at_eight(3))
