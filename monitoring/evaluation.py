@@ -248,8 +248,11 @@ def apply_outcomes(
 
 def _unresolved_alerts(patient) -> list[tuple[str, str, str, datetime | None]]:
     """(group, metric, severity, condition_cleared_at) of the patient's unresolved alerts: one
-    query serving both inhibition and clearing. Alerts are raised and cleared only under the
-    patient's evaluation lock, so none can appear between this query and the writes."""
+    query serving both inhibition and clearing. Evaluations of readings hold the patient's
+    lock, so no other evaluation changes these meanwhile; the reminder sweep raises only
+    adherence alerts without it (warnings and info: they inhibit nothing), and
+    raise_alert and mark_condition_cleared keep one unresolved alert per group and re-check
+    it under its row lock themselves."""
     return list(
         Alert.objects.filter(patient=patient, status__in=UNRESOLVED).values_list(
             "dedupe_key", "metric", "severity", "condition_cleared_at"
