@@ -106,7 +106,7 @@ def main() -> None:
     # Nothing leaves the process: the evaluations this would enqueue are not published.
     with (
         mock.patch("monitoring.ingest.store.enqueue_on_commit"),
-        mock.patch("monitoring.evaluation._route_after_commit"),
+        mock.patch("monitoring.evaluation.readings.route_after_commit"),
     ):
         if args.shape == "backlog":
             now = timezone.now()

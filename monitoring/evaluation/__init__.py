@@ -1,0 +1,36 @@
+"""Evaluation of stored readings against the patient's own rules.
+
+The database row is the outbox: `evaluated_at IS NULL` means "still to do", whatever happened
+to the task meant to do it, and the sweep re-enqueues what waits too long. One evaluation
+holds a per-patient transaction lock, loads the patient's rules once and each metric's
+window once, runs the pure rule kinds, and writes its alerts and `evaluated_at` in the same
+transaction: evaluating a reading twice, or two workers on one patient, changes nothing more
+than one evaluation would.
+"""
+
+from monitoring.evaluation.locking import lock_patient, unit_of
+from monitoring.evaluation.outcomes import apply_outcomes
+from monitoring.evaluation.readings import (
+    READING_KINDS_SUPPRESSED_WHEN_STALE,
+    evaluate_dose_adherence,
+    evaluate_pending_readings,
+)
+from monitoring.evaluation.scheduled import (
+    claim_due_scheduled_rules,
+    enqueue_due_scheduled_rules,
+    evaluate_scheduled_rules,
+)
+from monitoring.evaluation.sweep import enqueue_unevaluated_readings
+
+__all__ = [
+    "READING_KINDS_SUPPRESSED_WHEN_STALE",
+    "apply_outcomes",
+    "claim_due_scheduled_rules",
+    "enqueue_due_scheduled_rules",
+    "enqueue_unevaluated_readings",
+    "evaluate_dose_adherence",
+    "evaluate_pending_readings",
+    "evaluate_scheduled_rules",
+    "lock_patient",
+    "unit_of",
+]

@@ -1,0 +1,91 @@
+"""Scheduled rules (missing data, summaries): claimed by the sweep, evaluated per patient."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.celery import enqueue_on_commit
+from monitoring.evaluation.locking import lock_patient, unit_of
+from monitoring.evaluation.outcomes import apply_outcomes, route_after_commit
+from monitoring.models import Patient, Reading, Rule
+from monitoring.rules import KINDS
+from monitoring.rules.base import Context
+
+
+def evaluate_scheduled_rules(
+    *, patient_id: int, rule_ids: list[int], now: datetime | None = None
+) -> int:
+    """Evaluate the given scheduled rules of one patient against their windows.
+
+    Writes: alerts (through alerts.lifecycle), Rule.next_check_at. Enqueues after commit:
+    notification routing for alerts someone must hear about. Returns the number of findings.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        lock_patient(patient_id)
+        patient = Patient.objects.select_related("care_team").get(pk=patient_id)
+        rules = list(Rule.objects.filter(patient_id=patient_id, id__in=rule_ids, active=True))
+        outcomes = []
+        for rule in rules:
+            since = now - KINDS[rule.kind].lookback(rule.parameters)
+            history = list(
+                Reading.objects.filter(
+                    patient_id=patient_id,
+                    metric=rule.metric,
+                    measured_at__gte=since,
+                    measured_at__lte=now,
+                ).order_by("measured_at", "id")
+            )
+            context = Context(
+                now=now, zone=patient.zone, unit=unit_of(rule.metric), new=[], history=history
+            )
+            outcomes.append((rule, KINDS[rule.kind].evaluate(rule, context)))
+            Rule.objects.filter(pk=rule.pk).update(next_check_at=_next_check(rule, history, now))
+        raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
+        route_after_commit(raised)
+    return sum(len(evaluation.findings) for _, evaluation in outcomes)
+
+
+def _next_check(rule: Rule, history, now: datetime) -> datetime:
+    if rule.kind == "missing_data":
+        latest = history[-1].measured_at if history else None
+        if latest is None:
+            return now + timedelta(hours=rule.parameters["silent_hours"])
+        return KINDS["missing_data"].next_check(rule.parameters, latest, now)
+    return now + settings.VIGIL_SUMMARY_CHECK_INTERVAL
+
+
+def claim_due_scheduled_rules(*, now: datetime | None = None) -> dict[int, list[int]]:
+    """Claim scheduled rules whose check is due, by moving their deadline forward in the same
+    statement that selects them (two beats or sweeps never claim one rule twice).
+    Returns {patient_id: [rule ids]}."""
+    now = now or timezone.now()
+    claimed: dict[int, list[int]] = defaultdict(list)
+    with transaction.atomic():
+        due = list(
+            Rule.objects.select_for_update(skip_locked=True)
+            .filter(active=True, next_check_at__lte=now)
+            .order_by("next_check_at")
+            .values_list("id", "patient_id")[: settings.VIGIL_SWEEP_BATCH]
+        )
+        Rule.objects.filter(id__in=[rule_id for rule_id, _ in due]).update(
+            next_check_at=now + settings.VIGIL_SUMMARY_CHECK_INTERVAL
+        )
+    for rule_id, patient_id in due:
+        claimed[patient_id].append(rule_id)
+    return dict(claimed)
+
+
+def enqueue_due_scheduled_rules(*, now: datetime | None = None) -> int:
+    """Enqueues one scheduled-rules evaluation per patient with due rules; returns how many."""
+    from monitoring.tasks import evaluate_scheduled_rules_task
+
+    claimed = claim_due_scheduled_rules(now=now)
+    for patient_id, rule_ids in claimed.items():
+        enqueue_on_commit(evaluate_scheduled_rules_task, patient_id, rule_ids)
+    return len(claimed)

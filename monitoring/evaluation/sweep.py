@@ -1,0 +1,53 @@
+"""The outbox sweep: readings still unevaluated after the grace are enqueued again."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from monitoring.models import Reading
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_unevaluated_readings(
+    *, now: datetime | None = None, after_patient_id: int | None = None
+) -> int:
+    """Enqueue an evaluation for each patient with readings waiting longer than the grace.
+
+    Enqueues, after commit: one evaluation task per such patient, at most VIGIL_SWEEP_BATCH
+    of them in patient id order after `after_patient_id`, and, when more remain, the sweep
+    itself again to carry on after the last of them. Returns the number of patients enqueued.
+    """
+    from monitoring.tasks import enqueue_unevaluated_readings_task, evaluate_patient_readings_task
+
+    now = now or timezone.now()
+    cutoff = now - settings.VIGIL_EVALUATION_GRACE
+    limit = settings.VIGIL_SWEEP_BATCH
+    pending = Reading.objects.filter(evaluated_at__isnull=True, received_at__lt=cutoff)
+    if after_patient_id is not None:
+        # Carry on after the previous batch rather than start over: that batch may still be
+        # pending (in flight, or failing every time), and would be picked again and again.
+        pending = pending.filter(patient_id__gt=after_patient_id)
+    patient_ids = list(
+        pending.order_by("patient_id").values_list("patient_id", flat=True).distinct()[: limit + 1]
+    )
+    batch, more = patient_ids[:limit], len(patient_ids) > limit
+
+    def publish() -> None:
+        # One hook for the batch, and a named function: Django logs a failed robust hook by
+        # its __qualname__, which a functools.partial lacks (the AttributeError would escape).
+        # With the broker down the first failure ends the batch; the next sweep retries.
+        for patient_id in batch:
+            evaluate_patient_readings_task.delay(patient_id)
+        if more:
+            enqueue_unevaluated_readings_task.delay(after_patient_id=batch[-1])
+
+    if batch:
+        transaction.on_commit(publish, robust=True)
+        logger.info("evaluation sweep enqueued %s patients", len(batch))
+    return len(batch)
