@@ -4,9 +4,13 @@ This module is the only code that changes an alert. Each change writes an AlertE
 same transaction; changes that someone must hear about (a new alert, a higher severity)
 return `notify=True` and the caller routes them after commit.
 
-open → acknowledged → resolved. A new finding of an unresolved alert adds occurrences and
-raises the severity if worse (never lowers it); a higher severity re-opens an acknowledged
-alert. Only a person resolves a warning or critical alert; info alerts expire on their own.
+open → acknowledged → resolved. A new finding of an unresolved alert adds an occurrence.
+The alert always tells the worst finding it has absorbed: a worse one — a higher severity, or
+a further tier of the same problem at the same severity (INR > 10 after INR ≥ 5) — moves the
+title, detail and values to it, records an event, re-opens an acknowledged alert and is
+routed as a new alert is; a reading further past the same limit moves the values only; a
+lesser finding only counts. Only a person resolves a warning or critical alert; info
+alerts expire on their own.
 """
 
 from __future__ import annotations
@@ -43,6 +47,16 @@ class Trigger:
     occurrences: int = 1
     values: dict = field(default_factory=dict)
     reading_ids: list[int] = field(default_factory=list)
+    # The alert group (dedupe key); the rule's group unless the finding went to one side of
+    # a two-sided rule (monitoring/problems.py).
+    group: str = ""
+    # Where the worst finding lies within its problem (rules.base.Placement): larger is worse.
+    tier: float | None = None
+    extremity: float | None = None
+
+    @property
+    def key(self) -> str:
+        return self.group or self.rule.group
 
 
 @dataclass
@@ -77,7 +91,7 @@ def raise_alert(*, patient, trigger: Trigger, now: datetime | None = None) -> Ra
     and it updates the winner's row instead.
     """
     now = now or timezone.now()
-    key = trigger.rule.group
+    key = trigger.key
     with transaction.atomic():
         alert = _locked_unresolved(patient.pk, key)
         if alert is None:
@@ -113,7 +127,7 @@ def _create(patient, trigger: Trigger, now: datetime) -> Alert:
     alert = Alert(
         patient=patient,
         rule=trigger.rule,
-        dedupe_key=trigger.rule.group,
+        dedupe_key=trigger.key,
         metric=trigger.rule.metric,
         kind=trigger.rule.kind,
         severity=trigger.severity,
@@ -126,49 +140,67 @@ def _create(patient, trigger: Trigger, now: datetime) -> Alert:
         rule_parameters=trigger.rule.parameters,
         values=trigger.values,
         reading_ids=trigger.reading_ids,
+        tier=trigger.tier,
+        extremity=trigger.extremity,
     )
     _deadlines(alert, now)
     alert.save()
     return alert
 
 
+def _worse(trigger: Trigger, alert: Alert) -> tuple[bool, bool]:
+    """(a worse finding someone must hear of, a reading further past the same limit)."""
+    higher = Severity.rank(trigger.severity) - Severity.rank(alert.severity)
+    if higher:
+        return higher > 0, False
+    if _greater(trigger.tier, alert.tier):
+        return True, False
+    return False, trigger.tier == alert.tier and _greater(trigger.extremity, alert.extremity)
+
+
+def _greater(new: float | None, old: float | None) -> bool:
+    return new is not None and (old is None or new > old)
+
+
 def _fold(alert: Alert, trigger: Trigger, now: datetime) -> Raised:
-    worse = Severity.rank(trigger.severity) > Severity.rank(alert.severity)
+    worse, further = _worse(trigger, alert)
     alert.occurrences = F("occurrences") + trigger.occurrences
     alert.last_triggered_at = max(alert.last_triggered_at, trigger.last_at)
     alert.condition_cleared_at = None
-    if not Severity.rank(trigger.severity) < Severity.rank(alert.severity):
-        # The values shown stay those of the finding the title and severity describe; a
-        # lesser finding in the same group only counts as an occurrence.
-        alert.values = trigger.values
-        alert.reading_ids = trigger.reading_ids
     if trigger.rule.pk == alert.rule_id:
         # Its rule fired again, perhaps as a clinician tailored it since: record that version.
         alert.rule_version = trigger.rule.version
         alert.rule_parameters = trigger.rule.parameters
+    if further:
+        # The same limit, passed further (INR 9 after INR 8.2): the alert shows the worst
+        # value; nobody needs paging again for it.
+        alert.detail = trigger.detail
+        alert.values = trigger.values
+        alert.reading_ids = trigger.reading_ids
+        alert.extremity = trigger.extremity
     event = None
     if worse:
-        previous = alert.severity
-        alert.severity = trigger.severity
-        alert.rule = trigger.rule
-        alert.kind = trigger.rule.kind
-        alert.title = trigger.title
-        alert.detail = trigger.detail
-        alert.rule_version = trigger.rule.version
-        alert.rule_parameters = trigger.rule.parameters
+        previous = {"severity": alert.severity, "title": alert.title, "values": alert.values}
+        _take_worst(alert, trigger)
         # Someone acknowledged a lesser problem; the worse one needs a person again, with
         # the full escalation policy behind it (the acknowledgement stays in the events).
         alert.status = AlertStatus.OPEN
         alert.acknowledged_by = None
         alert.acknowledged_at = None
         alert.repeats = 0
+        alert.escalation_level = 1
         _deadlines(alert, now)
+        raised = previous["severity"] != alert.severity
         event = _event(
             alert,
-            AlertEventKind.SEVERITY_RAISED,
+            AlertEventKind.SEVERITY_RAISED if raised else AlertEventKind.WORSENED,
             at=now,
-            previous=previous,
+            previous=previous["severity"],
             severity=alert.severity,
+            previous_title=previous["title"],
+            title=alert.title,
+            previous_values=previous["values"],
+            values=alert.values,
             rule_version=trigger.rule.version,
         )
     elif alert.severity == Severity.INFO:
@@ -178,12 +210,28 @@ def _fold(alert: Alert, trigger: Trigger, now: datetime) -> Raised:
     return Raised(alert, event, notify=worse)
 
 
+def _take_worst(alert: Alert, trigger: Trigger) -> None:
+    alert.severity = trigger.severity
+    alert.rule = trigger.rule
+    alert.kind = trigger.rule.kind
+    alert.title = trigger.title
+    alert.detail = trigger.detail
+    alert.values = trigger.values
+    alert.reading_ids = trigger.reading_ids
+    alert.tier = trigger.tier
+    alert.extremity = trigger.extremity
+    alert.rule_version = trigger.rule.version
+    alert.rule_parameters = trigger.rule.parameters
+
+
 def mark_condition_cleared(*, patient_id: int, group: str, at: datetime) -> Alert | None:
     """Note that the unresolved alert's condition no longer holds (it stays for a person to
     resolve). Writes: Alert.condition_cleared_at, AlertEvent (condition_cleared)."""
     with transaction.atomic():
         alert = _locked_unresolved(patient_id, group)
-        if alert is None or alert.condition_cleared_at is not None or at < alert.last_triggered_at:
+        # A reading measured at or before the last trigger says nothing about whether the
+        # condition still holds (a reading of the same minute may be the one that fired).
+        if alert is None or alert.condition_cleared_at is not None or at <= alert.last_triggered_at:
             return None
         alert.condition_cleared_at = at
         alert.save(update_fields=["condition_cleared_at"])

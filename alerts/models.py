@@ -29,6 +29,13 @@ class CareTeam(models.Model):
     # At the top level it is repeated this often, at most this many times.
     repeat_minutes = models.PositiveIntegerField(default=60)
     max_repeats = models.PositiveSmallIntegerField(default=3)
+    # The reference's info severity is "outside target, no action needed now": such alerts
+    # wait in the queue and trends; a team pages for them only if it chooses to.
+    page_info_alerts = models.BooleanField(
+        default=False,
+        help_text="Also notify the team of info alerts (no action needed now). "
+        "Off: info alerts appear in the queue and reports only.",
+    )
     # Optional signed webhook for the team's own systems (paging, EHR inbox).
     webhook_url = models.URLField(blank=True)
     webhook_secret = models.CharField(max_length=128, blank=True)
@@ -121,6 +128,11 @@ class Alert(models.Model):
     rule_parameters = models.JSONField(null=True, blank=True)
     values = models.JSONField(default=dict, blank=True)
     reading_ids = models.JSONField(default=list, blank=True)
+    # Where the worst finding the alert has absorbed lies within its problem (the rule's
+    # limit, and how far past it the reading went; larger is worse): a later finding is
+    # compared with it to decide whether the alert must move to it and page again.
+    tier = models.FloatField(null=True, blank=True)
+    extremity = models.FloatField(null=True, blank=True)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -186,6 +198,7 @@ class AlertEventKind(models.TextChoices):
     RAISED = "raised", "Raised"
     RETRIGGERED = "retriggered", "Triggered again"
     SEVERITY_RAISED = "severity_raised", "Severity raised"
+    WORSENED = "worsened", "Worsened (a further tier of the same problem)"
     CONDITION_CLEARED = "condition_cleared", "Condition cleared"
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     RESOLVED = "resolved", "Resolved"

@@ -34,6 +34,7 @@ from alerts.models import (
     Silence,
 )
 from config.celery import enqueue_on_commit
+from monitoring.models import Severity
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +42,21 @@ LEASE = timedelta(minutes=2)
 # Backoff for deliveries that may succeed later: 30 s, 1, 2, 4, 8 … min, capped at 30 min.
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=30)
-# Events that page someone, while the alert is open. A worse finding re-opens an
-# acknowledged alert (lifecycle), so one still acknowledged was acknowledged since.
-PAGING_EVENTS = {
-    AlertEventKind.RAISED,
-    AlertEventKind.SEVERITY_RAISED,
-    AlertEventKind.ESCALATED,
-    AlertEventKind.REPEATED,
-}
+# Events that page someone, while the alert is open and its current severity calls for a
+# person (`calls_for_a_person`). A worse finding re-opens an acknowledged alert (lifecycle),
+# so one still acknowledged was acknowledged since. A new kind of event that should page
+# as a new alert does (a further tier of the same problem) is one more line here.
+PAGING_EVENTS = frozenset(
+    {
+        AlertEventKind.RAISED,
+        AlertEventKind.SEVERITY_RAISED,
+        # A further tier of the same problem at the same severity (INR > 10 after INR >= 5).
+        AlertEventKind.WORSENED,
+        # Escalation's own events: only warning and critical alerts have a deadline.
+        AlertEventKind.ESCALATED,
+        AlertEventKind.REPEATED,
+    }
+)
 
 
 def _targets(alert: Alert, level: int) -> list[tuple[str, object, str]]:
@@ -80,17 +88,30 @@ def _silenced(alert: Alert, now: datetime) -> bool:
     ).exists()
 
 
+def calls_for_a_person(alert: Alert) -> bool:
+    """Whether the alert, at its current severity, is paged at all. Info is "outside target,
+    no action needed now; shown in trends/reports" (clinical.yaml severity_scale): it waits
+    in the queue unless the patient's team asked to hear of it too."""
+    if alert.severity == Severity.INFO:
+        return alert.patient.care_team.page_info_alerts
+    return True
+
+
 def route_alert_event(*, event_id: int, now: datetime | None = None) -> list[int]:
     """Create the notifications an alert event calls for; return their ids.
 
     Writes: Notification rows (pending). Enqueues after commit: one delivery per pending row.
-    Nothing is sent for an alert no longer open (acknowledged or resolved by the time this
-    runs) or a silenced one.
+    Nothing is sent for an event that pages nobody (PAGING_EVENTS), an alert no longer open
+    (acknowledged or resolved by the time this runs), an info alert of a team that does not
+    page for them, or a silenced alert. The alert's current severity decides: an info alert
+    raised to warning or critical pages through its severity_raised event.
     """
     now = now or timezone.now()
     event = AlertEvent.objects.select_related("alert__patient__care_team").get(pk=event_id)
     alert = event.alert
     if event.kind not in PAGING_EVENTS or alert.status != AlertStatus.OPEN:
+        return []
+    if not calls_for_a_person(alert):
         return []
     if _silenced(alert, now):
         return []
@@ -122,6 +143,14 @@ def enqueue_deliveries(notification_ids: list[int]) -> None:
 
 
 def build_message(notification: Notification) -> Message:
+    """The alert as each channel carries it.
+
+    Minimum necessary: a subject line and an SMS are read on lock screens and kept by mail
+    and phone providers, so they name the alert (its number, severity and the rule's title),
+    never the patient (no name, no MRN); the email body adds the link to the alert page,
+    where the patient and readings are shown after signing in. Only the signed webhook,
+    received by the clinic's own system, identifies the patient (`patient_external_id`).
+    """
     alert = notification.alert
     event = notification.event
     url = f"{settings.VIGIL_BASE_URL}/admin/alerts/alert/{alert.pk}/change/"
@@ -133,12 +162,13 @@ def build_message(notification: Notification) -> Message:
     }.get(event.kind, "Alert")
     patient = alert.patient
     return Message(
-        subject=f"[Vigil {alert.severity}] {alert.title} — patient {patient.external_id}",
+        subject=f"Vigil alert #{alert.pk}: {alert.severity} — {alert.title}",
         text=(
             f"{heading}: {alert.title}\n"
-            f"Patient: {patient.external_id}\nSeverity: {alert.severity}\n"
-            f"Detail: {alert.detail}\nOccurrences: {alert.occurrences}\n"
+            f"Alert: #{alert.pk}\nSeverity: {alert.severity}\n"
+            f"Occurrences: {alert.occurrences}\n"
             f"First triggered: {alert.first_triggered_at.isoformat()}\n\n"
+            f"The patient, readings and detail are in Vigil, after signing in.\n"
             f"Open and acknowledge: {url}\n"
         ),
         short=f"Vigil {alert.severity}: {alert.title}. Alert #{alert.pk}. Acknowledge in Vigil.",

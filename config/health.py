@@ -1,13 +1,20 @@
-"""GET /healthz: 200 when the database and the broker answer, 503 with which one did not."""
+"""GET /healthz: 200 when the database and the broker answer, 503 with which one did not.
+
+"degraded" (still 200: restarting the service mends nothing, and taking it out of rotation
+would stop readings arriving) while readings wait for evaluation longer than the grace, or
+failed it: alerts may be missing, and an operator must look (the admin's reading list
+filters them and retries them)."""
 
 import logging
 
 from django.db import connection
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from alerts.models import ChannelFault
 from config.celery import app as celery_app
+from monitoring.evaluation.failures import evaluation_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -44,4 +51,9 @@ def healthz(request) -> JsonResponse:
         # Delivery targets that failed permanently need an operator, not a restart: shown,
         # without turning the service unhealthy.
         body["channel_faults"] = ChannelFault.objects.filter(cleared_at__isnull=True).count()
+        backlog = evaluation_backlog(now=timezone.now())
+        body["overdue_evaluations"] = backlog.overdue
+        body["failed_evaluations"] = backlog.failed
+        if healthy and not backlog.healthy:
+            body["status"] = "degraded"
     return JsonResponse(body, status=200 if healthy else 503)

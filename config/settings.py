@@ -6,7 +6,7 @@ suite set both and use PostgreSQL and Redis.
 """
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -30,6 +30,12 @@ def env_int(name: str, default: int) -> int:
 def env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return default if value in (None, "") else float(value)
+
+
+def env_datetime(name: str, default: str) -> datetime:
+    """An ISO 8601 date or date-time; UTC unless it names an offset."""
+    value = datetime.fromisoformat(os.environ.get(name) or default)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -230,6 +236,10 @@ VIGIL_APP_TOKEN_TTL = timedelta(days=env_int("VIGIL_APP_TOKEN_DAYS", 90))
 # Readings: clock-skew allowance for measured_at in the future (clinical.yaml
 # plausibility_summary.general_rules: "+5 min"); batch size limit from API.md.
 VIGIL_FUTURE_SKEW = timedelta(minutes=5)
+# The earliest measured_at (or dose scheduled_for) accepted: a device whose clock was reset
+# reports 1970 or 0001-01-01, which no rule window or schedule slot can hold. An engineering
+# choice, not a clinical number.
+VIGIL_EARLIEST_MEASUREMENT = env_datetime("VIGIL_EARLIEST_MEASUREMENT", "2000-01-01")
 VIGIL_MAX_BATCH = 500
 # Readings not evaluated after this long are re-enqueued by the sweep.
 VIGIL_EVALUATION_GRACE = timedelta(seconds=env_int("VIGIL_EVALUATION_GRACE_SECONDS", 60))

@@ -2,17 +2,21 @@
 ranges, CV and GMI; INR time in therapeutic range; dose taking adherence) and the data of one
 chart per metric. Read-only, a few bounded queries per page.
 
-The formulas are monitoring.summaries'; the ranges come from the clinical reference and the
-windows, targets and data-sufficiency limits from the patient's own rules (or, for a patient
-without such a rule, the protocol default the rule would have started from), so the page
-shows the numbers the scheduled rules alert on.
+One computation per summary: each figure comes from the function its rule computes with
+(monitoring.rules.cgm_summary's sufficiency and observe, inr_ttr.time_in_range,
+adherence.count_taken_doses, over monitoring.summaries' formulas), on the readings the rule's
+evaluation would load, so the page and the rule cannot disagree. The ranges come from the
+clinical reference and the windows, targets and data-sufficiency limits from the patient's own
+rules (or, for a patient without such a rule, the protocol default the rule would have
+started from). Where a figure rests on too little data the page says so instead.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
@@ -21,16 +25,19 @@ from django.utils.safestring import SafeString
 from alerts.models import Alert
 from monitoring.charts import Band, bands_from_rules, line_chart, multi_line_chart
 from monitoring.evaluation import unit_of
+from monitoring.evaluation.scheduled import window_history
 from monitoring.models import Metric, Reading, Rule, RuleKind
 from monitoring.protocols import protocol_templates, resolve
-from monitoring.rules.base import OPERATORS, SYMBOLS
+from monitoring.rules import cgm_summary, inr_ttr
+from monitoring.rules.adherence import TAKING_RATE, TakingRate, count_taken_doses
+from monitoring.rules.base import SYMBOLS
+from monitoring.schedules import planned_doses
 from monitoring.summaries import (
+    CgmSufficiency,
     TimeInRange,
-    cgm_data_sufficient,
     coefficient_of_variation,
     gmi_percent,
     percent_in_band,
-    rosendaal_ttr,
 )
 from monitoring.units import format_number
 
@@ -40,6 +47,12 @@ INR_TTR_DAYS = 30
 ADHERENCE_DAYS = (7, 14, 30)
 # Doses have no value to draw; their adherence is summarised instead.
 CHARTED_METRICS = [metric for metric in Metric.values if metric != Metric.DOSE]
+
+
+def _floor_tenth(number: float) -> float:
+    """Shown to one decimal without rounding up: 69.99 % active is not "70.0 %" next to
+    a ≥ 70 % limit it misses."""
+    return math.floor(number * 10) / 10
 
 
 # --- CGM ----------------------------------------------------------------------------------
@@ -54,22 +67,19 @@ class RangeShare:
 
 @dataclass(frozen=True)
 class TargetCheck:
-    """One of the patient's CGM summary rules against the observed value."""
+    """One of the patient's CGM summary rules against its observed value, over its own
+    window (None: the rule's data are not sufficient, so it has no verdict either)."""
 
     title: str
-    observed: float
+    observed: float | None
     target: str  # "< 4 %"
-    met: bool
+    met: bool | None
 
 
 @dataclass(frozen=True)
 class CgmSummary:
     window_days: float
-    readings: int
-    possible_readings: int
-    min_days: float
-    min_percent_active: float
-    sufficient: bool
+    sufficiency: CgmSufficiency
     # Only when the data are sufficient (the reference's rule): never a number from thin data.
     ranges: tuple[RangeShare, ...] = ()
     targets: tuple[TargetCheck, ...] = ()
@@ -78,21 +88,40 @@ class CgmSummary:
     cv_percent: float | None = None
 
     @property
+    def sufficient(self) -> bool:
+        return self.sufficiency.sufficient
+
+    @property
+    def readings(self) -> int:
+        return self.sufficiency.readings
+
+    @property
+    def possible_readings(self) -> int:
+        return round(self.sufficiency.possible_readings)
+
+    @property
     def percent_active(self) -> float:
-        return 100 * self.readings / self.possible_readings if self.possible_readings else 0.0
+        return _floor_tenth(self.sufficiency.percent_active)
+
+    @property
+    def whole_days(self) -> int:
+        return math.floor(self.sufficiency.days)
 
 
 def cgm_parameters(rules: Sequence[Rule]) -> dict:
     """Window and sufficiency limits: the patient's first active CGM summary rule, else the
     diabetes protocol's default for it."""
-    for rule in rules:
-        if rule.kind == RuleKind.CGM_SUMMARY and rule.active:
-            return rule.parameters
+    for rule in _active_cgm_rules(rules):
+        return rule.parameters
     return next(
         template.parameters
         for template in protocol_templates()["diabetes"]
         if template.kind == RuleKind.CGM_SUMMARY
     )
+
+
+def _active_cgm_rules(rules: Sequence[Rule]) -> list[Rule]:
+    return [rule for rule in rules if rule.kind == RuleKind.CGM_SUMMARY and rule.active]
 
 
 def cgm_ranges() -> list[tuple[str, str, dict]]:
@@ -105,59 +134,52 @@ def cgm_ranges() -> list[tuple[str, str, dict]]:
     ]
 
 
-def summarise_cgm(
-    *, times: Sequence[datetime], values: Sequence[float], rules: Sequence[Rule], now: datetime
-) -> CgmSummary:
+def summarise_cgm(*, readings: Sequence, rules: Sequence[Rule], now: datetime) -> CgmSummary | None:
+    """The CGM summary over the window of cgm_parameters, and each CGM rule's target check
+    over its own; None without a glucose reading in the window. `readings`: glucose readings
+    (measured_at, value) covering every CGM rule's window."""
     params = cgm_parameters(rules)
-    possible = round(params["window_days"] * 24 * 60 / params["sensor_interval_minutes"])
-    sufficient = cgm_data_sufficient(
-        times,
-        now=now,
-        window_days=params["window_days"],
-        min_days=params["min_days"],
-        min_percent_active=params["min_percent_active"],
-        sensor_interval_minutes=params["sensor_interval_minutes"],
-    )
-    summary = CgmSummary(
-        window_days=params["window_days"],
-        readings=len(values),
-        possible_readings=possible,
-        min_days=params["min_days"],
-        min_percent_active=params["min_percent_active"],
-        sufficient=sufficient,
-    )
-    if not sufficient:
-        return summary
+    window = cgm_summary.window_readings(params, readings, now=now)
+    if not window:
+        return None
+    sufficiency = cgm_summary.sufficiency(params, window)
+    targets = tuple(_target_checks(readings, rules, now))
+    if not sufficiency.sufficient:
+        return CgmSummary(params["window_days"], sufficiency, targets=targets)
+    values = [reading.value for reading in window]
     mean = sum(values) / len(values)
-    return replace(
-        summary,
+    return CgmSummary(
+        params["window_days"],
+        sufficiency,
         ranges=tuple(
             RangeShare(key, label, percent_in_band(values, band))
             for key, label, band in cgm_ranges()
         ),
-        targets=tuple(_target_checks(values, rules)),
+        targets=targets,
         mean_mg_dl=mean,
         gmi_percent=gmi_percent(mean),
         cv_percent=coefficient_of_variation(values),
     )
 
 
-def _target_checks(values: Sequence[float], rules: Sequence[Rule]):
-    for rule in rules:
-        if rule.kind != RuleKind.CGM_SUMMARY or not rule.active:
-            continue
-        params = rule.parameters
-        if params["measure"] == "cv":
-            observed = coefficient_of_variation(values)
-        else:
-            observed = percent_in_band(values, params["band"])
-        target = params["target"]
+def _target_checks(readings: Sequence, rules: Sequence[Rule], now: datetime):
+    for rule in _active_cgm_rules(rules):
+        observation = cgm_summary.observe(rule.parameters, readings, now=now)
+        target = rule.parameters["target"]
         yield TargetCheck(
             title=rule.title,
-            observed=observed,
+            observed=observation.observed,
             target=f"{SYMBOLS[target['op']]} {format_number(target['value'])} %",
-            met=OPERATORS[target["op"]](observed, target["value"]),
+            met=observation.met,
         )
+
+
+def _cgm_lookback(rules: Sequence[Rule]) -> timedelta:
+    """The longest window of the page's CGM summary and the patient's CGM rules."""
+    return max(
+        cgm_summary.lookback(parameters)
+        for parameters in [cgm_parameters(rules)] + [r.parameters for r in _active_cgm_rules(rules)]
+    )
 
 
 # --- INR time in therapeutic range ----------------------------------------------------------
@@ -174,8 +196,12 @@ class InrTarget:
 @dataclass(frozen=True)
 class TtrSummary:
     window_days: int
-    results: int  # INR results in the window
     ttr: TimeInRange
+
+    @property
+    def too_few_results(self) -> bool:
+        """Rosendaal needs two INR results: an interval to interpolate."""
+        return self.ttr.results < 2
 
     @property
     def percent_below(self) -> float | None:
@@ -222,18 +248,20 @@ def inr_ttr_windows(rules: Sequence[Rule]) -> list[int]:
 
 
 def summarise_inr(
-    *,
-    results: Sequence[tuple[datetime, float]],
-    target: InrTarget,
-    window_days: int,
-    zone,
-    now: datetime,
+    *, readings: Sequence, target: InrTarget, window_days: int, zone, now: datetime
 ) -> TtrSummary:
-    """As the inr_ttr rule computes it: the results within the window, one per local day."""
-    since = now - timedelta(days=window_days)
-    points = [(at.astimezone(zone).date(), value) for at, value in results if since <= at <= now]
-    ttr = rosendaal_ttr(points, low=target.low, high=target.high, max_gap_days=target.max_gap_days)
-    return TtrSummary(window_days=window_days, results=len(points), ttr=ttr)
+    """As the inr_ttr rule computes it (inr_ttr.time_in_range). `readings`: INR readings
+    (measured_at, value) of the window and the latest one before it."""
+    ttr = inr_ttr.time_in_range(
+        readings,
+        low=target.low,
+        high=target.high,
+        max_gap_days=target.max_gap_days,
+        window_days=window_days,
+        now=now,
+        zone=zone,
+    )
+    return TtrSummary(window_days=window_days, ttr=ttr)
 
 
 # --- Dose adherence -----------------------------------------------------------------------
@@ -242,26 +270,40 @@ def summarise_inr(
 @dataclass(frozen=True)
 class Adherence:
     window_days: int
-    taken: int
-    doses: int
+    rate: TakingRate
 
     @property
     def percent(self) -> float | None:
-        return 100 * self.taken / self.doses if self.doses else None
+        return self.rate.percent
+
+    @property
+    def logged(self) -> int:
+        """Doses of medications without a plan, counted as logged."""
+        return self.rate.scheduled - self.rate.planned
+
+
+def adherence_windows(rules: Sequence[Rule]) -> list[int]:
+    """The page's 7, 14 and 30 days, and the window of each taking-rate rule."""
+    windows = set(ADHERENCE_DAYS)
+    for rule in rules:
+        if (
+            rule.kind == RuleKind.ADHERENCE
+            and rule.active
+            and rule.parameters.get("mode") == TAKING_RATE
+        ):
+            windows.add(round(rule.parameters["window_days"]))
+    return sorted(windows)
 
 
 def summarise_adherence(
-    *, doses: Sequence[tuple[str, datetime]], window_days: int, now: datetime
+    *, planned: Sequence, doses: Sequence, window_days: int, now: datetime
 ) -> Adherence:
-    """Taking adherence as the adherence rule counts it: doses taken ÷ doses logged (taken or
-    skipped) whose time (scheduled, else logged) falls in the window."""
-    since = now - timedelta(days=window_days)
-    in_window = [status for status, at in doses if since < at <= now]
-    return Adherence(
-        window_days=window_days,
-        taken=sum(1 for status in in_window if status == "taken"),
-        doses=len(in_window),
+    """Taking adherence as the taking-rate rule counts it (adherence.count_taken_doses):
+    a plan's scheduled doses, and logged doses only of medications without a plan."""
+    rate = count_taken_doses(
+        planned_doses=planned, doses=doses, since=now - timedelta(days=window_days)
     )
+    return Adherence(window_days=window_days, rate=rate)
 
 
 # --- The whole summary ----------------------------------------------------------------------
@@ -277,46 +319,61 @@ class PatientSummary:
 
 
 def summarise_patient(*, patient, now: datetime, rules: Sequence[Rule] | None = None):
-    """Three bounded queries: glucose over the CGM window, INR over the longest TTR window,
-    doses over the longest adherence window (each on reading_patient_metric_time)."""
+    """Six bounded queries, each on reading_patient_metric_time or slot_patient_due: glucose
+    over the longest CGM window; INR over the longest TTR window and the latest INR before
+    it; the plans' decided slots and the doses over the longest adherence window."""
     rules = list(patient.rules.all()) if rules is None else rules
-    cgm_window_days = cgm_parameters(rules)["window_days"]
-    cgm_window = timedelta(days=cgm_window_days)
-    glucose = list(_readings(patient, Metric.GLUCOSE, now - cgm_window, now, "value"))
-    cgm = None
-    if glucose:
-        cgm = summarise_cgm(
-            times=[at for at, _ in glucose], values=[v for _, v in glucose], rules=rules, now=now
-        )
-
+    glucose = _readings(patient, Metric.GLUCOSE, now - _cgm_lookback(rules), now)
     target = inr_target(rules)
-    inr: list[TtrSummary] = []
-    if target is not None:
-        windows = inr_ttr_windows(rules)
-        results = list(_readings(patient, Metric.INR, now - timedelta(days=windows[-1]), now))
-        inr = [
-            summarise_inr(results=results, target=target, window_days=w, zone=patient.zone, now=now)
-            for w in windows
-        ]
-
-    longest = timedelta(days=max(ADHERENCE_DAYS))
-    doses = [
-        (status, scheduled_for or measured_at)
-        for status, scheduled_for, measured_at in Reading.objects.filter(
-            patient=patient, metric=Metric.DOSE, measured_at__gte=now - longest
-        ).values_list("dose_status", "scheduled_for", "measured_at")
-    ]
-    adherence = [summarise_adherence(doses=doses, window_days=d, now=now) for d in ADHERENCE_DAYS]
-    return PatientSummary(cgm_window_days, cgm, target, tuple(inr), tuple(adherence))
+    return PatientSummary(
+        cgm_window_days=cgm_parameters(rules)["window_days"],
+        cgm=summarise_cgm(readings=glucose, rules=rules, now=now),
+        inr_target=target,
+        inr=() if target is None else _inr_periods(patient, rules, target, now),
+        adherence=_adherence_periods(patient, rules, now),
+    )
 
 
-def _readings(patient, metric: str, since: datetime, until: datetime, *fields: str):
-    return (
+def _inr_periods(patient, rules: Sequence[Rule], target: InrTarget, now: datetime):
+    windows = inr_ttr_windows(rules)
+    # The readings the TTR rule's evaluation loads: the window's, and the INR before it.
+    results = window_history(
+        patient_id=patient.pk,
+        metric=Metric.INR,
+        since=now - timedelta(days=windows[-1]),
+        now=now,
+        reading_before=inr_ttr.READING_BEFORE_WINDOW,
+    )
+    return tuple(
+        summarise_inr(readings=results, target=target, window_days=w, zone=patient.zone, now=now)
+        for w in windows
+    )
+
+
+def _adherence_periods(patient, rules: Sequence[Rule], now: datetime):
+    windows = adherence_windows(rules)
+    since = now - timedelta(days=windows[-1])
+    planned = planned_doses(patient_id=patient.pk, since=since, now=now)
+    # As the rule's evaluation loads them (monitoring/evaluation/readings.py): by measured
+    # time, counted by scheduled time.
+    doses = list(
+        Reading.objects.filter(
+            patient=patient, metric=Metric.DOSE, measured_at__gte=since
+        ).values_list("medication", "dose_status", "scheduled_for", "measured_at", named=True)
+    )
+    return tuple(
+        summarise_adherence(planned=planned, doses=doses, window_days=w, now=now) for w in windows
+    )
+
+
+def _readings(patient, metric: str, since: datetime, until: datetime) -> list:
+    """(measured_at, value) rows, oldest first: what the rule kinds read of a reading."""
+    return list(
         Reading.objects.filter(
             patient=patient, metric=metric, measured_at__gte=since, measured_at__lte=until
         )
         .order_by("measured_at", "id")
-        .values_list("measured_at", *(fields or ("value",)))
+        .values_list("measured_at", "value", named=True)
     )
 
 

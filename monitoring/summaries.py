@@ -1,6 +1,11 @@
-"""Summary metrics computed from a patient's readings: CGM time in ranges, CV and GMI, and
-INR time in therapeutic range (Rosendaal). Pure functions; the formulas and their numbers
-come from the clinical reference (blood_glucose.computed_metrics, inr.computed_metrics).
+"""Summary metrics computed from a patient's readings: CGM data sufficiency, time in ranges,
+CV and GMI, and INR time in therapeutic range (Rosendaal). Pure functions; the formulas and
+their numbers come from the clinical reference (blood_glucose.cgm_targets.data_sufficiency,
+blood_glucose.computed_metrics, inr.computed_metrics).
+
+The only copy of each formula: the rules (monitoring/rules/cgm_summary.py, inr_ttr.py) and
+the patient page (monitoring/patient_summary.py) both call these, through the rule modules'
+window functions, so the page shows what the rules alert on.
 """
 
 from __future__ import annotations
@@ -52,32 +57,63 @@ def gmi_percent(mean_mg_dl: float) -> float:
     return intercept + slope * mean_mg_dl
 
 
-def cgm_data_sufficient(
+@dataclass(frozen=True)
+class CgmSufficiency:
+    """How much CGM data a window holds, against blood_glucose.cgm_targets.data_sufficiency:
+    ">=14 days of data AND sensor active >=70% of the possible readings in the window"."""
+
+    readings: int
+    possible_readings: float
+    # The longest wear the readings allow: a sensor worn from T to T + 14 days reads first
+    # within one sensor interval after T and last within one interval before T + 14 days,
+    # so its data span is first-to-last plus an interval at each end (zero without data).
+    span: timedelta
+    min_days: float
+    min_percent_active: float
+
+    @property
+    def days(self) -> float:
+        return self.span / timedelta(days=1)
+
+    @property
+    def percent_active(self) -> float:
+        return 100 * self.readings / self.possible_readings
+
+    @property
+    def sufficient(self) -> bool:
+        return (
+            self.span >= timedelta(days=self.min_days)
+            and self.percent_active >= self.min_percent_active
+        )
+
+
+def cgm_sufficiency(
     times: Sequence[datetime],
     *,
-    now: datetime,
     window_days: float,
     min_days: float,
     min_percent_active: float,
     sensor_interval_minutes: float,
-) -> bool:
-    """Reference rule: ≥ min_days of data and ≥ min_percent_active of the possible readings."""
-    if not times:
-        return False
-    possible = window_days * 24 * 60 / sensor_interval_minutes
-    span = max(times) - min(times)
-    # A 14-day window with data on each day spans 13 days and a bit from first to last.
-    return 100 * len(times) / possible >= min_percent_active and span >= timedelta(
-        days=min_days - 1
+) -> CgmSufficiency:
+    """The data sufficiency of the CGM readings taken at `times` (those of one window)."""
+    interval = timedelta(minutes=sensor_interval_minutes)
+    span = max(times) - min(times) + 2 * interval if times else timedelta(0)
+    return CgmSufficiency(
+        readings=len(times),
+        possible_readings=window_days * 24 * 60 / sensor_interval_minutes,
+        span=span,
+        min_days=min_days,
+        min_percent_active=min_percent_active,
     )
 
 
 @dataclass(frozen=True)
 class TimeInRange:
-    days_in_range: float
-    days_below: float
-    days_above: float
+    days_in_range: int
+    days_below: int
+    days_above: int
     days_total: int
+    results: int  # the INR values (one per day) the figure rests on
 
     @property
     def percent(self) -> float | None:
@@ -85,15 +121,31 @@ class TimeInRange:
 
 
 def rosendaal_ttr(
-    points: Sequence[tuple[date, float]], *, low: float, high: float, max_gap_days: int
+    points: Sequence[tuple[date, float]],
+    *,
+    low: float,
+    high: float,
+    max_gap_days: int,
+    since: date | None = None,
 ) -> TimeInRange:
     """Rosendaal 1993 linear interpolation, as in inr.computed_metrics.ttr_rosendaal:
     one value per day (the last), each day of an interval interpolated, gaps longer than
-    max_gap_days not interpolated, bounds inclusive."""
+    max_gap_days not interpolated, bounds inclusive.
+
+    With `since` (the window's first day) only the days from it on count, and of the values
+    before it only the latest: the interval from it into the window contributes its days
+    inside the window, so the interpolation covers the window from its start."""
     daily: dict[date, float] = {}
     for day, value in sorted(points, key=lambda point: point[0]):
         daily[day] = value  # the last of a day wins
     days = sorted(daily)
+    if since is not None:
+        before = [day for day in days if day < since]
+        in_window = [day for day in days if day >= since]
+        # The latest INR before the window starts the interval into it, unless one on the
+        # window's first day does.
+        starts_inside = bool(in_window) and in_window[0] == since
+        days = ([] if starts_inside else before[-1:]) + in_window
     inside = below = above = total = 0
     for start, end in pairwise(days):
         gap = (end - start).days
@@ -101,6 +153,8 @@ def rosendaal_ttr(
             continue
         first, last = daily[start], daily[end]
         for k in range(gap):
+            if since is not None and start + timedelta(days=k) < since:
+                continue
             value = first + (last - first) * k / gap
             total += 1
             if value < low:
@@ -109,4 +163,4 @@ def rosendaal_ttr(
                 above += 1
             else:
                 inside += 1
-    return TimeInRange(inside, below, above, total)
+    return TimeInRange(inside, below, above, total, results=len(days))

@@ -20,10 +20,12 @@ class DeliveryError(Exception):
 
 @dataclass(frozen=True)
 class Message:
-    subject: str  # email subject
-    text: str  # email body
-    short: str  # SMS: no names or MRNs, just enough to open Vigil
-    payload: dict  # webhook JSON
+    # Subject and SMS are read on lock screens and kept by mail and phone providers: no
+    # names or MRNs, just enough to know how urgent it is and to open Vigil.
+    subject: str  # email subject (a push notification's title)
+    text: str  # email body: no names or MRNs either; the link into Vigil
+    short: str  # SMS (a push notification's body)
+    payload: dict  # webhook JSON, signed, to the team's own system: may identify the patient
 
 
 def classify_http_status(status: int) -> bool | None:

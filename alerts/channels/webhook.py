@@ -3,6 +3,10 @@
 Headers: `X-Vigil-Timestamp` (Unix seconds) and `X-Vigil-Signature: sha256=<hex>`, the
 HMAC-SHA256 of "<timestamp>.<body>" with the team's webhook secret, so a receiver can check
 both origin and freshness.
+
+The payload identifies the patient (`patient_external_id`: the receiver files the alert in
+the patient's record), unlike an email subject or an SMS; it goes only to the URL the team
+configured for its own system.
 """
 
 from __future__ import annotations

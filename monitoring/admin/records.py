@@ -1,8 +1,10 @@
 """Devices, readings and rules as records: scoped, and read-only where they are history."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.defaultfilters import pluralize
 
 from alerts.admin_scoping import TeamScopedAdmin
+from monitoring.evaluation.failures import retry_failed_evaluations
 from monitoring.models import (
     Device,
     Reading,
@@ -34,6 +36,23 @@ class DeviceAdmin(TeamScopedAdmin):
         return False
 
 
+class EvaluationFailedFilter(admin.SimpleListFilter):
+    title = "evaluation failed"
+    parameter_name = "evaluation_failed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        # A failed reading is unevaluated: the partial index reading_unevaluated finds it.
+        failed = {"evaluated_at__isnull": True, "evaluation_failed_at__isnull": False}
+        if self.value() == "yes":
+            return queryset.filter(**failed)
+        if self.value() == "no":
+            return queryset.exclude(**failed)
+        return queryset
+
+
 @admin.register(Reading)
 class ReadingAdmin(TeamScopedAdmin):
     list_display = [
@@ -46,10 +65,13 @@ class ReadingAdmin(TeamScopedAdmin):
         "unit",
         "measured_at",
         "evaluated_at",
+        "evaluation_failed_at",
     ]
-    list_filter = ["metric", "source"]
+    list_filter = ["metric", "source", EvaluationFailedFilter]
     date_hierarchy = "measured_at"
     raw_id_fields = ["patient", "device"]
+    readonly_fields = ["evaluated_at", "evaluation_failed_at", "evaluation_error"]
+    actions = ["retry_evaluation"]
 
     # Readings are immutable clinical records.
     def has_change_permission(self, request, obj=None):
@@ -57,6 +79,24 @@ class ReadingAdmin(TeamScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    # Whoever sees a reading may have its evaluation retried: it changes nothing of the
+    # record, and evaluating twice changes nothing more than once.
+    @admin.action(description="Retry evaluation of the selected readings", permissions=["view"])
+    def retry_evaluation(self, request, queryset):
+        selected = list(queryset.values_list("pk", flat=True))
+        retried = retry_failed_evaluations(reading_ids=selected)
+        if retried:
+            self.message_user(
+                request, f"Evaluation retried: {retried} reading{pluralize(retried)}."
+            )
+        if len(selected) > retried:
+            left = len(selected) - retried
+            self.message_user(
+                request,
+                f"Left alone {left} reading{pluralize(left)} (evaluation had not failed).",
+                messages.WARNING,
+            )
 
 
 class RuleRevisionInline(admin.TabularInline):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import datetime
 
@@ -9,7 +10,8 @@ from alerts.lifecycle import UNRESOLVED, Raised, Trigger, mark_condition_cleared
 from alerts.models import Alert, Silence
 from config.celery import enqueue_on_commit
 from monitoring.models import Patient, Rule, Severity
-from monitoring.rules.base import Evaluation, Finding
+from monitoring.problems import groups_cleared_by, problem_key, side_group
+from monitoring.rules.base import Conditions, Evaluation, Finding
 
 __all__ = ["Raised", "apply_outcomes", "route_after_commit"]
 
@@ -17,87 +19,132 @@ __all__ = ["Raised", "apply_outcomes", "route_after_commit"]
 def apply_outcomes(
     *, patient: Patient, outcomes: list[tuple[Rule, Evaluation]], now: datetime
 ) -> list[Raised]:
-    """Turn rule evaluations into alert changes: group, inhibit, raise, clear."""
+    """Turn rule evaluations into alert changes: group, clear, inhibit, raise.
+
+    Findings go to their alert group (a two-sided rule's finding to its side's group).
+    Clearing is decided from every finding before inhibition, in measured order: a group is
+    clear when a reading that meets none of its rules was measured after its last finding.
+    Inhibition then stays inside one clinical problem (monitoring/problems.yaml).
+    """
     findings: dict[str, list[tuple[Rule, Finding]]] = defaultdict(list)
     cleared: dict[str, datetime] = {}
     for rule, evaluation in outcomes:
+        both_ways = _goes_both_ways(rule)
         for finding in evaluation.findings:
-            findings[rule.group].append((rule, finding))
+            group = side_group(rule.group, finding.placement.direction, two_sided=both_ways)
+            findings[group].append((rule, finding))
         if evaluation.cleared_at is not None:
-            cleared[rule.group] = max(
-                cleared.get(rule.group, evaluation.cleared_at), evaluation.cleared_at
-            )
-    unresolved = _unresolved_alerts(patient) if findings or cleared else []
-    findings = _inhibit(findings, unresolved)
-    raised = [
-        raise_alert(patient=patient, trigger=_trigger(group_findings), now=now)
-        for group_findings in findings.values()
-    ]
-    clear = [group for group in cleared if group not in findings]
-    for group in _clearable(clear, unresolved):
-        mark_condition_cleared(patient_id=patient.pk, group=group, at=cleared[group])
+            at = evaluation.cleared_at
+            for group in groups_cleared_by(rule.group, two_sided=both_ways):
+                cleared[group] = max(cleared.get(group, at), at)
+    last_found = {
+        group: max(finding.triggered_at for _, finding in group_findings)
+        for group, group_findings in findings.items()
+    }
+    clear = {
+        group: at
+        for group, at in cleared.items()
+        if group not in last_found or at > last_found[group]
+    }
+    unresolved = _unresolved_alerts(patient) if findings or clear else []
+    inhibited = _inhibited(findings, unresolved)
+    open_groups = {group for group, _, _ in unresolved}
+    raised = []
+    for group, group_findings in findings.items():
+        if group in inhibited and group not in open_groups:
+            continue
+        item = raise_alert(patient=patient, trigger=_trigger(group, group_findings), now=now)
+        if group in inhibited:
+            # Its alert was open already: the finding still counts and keeps the alert's
+            # state true (not "cleared" while the condition holds), but pages nobody.
+            item.notify = False
+        raised.append(item)
+    waiting = _clearable(unresolved, raised)
+    for group, at in clear.items():
+        if group in waiting:
+            mark_condition_cleared(patient_id=patient.pk, group=group, at=at)
     return _unsilenced(patient, raised, now)
 
 
-def _unresolved_alerts(patient) -> list[tuple[str, str, str, datetime | None]]:
-    """(group, metric, severity, condition_cleared_at) of the patient's unresolved alerts: one
-    query serving both inhibition and clearing. Evaluations of readings hold the patient's
-    lock, so no other evaluation changes these meanwhile; the reminder sweep raises only
-    adherence alerts without it (warnings and info: they inhibit nothing), and
-    raise_alert and mark_condition_cleared keep one unresolved alert per group and re-check
-    it under its row lock themselves."""
+def _goes_both_ways(rule: Rule) -> bool:
+    """A rule on both sides of a range (`value < low or value > high`)."""
+    if "conditions" not in rule.parameters:
+        return False
+    return Conditions.from_parameters(rule.parameters).goes_both_ways
+
+
+def _unresolved_alerts(patient) -> list[tuple[str, str, datetime | None]]:
+    """(group, severity, condition_cleared_at) of the patient's unresolved alerts: one query
+    serving both inhibition and clearing. Evaluations of readings hold the patient's lock, so
+    no other evaluation changes these meanwhile; the reminder sweep raises only adherence
+    alerts without it (warnings and info: they inhibit nothing), and raise_alert and
+    mark_condition_cleared keep one unresolved alert per group and re-check it under its row
+    lock themselves."""
     return list(
         Alert.objects.filter(patient=patient, status__in=UNRESOLVED).values_list(
-            "dedupe_key", "metric", "severity", "condition_cleared_at"
+            "dedupe_key", "severity", "condition_cleared_at"
         )
     )
 
 
-def _clearable(groups: list[str], unresolved) -> list[str]:
-    """The groups, in order, with an unresolved alert not yet marked cleared.
+def _clearable(unresolved, raised: list[Raised]) -> set[str]:
+    """The groups with an unresolved alert not yet marked cleared, including those raised in
+    this evaluation (a batch whose in-range reading follows the one that fired).
 
     Most cleared groups have no such alert (a normal glucose clears three groups), and asking
     mark_condition_cleared for each (savepoint, row lock) was ~40 % of an evaluation
     (benchmarks/evaluate_profile.py).
     """
-    waiting = {group for group, _, _, cleared_at in unresolved if cleared_at is None}
-    return [group for group in groups if group in waiting]
+    waiting = {group for group, _, cleared_at in unresolved if cleared_at is None}
+    return waiting | {item.alert.dedupe_key for item in raised}
 
 
-def _inhibit(findings, unresolved):
-    """A critical finding, or an unresolved critical alert, on a metric suppresses warnings on
-    that metric from other groups, as Alertmanager's inhibition rules do."""
+def _inhibited(findings, unresolved) -> set[str]:
+    """The groups whose findings page nobody: a critical finding, or an unresolved critical
+    alert, of a clinical problem inhibits the lesser findings of the problem's other groups,
+    as Alertmanager's inhibition rules do (the critical alert has someone's attention
+    already). Another problem is never touched: an open very high glucose hides no low one."""
     critical = {
-        (rule.metric, group)
+        (problem_key(group), group)
         for group, group_findings in findings.items()
-        for rule, finding in group_findings
-        if finding.severity == Severity.CRITICAL
+        if any(finding.severity == Severity.CRITICAL for _, finding in group_findings)
     }
     critical |= {
-        (metric, group)
-        for group, metric, severity, _ in unresolved
+        (problem_key(group), group)
+        for group, severity, _ in unresolved
         if severity == Severity.CRITICAL
     }
-    kept = {}
+    inhibited = set()
     for group, group_findings in findings.items():
-        metric = group_findings[0][0].metric
-        worst = max((f.severity for _, f in group_findings), key=Severity.rank)
-        inhibited = worst == Severity.WARNING and any(
-            other_metric == metric and other_group != group
-            for other_metric, other_group in critical
-        )
-        if not inhibited:
-            kept[group] = group_findings
-    return kept
+        problem = problem_key(group)
+        worst = max((finding.severity for _, finding in group_findings), key=Severity.rank)
+        if worst != Severity.CRITICAL and any(
+            other_problem == problem and other_group != group
+            for other_problem, other_group in critical
+        ):
+            inhibited.add(group)
+    return inhibited
 
 
-def _trigger(group_findings: list[tuple[Rule, Finding]]) -> Trigger:
-    rule, worst = max(group_findings, key=lambda pair: Severity.rank(pair[1].severity))
+def finding_rank(finding: Finding) -> tuple[int, float, float]:
+    """How bad a finding is within its problem: severity, then the rule's tier, then how far
+    past its limit the reading went (both unknown: least)."""
+    placement = finding.placement
+    return (
+        Severity.rank(finding.severity),
+        -math.inf if placement.tier is None else placement.tier,
+        -math.inf if placement.extremity is None else placement.extremity,
+    )
+
+
+def _trigger(group: str, group_findings: list[tuple[Rule, Finding]]) -> Trigger:
+    rule, worst = max(group_findings, key=lambda pair: finding_rank(pair[1]))
     # One occurrence per triggering reading (its time), not per rule: a weighing that is both
     # a 1-day and a 7-day gain, or a heart rate above both limits, happened once.
     occurrences = {finding.triggered_at for _, finding in group_findings}
     return Trigger(
         rule=rule,
+        group=group,
         severity=worst.severity,
         title=worst.title,
         detail=worst.detail,
@@ -106,6 +153,8 @@ def _trigger(group_findings: list[tuple[Rule, Finding]]) -> Trigger:
         occurrences=len(occurrences),
         values=worst.values,
         reading_ids=list(worst.reading_ids),
+        tier=worst.placement.tier,
+        extremity=worst.placement.extremity,
     )
 
 

@@ -3,25 +3,34 @@ missed): rules of the readings' metrics, their windows, findings handed to outco
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from alerts.models import Alert
 from config.celery import enqueue_on_commit
+from monitoring.evaluation.failures import TRANSIENT_ERRORS, mark_evaluation_failed
 from monitoring.evaluation.locking import lock_patient, unit_of
 from monitoring.evaluation.outcomes import Raised, apply_outcomes, route_after_commit
-from monitoring.models import Metric, Reading, Rule
+from monitoring.models import Metric, Reading, Rule, Severity
 from monitoring.rules import KINDS, is_scheduled
 from monitoring.rules.adherence import TAKING_RATE, taking_rate
-from monitoring.rules.base import Context, Evaluation
+from monitoring.rules.base import Condition, Conditions, Context, Evaluation
 from monitoring.schedules import fulfil_slots, planned_doses
+from monitoring.schedules.slots import may_answer_a_slot
 
+logger = logging.getLogger(__name__)
+TITLE_LENGTH = Alert._meta.get_field("title").max_length
 # Readings one evaluation takes on; a larger backlog continues in a follow-up task.
 MAX_READINGS_PER_RUN = 2000
-# Kinds whose findings are about single readings and so may page about stale data.
+# Kinds whose findings are about single readings, and so about stale data when the reading is
+# older than VIGIL_STALE_READING_AGE (a phone that was offline): such a finding raises an
+# alert only when it is critical, marked late with its measured time (review_late_findings).
 READING_KINDS_SUPPRESSED_WHEN_STALE = {
     "threshold",
     "sustained",
@@ -45,46 +54,110 @@ def evaluate_pending_readings(*, patient_id: int, now: datetime | None = None) -
     Writes: alerts (through alerts.lifecycle), Rule.next_check_at of missing-data rules,
     Reading.evaluated_at. Enqueues after commit: a notification routing task per alert that
     someone must hear about, and a follow-up evaluation if the backlog was larger than one run.
+
+    When evaluating the batch raises an unexpected error, its readings are evaluated again one
+    at a time, each in its own transaction, and one that still raises is marked failed
+    (evaluation.failures) and left unevaluated: one reading holds up neither its siblings nor
+    the readings after it. An error about the run (TRANSIENT_ERRORS) is raised for the task
+    to retry, nothing marked.
     """
     now = now or timezone.now()
-    with transaction.atomic():
-        lock_patient(patient_id)
-        pending = list(
-            Reading.objects.filter(patient_id=patient_id, evaluated_at__isnull=True).order_by(
-                "measured_at", "id"
-            )[: MAX_READINGS_PER_RUN + 1]
-        )
-        more = len(pending) > MAX_READINGS_PER_RUN
-        pending = pending[:MAX_READINGS_PER_RUN]
+    pending: list[Reading] = []
+    more = False
+    try:
+        with transaction.atomic():
+            lock_patient(patient_id)
+            pending = list(
+                Reading.objects.filter(
+                    patient_id=patient_id,
+                    evaluated_at__isnull=True,
+                    evaluation_failed_at__isnull=True,
+                ).order_by("measured_at", "id")[: MAX_READINGS_PER_RUN + 1]
+            )
+            more, pending = len(pending) > MAX_READINGS_PER_RUN, pending[:MAX_READINGS_PER_RUN]
+            _evaluate_readings(patient_id, pending, now)
+        evaluated = len(pending)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:
         if not pending:
-            return 0
-        # The rules new readings are evaluated against, of their metrics only, with the
-        # patient and team in the same query: a patient on all five protocols has ~40
-        # rules, a CGM reading concerns 6.
-        rules = list(
-            Rule.objects.filter(
-                patient_id=patient_id,
-                active=True,
-                metric__in={r.metric for r in pending},
-                kind__in=KINDS_ON_READINGS,
-            ).select_related("patient__care_team")
+            raise  # before any reading was read: nothing to isolate
+        logger.warning(
+            "evaluation of %s readings of patient %s failed with %s; evaluating them one by one",
+            len(pending),
+            patient_id,
+            type(error).__name__,
         )
-        # In the same transaction: a reading marks its schedule's slot done exactly when it
-        # counts as evaluated (re-evaluating changes nothing: a done slot stays done); before
-        # the rules, so the dose taking rate counts the dose just taken.
-        fulfil_slots(patient_id=patient_id, readings=pending)
-        raised = []
-        if rules:
-            patient = rules[0].patient
-            outcomes = _evaluate_new_readings(patient, rules, pending, now)
-            raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
-        Reading.objects.filter(id__in=[reading.id for reading in pending]).update(evaluated_at=now)
-        route_after_commit(raised)
-        if more:
-            from monitoring.tasks import evaluate_patient_readings_task
+        evaluated = _evaluate_one_by_one(patient_id, pending, now)
+    if more:
+        from monitoring.tasks import evaluate_patient_readings_task
 
-            enqueue_on_commit(evaluate_patient_readings_task, patient_id)
-    return len(pending)
+        enqueue_on_commit(evaluate_patient_readings_task, patient_id)
+    return evaluated
+
+
+def _evaluate_readings(patient_id: int, readings: list[Reading], now: datetime) -> None:
+    """Evaluate these readings and mark them evaluated; inside the patient's lock."""
+    if not readings:
+        return
+    # The rules new readings are evaluated against, of their metrics only, with the
+    # patient and team in the same query: a patient on all five protocols has ~40
+    # rules, a CGM reading concerns 6.
+    rules = list(
+        Rule.objects.filter(
+            patient_id=patient_id,
+            active=True,
+            metric__in={r.metric for r in readings},
+            kind__in=KINDS_ON_READINGS,
+        ).select_related("patient__care_team")
+    )
+    # In the same transaction: a reading marks its schedule's slot done exactly when it
+    # counts as evaluated (re-evaluating changes nothing: a done slot stays done); before
+    # the rules, so the dose taking rate counts the dose just taken. A reading dated where
+    # no slot can be (a clock reset to 0001-01-01, stored before ingest checked) answers none.
+    fulfil_slots(
+        patient_id=patient_id,
+        readings=[
+            reading
+            for reading in readings
+            if all(
+                may_answer_a_slot(moment, now=now)
+                for moment in (reading.measured_at, reading.scheduled_for)
+                if moment is not None
+            )
+        ],
+    )
+    raised = []
+    if rules:
+        patient = rules[0].patient
+        outcomes = _evaluate_new_readings(patient, rules, readings, now)
+        raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
+    Reading.objects.filter(id__in=[reading.id for reading in readings]).update(evaluated_at=now)
+    route_after_commit(raised)
+
+
+def _evaluate_one_by_one(patient_id: int, readings: list[Reading], now: datetime) -> int:
+    """Evaluate each reading in its own transaction (in measured order, as a batch would);
+    mark failed each one whose evaluation raises. Returns how many were evaluated."""
+    evaluated = 0
+    for reading in readings:
+        try:
+            with transaction.atomic():
+                lock_patient(patient_id)
+                # Re-read under the lock: another run may have evaluated it meanwhile.
+                still_pending = Reading.objects.filter(
+                    pk=reading.pk, evaluated_at__isnull=True, evaluation_failed_at__isnull=True
+                ).first()
+                if still_pending is not None:
+                    _evaluate_readings(patient_id, [still_pending], now)
+                    evaluated += 1
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            mark_evaluation_failed(
+                reading_id=reading.pk, patient_id=patient_id, error=error, now=now
+            )
+    return evaluated
 
 
 def _evaluate_new_readings(patient, rules, pending, now) -> list[tuple[Rule, Evaluation]]:
@@ -123,24 +196,58 @@ def _evaluate_new_readings(patient, rules, pending, now) -> list[tuple[Rule, Eva
             # raised or cleared its alert, and the lifecycle ignores a clearing older than
             # the alert's last trigger.
             history = new
-        fresh = [reading for reading in new if reading.measured_at >= stale_before]
+        limits = _limits(metric_rules)
         planned = []
         if metric == Metric.DOSE and any(_is_taking_rate(rule) for rule in metric_rules):
             planned = planned_doses(patient_id=patient.pk, since=now - lookback, now=now)
         for rule in metric_rules:
-            suppress = rule.kind in READING_KINDS_SUPPRESSED_WHEN_STALE
             context = Context(
                 now=now,
                 zone=patient.zone,
                 unit=unit_of(metric),
-                new=fresh if suppress else new,
+                new=new,
                 history=history,
                 planned_doses=planned,
+                limits=limits,
             )
-            outcomes.append((rule, KINDS[rule.kind].evaluate(rule, context)))
+            evaluation = KINDS[rule.kind].evaluate(rule, context)
+            if rule.kind in READING_KINDS_SUPPRESSED_WHEN_STALE:
+                evaluation = review_late_findings(evaluation, stale_before, patient.zone)
+            outcomes.append((rule, evaluation))
             if rule.kind == "missing_data":
                 _push_missing_data_deadline(rule, max(r.measured_at for r in new), now)
     return outcomes
+
+
+def _limits(rules: list[Rule]) -> tuple[Condition, ...]:
+    return tuple(
+        condition
+        for rule in rules
+        if "conditions" in rule.parameters
+        for condition in Conditions.from_parameters(rule.parameters).items
+    )
+
+
+def review_late_findings(evaluation: Evaluation, stale_before: datetime, zone) -> Evaluation:
+    """Late data is reviewed, not dropped: a finding on a reading measured before
+    `stale_before` still raises an alert when it is critical, titled as late with the time
+    it was measured, so the team decides what an old value means now; a lesser one raises
+    nothing (the reading stays on the patient's page and charts). Clearing is unchanged: the
+    lifecycle ignores a clearing measured before the alert's last trigger."""
+    findings = []
+    for finding in evaluation.findings:
+        if finding.triggered_at >= stale_before:
+            findings.append(finding)
+        elif finding.severity == Severity.CRITICAL:
+            measured = f"{finding.triggered_at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+            findings.append(
+                replace(
+                    finding,
+                    title=f"Late reading, measured {measured}: {finding.title}"[:TITLE_LENGTH],
+                    values={**finding.values, "late": True, "measured": measured},
+                )
+            )
+    return Evaluation(findings=findings, cleared_at=evaluation.cleared_at)
 
 
 def _is_taking_rate(rule: Rule) -> bool:

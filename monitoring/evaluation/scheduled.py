@@ -32,14 +32,13 @@ def evaluate_scheduled_rules(
         rules = list(Rule.objects.filter(patient_id=patient_id, id__in=rule_ids, active=True))
         outcomes = []
         for rule in rules:
-            since = now - KINDS[rule.kind].lookback(rule.parameters)
-            history = list(
-                Reading.objects.filter(
-                    patient_id=patient_id,
-                    metric=rule.metric,
-                    measured_at__gte=since,
-                    measured_at__lte=now,
-                ).order_by("measured_at", "id")
+            kind = KINDS[rule.kind]
+            history = window_history(
+                patient_id=patient_id,
+                metric=rule.metric,
+                since=now - kind.lookback(rule.parameters),
+                now=now,
+                reading_before=getattr(kind, "READING_BEFORE_WINDOW", False),
             )
             context = Context(
                 now=now, zone=patient.zone, unit=unit_of(rule.metric), new=[], history=history
@@ -49,6 +48,24 @@ def evaluate_scheduled_rules(
         raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
         route_after_commit(raised)
     return sum(len(evaluation.findings) for _, evaluation in outcomes)
+
+
+def window_history(
+    *, patient_id: int, metric: str, since: datetime, now: datetime, reading_before: bool
+) -> list[Reading]:
+    """The patient's readings of the metric in [since, now], oldest first; with
+    `reading_before`, preceded by the latest reading before `since` (an INR time in range
+    interpolates from it into the window). Bounded: the window, plus one row found by a
+    backward scan of reading_patient_metric_time."""
+    readings = Reading.objects.filter(patient_id=patient_id, metric=metric)
+    history = list(
+        readings.filter(measured_at__gte=since, measured_at__lte=now).order_by("measured_at", "id")
+    )
+    if reading_before:
+        before = readings.filter(measured_at__lt=since).order_by("-measured_at", "-id").first()
+        if before is not None:
+            history.insert(0, before)
+    return history
 
 
 def _next_check(rule: Rule, history, now: datetime) -> datetime:

@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 def enqueue_unevaluated_readings(
     *, now: datetime | None = None, after_patient_id: int | None = None
 ) -> int:
-    """Enqueue an evaluation for each patient with readings waiting longer than the grace.
+    """Enqueue an evaluation for each patient with readings waiting longer than the grace
+    (not counting readings whose evaluation failed: they wait for an operator).
 
     Enqueues, after commit: one evaluation task per such patient, at most VIGIL_SWEEP_BATCH
     of them in patient id order after `after_patient_id`, and, when more remain, the sweep
@@ -28,7 +29,12 @@ def enqueue_unevaluated_readings(
     now = now or timezone.now()
     cutoff = now - settings.VIGIL_EVALUATION_GRACE
     limit = settings.VIGIL_SWEEP_BATCH
-    pending = Reading.objects.filter(evaluated_at__isnull=True, received_at__lt=cutoff)
+    # Not the readings marked failed: evaluating one again fails again, every minute; an
+    # operator retries them (retry_failed_evaluations) once the cause is fixed. The partial
+    # index reading_unevaluated serves this (the failed rows in it are few).
+    pending = Reading.objects.filter(
+        evaluated_at__isnull=True, evaluation_failed_at__isnull=True, received_at__lt=cutoff
+    )
     if after_patient_id is not None:
         # Carry on after the previous batch rather than start over: that batch may still be
         # pending (in flight, or failing every time), and would be picked again and again.

@@ -23,7 +23,14 @@ from monitoring.models import (
 )
 from monitoring.units import MetricUnits, format_number, metric_units
 
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?"
+    r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):(?P<minutes>\d{2}))$"
+)
+# The UTC offsets places use run from -12:00 to +14:00 (Kiribati's Line Islands). Python
+# reads up to ±23:59 and PostgreSQL stores up to ±15:59: `+16:00` once failed a whole batch
+# insert, and an offset no clock shows is a client bug either way.
+MAX_UTC_OFFSET = timedelta(hours=14)
 
 COMMON_FIELDS = {"id", "type", "measured_at", "device"}
 FIELDS_BY_TYPE = {
@@ -156,12 +163,25 @@ def _text(raw: dict, name: str, errors: _Errors, *, max_length: int) -> str:
 
 
 def parse_timestamp(value: object, name: str, errors: _Errors) -> datetime | None:
-    if not isinstance(value, str) or not RFC3339.match(value):
+    """The instant an RFC 3339 date-time names, or None with the reason added to `errors`:
+    not RFC 3339 with an offset, an impossible date, an offset no place has, or an instant
+    before VIGIL_EARLIEST_MEASUREMENT. (How far ahead it may be depends on the field.)"""
+    match = RFC3339.match(value) if isinstance(value, str) else None
+    if match is None:
         errors.add(
             name,
             "Must be an RFC 3339 date-time with a UTC offset, e.g. 2026-03-01T07:30:00+01:00.",
         )
         return None
+    if match["sign"] is not None:
+        offset = timedelta(hours=int(match["hours"]), minutes=int(match["minutes"]))
+        if int(match["minutes"]) >= 60 or offset > MAX_UTC_OFFSET:
+            errors.add(
+                name,
+                f"The UTC offset {match['offset']} is not a real one: offsets lie between "
+                f"-{_clock(MAX_UTC_OFFSET)} and +{_clock(MAX_UTC_OFFSET)}.",
+            )
+            return None
     try:
         parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
         # The offset can carry the instant outside years 1-9999 (0001-01-01T00:00+05:00):
@@ -170,7 +190,28 @@ def parse_timestamp(value: object, name: str, errors: _Errors) -> datetime | Non
     except (ValueError, OverflowError):
         errors.add(name, f"'{value}' is not a valid date-time.")
         return None
+    earliest = settings.VIGIL_EARLIEST_MEASUREMENT
+    if parsed < earliest:
+        errors.add(name, f"Is before {_moment(earliest)}; check the clock.")
+        return None
     return parsed
+
+
+def _minutes(duration: timedelta) -> int:
+    return int(duration / timedelta(minutes=1))
+
+
+def _clock(offset: timedelta) -> str:
+    minutes = _minutes(offset)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _moment(instant: datetime) -> str:
+    """A setting's instant as a reason names it: the bare date when it is a UTC midnight."""
+    instant = instant.astimezone(UTC)
+    if instant.time() == datetime.min.time():
+        return instant.date().isoformat()
+    return instant.isoformat()
 
 
 def _convert(
@@ -255,7 +296,7 @@ def _validate_measurement(raw: dict, metric: str, reading: ValidReading, errors:
             reading.context = raw["context"]
 
 
-def _validate_dose(raw: dict, reading: ValidReading, errors: _Errors) -> None:
+def _validate_dose(raw: dict, reading: ValidReading, errors: _Errors, *, now: datetime) -> None:
     reading.medication = _text(raw, "medication", errors, max_length=64)
     if not reading.medication and "medication" not in errors:
         errors.add("medication", "This field is required: the medication id from the plan.")
@@ -267,8 +308,20 @@ def _validate_dose(raw: dict, reading: ValidReading, errors: _Errors) -> None:
     # API.md: a dose says which scheduled dose it answers.
     if raw.get("scheduled_for") is None:
         errors.add("scheduled_for", "This field is required.")
-    else:
-        reading.scheduled_for = parse_timestamp(raw["scheduled_for"], "scheduled_for", errors)
+        return
+    scheduled_for = parse_timestamp(raw["scheduled_for"], "scheduled_for", errors)
+    # A dose may be logged up to the slot lead before it is due (it then answers its slot,
+    # schedules/reminders.py), give or take the clock skew; a time further ahead names no
+    # slot the patient could have answered yet.
+    ahead = settings.VIGIL_SLOT_LEAD + settings.VIGIL_FUTURE_SKEW
+    if scheduled_for is not None and scheduled_for > now + ahead:
+        errors.add(
+            "scheduled_for",
+            f"Is more than {_minutes(ahead)} minutes in the future: a dose is logged at most "
+            f"{_minutes(settings.VIGIL_SLOT_LEAD)} minutes before it is due; check the clock.",
+        )
+        return
+    reading.scheduled_for = scheduled_for
 
 
 def echo_id(raw: object) -> str | None:
@@ -319,9 +372,10 @@ def validate_item(raw: object, *, now: datetime) -> ValidReading | dict[str, lis
     else:
         measured_at = parse_timestamp(raw["measured_at"], "measured_at", errors)
         if measured_at is not None and measured_at > now + settings.VIGIL_FUTURE_SKEW:
-            minutes = int(settings.VIGIL_FUTURE_SKEW / timedelta(minutes=1))
             errors.add(
-                "measured_at", f"Is more than {minutes} minutes in the future; check the clock."
+                "measured_at",
+                f"Is more than {_minutes(settings.VIGIL_FUTURE_SKEW)} minutes in the future; "
+                "check the clock.",
             )
 
     reading = ValidReading(
@@ -334,7 +388,7 @@ def validate_item(raw: object, *, now: datetime) -> ValidReading | dict[str, lis
     )
     reading.device_serial = _text(raw, "device", errors, max_length=120)
     if metric == Metric.DOSE:
-        _validate_dose(raw, reading, errors)
+        _validate_dose(raw, reading, errors, now=now)
     else:
         _validate_measurement(raw, metric, reading, errors)
 

@@ -72,6 +72,13 @@ class Reading(models.Model):
     part_of = models.UUIDField(null=True, blank=True)
     fingerprint = models.CharField(max_length=64)
     evaluated_at = models.DateTimeField(null=True, blank=True)
+    # Set, with evaluated_at left NULL, when evaluating this reading alone still raised: the
+    # sweep then leaves it (no retry loop), /healthz counts it, and an operator retries it
+    # from the admin once the cause is fixed (monitoring.evaluation.retry_failed_evaluations).
+    evaluation_failed_at = models.DateTimeField(null=True, blank=True)
+    # The error's class and the line that raised it, never its message: a message may quote
+    # the reading's value or date. A database default: ingest's INSERT names its columns.
+    evaluation_error = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
@@ -90,7 +97,9 @@ class Reading(models.Model):
             models.Index(
                 fields=["patient", "metric", "-measured_at"], name="reading_patient_metric_time"
             ),
-            # The evaluation sweep reads only the (few) rows still waiting.
+            # The evaluation sweep reads only the (few) rows still waiting; /healthz counts
+            # them, failed ones included, and the admin's "evaluation failed" filter finds
+            # those here too (a failed reading stays unevaluated).
             models.Index(
                 fields=["received_at"],
                 condition=Q(evaluated_at__isnull=True),

@@ -1,7 +1,8 @@
 """Nudges to the patient: choosing, timing and delivering them.
 
 A nudge is written only when the patient may be messaged now (availability.py: quiet hours,
-daily cap, minimum gap) and has not already done what it would ask for. Its variant is chosen
+daily cap, minimum gap, which pace encouragement; a critical plan's due dose is reminded of
+every time) and has not already done what it would ask for. Its variant is chosen
 per patient (policy.py: Thompson sampling over the patient's record with each variant, from a
 population prior, with warm-up and probability bounds), and the whole decision is logged in
 `Nudge.decision`. Delivery is enqueued after commit (delivery.py); the outcome settles once
@@ -104,8 +105,10 @@ def nudge_patient(
 ) -> Nudge | None:
     """Choose a variant and create the Nudge (status pending) with its decision log, or
     return None, writing nothing, when the patient must not be messaged now: quiet hours,
-    daily cap, just messaged, slot already done or dose already logged, a reminder for a slot
-    already closed, no streak milestone to celebrate, no active variant for the purpose.
+    daily cap, just messaged (the rails pace encouragement: the reminder of a critical plan's
+    due dose passes the cap and the gap, availability.py), slot already done or dose already
+    logged, a reminder for a slot already closed, no streak milestone to celebrate, no active
+    variant for the purpose.
 
     Unique (slot, purpose): a second call for the same slot and purpose returns None. Calls
     for one patient are serialised (transaction-scoped lock), so the cap, the gap and the
@@ -125,7 +128,8 @@ def nudge_patient(
             streak = streak_to_celebrate(patient=patient, now=now)
             if streak is None:
                 return None
-        if unavailable_reason(patient=patient, now=now) is not None:
+        urgency = urgency_of(purpose, slot)
+        if unavailable_reason(patient=patient, now=now, urgency=urgency, slot=slot) is not None:
             return None
         variants = variants_for(purpose=purpose, language=patient.language)
         if not variants:
@@ -193,9 +197,24 @@ def _open_slot(slot: Slot, purpose: str, now: datetime) -> Slot | None:
     return slot
 
 
-def unavailable_reason(*, patient: Patient, now: datetime) -> availability.Unavailable | None:
+def urgency_of(purpose: str, slot: Slot | None) -> availability.Urgency:
+    """The reminder of a due dose of a critical plan is the prescribed schedule; anything
+    else is encouragement (availability.py says which rails hold each back)."""
+    if purpose == NudgePurpose.DOSE_DUE and slot is not None and slot.plan.critical:
+        return availability.Urgency.CRITICAL_DOSE
+    return availability.Urgency.ENCOURAGEMENT
+
+
+def unavailable_reason(
+    *,
+    patient: Patient,
+    now: datetime,
+    urgency: availability.Urgency = availability.Urgency.ENCOURAGEMENT,
+    slot: Slot | None = None,
+) -> availability.Unavailable | None:
     """Why the patient must not be messaged now (availability.py), from their nudges of the
-    last 26 hours (a local day is at most 25) that were or are being delivered."""
+    last 26 hours (a local day is at most 25) that were or are being delivered; `slot`: the
+    one a critical dose reminder is about."""
     nudged_at = (
         Nudge.objects.filter(
             patient=patient, created_at__gt=now - timedelta(hours=26), created_at__lte=now
@@ -211,6 +230,8 @@ def unavailable_reason(*, patient: Patient, now: datetime) -> availability.Unava
         daily_cap=patient.daily_nudge_cap,
         nudged_at=list(nudged_at),
         min_gap=timedelta(minutes=settings.VIGIL_NUDGE_MIN_GAP_MINUTES),
+        urgency=urgency,
+        due_at=slot.due_at if slot is not None else None,
     )
 
 

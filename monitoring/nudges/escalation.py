@@ -167,6 +167,8 @@ def _trigger(rule: Rule, slot: Slot, missed: list[Slot], zone: ZoneInfo) -> Trig
         first_at=missed[-1].closes_at,
         last_at=slot.closes_at,
         values={**owner, "missed": len(missed), "slot_ids": [s.pk for s in reversed(missed)]},
+        # A longer run of misses is worse: the alert shows the longest.
+        extremity=len(missed),
     )
 
 

@@ -13,7 +13,8 @@ Parameters, one of three modes:
   scheduled over the last D days is below P %. Scheduled: a plan's slots once decided (taken,
   or closed without a dose taken); a medication without a plan counts its logged doses
   (taken or skipped). Evaluated when a dose arrives and when a plan's slot is missed
-  (monitoring/evaluation.py evaluate_dose_adherence): a patient who stops logging falls.
+  (monitoring/evaluation/readings.py evaluate_dose_adherence): a patient who stops logging
+  falls. count_taken_doses is the count; the patient page's adherence uses it too.
 - {"mode": "unanswered_reminders", "count": N}: N consecutive slots of one measurement
   schedule closed with nothing logged. Raised by the nudges module when a slot is missed,
   not by evaluating readings: evaluate() finds nothing for it. The nudges module creates the
@@ -21,9 +22,20 @@ Parameters, one of three modes:
   deactivates it.
 """
 
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from monitoring.rules.base import Checker, Context, Evaluation, Finding, RuleLike
+from monitoring.problems import LOW
+from monitoring.rules.base import (
+    Checker,
+    Context,
+    Evaluation,
+    Finding,
+    Placement,
+    PlannedDose,
+    RuleLike,
+)
 from monitoring.units import format_number
 
 CONSECUTIVE_MISSED = "consecutive_missed"
@@ -74,24 +86,49 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     return taking_rate(rule, context)
 
 
-def taking_rate(rule: RuleLike, context: Context) -> Evaluation:
-    """Taken ÷ scheduled doses over the window (clinical.yaml dose_level_adherence
+@dataclass(frozen=True)
+class TakingRate:
+    taken: int
+    scheduled: int  # planned (a plan's decided slots) + logged (doses without a plan)
+    planned: int
+    latest: datetime | None  # when the latest counted dose was taken or decided
+
+    @property
+    def percent(self) -> float | None:
+        return 100 * self.taken / self.scheduled if self.scheduled else None
+
+
+def count_taken_doses(
+    *, planned_doses: Sequence[PlannedDose], doses: Sequence, since: datetime
+) -> TakingRate:
+    """Taken ÷ scheduled doses after `since` (clinical.yaml dose_level_adherence
     .taking_adherence). A medication with a plan counts its decided slots: taken, or closed
     without a dose taken (skipped or never logged); doses without a plan count as logged
-    (taken or skipped)."""
-    params = rule.parameters
-    since = context.now - timedelta(days=params["window_days"])
-    planned = [p for p in context.planned_doses if p.due_at > since]
+    (taken or skipped). `doses`: dose readings (medication, dose_status, scheduled_for,
+    measured_at). The taking-rate rule's computation; the patient page calls it too."""
+    planned = [p for p in planned_doses if p.due_at > since]
     on_plan = {p.medication for p in planned}
-    logged = [d for d in context.history if _dose_time(d) > since and d.medication not in on_plan]
-    scheduled = len(planned) + len(logged)
-    if not scheduled:
+    logged = [d for d in doses if _dose_time(d) > since and d.medication not in on_plan]
+    return TakingRate(
+        taken=sum(p.taken for p in planned) + sum(d.dose_status == "taken" for d in logged),
+        scheduled=len(planned) + len(logged),
+        planned=len(planned),
+        latest=max([p.at for p in planned] + [d.measured_at for d in logged], default=None),
+    )
+
+
+def taking_rate(rule: RuleLike, context: Context) -> Evaluation:
+    """Taken ÷ scheduled doses over the rule's window (count_taken_doses)."""
+    params = rule.parameters
+    counted = count_taken_doses(
+        planned_doses=context.planned_doses,
+        doses=context.history,
+        since=context.now - timedelta(days=params["window_days"]),
+    )
+    if counted.percent is None:
         return Evaluation()
-    taken = sum(p.taken for p in planned) + sum(d.dose_status == "taken" for d in logged)
-    rate = 100 * taken / scheduled
-    latest = max([p.at for p in planned] + [d.measured_at for d in logged])
-    if rate >= params["below_percent"]:
-        return Evaluation(cleared_at=latest)
+    if counted.percent >= params["below_percent"]:
+        return Evaluation(cleared_at=counted.latest)
     return Evaluation(
         findings=[
             Finding(
@@ -99,12 +136,14 @@ def taking_rate(rule: RuleLike, context: Context) -> Evaluation:
                 severity=rule.severity,
                 title=rule.title,
                 detail=(
-                    f"{taken} of {scheduled} doses taken in "
-                    f"{format_number(params['window_days'])} days ({rate:.0f} %, below "
-                    f"{format_number(params['below_percent'])} %)"
+                    f"{counted.taken} of {counted.scheduled} doses taken in "
+                    f"{format_number(params['window_days'])} days ({counted.percent:.0f} %, "
+                    f"below {format_number(params['below_percent'])} %)"
                 ),
-                triggered_at=latest,
-                values={"taking_percent": round(rate, 1), "doses": scheduled},
+                triggered_at=counted.latest,
+                values={"taking_percent": round(counted.percent, 1), "doses": counted.scheduled},
+                # A lower rate is worse: the alert shows the lowest it has seen.
+                placement=Placement(LOW, None, params["below_percent"] - counted.percent),
             )
         ]
     )

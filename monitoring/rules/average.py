@@ -69,7 +69,7 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     conditions = Conditions.from_parameters(params)
     if not conditions.matches(mean):
         return Evaluation(cleared_at=latest.measured_at)
-    shown = observed(mean, context.unit)
+    shown = observed(mean, context.unit, conditions.items)
     return Evaluation(
         findings=[
             Finding(
@@ -83,6 +83,7 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 triggered_at=latest.measured_at,
                 reading_ids=(latest.id,),
                 values={"average": shown, "readings": len(window)},
+                placement=conditions.placement(mean, group=rule.group),
             )
         ]
     )

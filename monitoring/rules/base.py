@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from monitoring.problems import HIGH, LOW, direction_of
 from monitoring.units import format_number
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -24,6 +25,11 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "ge": operator.ge,
 }
 SYMBOLS = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
+# Which way a condition looks: "below a limit" is a low problem, "above" a high one.
+DIRECTION_OF_OP = {"lt": LOW, "le": LOW, "gt": HIGH, "ge": HIGH}
+# A target "below x" is missed by going above it, and the other way round: the sign that
+# makes "further past the target" larger.
+DIRECTION_SIGN = {"lt": 1, "le": 1, "gt": -1, "ge": -1}
 COMPONENTS = ("value", "systolic", "diastolic")
 SEVERITIES = ("info", "warning", "critical")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -48,9 +54,29 @@ class RuleLike(Protocol):
     id: int
     kind: str
     metric: str
+    group: str
     severity: str
     parameters: dict
     title: str
+
+
+def _single(values: set[str]) -> str | None:
+    return next(iter(values)) if len(values) == 1 else None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a finding lies within its problem, both numbers signed so that larger is worse.
+
+    `tier`: the rule's own limit in the problem's direction (INR ≥ 5 is tier 5, INR > 10
+    tier 10; glucose < 70 is tier −70, < 54 tier −54). `extremity`: how far the reading went
+    past that limit, relative to it (so systolic and diastolic compare). None: not known
+    (a rule kind without a limit on a value, such as missing data).
+    """
+
+    direction: str | None = None
+    tier: float | None = None
+    extremity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +92,10 @@ class Condition:
     def describe(self, unit: str = "") -> str:
         name = "" if self.component == "value" else f"{self.component} "
         return f"{name}{SYMBOLS[self.op]} {format_number(self.value)} {unit}".strip()
+
+    @property
+    def direction(self) -> str:
+        return DIRECTION_OF_OP[self.op]
 
 
 @dataclass(frozen=True)
@@ -83,6 +113,31 @@ class Conditions:
     def describe(self, unit: str = "") -> str:
         joiner = " or " if self.match == "any" else " and "
         return joiner.join(condition.describe(unit) for condition in self.items)
+
+    @property
+    def goes_both_ways(self) -> bool:
+        """Outside a range (INR < 2.0 or > 3.0): a reading is off on one side or the other."""
+        return self.match == "any" and len({c.direction for c in self.items}) == 2
+
+    def placement(self, reading: ReadingLike, *, group: str) -> Placement:
+        """Where a matching reading lies: its side, the rule's tier, how far past it is."""
+        if self.goes_both_ways:
+            sides = {c.direction for c in self.items if c.matches(reading)}
+            direction = sides.pop() if len(sides) == 1 else None
+        else:
+            direction = direction_of(group) or _single({c.direction for c in self.items})
+        if direction is None:
+            return Placement()
+        sign = 1 if direction == HIGH else -1
+        facing = [c for c in self.items if c.direction == direction]
+        if not facing:
+            return Placement(direction)
+        past = [
+            sign * (getattr(reading, c.component) - c.value) / (abs(c.value) or 1)
+            for c in facing
+            if c.matches(reading)
+        ]
+        return Placement(direction, sign * facing[0].value, max(past, default=None))
 
     @classmethod
     def from_parameters(cls, parameters: dict) -> Conditions:
@@ -106,6 +161,7 @@ class Finding:
     triggered_at: datetime
     reading_ids: tuple[int, ...] = ()
     values: dict[str, Any] = field(default_factory=dict)
+    placement: Placement = Placement()
 
 
 @dataclass
@@ -138,6 +194,9 @@ class Context:
     history: Sequence[ReadingLike]  # within the lookback, including `new`, oldest first
     # Dose rules only: the decided scheduled doses of the patient's plans within the lookback.
     planned_doses: Sequence[PlannedDose] = ()
+    # Every limit the patient's rules set on this metric: a value is shown with the precision
+    # that keeps it on its own side of each (53.9 mg/dL is not "54" next to "< 54").
+    limits: Sequence[Condition] = ()
 
 
 # --- Parameter validation helpers ---------------------------------------------------------

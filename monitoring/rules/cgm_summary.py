@@ -2,23 +2,36 @@
 (time below 70 mg/dL ≥ 4 %, time in range ≤ 70 %, CV > 36 % …), reported only when the data
 are sufficient (≥ 14 days, ≥ 70 % of possible readings).
 
+observe() is the rule's whole measurement; the patient page calls it too (its target checks),
+and window_readings() / sufficiency() for its own CGM summary.
+
 Parameters: "measure" percent_in_band | cv, "band" (for percent_in_band: lower/upper bounds
 as in the reference), "target" {"op", "value"} (the target; the rule fires when it is not
 met), "window_days", "min_days", "min_percent_active", "sensor_interval_minutes".
 """
 
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from monitoring.rules.base import (
+    DIRECTION_SIGN,
     OPERATORS,
     SYMBOLS,
     Checker,
     Context,
     Evaluation,
     Finding,
+    Placement,
+    ReadingLike,
     RuleLike,
 )
-from monitoring.summaries import cgm_data_sufficient, coefficient_of_variation, percent_in_band
+from monitoring.summaries import (
+    CgmSufficiency,
+    cgm_sufficiency,
+    coefficient_of_variation,
+    percent_in_band,
+)
 from monitoring.units import format_number
 
 SCHEDULED = True
@@ -67,26 +80,60 @@ def lookback(parameters: dict) -> timedelta:
     return timedelta(days=parameters["window_days"])
 
 
+def window_readings(
+    parameters: dict, readings: Sequence[ReadingLike], *, now: datetime
+) -> list[ReadingLike]:
+    """The readings of the rule's window, [now - window_days, now] (what the sweep loads)."""
+    since = now - lookback(parameters)
+    return [reading for reading in readings if since <= reading.measured_at <= now]
+
+
+def sufficiency(parameters: dict, readings: Sequence[ReadingLike]) -> CgmSufficiency:
+    """The reference's data sufficiency of one window's readings, with the rule's limits."""
+    return cgm_sufficiency(
+        [reading.measured_at for reading in readings],
+        window_days=parameters["window_days"],
+        min_days=parameters["min_days"],
+        min_percent_active=parameters["min_percent_active"],
+        sensor_interval_minutes=parameters["sensor_interval_minutes"],
+    )
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The rule's measure over its window: None (and met None) when the data are not
+    sufficient, never a number from thin data."""
+
+    sufficiency: CgmSufficiency
+    observed: float | None = None
+    met: bool | None = None
+
+
+def observe(parameters: dict, readings: Sequence[ReadingLike], *, now: datetime) -> Observation:
+    window = window_readings(parameters, readings, now=now)
+    enough = sufficiency(parameters, window)
+    if not enough.sufficient:
+        return Observation(enough)
+    values = [reading.value for reading in window]
+    if parameters["measure"] == "cv":
+        observed = coefficient_of_variation(values)
+    else:
+        observed = percent_in_band(values, parameters["band"])
+    target = parameters["target"]
+    return Observation(enough, observed, OPERATORS[target["op"]](observed, target["value"]))
+
+
 def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     params = rule.parameters
-    values = [r.value for r in context.history]
-    times = [r.measured_at for r in context.history]
-    if not cgm_data_sufficient(
-        times,
-        now=context.now,
-        window_days=params["window_days"],
-        min_days=params["min_days"],
-        min_percent_active=params["min_percent_active"],
-        sensor_interval_minutes=params["sensor_interval_minutes"],
-    ):
+    observation = observe(params, context.history, now=context.now)
+    if observation.observed is None:
         return Evaluation()
-    if params["measure"] == "cv":
-        observed, label = coefficient_of_variation(values), "CV"
-    else:
-        observed, label = percent_in_band(values, params["band"]), "time in band"
-    target = params["target"]
-    if OPERATORS[target["op"]](observed, target["value"]):
+    if observation.met:
         return Evaluation(cleared_at=context.now)
+    label = "CV" if params["measure"] == "cv" else "time in band"
+    readings = observation.sufficiency.readings
+    target = params["target"]
+    past_target = DIRECTION_SIGN[target["op"]] * (observation.observed - target["value"])
     return Evaluation(
         findings=[
             Finding(
@@ -94,12 +141,14 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 severity=rule.severity,
                 title=rule.title,
                 detail=(
-                    f"{label} {observed:.1f} % over {format_number(params['window_days'])} days "
-                    f"({len(values)} readings); target {SYMBOLS[target['op']]} "
-                    f"{format_number(target['value'])} %"
+                    f"{label} {observation.observed:.1f} % over "
+                    f"{format_number(params['window_days'])} days ({readings} readings); "
+                    f"target {SYMBOLS[target['op']]} {format_number(target['value'])} %"
                 ),
                 triggered_at=context.now,
-                values={"percent": round(observed, 1), "readings": len(values)},
+                values={"percent": round(observation.observed, 1), "readings": readings},
+                # How far the measure is past its target: the alert shows the worst period.
+                placement=Placement(extremity=past_target),
             )
         ]
     )

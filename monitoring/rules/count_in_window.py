@@ -58,6 +58,7 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                     triggered_at=reading.measured_at,
                     reading_ids=tuple(other.id for other in inside),
                     values={"count": len(inside)},
+                    placement=conditions.placement(reading, group=rule.group),
                 )
             )
     return result

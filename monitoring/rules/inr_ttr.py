@@ -2,15 +2,31 @@
 
 Parameters: "target_low", "target_high" (the patient's range), "max_gap_days" (gaps longer
 are not interpolated), "window_days", "below_percent".
+
+time_in_range() is the rule's whole computation; the patient page calls it for its periods.
 """
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from monitoring.rules.base import Checker, Context, Evaluation, Finding, RuleLike
-from monitoring.summaries import rosendaal_ttr
+from monitoring.rules.base import (
+    Checker,
+    Context,
+    Evaluation,
+    Finding,
+    Placement,
+    ReadingLike,
+    RuleLike,
+)
+from monitoring.summaries import TimeInRange, rosendaal_ttr
 from monitoring.units import format_number
 
 SCHEDULED = True
+# Rosendaal interpolates from the last INR before the window into it (the interval that ends
+# inside the window contributes its days there), so evaluation loads that one reading before
+# the window besides the window's (monitoring/evaluation/scheduled.py).
+READING_BEFORE_WINDOW = True
 
 
 def validate(parameters: object, *, metric: str) -> dict:
@@ -30,14 +46,38 @@ def lookback(parameters: dict) -> timedelta:
     return timedelta(days=parameters["window_days"])
 
 
+def time_in_range(
+    readings: Sequence[ReadingLike],
+    *,
+    low: float,
+    high: float,
+    max_gap_days: int,
+    window_days: float,
+    now: datetime,
+    zone: ZoneInfo,
+) -> TimeInRange:
+    """Rosendaal TTR over the window's days on the patient's clock: one value per local day,
+    interpolated from the last INR before the window on; only days inside it count. The
+    window's first local day counts: with an INR today, 30 days count in a 30-day window."""
+    first_day = (now - timedelta(days=window_days)).astimezone(zone).date()
+    points = [
+        (reading.measured_at.astimezone(zone).date(), reading.value)
+        for reading in readings
+        if reading.measured_at <= now
+    ]
+    return rosendaal_ttr(points, low=low, high=high, max_gap_days=max_gap_days, since=first_day)
+
+
 def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     params = rule.parameters
-    points = [(r.measured_at.astimezone(context.zone).date(), r.value) for r in context.history]
-    ttr = rosendaal_ttr(
-        points,
+    ttr = time_in_range(
+        context.history,
         low=params["target_low"],
         high=params["target_high"],
         max_gap_days=params["max_gap_days"],
+        window_days=params["window_days"],
+        now=context.now,
+        zone=context.zone,
     )
     if ttr.percent is None:
         return Evaluation()
@@ -57,6 +97,8 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 ),
                 triggered_at=context.now,
                 values={"ttr_percent": round(ttr.percent, 1), "days": ttr.days_total},
+                # A lower time in range is worse: the alert shows the worst period.
+                placement=Placement(None, None, params["below_percent"] - ttr.percent),
             )
         ]
     )

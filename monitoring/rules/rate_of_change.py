@@ -11,6 +11,7 @@ Parameters: "window_days" N, "delta" (canonical unit), "direction" gain | loss,
 
 from datetime import date, timedelta
 
+from monitoring.problems import HIGH, LOW
 from monitoring.rules.base import (
     OPERATORS,
     SYMBOLS,
@@ -18,6 +19,7 @@ from monitoring.rules.base import (
     Context,
     Evaluation,
     Finding,
+    Placement,
     RuleLike,
 )
 from monitoring.units import format_number
@@ -82,6 +84,13 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                     triggered_at=today.measured_at,
                     reading_ids=(base.id, today.id),
                     values={"change": round(change, 3), "from": base.value, "to": today.value},
+                    # A gain is a high problem, a loss a low one; a larger limit is a further
+                    # tier (2.3 kg in a week past 0.9 kg in a day), a larger change worse.
+                    placement=Placement(
+                        HIGH if sign > 0 else LOW,
+                        params["delta"],
+                        (change - params["delta"]) / (params["delta"] or 1),
+                    ),
                 )
             )
         elif day == max(days):

@@ -73,11 +73,12 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                     title=rule.title,
                     detail=(
                         f"{span} with {conditions.describe(context.unit)}; latest "
-                        f"{observed(reading, context.unit)}"
+                        f"{observed(reading, context.unit, (*conditions.items, *context.limits))}"
                     ),
                     triggered_at=reading.measured_at,
                     reading_ids=tuple(r.id for r in run[-(count or len(run)) :]),
                     values={"run_length": len(run)},
+                    placement=conditions.placement(reading, group=rule.group),
                 )
             )
     latest = context.history[-1] if context.history else None

@@ -6,10 +6,13 @@ such as 54 ≤ glucose < 70 is two conditions with match all; outside a range (I
 2.0–3.0) is `value < low` or `value > high`, match any.
 """
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from monitoring.rules.base import (
+    OPERATORS,
     Checker,
+    Condition,
     Conditions,
     Context,
     Evaluation,
@@ -31,36 +34,58 @@ def lookback(parameters: dict) -> timedelta:
     return timedelta(0)
 
 
-def shown(value: float, unit: str) -> str:
-    """As a clinician reads it: mg/dL and mmHg whole, everything else to one decimal."""
-    digits = 0 if unit in ("mg/dL", "mm[Hg]", "/min", "%") else 1
+# Shown whole: a clinician reads mg/dL, mmHg, beats/min and % without decimals.
+WHOLE_UNITS = ("mg/dL", "mm[Hg]", "/min", "%")
+# The most decimals a value is ever shown with: a measured value has no more.
+MAX_DECIMALS = 3
+
+
+def shown(
+    value: float, unit: str, limits: Sequence[Condition] = (), component: str = "value"
+) -> str:
+    """As a clinician reads it: mg/dL and mmHg whole, everything else to one decimal, and as
+    many more decimals as keep the value on its own side of every limit on it: 53.9 mg/dL
+    next to "< 54" is 53.9, not 54; INR 4.99 next to "≥ 5" is 4.99, not 5.0."""
+    digits = 0 if unit in WHOLE_UNITS else 1
+    facing = [limit for limit in limits if limit.component == component]
+    while digits < MAX_DECIMALS and any(
+        OPERATORS[limit.op](round(value, digits), limit.value)
+        != OPERATORS[limit.op](value, limit.value)
+        for limit in facing
+    ):
+        digits += 1
     return format_number(round(value, digits))
 
 
-def observed(reading, unit: str) -> str:
+def observed(reading, unit: str, limits: Sequence[Condition] = ()) -> str:
     if reading.systolic is not None:
-        return f"{shown(reading.systolic, unit)}/{shown(reading.diastolic, unit)} {unit}"
-    return f"{shown(reading.value, unit)} {unit}".strip()
+        systolic = shown(reading.systolic, unit, limits, "systolic")
+        diastolic = shown(reading.diastolic, unit, limits, "diastolic")
+        return f"{systolic}/{diastolic} {unit}"
+    return f"{shown(reading.value, unit, limits)} {unit}".strip()
 
 
 def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     conditions = Conditions.from_parameters(rule.parameters)
+    limits = (*conditions.items, *context.limits)
     result = Evaluation()
     for reading in context.new:
         if conditions.matches(reading):
             local = reading.measured_at.astimezone(context.zone)
+            value = observed(reading, context.unit, limits)
             result.findings.append(
                 Finding(
                     rule_id=rule.id,
                     severity=rule.severity,
                     title=rule.title,
                     detail=(
-                        f"{observed(reading, context.unit)} at {local:%Y-%m-%d %H:%M %Z}; "
+                        f"{value} at {local:%Y-%m-%d %H:%M %Z}; "
                         f"rule: {conditions.describe(context.unit)}"
                     ),
                     triggered_at=reading.measured_at,
                     reading_ids=(reading.id,),
-                    values={"observed": observed(reading, context.unit)},
+                    values={"observed": value},
+                    placement=conditions.placement(reading, group=rule.group),
                 )
             )
     latest = context.history[-1] if context.history else None

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from monitoring.models import MeasurementSchedule, MedicationPlan
@@ -22,6 +23,12 @@ MAX_WINDOW_MINUTES = 7 * 24 * 60
 LOOKAHEAD = timedelta(days=8)
 # `end` of slots_between is exclusive; adding this makes "due at or before now" inclusive.
 INSTANT = timedelta(microseconds=1)
+# The instants slots are computed between: the local date a day either side of the range, a
+# zone's offset and a week's window must stay inside datetime's years 1-9999 (a reading
+# dated 0001-01-01 in Los Angeles overflowed them and failed every evaluation of its patient).
+SLOT_MARGIN = timedelta(minutes=MAX_WINDOW_MINUTES) + timedelta(days=2)
+FIRST_INSTANT = datetime.min.replace(tzinfo=UTC) + SLOT_MARGIN
+LAST_INSTANT = datetime.max.replace(tzinfo=UTC) - SLOT_MARGIN
 
 Owner = MeasurementSchedule | MedicationPlan
 
@@ -83,13 +90,13 @@ def slots_between(
     The window is elapsed time: closes_at = due_at + window_minutes. Two times landing on
     one instant are one slot.
     """
+    # Compared in UTC: aware datetimes sharing a tzinfo compare by wall time, ignoring fold.
+    start, end = _computable(start), _computable(end)
     if not times or start >= end:
         return []
     clock_times = sorted({time(int(t[:2]), int(t[3:])) for t in times})
     days = set(days_of_week)
     window = timedelta(minutes=window_minutes)
-    # Compared in UTC: aware datetimes sharing a tzinfo compare by wall time, ignoring fold.
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
     day = start.astimezone(zone).date() - timedelta(days=1)
     last = end.astimezone(zone).date() + timedelta(days=1)
     due: set[datetime] = set()
@@ -101,6 +108,15 @@ def slots_between(
                     due.add(instant)
         day += timedelta(days=1)
     return [(instant, instant + window) for instant in sorted(due)]
+
+
+def _computable(moment: datetime) -> datetime:
+    """`moment` in UTC, brought inside the range slots are computed in."""
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00, before datetime's first instant
+        return FIRST_INSTANT if moment.year == 1 else LAST_INSTANT
+    return min(max(moment, FIRST_INSTANT), LAST_INSTANT)
 
 
 def local_instant(day: date, clock: time, zone: ZoneInfo) -> datetime:
@@ -128,6 +144,14 @@ def _end_of_gap(naive: datetime, zone: ZoneInfo) -> datetime:
         else:
             low = middle
     return datetime.fromtimestamp(high, UTC)
+
+
+def may_answer_a_slot(moment: datetime, *, now: datetime) -> bool:
+    """Whether a reading at `moment` could fall in any slot: not before the earliest
+    measurement ingest accepts, nor further ahead than the next slot of any schedule can be.
+    A reading outside (stored before ingest checked the range) answers none, and the slots
+    around it need not be computed: years of them, or a date past datetime's range."""
+    return settings.VIGIL_EARLIEST_MEASUREMENT <= moment <= now + LOOKAHEAD
 
 
 def slots_of(owner: Owner, *, zone: ZoneInfo, start: datetime, end: datetime):

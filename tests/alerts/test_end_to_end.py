@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from email import message_from_string
+from email import policy as email_policy
 from pathlib import Path
 
 import httpx
@@ -155,6 +157,11 @@ def test_a_low_glucose_posted_over_http_pages_the_level_1_nurse_once(worker, liv
     assert (
         f"Open and acknowledge: {settings.VIGIL_BASE_URL}/admin/alerts/alert/{alert.pk}/" in email
     )
+    # Minimum necessary: the subject names the alert, the message neither the MRN nor the name.
+    subject = message_from_string(email, policy=email_policy.default)["Subject"].lstrip()
+    assert subject == f"Vigil alert #{alert.pk}: critical — Level 2 hypoglycaemia"
+    assert "MRN-E2E-0001" not in email
+    assert "Ada Example" not in email
 
     # when: the app re-sends the same reading, then a second low one arrives
     duplicate = post(low)

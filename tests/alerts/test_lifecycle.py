@@ -165,7 +165,8 @@ def test_a_new_trigger_of_an_open_alert_adds_occurrences_instead_of_a_second_ale
     assert alert.occurrences == 3
     assert again.alert.occurrences == 3
     assert (alert.first_triggered_at, alert.last_triggered_at) == (NOW, NOW + 5 * MINUTE)
-    assert alert.reading_ids == [102, 103]
+    # An equal finding is an occurrence: the alert keeps showing the first one.
+    assert alert.reading_ids == [101]
     # The escalation clock runs from the first trigger, not the latest.
     assert alert.next_escalation_at == NOW + timedelta(minutes=240)
     assert [kind for kind, *_ in events(alert)] == ["raised"]
@@ -204,7 +205,15 @@ def test_a_worse_trigger_raises_the_severity_pages_again_and_restarts_the_clock(
             None,
             NOW + 10 * MINUTE,
             "",
-            {"previous": "warning", "severity": "critical", "rule_version": 1},
+            {
+                "previous": "warning",
+                "severity": "critical",
+                "previous_title": "Level 1 hypoglycaemia",
+                "title": "Level 2 hypoglycaemia",
+                "previous_values": {"observed": "62 mg/dL"},
+                "values": {"observed": "62 mg/dL"},
+                "rule_version": 1,
+            },
         )
     ]
     assert worse.event.kind == "severity_raised"

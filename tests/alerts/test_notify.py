@@ -30,12 +30,13 @@ from alerts.models import (
     Silence,
 )
 from alerts.notify import (
+    PAGING_EVENTS,
     DeliveryOutcome,
     deliver_notification,
     enqueue_pending_notifications,
     route_alert_event,
 )
-from alerts.tasks import deliver_notification_task
+from alerts.tasks import deliver_notification_task, route_alert_event_task
 from tests.factories import MembershipFactory, RuleFactory, UserFactory
 from tests.monitoring.conftest import QueuedTask
 
@@ -304,6 +305,92 @@ def test_a_silence_of_another_rule_or_one_that_ended_does_not_hold_the_page(
     assert len(route_alert_event(event_id=raise_event(patient, rule).pk)) == 3
 
 
+# --- Info alerts: the queue, not a page ----------------------------------------------------
+
+
+def test_the_events_that_page_are_a_new_alert_a_worse_one_and_escalation():
+    assert sorted(PAGING_EVENTS) == [
+        "escalated",
+        "raised",
+        "repeated",
+        "severity_raised",
+        "worsened",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["raised", "escalated", "repeated"])
+def test_an_info_alert_pages_nobody_when_the_team_did_not_ask_for_it(
+    patient, rule, on_call, kind, notifications_queue, django_capture_on_commit_callbacks
+):
+    # given: an info alert ("outside target, no action needed now"); the team keeps the
+    # default, and the event is its raising or (were there one) an escalation
+    raised = raise_event(patient, rule, severity="info")
+    event = (
+        raised
+        if kind == "raised"
+        else AlertEvent.objects.create(alert=raised.alert, kind=kind, at=NOW, data={"level": 2})
+    )
+
+    # when: the routing task runs
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        routed_count = route_alert_event_task.apply(args=[event.pk]).get()
+
+    # then: the alert waits in the queue; nobody is emailed, texted or called back
+    assert on_call.page_info_alerts is False
+    assert routed_count == 0
+    assert Alert.objects.get().severity == "info"
+    assert Notification.objects.count() == 0
+    assert callbacks == []
+    assert len(notifications_queue) == 0
+
+
+def test_a_team_that_asked_for_info_alerts_is_paged_for_them(
+    patient, rule, on_call, notifications_queue, django_capture_on_commit_callbacks
+):
+    on_call.page_info_alerts = True
+    on_call.save()
+    event = raise_event(patient, rule, severity="info")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = route_alert_event(event_id=event.pk)
+
+    assert rows() == [
+        ("raised", "email", "nurse", "nurse@clinic.test", "pending", 0),
+        ("raised", "sms", "nurse", NURSE_PHONE, "pending", 0),
+        ("raised", "webhook", None, on_call.webhook_url, "pending", 0),
+    ]
+    assert notifications_queue.tasks() == deliveries(*ids)
+
+
+@pytest.mark.parametrize("severity", ["warning", "critical"])
+def test_an_info_alert_that_gets_worse_pages_as_it_always_did(
+    patient, on_call, severity, notifications_queue, django_capture_on_commit_callbacks
+):
+    # given: an info finding, queued without a page
+    info = RuleFactory(patient=patient, key="l0", group="glucose_low", severity="info")
+    worse_rule = RuleFactory(patient=patient, key="l1", group="glucose_low", severity=severity)
+    first = raise_event(patient, info)
+    assert route_alert_event(event_id=first.pk) == []
+
+    # when: a worse finding of the same problem raises the alert's severity
+    worse = raise_event(patient, worse_rule, at=NOW + MINUTE)
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = route_alert_event(event_id=worse.pk)
+
+    # then: that event pages level 1 on every channel
+    assert (worse.kind, worse.data["previous"], worse.alert.severity) == (
+        "severity_raised",
+        "info",
+        severity,
+    )
+    assert rows() == [
+        ("severity_raised", "email", "nurse", "nurse@clinic.test", "pending", 0),
+        ("severity_raised", "sms", "nurse", NURSE_PHONE, "pending", 0),
+        ("severity_raised", "webhook", None, on_call.webhook_url, "pending", 0),
+    ]
+    assert notifications_queue.tasks() == deliveries(*ids)
+
+
 def test_a_silence_must_end_after_it_starts(patient, nurse):
     with pytest.raises(IntegrityError), transaction.atomic():
         Silence.objects.create(
@@ -330,7 +417,7 @@ def test_an_email_is_sent_once_and_its_attempt_recorded(patient, rule, on_call, 
     assert [(m.to, m.subject) for m in mailoutbox] == [
         (
             ["nurse@clinic.test"],
-            f"[Vigil critical] Level 2 hypoglycaemia — patient {patient.external_id}",
+            f"Vigil alert #{notification.alert_id}: critical — Level 2 hypoglycaemia",
         )
     ]
     notification.refresh_from_db()

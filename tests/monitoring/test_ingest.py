@@ -52,6 +52,10 @@ def statuses(result: IngestResult) -> list[str]:
     return [item.status for item in result.results]
 
 
+def minutes(duration: timedelta) -> int:
+    return int(duration / timedelta(minutes=1))
+
+
 def outside(label: str, value: float, unit: str, limits) -> str:
     shown = f"{format_number(value)} {'' if unit == '{INR}' else unit}".rstrip()
     return f"{label} {shown} is outside the plausible range {limits.describe()}"
@@ -269,7 +273,6 @@ def test_measured_at_that_is_not_rfc3339_with_an_offset_is_rejected(measured_at)
         "2026-13-01T07:30:00Z",
         "2026-02-30T07:30:00Z",
         "2026-03-01T24:30:00Z",
-        "2026-03-01T07:30:00+24:00",
     ],
 )
 def test_measured_at_shaped_right_but_impossible_is_rejected(measured_at):
@@ -335,6 +338,67 @@ def test_a_measured_at_whose_utc_instant_falls_before_year_one_is_rejected():
     assert errors_of(item) == {
         "measured_at": ["'0001-01-01T00:00:00+05:00' is not a valid date-time."]
     }
+
+
+@pytest.mark.parametrize(
+    "offset", ["+14:01", "-14:01", "+15:59", "+16:00", "-16:00", "+24:00", "+99:00", "+05:75"]
+)
+def test_measured_at_with_an_offset_no_place_has_is_rejected_with_the_range(offset):
+    # +16:00 once made the whole batch a 500: PostgreSQL stores offsets up to ±15:59 only.
+    item = ReadingItemFactory(measured_at=f"2026-03-01T07:30:00{offset}")
+
+    assert errors_of(item) == {
+        "measured_at": [
+            f"The UTC offset {offset} is not a real one: offsets lie between -14:00 and +14:00."
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("measured_at", "instant"),
+    [
+        ("2026-03-01T21:30:00+14:00", datetime(2026, 3, 1, 7, 30, tzinfo=UTC)),
+        ("2026-02-28T17:30:00-14:00", datetime(2026, 3, 1, 7, 30, tzinfo=UTC)),
+    ],
+)
+def test_measured_at_with_an_offset_of_exactly_fourteen_hours_is_accepted(measured_at, instant):
+    assert valid(ReadingItemFactory(measured_at=measured_at)).measured_at == instant
+
+
+@pytest.mark.parametrize(
+    "measured_at",
+    [
+        "1999-12-31T23:59:59Z",
+        "2000-01-01T00:30:00+01:00",  # 1999-12-31T23:30Z
+        "1970-01-01T00:00:00Z",  # a clock reset to the epoch
+        "0001-01-01T00:00:00-08:00",  # the reading that once stopped a patient's evaluations
+    ],
+)
+def test_measured_at_before_the_earliest_accepted_instant_is_rejected(measured_at, settings):
+    settings.VIGIL_EARLIEST_MEASUREMENT = datetime(2000, 1, 1, tzinfo=UTC)  # the default
+
+    assert errors_of(ReadingItemFactory(measured_at=measured_at)) == {
+        "measured_at": ["Is before 2000-01-01; check the clock."]
+    }
+
+
+def test_measured_at_exactly_at_the_earliest_accepted_instant_is_accepted():
+    at_the_limit = settings.VIGIL_EARLIEST_MEASUREMENT.isoformat()
+
+    assert valid(ReadingItemFactory(measured_at=at_the_limit)).measured_at == (
+        settings.VIGIL_EARLIEST_MEASUREMENT
+    )
+
+
+def test_the_earliest_accepted_instant_comes_from_settings(settings):
+    settings.VIGIL_EARLIEST_MEASUREMENT = datetime(2020, 6, 1, 12, 0, tzinfo=UTC)
+
+    assert errors_of(ReadingItemFactory(measured_at="2020-06-01T11:59:59Z")) == {
+        "measured_at": ["Is before 2020-06-01T12:00:00+00:00; check the clock."]
+    }
+    assert valid(ReadingItemFactory(measured_at="2020-06-01T12:00:00Z")).measured_at == (
+        datetime(2020, 6, 1, 12, 0, tzinfo=UTC)
+    )
 
 
 # --- value ---------------------------------------------------------------------------------
@@ -732,6 +796,45 @@ def test_a_dose_status_other_than_taken_or_skipped_is_rejected(status):
 def test_a_dose_scheduled_time_that_is_not_rfc3339_is_rejected(scheduled_for):
     assert errors_of(ReadingItemFactory(type="dose", scheduled_for=scheduled_for)) == {
         "scheduled_for": [TIMESTAMP_FORMAT]
+    }
+
+
+@pytest.mark.parametrize(
+    ("scheduled_for", "error"),
+    [
+        (
+            "2026-03-01T08:00:00+16:00",
+            "The UTC offset +16:00 is not a real one: offsets lie between -14:00 and +14:00.",
+        ),
+        ("1999-12-31T23:59:59Z", "Is before 2000-01-01; check the clock."),
+        ("0001-01-01T00:00:00Z", "Is before 2000-01-01; check the clock."),
+        ("9999-12-31T23:59:59-08:00", "'9999-12-31T23:59:59-08:00' is not a valid date-time."),
+    ],
+)
+def test_a_dose_scheduled_time_out_of_range_is_rejected_with_the_reason(
+    scheduled_for, error, settings
+):
+    settings.VIGIL_EARLIEST_MEASUREMENT = datetime(2000, 1, 1, tzinfo=UTC)  # the default
+
+    assert errors_of(ReadingItemFactory(type="dose", scheduled_for=scheduled_for)) == {
+        "scheduled_for": [error]
+    }
+
+
+def test_a_dose_may_name_a_time_up_to_the_slot_lead_and_clock_skew_ahead():
+    # A dose taken early answers its slot (VIGIL_SLOT_LEAD): its scheduled time is ahead.
+    ahead = settings.VIGIL_SLOT_LEAD + settings.VIGIL_FUTURE_SKEW
+    at_the_limit = ReadingItemFactory(type="dose", scheduled_for=(NOW + ahead).isoformat())
+    beyond = ReadingItemFactory(
+        type="dose", scheduled_for=(NOW + ahead + timedelta(seconds=1)).isoformat()
+    )
+
+    assert valid(at_the_limit).scheduled_for == NOW + ahead
+    assert errors_of(beyond) == {
+        "scheduled_for": [
+            f"Is more than {minutes(ahead)} minutes in the future: a dose is logged at most "
+            f"{minutes(settings.VIGIL_SLOT_LEAD)} minutes before it is due; check the clock."
+        ]
     }
 
 

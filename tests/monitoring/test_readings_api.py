@@ -11,6 +11,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from django.conf import settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from monitoring.auth import issue_app_token
 from monitoring.models import Reading, ReadingSource
@@ -257,6 +260,124 @@ def test_a_measured_at_before_year_one_in_utc_is_rejected_and_the_list_still_rea
     assert [result["status"] for result in response.json()["results"]] == ["rejected", "created"]
     assert Reading.objects.count() == 1
     assert patient_client.get(READINGS).status_code == 200
+
+
+def test_an_offset_postgresql_cannot_store_rejects_only_its_item(patient, patient_client):
+    # given: +16:00 once made the whole batch a 500 (PostgreSQL stores offsets to ±15:59)
+    before, after = ReadingItemFactory(), ReadingItemFactory(type="dose")
+    odd = ReadingItemFactory(measured_at="2026-03-01T23:30:00+16:00")
+
+    # when
+    response = post(patient_client, {"readings": [before, odd, after]})
+
+    # then
+    assert response.status_code == 201
+    assert response.json()["results"] == [
+        {"id": before["id"], "status": "created"},
+        {
+            "id": odd["id"],
+            "status": "rejected",
+            "errors": {
+                "measured_at": [
+                    "The UTC offset +16:00 is not a real one: offsets lie between -14:00 and "
+                    "+14:00."
+                ]
+            },
+        },
+        {"id": after["id"], "status": "created"},
+    ]
+    assert sorted(Reading.objects.filter(patient=patient).values_list("metric", flat=True)) == [
+        "dose",
+        "glucose",
+    ]
+
+
+# The contract (the issue "Alerts a clinician can trust"): a UTC offset within ±14:00, an
+# instant from VIGIL_EARLIEST_MEASUREMENT to VIGIL_FUTURE_SKEW past now.
+MAX_OFFSET = timedelta(hours=14)
+# Any two-digit offset a client may send, "Z" too: well-formed, and for most not a real one.
+OFFSETS = st.one_of(
+    st.just("Z"),
+    st.tuples(st.sampled_from("+-"), st.integers(0, 99), st.integers(0, 99)),
+    st.tuples(st.sampled_from("+-"), st.integers(13, 16), st.sampled_from([0, 1, 59])),
+)
+# Local wall times over datetime's whole range, and close to each end of the accepted one.
+WALL_TIMES = st.one_of(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+    st.datetimes(min_value=datetime(1999, 12, 30), max_value=datetime(2000, 1, 2)),
+    st.datetimes(min_value=datetime(2026, 2, 28), max_value=datetime(2026, 3, 2)),
+    st.sampled_from([datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59)]),
+)
+
+
+def spelled(offset) -> str:
+    return offset if offset == "Z" else f"{offset[0]}{offset[1]:02d}:{offset[2]:02d}"
+
+
+def is_accepted(wall: datetime, offset) -> bool:
+    """The contract, computed apart from the product's parser."""
+    if offset == "Z":
+        stated = timedelta(0)
+    else:
+        sign, hours, minutes = offset
+        stated = timedelta(hours=hours, minutes=minutes) * (1 if sign == "+" else -1)
+        if minutes >= 60 or abs(stated) > MAX_OFFSET:
+            return False
+    try:
+        instant = wall.replace(tzinfo=UTC) - stated
+    except OverflowError:  # outside years 1-9999 in UTC
+        return False
+    return settings.VIGIL_EARLIEST_MEASUREMENT <= instant <= NOW + settings.VIGIL_FUTURE_SKEW
+
+
+@hypothesis_settings(
+    max_examples=60,
+    deadline=None,
+    # One patient and client for every example: each example's readings have new ids.
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    stamps=st.lists(st.tuples(WALL_TIMES, OFFSETS), min_size=1, max_size=6),
+    valid_first=st.booleans(),
+)
+def test_no_timestamp_fails_a_batch_or_a_valid_sibling(
+    patient, patient_client, stamps, valid_first
+):
+    # given: valid readings interleaved with readings measured at the generated timestamps
+    valid = [ReadingItemFactory() for _ in range(len(stamps) + 1)]
+    stamped = [
+        ReadingItemFactory(measured_at=f"{wall.isoformat(timespec='seconds')}{spelled(offset)}")
+        for wall, offset in stamps
+    ]
+    batch = [valid[0]] if valid_first else []
+    for item, sibling in zip(stamped, valid[1:], strict=True):
+        batch += [item, sibling]
+
+    # when
+    response = post(patient_client, {"readings": batch})
+
+    # then
+    assert response.status_code in (200, 201)
+    results = {result["id"]: result for result in response.json()["results"]}
+    for item in batch:
+        if item in valid:
+            assert results[item["id"]] == {"id": item["id"], "status": "created"}
+    expected = [is_accepted(wall, offset) for wall, offset in stamps]
+    for item, accepted in zip(stamped, expected, strict=True):
+        if accepted:
+            assert results[item["id"]] == {"id": item["id"], "status": "created"}
+        else:
+            assert results[item["id"]]["status"] == "rejected"
+            assert list(results[item["id"]]["errors"]) == ["measured_at"]
+            assert len(results[item["id"]]["errors"]["measured_at"]) == 1
+    created = [item["id"] for item in batch if item in valid or expected[stamped.index(item)]]
+    ids = [item["id"] for item in batch]
+    assert sorted(
+        str(client_id)
+        for client_id in Reading.objects.filter(client_id__in=ids).values_list(
+            "client_id", flat=True
+        )
+    ) == sorted(created)
 
 
 # --- POST: malformed bodies ----------------------------------------------------------------

@@ -308,6 +308,60 @@ def test_a_reminder_that_fails_is_tried_again_by_the_next_sweep_without_holding_
     assert reminders(nudge_calls) == {s.pk: 1 for s in Slot.objects.all()}
 
 
+# --- A critical plan's doses against the rails ---------------------------------------------
+
+
+def sweep_every_minute(time_machine, start: datetime, end: datetime) -> None:
+    now = start
+    while now <= end:
+        time_machine.move_to(now, tick=False)
+        run_reminder_sweep(now=now)
+        now += timedelta(minutes=1)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("critical", "reminded_at"),
+    [
+        # every due dose of a critical plan is reminded of: not thinned out by the 30-minute
+        # gap, nor by the daily cap (3, the default)
+        (True, [at(0, 12), at(0, 12, 10), at(0, 12, 20), at(0, 12, 30), at(0, 12, 40)]),
+        # a non-critical plan keeps the spacing: the reminders 10 and 20 minutes after one
+        # that went out are not sent
+        (False, [at(0, 12), at(0, 12, 30)]),
+    ],
+)
+def test_the_gap_and_the_cap_thin_out_dose_reminders_only_of_a_plan_not_critical(
+    patient, time_machine, critical, reminded_at
+):
+    # given: five doses ten minutes apart from 07:00 in New York (12:00 UTC), an hour each
+    time_machine.move_to(at(0, 0), tick=False)
+    plan = add_medication_plan(
+        patient=patient,
+        medication="warfarin-1mg",
+        name="Warfarin 1 mg",
+        dose_times=["07:00", "07:10", "07:20", "07:30", "07:40"],
+        window_minutes=60,
+        critical=critical,
+    )
+    assert patient.daily_nudge_cap == 3
+    assert settings.VIGIL_NUDGE_MIN_GAP_MINUTES == 30
+
+    # when: beat sweeps every minute through the morning
+    sweep_every_minute(time_machine, at(0, 11, 55), at(0, 12, 45))
+
+    # then: every slot was due and claimed once; the nudges written are the reminders sent
+    slots = list(Slot.objects.filter(plan=plan).order_by("due_at"))
+    assert [(s.due_at, s.reminded_at) for s in slots] == [
+        (at(0, 12, minute), at(0, 12, minute)) for minute in (0, 10, 20, 30, 40)
+    ]
+    assert list(
+        Nudge.objects.filter(patient=patient)
+        .order_by("created_at")
+        .values_list("purpose", "slot__due_at", "created_at")
+    ) == [("dose_due", moment, moment) for moment in reminded_at]
+
+
 # --- Beat and task --------------------------------------------------------------------------
 
 

@@ -255,9 +255,10 @@ def test_a_reading_exactly_at_a_reference_boundary(
         # hr_high_warning (>= 111) and hr_high_critical (>= 131)
         ("copd", "heart_rate", HR_HIGH_CRITICAL,
          ("heart_rate_high", "critical", "open", 1, "hr_high_critical", 1)),
-        # inr_critical (>= 5), inr_gt_10 (> 10) and the NICE marker (any INR >= 8)
+        # inr_critical (>= 5), inr_gt_10 (> 10) and the NICE marker (any INR >= 8): the
+        # furthest tier of the problem names the alert (the reference ties > 10 to vitamin K)
         ("anticoagulation", "inr", INR_ABOVE_10 + 1,
-         ("inr_high", "critical", "open", 1, "inr_critical", 1)),
+         ("inr_high", "critical", "open", 1, "inr_gt_10", 1)),
     ],
     ids=["glucose above 400", "heart rate 131", "INR 11"],
 )  # fmt: skip
@@ -295,7 +296,18 @@ def test_repeated_low_readings_are_occurrences_of_one_alert_that_rises_to_the_wo
     raised, severity_raised = AlertEvent.objects.filter(alert__patient=patient).order_by("id")
     assert [(e.kind, e.data) for e in (raised, severity_raised)] == [
         ("raised", {"severity": "warning", "rule_version": 1}),
-        ("severity_raised", {"previous": "warning", "severity": "critical", "rule_version": 1}),
+        (
+            "severity_raised",
+            {
+                "previous": "warning",
+                "severity": "critical",
+                "previous_title": "Level 1 hypoglycaemia",
+                "title": "Level 2 hypoglycaemia",
+                "previous_values": {"observed": f"{LOW_GLUCOSE} mg/dL"},
+                "values": {"observed": f"{HYPO_2['upper']['value'] - 4} mg/dL"},
+                "rule_version": 1,
+            },
+        ),
     ]
     assert (first, second) == ([raised.pk], [severity_raised.pk])
 
@@ -371,7 +383,8 @@ def test_a_weighing_that_is_both_a_daily_and_a_weekly_gain_is_one_occurrence(
     evaluate(patient, django_capture_on_commit_callbacks)
 
     # then
-    assert alerts_of(patient) == [("weight_gain", "warning", "open", 1, "hf_gain_1_day", 1)]
+    # The weekly limit is the further tier of the problem (2.3 kg past 0.9 kg): it names it.
+    assert alerts_of(patient) == [("weight_gain", "warning", "open", 1, "hf_gain_1_week", 1)]
 
 
 @pytest.mark.django_db
@@ -423,8 +436,9 @@ def test_an_open_critical_inr_alert_suppresses_later_range_warnings_until_it_is_
     evaluate(patient, django_capture_on_commit_callbacks)
     post(patient, item("inr", timedelta(hours=3), value=INR_RANGE["high"] + 0.5))
     suppressed = evaluate(patient, django_capture_on_commit_callbacks)
+    # The above-range reading is the same problem (high INR): an occurrence, nobody paged.
     assert (alerts_of(patient), suppressed) == (
-        [("inr_high", "critical", "open", 1, "inr_critical", 1)],
+        [("inr_high", "critical", "open", 2, "inr_critical", 1)],
         [],
     )
 
@@ -435,8 +449,8 @@ def test_an_open_critical_inr_alert_suppresses_later_range_warnings_until_it_is_
 
     # then
     assert alerts_of(patient) == [
-        ("inr_high", "critical", "resolved", 1, "inr_critical", 1),
-        ("inr_range", "warning", "open", 1, "inr_target_range", 1),
+        ("inr_high", "critical", "resolved", 2, "inr_critical", 1),
+        ("inr_high", "warning", "open", 1, "inr_target_range", 1),
     ]
     assert len(enqueued) == 1
 
@@ -460,7 +474,7 @@ def test_a_critical_finding_does_not_suppress_warnings_on_other_metrics(
 
 
 @pytest.mark.django_db
-def test_stale_readings_raise_no_threshold_alert_but_are_marked_evaluated(
+def test_a_stale_critical_reading_raises_an_alert_marked_late_with_its_measured_time(
     patient, clock, django_capture_on_commit_callbacks
 ):
     # given: a phone offline for days uploads a level-2 low measured before the stale age
@@ -471,7 +485,34 @@ def test_stale_readings_raise_no_threshold_alert_but_are_marked_evaluated(
     # when
     enqueued = evaluate(patient, django_capture_on_commit_callbacks)
 
-    # then
+    # then: the team reviews it, told when it was measured
+    measured = (NOW - stale).astimezone(patient.zone)
+    alert = Alert.objects.get(patient=patient)
+    assert (alert.severity, alert.title, alert.values, len(enqueued)) == (
+        "critical",
+        f"Late reading, measured {measured:%Y-%m-%d %H:%M %Z}: Level 2 hypoglycaemia",
+        {
+            "observed": f"{HYPO_2['upper']['value'] - 10} mg/dL",
+            "late": True,
+            "measured": f"{measured:%Y-%m-%d %H:%M %Z}",
+        },
+        1,
+    )
+    assert list(Reading.objects.filter(patient=patient).values_list("evaluated_at", flat=True)) == [
+        NOW
+    ]
+
+
+@pytest.mark.django_db
+def test_a_stale_warning_raises_nothing_but_is_marked_evaluated(
+    patient, clock, django_capture_on_commit_callbacks
+):
+    enrolled(patient, "diabetes")
+    stale = settings.VIGIL_STALE_READING_AGE + timedelta(minutes=1)
+    post(patient, glucose(LOW_GLUCOSE, stale))
+
+    enqueued = evaluate(patient, django_capture_on_commit_callbacks)
+
     assert (alerts_of(patient), events_of(patient), enqueued) == ([], [], [])
     assert list(Reading.objects.filter(patient=patient).values_list("evaluated_at", flat=True)) == [
         NOW
@@ -641,13 +682,13 @@ def test_an_open_alert_fired_again_by_its_tailored_rule_records_the_new_version(
     post(patient, glucose(HYPO_1["upper"]["value"] + 5))
     evaluate(patient, django_capture_on_commit_callbacks)
 
-    # then
+    # then: the new version is recorded; the values stay those of the worse (lower) reading
     alert = Alert.objects.get(patient=patient)
     assert (alert.occurrences, alert.rule_version, alert.rule_parameters, alert.values) == (
         2,
         2,
         higher,
-        {"observed": f"{int(HYPO_1['upper']['value'] + 5)} mg/dL"},
+        {"observed": f"{LOW_GLUCOSE} mg/dL"},
     )
 
 
@@ -993,14 +1034,14 @@ def test_an_inr_between_4_5_and_10_is_one_warning_alert_not_two(
     patient, clock, django_capture_on_commit_callbacks
 ):
     # 4.7 is outside 2.0–3.0 and inside inr.thresholds.inr_4_5_to_10 (hold or reduce the
-    # dose): both warnings feed the INR range alert, so the team sees one problem once.
+    # dose): both warnings feed the high-INR alert, so the team sees one problem once.
     enrolled(patient, "anticoagulation")
     post(patient, item("inr", value=4.7))
 
     enqueued = evaluate(patient, django_capture_on_commit_callbacks)
 
     assert [(key, severity, status, n) for key, severity, status, n, *_ in alerts_of(patient)] == [
-        ("inr_range", "warning", "open", 1)
+        ("inr_high", "warning", "open", 1)
     ]
     assert len(enqueued) == 1
 

@@ -10,11 +10,12 @@ the gap, 03:00; a 01:30 that happens twice (fall back) is the first.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from io import StringIO
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 
 from monitoring.enrolment import enrol_patient
@@ -38,9 +39,11 @@ from monitoring.schedules import (
     schedule_templates,
     slots_between,
 )
+from monitoring.schedules.slots import FIRST_INSTANT, LOOKAHEAD, may_answer_a_slot
 from tests.factories import PatientFactory, ReadingItemFactory
 
 NEW_YORK = ZoneInfo("America/New_York")
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 BERLIN = ZoneInfo("Europe/Berlin")
 DUE = {"measurement_due", "dose_due"}
 
@@ -176,6 +179,45 @@ def test_a_07_00_slot_is_at_07_00_local_on_both_sides_of_each_change(zone, chang
 def test_no_times_or_an_empty_range_give_no_slots():
     assert due_times(NEW_YORK, [], utc(2026, 3, 1), utc(2026, 3, 9)) == []
     assert due_times(NEW_YORK, ["07:00"], utc(2026, 3, 9), utc(2026, 3, 9)) == []
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        # around 0001-01-01 in Los Angeles: the local date before it is year 0
+        (utc(1, 1, 1, 6, 0), utc(1, 1, 1, 9, 0)),
+        (datetime.min.replace(tzinfo=UTC), utc(1, 1, 2)),
+        # around 9999-12-31: a slot's window would close in year 10000
+        (
+            datetime(9999, 12, 31, 12, 0, tzinfo=timezone(timedelta(hours=14))),
+            datetime.max.replace(tzinfo=UTC),
+        ),
+    ],
+)
+def test_slots_at_the_ends_of_datetimes_range_are_none_instead_of_an_overflow(start, end):
+    assert due_times(LOS_ANGELES, ["07:00"], start, end) == []
+    assert due_times(ZoneInfo("Pacific/Kiritimati"), ["07:00"], start, end) == []
+
+
+def test_a_range_reaching_past_datetimes_start_gives_the_slots_from_where_they_can_be_had():
+    start = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))  # before 0001-01-01T00:00Z
+
+    due = due_times(LOS_ANGELES, ["07:00"], start, FIRST_INSTANT + timedelta(days=2))
+
+    # 07:00 in Los Angeles' local mean time then (UTC-7:52:58), from the first instant on
+    seven_local = timedelta(hours=14, minutes=52, seconds=58)
+    assert due == [FIRST_INSTANT + seven_local, FIRST_INSTANT + timedelta(days=1) + seven_local]
+
+
+def test_a_reading_answers_a_slot_only_between_the_earliest_measurement_and_the_lookahead():
+    now = utc(2026, 3, 1, 12)
+    earliest = settings.VIGIL_EARLIEST_MEASUREMENT
+
+    assert may_answer_a_slot(earliest, now=now)
+    assert may_answer_a_slot(now + LOOKAHEAD, now=now)
+    assert not may_answer_a_slot(earliest - timedelta(microseconds=1), now=now)
+    assert not may_answer_a_slot(now + LOOKAHEAD + timedelta(microseconds=1), now=now)
+    assert not may_answer_a_slot(datetime.min.replace(tzinfo=UTC), now=now)
 
 
 # --- Protocol defaults ----------------------------------------------------------------------

@@ -1,11 +1,11 @@
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
 from monitoring.summaries import (
     TimeInRange,
-    cgm_data_sufficient,
+    cgm_sufficiency,
     coefficient_of_variation,
     gmi_percent,
     in_band,
@@ -27,12 +27,13 @@ def day(n: int) -> date:
     return DAY_0 + timedelta(days=n)
 
 
-def ttr(points) -> TimeInRange:
+def ttr(points, since: int | None = None) -> TimeInRange:
     return rosendaal_ttr(
         [(day(n), value) for n, value in points],
         low=TARGET["low"],
         high=TARGET["high"],
         max_gap_days=MAX_GAP,
+        since=None if since is None else day(since),
     )
 
 
@@ -87,21 +88,32 @@ def test_percent_in_band_is_the_share_of_readings_in_the_band():
 
 # --- CGM data sufficiency -------------------------------------------------------------------
 
+MIN_DAYS = timedelta(days=SUFFICIENCY["min_days"])
+FIVE_MINUTES = timedelta(minutes=5)
 
-def sensor_times(count: int, span: timedelta = timedelta(days=14)):
+
+def sensor_times(count: int, span: timedelta = MIN_DAYS):
     step = span / count
     return [NOW - span + step * (i + 1) for i in range(count)]
 
 
-def sufficient(times, interval_minutes: int) -> bool:
-    return cgm_data_sufficient(
+def every(interval: timedelta, first: datetime, last: datetime) -> list[datetime]:
+    """A reading every `interval` from `first` to `last`, both included."""
+    return [first + interval * i for i in range((last - first) // interval + 1)]
+
+
+def sufficiency(times, interval_minutes: int = 5):
+    return cgm_sufficiency(
         times,
-        now=NOW,
         window_days=SUFFICIENCY["min_days"],
         min_days=SUFFICIENCY["min_days"],
         min_percent_active=SUFFICIENCY["min_percent_active"],
         sensor_interval_minutes=interval_minutes,
     )
+
+
+def sufficient(times, interval_minutes: int = 5) -> bool:
+    return sufficiency(times, interval_minutes).sufficient
 
 
 @pytest.mark.parametrize(
@@ -119,12 +131,66 @@ def test_cgm_data_are_sufficient_from_70_percent_of_the_possible_readings(interv
     assert sufficient(sensor_times(needed), interval_minutes) is True
 
 
+def test_a_full_sensor_over_the_14_days_spans_exactly_14_days():
+    # 4,032 readings five minutes apart (the reference's "288 readings/day x 14 d"): the
+    # first one interval into the 14 days, the last at their end.
+    times = every(FIVE_MINUTES, NOW - MIN_DAYS + FIVE_MINUTES, NOW)
+
+    result = sufficiency(times)
+
+    assert (len(times), result.span, result.percent_active, result.sufficient) == (
+        4032,
+        MIN_DAYS + FIVE_MINUTES,
+        100.0,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("first_after_start", "expected"),
+    [(FIVE_MINUTES, True), (FIVE_MINUTES + timedelta(seconds=1), False)],
+    ids=["exactly 14 days", "14 days less a second"],
+)
+def test_cgm_data_must_span_14_full_days(first_after_start, expected):
+    # The longest wear the readings allow is first-to-last plus a sensor interval at each
+    # end: the first reading 5 minutes into the 14 days, then one every five minutes to 5
+    # minutes before their end (4,031 readings, 99.98 % active), span exactly 14 days.
+    steady = every(FIVE_MINUTES, NOW - MIN_DAYS + 2 * FIVE_MINUTES, NOW - FIVE_MINUTES)
+    times = [NOW - MIN_DAYS + first_after_start, *steady]
+
+    result = sufficiency(times)
+
+    assert (result.span == MIN_DAYS, result.sufficient) == (expected, expected)
+    assert result.percent_active >= SUFFICIENCY["min_percent_active"]
+
+
+def test_a_full_sensor_over_13_days_is_not_sufficient():
+    # The regression: 13 days of readings (3,745, 92.9 % of the possible) were accepted.
+    times = every(FIVE_MINUTES, NOW - MIN_DAYS + timedelta(days=1), NOW)
+
+    result = sufficiency(times)
+
+    assert (len(times), round(result.percent_active, 1), result.span, result.sufficient) == (
+        3745,
+        92.9,
+        timedelta(days=13, minutes=10),
+        False,
+    )
+
+
 def test_cgm_data_over_fewer_than_14_days_are_not_sufficient():
-    assert sufficient(sensor_times(4032, span=timedelta(days=12)), 5) is False
+    assert sufficient(sensor_times(4032, span=timedelta(days=12))) is False
 
 
 def test_no_cgm_data_are_not_sufficient():
-    assert sufficient([], 5) is False
+    result = sufficiency([])
+
+    assert (result.readings, result.span, result.percent_active, result.sufficient) == (
+        0,
+        timedelta(0),
+        0.0,
+        False,
+    )
 
 
 # --- INR time in therapeutic range (Rosendaal) --------------------------------------------
@@ -133,7 +199,7 @@ def test_no_cgm_data_are_not_sufficient():
 def test_rosendaal_interpolates_each_day_between_two_inrs():
     # 1.5 on day 0 to 3.5 on day 10 rises 0.2 a day: 1.5 1.7 1.9 | 2.1 … 2.9 | 3.1 3.3
     assert ttr([(0, 1.5), (10, 3.5)]) == TimeInRange(
-        days_in_range=5, days_below=3, days_above=2, days_total=10
+        days_in_range=5, days_below=3, days_above=2, days_total=10, results=2
     )
     assert ttr([(0, 1.5), (10, 3.5)]).percent == 50.0
 
@@ -142,7 +208,9 @@ def test_rosendaal_counts_the_range_bounds_as_in_range():
     # ttr_rosendaal.parameters.bounds_inclusive: days at exactly 2.0 and 3.0 are in range.
     result = ttr([(0, TARGET["low"]), (2, TARGET["high"]), (3, TARGET["high"])])
 
-    assert result == TimeInRange(days_in_range=3, days_below=0, days_above=0, days_total=3)
+    assert result == TimeInRange(
+        days_in_range=3, days_below=0, days_above=0, days_total=3, results=3
+    )
 
 
 def test_the_day_of_the_last_inr_starts_no_interval():
@@ -164,7 +232,9 @@ def test_a_long_gap_drops_out_of_numerator_and_denominator_alike():
     # interpolating across the gap would give.
     points = [(0, 2.5), (10, 2.5), (80, 1.0), (90, 1.0)]
 
-    assert ttr(points) == TimeInRange(days_in_range=10, days_below=10, days_above=0, days_total=20)
+    assert ttr(points) == TimeInRange(
+        days_in_range=10, days_below=10, days_above=0, days_total=20, results=4
+    )
     assert ttr(points).percent == 50.0
 
 
@@ -175,3 +245,38 @@ def test_of_several_inrs_on_one_day_the_last_counts():
 def test_no_interval_gives_no_percentage():
     assert ttr([(0, 2.5)]).percent is None
     assert ttr([]).percent is None
+
+
+# --- Rosendaal over a window ----------------------------------------------------------------
+
+
+def test_the_interval_from_the_last_inr_before_the_window_contributes_its_days_inside_it():
+    # 1.5 on day 0 to 3.5 on day 10 rises 0.2 a day; the window starts on day 4:
+    # 2.3 2.5 2.7 2.9 | 3.1 3.3 (days 4..9), days 0..3 (below range) are outside.
+    assert ttr([(0, 1.5), (10, 3.5)], since=4) == TimeInRange(
+        days_in_range=4, days_below=0, days_above=2, days_total=6, results=2
+    )
+
+
+def test_only_the_last_inr_before_the_window_is_used():
+    # Day -20 (1.0) would start an interval that ends before the window: it adds nothing.
+    points = [(-20, 1.0), (0, 1.5), (10, 3.5)]
+
+    assert ttr(points, since=4) == ttr([(0, 1.5), (10, 3.5)], since=4)
+    assert ttr(points, since=4).results == 2
+
+
+def test_an_inr_on_the_windows_first_day_starts_it():
+    # Day 0 is not used: the window is interpolated from its first day without it.
+    assert ttr([(0, 1.0), (4, 2.5), (10, 2.5)], since=4) == TimeInRange(
+        days_in_range=6, days_below=0, days_above=0, days_total=6, results=2
+    )
+
+
+def test_a_gap_longer_than_the_limit_from_before_the_window_is_not_interpolated():
+    assert ttr([(0, 2.5), (MAX_GAP + 1, 2.5)], since=MAX_GAP).percent is None
+    assert ttr([(0, 2.5), (MAX_GAP, 2.5)], since=MAX_GAP - 1).days_total == 1
+
+
+def test_an_inr_before_the_window_alone_gives_no_percentage():
+    assert ttr([(0, 2.5)], since=4) == TimeInRange(0, 0, 0, 0, results=1)

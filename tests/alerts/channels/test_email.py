@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MESSAGE = Message(
-    subject="[Vigil critical] Level 2 hypoglycaemia — patient MRN-000042",
+    subject="Vigil alert #42: critical — Level 2 hypoglycaemia",
     text="New alert: Level 2 hypoglycaemia\n",
     short="unused",
     payload={},
@@ -54,6 +54,8 @@ def test_a_delivered_alert_has_the_exact_subject_and_body(
     settings.VIGIL_BASE_URL = "https://vigil.clinic.test"
     nurse.email = "nurse@clinic.test"
     nurse.save()
+    patient.external_id, patient.name = "MRN-000042", "Ada Example"
+    patient.save()
     rule = RuleFactory(patient=patient, key="glucose_low", group="glucose_low", severity="critical")
     at = datetime(2026, 3, 1, 11, 55, tzinfo=UTC)
     alert = raise_alert(
@@ -76,17 +78,22 @@ def test_a_delivered_alert_has_the_exact_subject_and_body(
     # then
     (sent,) = mailoutbox
     assert sent.to == ["nurse@clinic.test"]
-    assert sent.subject == f"[Vigil critical] Level 2 hypoglycaemia — patient {patient.external_id}"
+    assert sent.subject == f"Vigil alert #{alert.pk}: critical — Level 2 hypoglycaemia"
     assert sent.body == (
         "New alert: Level 2 hypoglycaemia\n"
-        f"Patient: {patient.external_id}\n"
+        f"Alert: #{alert.pk}\n"
         "Severity: critical\n"
-        "Detail: 48 mg/dL at 2026-03-01 06:55 EST; rule: < 54 mg/dL\n"
         "Occurrences: 2\n"
         "First triggered: 2026-03-01T11:55:00+00:00\n"
         "\n"
+        "The patient, readings and detail are in Vigil, after signing in.\n"
         f"Open and acknowledge: https://vigil.clinic.test/admin/alerts/alert/{alert.pk}/change/\n"
     )
+    # Minimum necessary: neither the record number nor the name, in the subject (read on
+    # lock screens) or the body; the link opens them after signing in.
+    for identifier in ("MRN-000042", "Ada Example", "Ada", "Example"):
+        assert identifier not in sent.subject
+        assert identifier not in sent.body
     assert list(NotificationAttempt.objects.values_list("number", "outcome", "status_code")) == [
         (1, "sent", None)
     ]

@@ -8,6 +8,7 @@ import pytest
 
 from monitoring.nudges.availability import (
     Unavailable,
+    Urgency,
     in_quiet_hours,
     resolve_channel,
     unavailable_reason,
@@ -149,6 +150,60 @@ def test_quiet_hours_are_reported_before_the_cap_and_the_cap_before_the_gap():
     recent = [noon - timedelta(minutes=5)]
     assert reason(noon, BERLIN, daily_cap=1, nudged_at=recent) == Unavailable.DAILY_CAP
     assert reason(noon, BERLIN, daily_cap=2, nudged_at=recent) == Unavailable.JUST_MESSAGED
+
+
+# --- A due dose of a critical plan: the schedule itself, not encouragement ----------------
+
+CRITICAL = {"urgency": Urgency.CRITICAL_DOSE}
+
+
+def test_a_critical_dose_reminder_passes_the_gap_and_the_cap_that_hold_encouragement_back():
+    # given: Berlin at 13:00, the patient messaged 5 minutes ago and 3 times today (cap 3)
+    now = utc(2026, 3, 2, 12, 0)
+    earlier = [now - timedelta(hours=3), now - timedelta(hours=1), now - timedelta(minutes=5)]
+
+    # then: encouragement waits; the reminder of a critical dose due now does not
+    assert reason(now, BERLIN, nudged_at=earlier) == Unavailable.DAILY_CAP
+    assert reason(now, BERLIN, nudged_at=earlier[2:], daily_cap=5) == Unavailable.JUST_MESSAGED
+    assert reason(now, BERLIN, nudged_at=earlier, **CRITICAL, due_at=now) is None
+    assert reason(now, BERLIN, nudged_at=earlier, daily_cap=1, **CRITICAL, due_at=now) is None
+
+
+def test_a_cap_of_zero_holds_back_critical_dose_reminders_too():
+    # A cap of 0 is the patient's "no nudges at all".
+    now = utc(2026, 3, 2, 12, 0)
+
+    assert reason(now, BERLIN, daily_cap=0, **CRITICAL, due_at=now) == Unavailable.DAILY_CAP
+
+
+QUIET = Unavailable.QUIET_HOURS
+
+
+@pytest.mark.parametrize(
+    ("dose_time", "now", "critical", "encouragement"),
+    [
+        # a 23:00 CET dose, inside the patient's 22:00–07:00 quiet hours: they take it then
+        (utc(2026, 1, 15, 22, 0), utc(2026, 1, 15, 22, 0), None, QUIET),
+        (utc(2026, 1, 15, 22, 0), utc(2026, 1, 15, 22, 20), None, QUIET),  # a late sweep
+        # a 06:30 CET dose (before the quiet hours end), likewise
+        (utc(2026, 1, 16, 5, 30), utc(2026, 1, 16, 5, 30), None, QUIET),
+        # a 21:50 CET dose whose reminder would go out after 22:00 (a late sweep): not
+        # scheduled in the quiet hours, so they hold
+        (utc(2026, 1, 15, 20, 50), utc(2026, 1, 15, 21, 5), QUIET, QUIET),
+        # a 20:00 CET dose, outside the quiet hours
+        (utc(2026, 1, 15, 19, 0), utc(2026, 1, 15, 19, 0), None, None),
+    ],
+)
+def test_quiet_hours_hold_a_critical_dose_reminder_unless_the_dose_is_scheduled_in_them(
+    dose_time, now, critical, encouragement
+):
+    assert reason(now, BERLIN, **NIGHT, **CRITICAL, due_at=dose_time) == critical
+    assert reason(now, BERLIN, **NIGHT) == encouragement
+
+
+def test_a_critical_dose_reminder_needs_its_dose_time():
+    with pytest.raises(ValueError, match="due_at"):
+        reason(utc(2026, 3, 2, 12, 0), BERLIN, **CRITICAL)
 
 
 # --- Channels -----------------------------------------------------------------------------

@@ -372,6 +372,137 @@ def test_no_nudge_when_the_patient_was_just_messaged(patient, django_capture_on_
     assert callbacks == []
 
 
+# --- A due dose of a critical plan: the rails pace encouragement, not the schedule --------
+
+
+def statin_of(patient):
+    return MedicationPlanFactory(
+        patient=patient, medication="atorvastatin-20mg", name="Atorvastatin", critical=False
+    )
+
+
+@pytest.mark.django_db
+def test_a_critical_dose_is_reminded_of_just_after_a_nudge_and_past_the_daily_cap(
+    team, variants, django_capture_on_commit_callbacks
+):
+    # given: a cap of 2, reached at 07:00 and 07:55 this morning (the last 5 minutes ago)
+    patient = PatientFactory(care_team=team, timezone="Europe/Berlin", daily_nudge_cap=2)
+    for minutes in (60, 5):
+        NudgeFactory(patient=patient, created_at=NOW - timedelta(minutes=minutes))
+    warfarin = MedicationPlanFactory(patient=patient)
+    assert warfarin.critical is True
+    slot = dose(warfarin)
+
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        nudge = remind(patient, slot)
+
+    # then: the reminder is written and its delivery enqueued
+    assert (nudge.purpose, nudge.slot_id, nudge.created_at) == ("dose_due", slot.pk, NOW)
+    assert Nudge.objects.count() == 3
+    assert published(callbacks) == [(DELIVER, (nudge.pk,))]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("rail", ["daily_cap", "just_messaged"])
+def test_a_dose_of_a_non_critical_plan_keeps_the_cap_and_the_gap(
+    team, variants, rail, django_capture_on_commit_callbacks
+):
+    patient = PatientFactory(
+        care_team=team, timezone="Europe/Berlin", daily_nudge_cap=1 if rail == "daily_cap" else 3
+    )
+    NudgeFactory(
+        patient=patient,
+        created_at=NOW - (timedelta(hours=2) if rail == "daily_cap" else timedelta(minutes=5)),
+    )
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = remind(patient, dose(statin_of(patient)))
+
+    assert result is None
+    assert Nudge.objects.count() == 1
+    assert callbacks == []
+
+
+@pytest.mark.django_db
+def test_the_supportive_nudge_after_a_missed_critical_dose_keeps_the_gap(
+    patient, django_capture_on_commit_callbacks
+):
+    NudgeFactory(patient=patient, created_at=NOW - timedelta(minutes=5))
+    missed = dose(MedicationPlanFactory(patient=patient), due=NOW - timedelta(hours=2))
+    missed.status = "missed"
+    missed.save()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = nudge_patient(patient=patient, purpose="dose_missed", slot=missed, now=NOW)
+
+    assert result is None
+    assert Nudge.objects.count() == 1
+    assert callbacks == []
+
+
+@pytest.mark.django_db
+def test_a_patient_who_wants_no_nudges_gets_no_critical_dose_reminder_either(
+    team, variants, django_capture_on_commit_callbacks
+):
+    patient = PatientFactory(care_team=team, timezone="Europe/Berlin", daily_nudge_cap=0)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = remind(patient, dose(MedicationPlanFactory(patient=patient)))
+
+    assert_nothing_written(result, callbacks)
+
+
+@pytest.mark.django_db
+def test_a_critical_dose_scheduled_in_the_quiet_hours_is_reminded_of_at_its_time(
+    team, variants, django_capture_on_commit_callbacks
+):
+    # given: quiet from 22:00 to 07:00; warfarin at 23:00 CET, a statin at the same time
+    patient = PatientFactory(
+        care_team=team,
+        timezone="Europe/Berlin",
+        quiet_hours_start=time(22, 0),
+        quiet_hours_end=time(7, 0),
+    )
+    late = datetime(2026, 3, 2, 22, 0, tzinfo=UTC)  # 23:00 CET
+    warfarin = MedicationPlanFactory(patient=patient, dose_times=["23:00"])
+    statin = statin_of(patient)
+
+    # when
+    warfarin_slot, statin_slot = dose(warfarin, due=late), dose(statin, due=late)
+    with django_capture_on_commit_callbacks() as callbacks:
+        critical = remind(patient, warfarin_slot, now=late)
+        other = remind(patient, statin_slot, now=late)
+
+    # then: the patient evidently takes the warfarin then and is reminded of it; the
+    # statin's reminder keeps the quiet hours
+    assert (critical.purpose, critical.slot_id) == ("dose_due", warfarin_slot.pk)
+    assert "your Warfarin 5 mg dose" in critical.text and "23:00" in critical.text
+    assert other is None
+    assert list(Nudge.objects.values_list("pk", flat=True)) == [critical.pk]
+    assert published(callbacks) == [(DELIVER, (critical.pk,))]
+
+
+@pytest.mark.django_db
+def test_a_critical_dose_reminder_a_late_sweep_would_send_into_the_quiet_hours_waits(
+    team, variants, django_capture_on_commit_callbacks
+):
+    # given: quiet from 22:00; a 21:45 CET warfarin dose, reminded of at 22:05 (late)
+    patient = PatientFactory(
+        care_team=team,
+        timezone="Europe/Berlin",
+        quiet_hours_start=time(22, 0),
+        quiet_hours_end=time(7, 0),
+    )
+    due = datetime(2026, 3, 2, 20, 45, tzinfo=UTC)
+    slot = dose(MedicationPlanFactory(patient=patient, dose_times=["21:45"]), due=due)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = remind(patient, slot, now=due + timedelta(minutes=20))
+
+    assert_nothing_written(result, callbacks)
+
+
 @pytest.mark.django_db
 def test_a_nudge_that_failed_to_deliver_neither_caps_nor_blocks(patient):
     NudgeFactory(patient=patient, created_at=NOW - timedelta(minutes=5), status="failed")

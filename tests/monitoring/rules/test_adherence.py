@@ -170,6 +170,29 @@ def test_scheduled_doses_due_before_the_window_do_not_count():
     assert (result.findings, result.cleared_at) == ([], recent[-1].at)
 
 
+def test_the_count_takes_a_plans_slots_and_logged_doses_only_of_medications_without_one():
+    # 1 of 3 warfarin slots taken (the patient logged that one dose), 1 furosemide dose
+    # logged as taken without a plan: 2 of 4, not the 2 of 2 logged doses.
+    schedule = planned([False, True, False])
+    logged = [dose(schedule[1].due_at, "taken")]
+    prn = daily(["taken"], medication="furosemide-40mg")
+
+    counted = adherence.count_taken_doses(
+        planned_doses=schedule, doses=logged + prn, since=NOW - days(WINDOW_DAYS)
+    )
+
+    assert counted == adherence.TakingRate(
+        taken=2, scheduled=4, planned=3, latest=max(schedule[-1].at, prn[0].measured_at)
+    )
+    assert counted.percent == 50.0
+
+
+def test_nothing_to_count_gives_no_percentage():
+    counted = adherence.count_taken_doses(planned_doses=[], doses=[], since=NOW - days(7))
+
+    assert (counted, counted.percent) == (adherence.TakingRate(0, 0, 0, None), None)
+
+
 def test_no_new_dose_means_no_verdict():
     doses = daily(["skipped"] * 3)
     rule = default_rule("dose_taking_rate_7_days")

@@ -1,9 +1,10 @@
 import re
+from datetime import timedelta
 
 import pytest
 
 from monitoring.rules import cgm_summary
-from monitoring.rules.base import Finding, InvalidParameters
+from monitoring.rules.base import Finding, InvalidParameters, Placement
 from tests.monitoring.rules.conftest import NOW, context, days, default_rule, reading, reference
 
 SUFFICIENCY = reference("blood_glucose.cgm_targets.data_sufficiency")
@@ -18,9 +19,11 @@ FOURTEEN_DAYS = days(SUFFICIENCY["min_days"])
 
 
 def sensor(values, span=FOURTEEN_DAYS):
-    """CGM readings spread evenly over `span` up to now (the window the sweep loads)."""
+    """CGM readings spread evenly over `span` up to now (the window the sweep loads), the last
+    at now (counted back from it: a microsecond of rounding never puts one after now)."""
     step = span / len(values)
-    return [reading("glucose", NOW - span + step * (i + 1), v) for i, v in enumerate(values)]
+    last = len(values) - 1
+    return [reading("glucose", NOW - step * (last - i), v) for i, v in enumerate(values)]
 
 
 def every_tenth_low(count):
@@ -47,6 +50,7 @@ def test_time_below_70_above_its_target_with_sufficient_data_is_a_finding():
             detail="time in band 10.0 % over 14 days (3000 readings); target < 4 %",
             triggered_at=NOW,
             values={"percent": 10.0, "readings": 3000},
+            placement=Placement(extremity=10.0 - 4),  # 6 points above the < 4 % target
         )
     ]
 
@@ -69,6 +73,73 @@ def test_enough_readings_over_fewer_than_14_days_give_no_verdict():
     result = evaluate("cgm_tbr_lt70", readings)
 
     assert (result.findings, result.cleared_at) == ([], None)
+
+
+# The default's sensor: a reading every 5 minutes (data_sufficiency.example).
+INTERVAL = timedelta(minutes=default_rule("cgm_tbr_lt70").parameters["sensor_interval_minutes"])
+
+
+def dense(first, last):
+    """A reading every sensor interval from `first` to `last` (both included), in range."""
+    count = (last - first) // INTERVAL + 1
+    return [reading("glucose", first + INTERVAL * i, IN_RANGE) for i in range(count)]
+
+
+def test_a_full_sensor_over_13_days_gives_no_verdict():
+    # The regression: 13 days of readings, 92.9 % of the possible ones, were sufficient.
+    readings = dense(NOW - FOURTEEN_DAYS + days(1), NOW)
+
+    result = evaluate("cgm_tbr_lt70", readings)
+
+    assert (len(readings), result.findings, result.cleared_at) == (3745, [], None)
+
+
+@pytest.mark.parametrize(
+    ("first_after_start", "cleared_at"),
+    [(INTERVAL, NOW), (INTERVAL + timedelta(seconds=1), None)],
+    ids=["readings spanning exactly 14 days", "14 days less a second"],
+)
+def test_the_data_must_span_14_full_days(first_after_start, cleared_at):
+    # A reading an interval (5 minutes) into the 14 days, then one every interval to an
+    # interval before now: with an interval at each end, exactly 14 days of wear.
+    readings = [
+        reading("glucose", NOW - FOURTEEN_DAYS + first_after_start, IN_RANGE),
+        *dense(NOW - FOURTEEN_DAYS + 2 * INTERVAL, NOW - INTERVAL),
+    ]
+
+    result = evaluate("cgm_tbr_lt70", readings)
+
+    assert (result.findings, result.cleared_at) == ([], cleared_at)
+
+
+def test_readings_outside_the_window_are_not_observed():
+    # Two weeks in range inside the window; an hour of lows before it changes nothing.
+    before = [
+        reading("glucose", NOW - FOURTEEN_DAYS - days(1) + INTERVAL * i, LOW) for i in range(12)
+    ]
+    inside = dense(NOW - FOURTEEN_DAYS + INTERVAL, NOW)
+
+    observation = cgm_summary.observe(
+        default_rule("cgm_tbr_lt70").parameters, before + inside, now=NOW
+    )
+
+    assert (observation.sufficiency.readings, observation.observed, observation.met) == (
+        4032,
+        0.0,
+        True,
+    )
+
+
+def test_below_sufficiency_nothing_is_observed():
+    readings = sensor(every_tenth_low(ENOUGH - 1))
+
+    observation = cgm_summary.observe(default_rule("cgm_tbr_lt70").parameters, readings, now=NOW)
+
+    assert (observation.sufficiency.readings, observation.observed, observation.met) == (
+        ENOUGH - 1,
+        None,
+        None,
+    )
 
 
 def test_time_below_range_within_target_clears_the_condition():

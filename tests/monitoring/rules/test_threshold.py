@@ -1,7 +1,7 @@
 import pytest
 
 from monitoring.rules import threshold
-from monitoring.rules.base import Finding, InvalidParameters
+from monitoring.rules.base import Condition, Finding, InvalidParameters, Placement
 from tests.monitoring.rules.conftest import (
     NOW,
     FakeRule,
@@ -206,6 +206,8 @@ def test_a_blood_pressure_crisis_finding_carries_the_rule_reading_and_what_was_o
             triggered_at=crisis.measured_at,
             reading_ids=(crisis.id,),
             values={"observed": f"{systolic}/95 mm[Hg]"},
+            # high, tier = the rule's systolic limit, 5 mmHg past it relative to it
+            placement=Placement("high", BP_CRISIS["systolic_gt"], 5 / BP_CRISIS["systolic_gt"]),
         )
     ]
     assert result.cleared_at is None
@@ -311,3 +313,48 @@ def test_valid_threshold_parameters_are_returned_unchanged():
     parameters = {"conditions": [{"component": "systolic", "op": "gt", "value": 170}]}
 
     assert threshold.validate(parameters, metric="blood_pressure") == parameters
+
+
+# --- Where a finding lies, and how its value is shown ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "placement"),
+    [
+        # a band (54 <= g < 70) of the glucose_low problem looks down from 70
+        ("hypoglycemia_level_1", 60, Placement("low", -70, 10 / 70)),
+        ("hypoglycemia_level_2", 50, Placement("low", -54, 4 / 54)),
+        # INR outside 2.0–3.0 is low or high by the side the reading is on
+        ("inr_target_range", 1.6, Placement("low", -2.0, 0.4 / 2.0)),
+        ("inr_target_range", 3.6, Placement("high", 3.0, 0.6 / 3.0)),
+    ],
+)
+def test_a_finding_lies_on_its_side_of_its_problem(key, value, placement):
+    rule = default_rule(key)
+    new = inr(value) if rule.metric == "inr" else glucose(value)
+
+    result = threshold.evaluate(rule, context([new]))
+
+    [finding] = result.findings
+    assert finding.placement.direction == placement.direction
+    assert finding.placement.tier == placement.tier
+    assert finding.placement.extremity == pytest.approx(placement.extremity)
+
+
+@pytest.mark.parametrize(
+    ("value", "limits", "expected"),
+    [
+        (53.9, [("lt", 54)], "53.9"),
+        (53.94, [("lt", 54)], "53.9"),
+        (53.999, [("lt", 54)], "53.999"),
+        (54.0, [("lt", 54)], "54"),
+        (53.9, [], "54"),
+        (60.4, [("lt", 54), ("lt", 70)], "60"),
+    ],
+)
+def test_a_value_is_shown_whole_in_mg_per_dl_unless_that_moves_it_across_a_limit(
+    value, limits, expected
+):
+    conditions = [Condition("value", op, limit) for op, limit in limits]
+
+    assert threshold.shown(value, "mg/dL", conditions) == expected
