@@ -20,6 +20,7 @@ from __future__ import annotations
 import operator
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -35,6 +36,7 @@ from monitoring.models import Reading, Rule
 from monitoring.patient_rules import apply_protocols
 from monitoring.problems import DIRECTIONS, direction_of, problem_table
 from monitoring.protocols import protocol_templates
+from monitoring.rules import KINDS, threshold
 from monitoring.units import metric_units
 from tests.factories import CareTeamFactory, PatientFactory
 
@@ -329,3 +331,47 @@ def test_a_reading_at_and_beside_every_default_limit_raises_exactly_what_the_rul
     raised = dict(Alert.objects.filter(patient=patient).values_list("dedupe_key", "severity"))
     assert raised == expected
     assert reading.measured_at > datetime.now(UTC) - settings.VIGIL_STALE_READING_AGE
+
+
+# --- One failing reading --------------------------------------------------------------------
+
+POISON = 123.4  # mg/dL: the glucose value whose evaluation this test makes raise
+
+
+@pytest.mark.django_db
+def test_one_reading_whose_evaluation_raises_never_leaves_another_unevaluated(monkeypatch):
+    evaluate_threshold = threshold.evaluate
+
+    def failing_on_poison(rule, context):
+        if any(reading.value == POISON for reading in context.new):
+            raise ZeroDivisionError("a bug met by one reading")
+        return evaluate_threshold(rule, context)
+
+    monkeypatch.setitem(KINDS, "threshold", SimpleNamespace(**{
+        name: getattr(threshold, name) for name in ("validate", "lookback")
+    }, evaluate=failing_on_poison))  # fmt: skip
+
+    @PROPERTY_SETTINGS
+    @given(batches=reading_sequences("diabetes"), poisoned=st.integers(min_value=0))
+    def check(batches, poisoned):
+        items = [item for batch in batches for item in batch]
+        victim = items[poisoned % len(items)]
+        victim |= {"value": POISON, "unit": "mg/dL"}
+        patient = _patient("diabetes")
+
+        _post_and_evaluate(patient, batches)
+
+        readings = Reading.objects.filter(patient=patient)
+        assert list(
+            readings.filter(evaluated_at__isnull=True).values_list("client_id", flat=True)
+        ) == [uuid.UUID(victim["id"])]
+        assert readings.get(client_id=victim["id"]).evaluation_failed_at is not None
+        assert readings.filter(evaluation_failed_at__isnull=False).count() == 1
+        # Every other reading beyond a critical limit still has its critical alert.
+        for rule in Rule.objects.filter(patient=patient, kind="threshold", severity="critical"):
+            for reading in readings.exclude(client_id=victim["id"]):
+                if reading.metric == rule.metric and _matches(rule, reading):
+                    alert = Alert.objects.get(patient=patient, dedupe_key=_group(rule, reading))
+                    assert alert.severity == "critical"
+
+    check()
