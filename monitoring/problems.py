@@ -90,6 +90,31 @@ def problem_key(group: str) -> str:
     return problem.key if problem is not None else group
 
 
+def policy_notes(*, group: str, late_data_applies: bool, stale_hours: float) -> list[str]:
+    """The alerting policy that applies to a rule of `group`, in sentences for its page."""
+    notes = []
+    sides = problem_table().two_sided.get(group)
+    problem = problem_table().problem_of_group.get(group)
+    if sides is not None:
+        labels = [problem_table().problem_of_group[sides[d]].label for d in DIRECTIONS]
+        notes.append(
+            f"Two-sided: a reading below the range feeds the “{labels[0]}” alert, one above "
+            f"it the “{labels[1]}” alert."
+        )
+    elif problem is not None:
+        notes.append(
+            f"Feeds the “{problem.label}” problem: a critical alert of that problem keeps its "
+            "lesser findings from paging; other problems are never held back."
+        )
+    if late_data_applies:
+        notes.append(
+            f"A reading measured more than {stale_hours:g} hours before it arrives raises an "
+            "alert only when it crosses a critical limit, titled as late with its measured "
+            "time; otherwise it is stored and shown but raises nothing."
+        )
+    return notes
+
+
 def direction_of(group: str) -> str | None:
     """Which way the group's problem goes wrong, when the table says; None otherwise."""
     problem = problem_table().problem_of_group.get(group)

@@ -2,7 +2,9 @@
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
@@ -21,7 +23,7 @@ from alerts.teams import has_team_permission
 from monitoring.audit import record
 from monitoring.auth import issue_app_token, register_device, revoke_app_token, revoke_device
 from monitoring.enrolment import enrol_patient
-from monitoring.evaluation import unit_of
+from monitoring.evaluation import READING_KINDS_SUPPRESSED_WHEN_STALE, unit_of
 from monitoring.models import (
     AuditAction,
     Device,
@@ -38,6 +40,7 @@ from monitoring.patient_forms import (
 )
 from monitoring.patient_rules import StaleRule, change_rule
 from monitoring.patient_summary import CHART_DAYS, chart_data, render_chart, summarise_patient
+from monitoring.problems import policy_notes
 from monitoring.rules import InvalidParameters
 from monitoring.rules.base import SYMBOLS, Conditions
 from monitoring.units import format_number
@@ -370,6 +373,11 @@ class PatientAdmin(TeamScopedAdmin):
                 for revision in rule.revisions.select_related("changed_by").order_by("-version")
             ],
             unit=unit_of(rule.metric),
+            policy_notes=policy_notes(
+                group=rule.group,
+                late_data_applies=rule.kind in READING_KINDS_SUPPRESSED_WHEN_STALE,
+                stale_hours=settings.VIGIL_STALE_READING_AGE / timedelta(hours=1),
+            ),
             form=form,
         )
 

@@ -279,6 +279,30 @@ def test_the_rules_show_the_protocol_default_and_its_source_beside_the_patients_
     assert f"Source: {rule.source}" in rule_page
 
 
+def test_a_rule_page_states_the_problem_and_the_late_data_policy_of_its_alerts(
+    physician_client, patient, settings
+):
+    apply_protocols(patient=patient, codes=["anticoagulation"])
+    settings.VIGIL_STALE_READING_AGE = timedelta(hours=24)
+
+    target = physician_client.get(rule_url(patient.rules.get(key="inr_target_range")))
+    critical = physician_client.get(rule_url(patient.rules.get(key="inr_critical")))
+    ttr = physician_client.get(rule_url(patient.rules.get(key="inr_ttr_rosendaal")))
+
+    assert target.context["policy_notes"] == [
+        "Two-sided: a reading below the range feeds the “Low INR” alert, one above it the "
+        "“High INR” alert.",
+        "A reading measured more than 24 hours before it arrives raises an alert only when it "
+        "crosses a critical limit, titled as late with its measured time; otherwise it is "
+        "stored and shown but raises nothing.",
+    ]
+    assert critical.context["policy_notes"][0] == (
+        "Feeds the “High INR” problem: a critical alert of that problem keeps its lesser "
+        "findings from paging; other problems are never held back."
+    )
+    assert ttr.context["policy_notes"] == []
+
+
 def test_tailoring_a_rule_saves_a_new_version_with_its_revision(
     physician, physician_client, patient
 ):
