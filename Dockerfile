@@ -32,4 +32,7 @@ RUN pip install --no-deps . \
 USER vigil
 EXPOSE 8000
 
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--no-control-socket"]
+# The access log: the path without its query string (%(U)s, not %(r)s: a search names the
+# patient) and no referrer, as in scripts/run.
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-", \
+     "--access-logformat", "%(h)s %(t)s %(m)s %(U)s %(s)s %(b)s %(M)sms", "--no-control-socket"]

@@ -4,7 +4,10 @@ The Alert admin is the care team's triage workspace: the queue (alerts/triage.py
 alert page (alerts/alert_page.py). Alert changes go through alerts/lifecycle.py.
 """
 
+from urllib.parse import urlsplit
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
@@ -53,8 +56,20 @@ class MembershipInline(admin.TabularInline):
     raw_id_fields = ["user"]
 
 
+class CareTeamForm(forms.ModelForm):
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data["webhook_url"]
+        if url and urlsplit(url).scheme != "https" and not settings.VIGIL_ALLOW_HTTP_WEBHOOKS:
+            raise ValidationError(
+                "Use an https:// URL: the webhook names the patient, and plain http would "
+                "send that in the clear."
+            )
+        return url
+
+
 @admin.register(CareTeam)
 class CareTeamAdmin(admin.ModelAdmin):
+    form = CareTeamForm
     # A team's webhook is typed without a scheme at times: https, never plain http.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = [

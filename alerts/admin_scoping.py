@@ -26,10 +26,11 @@ from __future__ import annotations
 from collections import deque
 
 from django.contrib import admin
+from django.contrib.admin import widgets
 from django.contrib.admin.options import TO_FIELD_VAR
 from django.contrib.admin.utils import get_fields_from_path, unquote
 from django.contrib.auth import get_permission_codename, get_user_model
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
 from django.http import Http404
 
@@ -92,16 +93,42 @@ def scoped_choices(model: type[models.Model], user) -> models.QuerySet | None:
     return scope_to_teams(model._default_manager.all(), user, team_path)
 
 
+class ScopedRawIdWidget(widgets.ForeignKeyRawIdWidget):
+    """The raw id input, whose label (the object's name and a link beside the id) is looked
+    up among the objects the user may pick only: an id of another team's object, typed or
+    put in the add form's URL (?patient=4), shows no label at all, as a missing one."""
+
+    def __init__(self, rel, admin_site, *, queryset, attrs=None, using=None):
+        super().__init__(rel, admin_site, attrs=attrs, using=using)
+        self.queryset = queryset
+
+    def label_and_url_for_value(self, value):
+        key = self.rel.get_related_field().name
+        try:
+            self.queryset.using(self.db).get(**{key: value})
+        except (ValueError, ValidationError, self.queryset.model.DoesNotExist):
+            return "", ""
+        return super().label_and_url_for_value(value)
+
+
 class ScopedChoicesMixin:
     """Foreign key and many-to-many choices limited to the user's teams' objects. The
     queryset also validates a submitted id, so a raw id or a hand-made POST naming another
-    team's patient is refused as an invalid choice."""
+    team's patient is refused as an invalid choice; a raw id field's label is looked up in
+    the same queryset (ScopedRawIdWidget)."""
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if "queryset" not in kwargs:
             queryset = scoped_choices(db_field.related_model, request.user)
             if queryset is not None:
                 kwargs["queryset"] = queryset
+                if "widget" not in kwargs and db_field.name in self.raw_id_fields:
+                    kwargs["widget"] = ScopedRawIdWidget(
+                        db_field.remote_field,
+                        self.admin_site,
+                        queryset=queryset,
+                        using=kwargs.get("using"),
+                    )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts.models import Alert, AlertEvent, AlertEventKind, AlertStatus
-from config.celery import enqueue_on_commit
+from config.celery import enqueue_all_on_commit
 
 
 def escalate_overdue_alerts(*, now: datetime | None = None) -> int:
@@ -36,10 +36,11 @@ def escalate_overdue_alerts(*, now: datetime | None = None) -> int:
             .order_by("next_escalation_at")[: limit + 1]
         )
         events = [_escalate(alert, now) for alert in due[:limit]]
-        for event in filter(None, events):
-            enqueue_on_commit(route_alert_event_task, event.pk)
+        # Each event is routing's outbox row: one whose publish fails is routed by the sweep.
+        messages = [(route_alert_event_task, (event.pk,), {}) for event in filter(None, events)]
         if len(due) > limit:
-            enqueue_on_commit(escalate_overdue_alerts_task)
+            messages.append((escalate_overdue_alerts_task, (), {}))
+        enqueue_all_on_commit(messages)
     return sum(1 for event in events if event)
 
 

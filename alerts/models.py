@@ -209,8 +209,29 @@ class AlertEventKind(models.TextChoices):
     NOTE = "note", "Note"
 
 
+# Events that page someone, while the alert is open and its current severity calls for a
+# person (alerts.notify.calls_for_a_person). A worse finding re-opens an acknowledged alert
+# (lifecycle), so one still acknowledged was acknowledged since. A new kind of event that
+# should page as a new alert does (a further tier of the same problem) is one more line here;
+# the index alertevent_unrouted changes with it (makemigrations), and that migration must mark
+# the kind's existing events routed, or the routing sweep pages about every one of them.
+PAGING_EVENTS = frozenset(
+    {
+        AlertEventKind.RAISED,
+        AlertEventKind.SEVERITY_RAISED,
+        # A further tier of the same problem at the same severity (INR > 10 after INR >= 5).
+        AlertEventKind.WORSENED,
+        # Escalation's own events: only warning and critical alerts have a deadline.
+        AlertEventKind.ESCALATED,
+        AlertEventKind.REPEATED,
+    }
+)
+
+
 class AlertEvent(models.Model):
-    """Append-only history of an alert: every state change and note, who and when."""
+    """Append-only history of an alert: every state change and note, who and when.
+
+    A paging event is also the outbox row of its routing (`routed_at`)."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=AlertEventKind.choices)
@@ -220,9 +241,23 @@ class AlertEvent(models.Model):
     at = models.DateTimeField()
     note = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
+    # When routing decided who is paged about this event, set in the transaction that creates
+    # its notifications, and set too when that is nobody (an info alert, a silence, an alert
+    # handled meanwhile). A paging event still without it after the grace lost its routing
+    # task (a Redis restart, a killed worker): the routing sweep routes it again.
+    routed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["alert_id", "at", "id"]
+        indexes = [
+            # The routing sweep (alerts.notify.enqueue_unrouted_alert_events), oldest first:
+            # only paging events whose routing has not run yet, so it stays a few rows.
+            models.Index(
+                fields=["id"],
+                condition=Q(routed_at__isnull=True, kind__in=sorted(PAGING_EVENTS)),
+                name="alertevent_unrouted",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"alert event {self.pk} ({self.kind})"
@@ -316,6 +351,8 @@ class Notification(models.Model):
 
 
 class AttemptOutcome(models.TextChoices):
+    # Recorded before the channel is called: an attempt whose worker died mid-send keeps it.
+    UNKNOWN = "unknown", "No outcome (in flight, or the worker stopped mid-send)"
     SENT = "sent", "Sent"
     TRANSIENT_FAILURE = "transient_failure", "Failed, will retry"
     PERMANENT_FAILURE = "permanent_failure", "Failed permanently"

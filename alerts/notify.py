@@ -1,10 +1,12 @@
 """Routing alert events to people, and delivering each notification.
 
-Routing writes one Notification row per (event, channel, target) — the unique constraint
-makes a re-run route nobody twice — and enqueues a delivery per row after commit. Delivery
-claims its row with a lease (conditional UPDATE), calls the channel, and records the attempt;
-transient failures are retried with backoff by the task, permanent ones are recorded, not
-retried, and flag the target for the operator (ChannelFault).
+Routing claims the alert event (its `routed_at`, a conditional UPDATE), writes one
+Notification row per (event, channel, target) in the same transaction — the unique constraint
+makes a re-run route nobody twice — and enqueues a delivery per row after commit. The event is
+routing's outbox row: a paging event still unrouted after the grace is routed by the sweep.
+Delivery claims its row with a lease (conditional UPDATE), records the attempt, calls the
+channel, and records the outcome; transient failures are retried with backoff by the task,
+permanent ones are recorded, not retried, and flag the target for the operator (ChannelFault).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from alerts.channels import CHANNELS, DeliveryError, Message
 from alerts.channels import sms as sms_channel
 from alerts.models import (
+    PAGING_EVENTS,
     Alert,
     AlertEvent,
     AlertEventKind,
@@ -33,30 +36,18 @@ from alerts.models import (
     NotificationStatus,
     Silence,
 )
-from config.celery import enqueue_on_commit
+from config.celery import enqueue_all_on_commit
 from monitoring.models import Severity
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
+# A delivery's hold while it is sent: well above one send, which every channel bounds with its
+# timeouts (10 s a call by default). A worker killed mid-send leaves its row to the outbox
+# sweep once the lease has lapsed (and `older_than` after).
+LEASE = timedelta(minutes=1)
 # Backoff for deliveries that may succeed later: 30 s, 1, 2, 4, 8 … min, capped at 30 min.
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=30)
-# Events that page someone, while the alert is open and its current severity calls for a
-# person (`calls_for_a_person`). A worse finding re-opens an acknowledged alert (lifecycle),
-# so one still acknowledged was acknowledged since. A new kind of event that should page
-# as a new alert does (a further tier of the same problem) is one more line here.
-PAGING_EVENTS = frozenset(
-    {
-        AlertEventKind.RAISED,
-        AlertEventKind.SEVERITY_RAISED,
-        # A further tier of the same problem at the same severity (INR > 10 after INR >= 5).
-        AlertEventKind.WORSENED,
-        # Escalation's own events: only warning and critical alerts have a deadline.
-        AlertEventKind.ESCALATED,
-        AlertEventKind.REPEATED,
-    }
-)
 
 
 def _targets(alert: Alert, level: int) -> list[tuple[str, object, str]]:
@@ -100,29 +91,32 @@ def calls_for_a_person(alert: Alert) -> bool:
 def route_alert_event(*, event_id: int, now: datetime | None = None) -> list[int]:
     """Create the notifications an alert event calls for; return their ids.
 
-    Writes: Notification rows (pending). Enqueues after commit: one delivery per pending row.
-    Nothing is sent for an event that pages nobody (PAGING_EVENTS), an alert no longer open
-    (acknowledged or resolved by the time this runs), an info alert of a team that does not
-    page for them, or a silenced alert. The alert's current severity decides: an info alert
-    raised to warning or critical pages through its severity_raised event.
+    Claims the event first (`routed_at`, a conditional UPDATE in the same transaction): a
+    second run, concurrent or later (redelivery, the sweep), finds it routed and returns [].
+    Writes: AlertEvent.routed_at, Notification rows (pending). Enqueues after commit: one
+    delivery per pending row. Nobody is paged, though the event is marked routed, for an
+    event that pages nobody (PAGING_EVENTS), an alert no longer open (acknowledged or resolved
+    by the time this runs), an info alert of a team that does not page for them, or a
+    silenced alert. The alert's current severity decides: an info alert raised to warning or
+    critical pages through its severity_raised event.
     """
     now = now or timezone.now()
-    event = AlertEvent.objects.select_related("alert__patient__care_team").get(pk=event_id)
-    alert = event.alert
-    if event.kind not in PAGING_EVENTS or alert.status != AlertStatus.OPEN:
-        return []
-    if not calls_for_a_person(alert):
-        return []
-    if _silenced(alert, now):
-        return []
-    level = event.data.get("level", alert.escalation_level)
     with transaction.atomic():
+        claimed = AlertEvent.objects.filter(pk=event_id, routed_at__isnull=True).update(
+            routed_at=now
+        )
+        if not claimed:
+            return []
+        event = AlertEvent.objects.select_related("alert__patient__care_team").get(pk=event_id)
+        if not _pages(event, now):
+            return []
+        level = event.data.get("level", event.alert.escalation_level)
         Notification.objects.bulk_create(
             [
                 Notification(
-                    alert=alert, event=event, channel=channel, recipient=user, target=target
+                    alert=event.alert, event=event, channel=channel, recipient=user, target=target
                 )
-                for channel, user, target in _targets(alert, level)
+                for channel, user, target in _targets(event.alert, level)
             ],
             ignore_conflicts=True,
         )
@@ -135,11 +129,68 @@ def route_alert_event(*, event_id: int, now: datetime | None = None) -> list[int
     return pending
 
 
+def _pages(event: AlertEvent, now: datetime) -> bool:
+    alert = event.alert
+    if event.kind not in PAGING_EVENTS or alert.status != AlertStatus.OPEN:
+        return False
+    return calls_for_a_person(alert) and not _silenced(alert, now)
+
+
+def settle_without_paging(*, event_ids: list[int], now: datetime) -> int:
+    """Mark these events routed with nobody paged: the evaluation that wrote them decided
+    nobody is to hear of them (a silenced alert; a lesser finding of a problem whose critical
+    alert is open), so the outbox sweep must not route them later. Writes:
+    AlertEvent.routed_at. Returns how many were marked."""
+    if not event_ids:
+        return 0
+    return AlertEvent.objects.filter(pk__in=event_ids, routed_at__isnull=True).update(routed_at=now)
+
+
 def enqueue_deliveries(notification_ids: list[int]) -> None:
     from alerts.tasks import deliver_notification_task
 
-    for notification_id in notification_ids:
-        enqueue_on_commit(deliver_notification_task, notification_id)
+    enqueue_all_on_commit([(deliver_notification_task, (pk,), {}) for pk in notification_ids])
+
+
+def unrouted_alert_events(*, now: datetime) -> QuerySet[AlertEvent]:
+    """Paging events whose routing has not run within the grace readings get before their
+    own sweep: with the broker and a worker up, routing runs within a second of its event.
+    The partial index alertevent_unrouted serves this (its condition is the same kinds)."""
+    return AlertEvent.objects.filter(
+        routed_at__isnull=True,
+        kind__in=sorted(PAGING_EVENTS),
+        at__lt=now - settings.VIGIL_EVALUATION_GRACE,
+    )
+
+
+def enqueue_unrouted_alert_events(
+    *, now: datetime | None = None, after_event_id: int | None = None
+) -> int:
+    """The routing outbox sweep: paging events not routed within the grace lost their routing
+    task (a Redis restart without persistence, a worker killed before it committed).
+
+    Enqueues after commit: a routing task per such event, oldest first, at most
+    VIGIL_SWEEP_BATCH of them after `after_event_id`, and, when more remain, the sweep itself
+    to carry on after the last of them. Returns the number of events enqueued. Routing claims
+    each event, so one enqueued twice (a slow queue) pages nobody twice.
+    """
+    from alerts.tasks import enqueue_unrouted_alert_events_task, route_alert_event_task
+
+    now = now or timezone.now()
+    limit = settings.VIGIL_SWEEP_BATCH
+    unrouted = unrouted_alert_events(now=now)
+    if after_event_id is not None:
+        # Carry on after the previous batch, which may still wait in the queue.
+        unrouted = unrouted.filter(pk__gt=after_event_id)
+    event_ids = list(unrouted.order_by("pk").values_list("pk", flat=True)[: limit + 1])
+    batch = event_ids[:limit]
+    messages = [(route_alert_event_task, (pk,), {}) for pk in batch]
+    if len(event_ids) > limit:
+        messages.append((enqueue_unrouted_alert_events_task, (), {"after_event_id": batch[-1]}))
+    enqueue_all_on_commit(messages)
+    if batch:
+        logger.info("routing sweep enqueued %s alert events not routed in time", len(batch))
+    return len(batch)
 
 
 def build_message(notification: Notification) -> Message:
@@ -229,6 +280,7 @@ def deliver_notification(*, notification_id: int, now: datetime | None = None) -
             last_error=f"alert {notification.alert.status} before delivery",
         )
         return DeliveryOutcome.CANCELLED
+    attempt = _start_attempt(notification, now)
     started = time.monotonic()
     try:
         status_code = CHANNELS[notification.channel].send(
@@ -237,38 +289,52 @@ def deliver_notification(*, notification_id: int, now: datetime | None = None) -
             team=notification.alert.patient.care_team,
         )
     except DeliveryError as error:
-        return _record_failure(notification, error, now, started)
-    _record(notification, AttemptOutcome.SENT, now, started, status_code=status_code)
+        return _record_failure(notification, attempt, error, now, started)
+    _finish_attempt(attempt, AttemptOutcome.SENT, started, status_code=status_code)
     Notification.objects.filter(pk=notification.pk).update(
         status=NotificationStatus.SENT, sent_at=now, claimed_until=None, last_error=""
     )
     return DeliveryOutcome.SENT
 
 
-def _record(notification, outcome, now, started, *, status_code=None, error=""):
+def _start_attempt(notification: Notification, now: datetime) -> NotificationAttempt:
+    """The attempt's row, written before the channel is called: if the worker dies mid-send,
+    the history still shows that a page may have gone out then (outcome unknown)."""
+    attempt = NotificationAttempt(
+        notification=notification,
+        number=notification.attempts,
+        at=now,
+        outcome=AttemptOutcome.UNKNOWN,
+    )
     try:
-        NotificationAttempt.objects.create(
-            notification=notification,
-            number=notification.attempts,
-            at=now,
-            outcome=outcome,
-            status_code=status_code,
-            error=error[:2000],
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
+        with transaction.atomic():
+            attempt.save()
     except IntegrityError:
+        # The claim gave this run the number; a row holding it means the claim was broken.
         logger.warning(
             "attempt %s of notification %s recorded twice", notification.attempts, notification.pk
         )
+        attempt = NotificationAttempt.objects.get(
+            notification=notification, number=notification.attempts
+        )
+    return attempt
 
 
-def _record_failure(notification, error: DeliveryError, now, started) -> str:
+def _finish_attempt(attempt, outcome, started, *, status_code=None, error=""):
+    attempt.outcome = outcome
+    attempt.status_code = status_code
+    attempt.error = error[:2000]
+    attempt.duration_ms = int((time.monotonic() - started) * 1000)
+    attempt.save(update_fields=["outcome", "status_code", "error", "duration_ms"])
+
+
+def _record_failure(notification, attempt, error: DeliveryError, now, started) -> str:
     exhausted = notification.attempts >= settings.VIGIL_NOTIFICATION_MAX_ATTEMPTS
     permanent = error.permanent or exhausted
     outcome = (
         AttemptOutcome.PERMANENT_FAILURE if error.permanent else (AttemptOutcome.TRANSIENT_FAILURE)
     )
-    _record(notification, outcome, now, started, status_code=error.status_code, error=str(error))
+    _finish_attempt(attempt, outcome, started, status_code=error.status_code, error=str(error))
     logger.warning(
         "notification %s via %s failed (%s): %s",
         notification.pk,
@@ -317,27 +383,31 @@ def retry_delay(attempts: int) -> timedelta:
     return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
 
 
-def enqueue_pending_notifications(*, now: datetime | None = None, older_than=timedelta(minutes=2)):
+def enqueue_pending_notifications(
+    *, now: datetime | None = None, older_than: timedelta | None = None
+) -> int:
     """The outbox sweep: pending deliveries whose task was lost are enqueued again.
 
     A delivery is left alone while claimed (in flight, or waiting for its retry) and for
-    `older_than` after, which gives the task that was due then the time to take it."""
-    now = now or timezone.now()
-    from alerts.tasks import enqueue_pending_notifications_task
+    `older_than` (VIGIL_EVALUATION_GRACE) after, which gives the task that was due then the
+    time to take it. A worker killed mid-send is re-sent once its LEASE has lapsed, plus that.
+    Enqueues after commit: the deliveries (at most VIGIL_SWEEP_BATCH), and the sweep itself
+    when more remain."""
+    from alerts.tasks import deliver_notification_task, enqueue_pending_notifications_task
 
+    now = now or timezone.now()
+    cutoff = now - (older_than or settings.VIGIL_EVALUATION_GRACE)
     limit = settings.VIGIL_SWEEP_BATCH
     stuck = list(
-        Notification.objects.filter(
-            status=NotificationStatus.PENDING, created_at__lt=now - older_than
-        )
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now - older_than))
+        Notification.objects.filter(status=NotificationStatus.PENDING, created_at__lt=cutoff)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=cutoff))
         .order_by("created_at", "id")
         .values_list("id", flat=True)[: limit + 1]
     )
-    with transaction.atomic():
-        enqueue_deliveries(stuck[:limit])
-        if len(stuck) > limit:
-            # Deliveries are claimed when they run, so the next batch may overlap this one
-            # without sending anything twice.
-            enqueue_on_commit(enqueue_pending_notifications_task)
+    messages = [(deliver_notification_task, (pk,), {}) for pk in stuck[:limit]]
+    if len(stuck) > limit:
+        # Deliveries are claimed when they run, so the next batch may overlap this one
+        # without sending anything twice.
+        messages.append((enqueue_pending_notifications_task, (), {}))
+    enqueue_all_on_commit(messages)
     return min(len(stuck), limit)

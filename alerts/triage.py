@@ -165,7 +165,8 @@ class CareTeamFilter(admin.SimpleListFilter):
         value = self.value()
         if value == "mine":
             return queryset.filter(patient__care_team__memberships__user=request.user)
-        if value and value.isdigit():
+        # isascii too: isdigit() is true of "²" and other digits int() refuses.
+        if value and value.isascii() and value.isdigit():
             return queryset.filter(patient__care_team_id=int(value))
         return queryset
 

@@ -1,9 +1,8 @@
 """The admin site: throttled logins, two-factor authentication, and the audit log's page.
 
-- Login throttling: failed logins are counted in the cache (Redis in deployments) per
-  username and per client address over a window; past the limit the login page answers
-  429 without checking the password, until the window ends. A success clears its
-  username's count, never the address's (an attacker's own account must not reset it).
+- Login throttling: failed logins are counted in the store the API's token login uses
+  too (monitoring.auth: per username and address, per username, per address); past a
+  limit the login page answers 429 without checking the password, until the window ends.
 - Two-factor (django-otp, TOTP): a staff user with a confirmed authenticator device must
   give its current code with the password. With VIGIL_REQUIRE_2FA set, a session without a
   verified device reaches no admin page: the user is sent to /admin/two-factor/ to enrol a
@@ -15,7 +14,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 
 import qrcode
 import qrcode.image.svg
@@ -23,7 +21,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
@@ -39,53 +36,8 @@ from django_otp import devices_for_user, user_has_device
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from monitoring.audit import client_ip
+from monitoring.auth import claim_login_attempt, login_succeeded
 from monitoring.models import AuditEvent
-
-# --- Login throttling ---------------------------------------------------------------------
-
-
-def _failure_keys(request: HttpRequest, username: str | None) -> list[tuple[str, int]]:
-    """(cache key, limit) of each counter a failed login from this request adds to."""
-    keys = [
-        (
-            f"admin-login-failures:ip:{client_ip(request) or 'unknown'}",
-            settings.VIGIL_ADMIN_LOGIN_FAILURES_PER_IP,
-        )
-    ]
-    if username:
-        # Hashed: the key names no account in the cache.
-        digest = hashlib.sha256(username.strip().lower().encode()).hexdigest()
-        keys.append(
-            (
-                f"admin-login-failures:user:{digest}",
-                settings.VIGIL_ADMIN_LOGIN_FAILURES_PER_USERNAME,
-            )
-        )
-    return keys
-
-
-def login_is_throttled(request: HttpRequest, username: str | None) -> bool:
-    keys = _failure_keys(request, username)
-    counts = cache.get_many([key for key, _ in keys])
-    return any(counts.get(key, 0) >= limit for key, limit in keys)
-
-
-def record_login_failure(request: HttpRequest, username: str | None) -> None:
-    """Adds one to the address's and the username's failure counts. The window starts at
-    the first failure (cache.add) and is not extended by later ones."""
-    window = int(settings.VIGIL_ADMIN_LOGIN_LOCKOUT.total_seconds())
-    for key, _ in _failure_keys(request, username):
-        cache.add(key, 0, timeout=window)
-        try:
-            cache.incr(key)  # atomic in Redis: concurrent failures all count
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=window)
-
-
-def clear_username_failures(request: HttpRequest, username: str) -> None:
-    cache.delete_many([key for key, _ in _failure_keys(request, username)[1:]])
-
 
 # --- Login form: password, then the authenticator code when the user has a device --------
 
@@ -112,21 +64,18 @@ class AdminLoginForm(AdminAuthenticationForm):
 
     def clean(self):
         username = self.cleaned_data.get("username")
-        if login_is_throttled(self.request, username):
+        if not (username and self.cleaned_data.get("password")):
+            return super().clean()  # the fields' own errors; no password was tried
+        if not claim_login_attempt(request=self.request, username=username):
             self.throttled = True
-            minutes = int(settings.VIGIL_ADMIN_LOGIN_LOCKOUT.total_seconds() // 60)
+            minutes = int(settings.VIGIL_LOGIN_LOCKOUT.total_seconds() // 60)
             raise ValidationError(
                 self.error_messages["throttled"], code="throttled", params={"minutes": minutes}
             )
-        try:
-            cleaned = super().clean()
-            if self.get_user() is not None:
-                self._verify_second_factor(self.get_user())
-        except ValidationError:
-            record_login_failure(self.request, username)
-            raise
-        if self.get_user() is not None:  # only a real success clears the username's count
-            clear_username_failures(self.request, username)
+        # The attempt counts as a failure unless the password and the code are both right.
+        cleaned = super().clean()
+        self._verify_second_factor(self.get_user())
+        login_succeeded(request=self.request, username=username)
         return cleaned
 
     def _verify_second_factor(self, user) -> None:

@@ -1,12 +1,15 @@
-"""API conventions: the error body and pagination shared by every endpoint.
+"""API conventions: the error body, pagination and caching shared by every endpoint.
 
 Every 4xx body is JSON: {"detail": "<what was wrong>"} and, where fields were wrong,
-{"errors": {"<field>": ["<reason>", ...]}}.
+{"errors": {"<field>": ["<reason>", ...]}}; the OpenAPI document says so for the 401, 403
+and 404 every operation may answer (add_error_responses). No API response is stored by a
+browser or a shared cache (NoStoreApiMiddleware).
 """
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.utils.cache import patch_cache_control
 from django.views import defaults
 from rest_framework import exceptions, pagination
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -71,3 +74,74 @@ def server_error(request):
     if request.path.startswith("/api/"):
         return json_error(request, 500, "Server error.")
     return defaults.server_error(request)
+
+
+# --- Caching ------------------------------------------------------------------------------
+
+
+class NoStoreApiMiddleware:
+    """Cache-Control: no-store on every response under /api/v1/: readings, patients and
+    alerts must not stay in a browser's cache or a proxy's after the call. The schema and
+    the docs page (/api/schema/, /api/docs/) hold no patient data and may be cached."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.path.startswith("/api/v1/"):
+            patch_cache_control(response, no_store=True)
+        return response
+
+
+# --- The OpenAPI document -----------------------------------------------------------------
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {},
+            "description": "Per field (or per parameter), the reasons.",
+        },
+    },
+    "required": ["detail"],
+}
+UNAUTHENTICATED = (
+    "No credential, or an invalid, expired or revoked one (with a `WWW-Authenticate: Bearer` "
+    "challenge)."
+)
+FORBIDDEN = (
+    "The credential may not do this: the wrong kind (a patient app token on a staff "
+    "endpoint, say) or a role without the permission."
+)
+NOT_FOUND = "No such object, or one the caller may not see (another care team's looks the same)."
+
+
+def add_error_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook: the 401 and 403 of every operation that takes a
+    bearer credential and the 404 of every operation with a path parameter, with the error
+    body, where the view's own extend_schema did not describe them already."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Error", ERROR_SCHEMA)
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            answers = {}
+            if any("bearer" in requirement for requirement in operation.get("security", [])):
+                answers |= {"401": UNAUTHENTICATED, "403": FORBIDDEN}
+            if any(parameter.get("in") == "path" for parameter in operation.get("parameters", [])):
+                answers["404"] = NOT_FOUND
+            for code, description in answers.items():
+                operation["responses"].setdefault(code, _error_response(description))
+            operation["responses"] = dict(sorted(operation["responses"].items()))
+    return result
+
+
+def _error_response(description: str) -> dict:
+    return {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "description": description,
+    }

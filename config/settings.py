@@ -5,11 +5,13 @@ no servers (SQLite in WAL mode, kombu's filesystem transport). Production, CI an
 suite set both and use PostgreSQL and Redis.
 """
 
+import ipaddress
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_HASHES, UNSAFE_INLINE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VIGIL_VAR_DIR", BASE_DIR / "var"))
@@ -69,13 +71,21 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files for the docs page, served as our own static files (no CDN).
+    "drf_spectacular_sidecar",
+    # django-csp: its system checks flag a policy written in the old settings format.
+    "csp",
     "monitoring",
     "alerts",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Cache-Control: no-store on every API response: they carry patient data.
+    "config.api.NoStoreApiMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -144,6 +154,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("VIGIL_CACHE_PREFIX", "vigil"),
+            # A hung Redis must not hang a login (the failure store lives here): seconds.
+            "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
         }
     }
 else:
@@ -179,16 +191,71 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("VIGIL_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
-# --- Admin login (config/admin.py) --------------------------------------------------------
+# --- HTTPS and browser security -----------------------------------------------------------
+# Behind a TLS-terminating proxy, the header by which it tells Django a request came over
+# https (e.g. X-Forwarded-Proto; the value must be "https"). Set it only when the proxy sets
+# that header on every request and drops the client's own: Django believes it.
+_proxy_ssl_header = os.environ.get("VIGIL_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = (f"HTTP_{_proxy_ssl_header.upper().replace('-', '_')}", "https")
+# HSTS, sent on https responses only: browsers refuse plain http to this host for that long.
+# 0 (off) until every URL is served over https; try 300, then a year (31536000).
+SECURE_HSTS_SECONDS = env_int("VIGIL_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("VIGIL_HSTS_INCLUDE_SUBDOMAINS", False)
+# Redirect http to https; /healthz stays on http for the container's own health check.
+SECURE_SSL_REDIRECT = env_bool("VIGIL_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# A care team's webhook carries the patient's identity: https only, except in development
+# (DJANGO_DEBUG), where a local receiver on plain http is allowed.
+VIGIL_ALLOW_HTTP_WEBHOOKS = env_bool("VIGIL_ALLOW_HTTP_WEBHOOKS", DEBUG)
+# The admin's pages, the docs page and the API load scripts, styles, images and fonts only
+# from this origin. Inline styles stay allowed (the admin's templates and Django's own use
+# <style> and style attributes; a nonce would switch 'unsafe-inline' off); inline scripts do
+# not: the docs page's one inline script carries the request's nonce (config/templates/api/
+# docs.html), and the one inline handler, the issued credential's onfocus="this.select()",
+# is allowed by its hash alone. data: images are Swagger UI's icons, drawn in its CSS.
+_SELECT_ON_FOCUS = "'sha256-biFQTroSCI3Z5BmsMGyEE2jFZdwjjG1Oe7JLytgH6jM='"  # this.select()
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE, UNSAFE_HASHES, _SELECT_ON_FOCUS],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# --- Logins (monitoring/auth.py; the API's token login and the admin's) --------------------
 # Staff must set up and use an authenticator app (TOTP) to reach the admin. Without it,
 # two-factor is still asked of every user who has set up a device.
 VIGIL_REQUIRE_2FA = env_bool("VIGIL_REQUIRE_2FA", False)
 OTP_TOTP_ISSUER = os.environ.get("VIGIL_OTP_ISSUER", "Vigil")
-# Failed admin logins, counted in the cache: past either limit within the window, the
-# login page refuses (429) without checking the password until the window ends.
-VIGIL_ADMIN_LOGIN_FAILURES_PER_USERNAME = env_int("VIGIL_ADMIN_LOGIN_FAILURES_PER_USERNAME", 5)
-VIGIL_ADMIN_LOGIN_FAILURES_PER_IP = env_int("VIGIL_ADMIN_LOGIN_FAILURES_PER_IP", 20)
-VIGIL_ADMIN_LOGIN_LOCKOUT = timedelta(minutes=env_int("VIGIL_ADMIN_LOGIN_LOCKOUT_MINUTES", 15))
+# Failed logins, API and admin together, counted in the cache by the username as it logs in
+# (trimmed, case-folded) and the client's address: past a limit within the window, the login
+# answers 429 without checking the password until the window ends. One address's guesses at
+# one username lock that pair; the per-username limit (any address) stops guessing spread
+# over many addresses, the per-address one many usernames tried from one; both sit far above
+# what people mistype, so one attacker cannot lock out a whole clinic behind one NAT.
+VIGIL_LOGIN_FAILURES_PER_USERNAME_AND_ADDRESS = env_int(
+    "VIGIL_LOGIN_FAILURES_PER_USERNAME_AND_ADDRESS", 5
+)
+VIGIL_LOGIN_FAILURES_PER_USERNAME = env_int("VIGIL_LOGIN_FAILURES_PER_USERNAME", 50)
+VIGIL_LOGIN_FAILURES_PER_ADDRESS = env_int("VIGIL_LOGIN_FAILURES_PER_ADDRESS", 100)
+VIGIL_LOGIN_LOCKOUT = timedelta(minutes=env_int("VIGIL_LOGIN_LOCKOUT_MINUTES", 15))
+# The reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For is
+# believed: the client is the last address in it that is not one of them. Empty: the
+# client is REMOTE_ADDR and X-Forwarded-For, which anyone can write, is ignored. Login
+# throttling and the audit log both use it (monitoring.audit.client_ip).
+VIGIL_TRUSTED_PROXIES = tuple(
+    ipaddress.ip_network(entry.strip(), strict=False)
+    for entry in os.environ.get("VIGIL_TRUSTED_PROXIES", "").split(",")
+    if entry.strip()
+)
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -200,10 +267,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_RATES": {
-        "login_ip": os.environ.get("VIGIL_LOGIN_RATE_IP", "30/min"),
-        "login_username": os.environ.get("VIGIL_LOGIN_RATE_USERNAME", "5/min"),
-    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -216,6 +279,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # The docs page loads Swagger UI from our own static files (drf-spectacular-sidecar).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # The enum hook is drf-spectacular's default; ours documents the 401, 403 and 404 that
+    # every operation may answer, with the error body (config/api.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.add_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "MetricEnum": "monitoring.models.Metric.choices",
         "MeasuredMetricEnum": "monitoring.serializers.MEASURED_METRICS",
@@ -338,21 +411,25 @@ else:
         "unacked_restore_interval": 15,
         "unacked_restore_throttle": 1,
         # redis-py waits forever on a broker that accepted the connection and stopped
-        # answering (hung Redis, network partition): a publish from a request would hang.
-        # Above the worker's 1 s BRPOP timeout, so an idle consumer is not cut off.
-        "socket_connect_timeout": 3,
-        "socket_timeout": 3,
+        # answering (a hung Redis, a network partition): a publish from a request would hang.
+        # Each command now gives up after this long; a healthy Redis answers in under a
+        # millisecond. The worker's BRPOP is read by its event loop only once the reply
+        # arrives, so no socket timeout cuts an idle consumer off.
+        "socket_connect_timeout": 1,
+        "socket_timeout": 1,
+        # A publisher's first connection (kombu's default channel) is tried once: otherwise it
+        # is retried for CELERY_BROKER_CONNECTION_TIMEOUT with 2 s pauses (4 s measured).
+        "max_retries": 0,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Publishing while the broker is down must fail fast: the reading is already committed and
-# the sweep re-enqueues it (DESIGN.md: the database, not the broker, is the source of truth).
-CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 0.5,
-}
+# Publishing is not retried: with Redis frozen (SIGSTOP) each try waits the socket timeout, and
+# two retries made an upload take 12 s; a Redis that restarted is reconnected by redis-py's
+# pool without a retry (measured with kombu 5.7, redis-py 8.1). A failed publish is logged in
+# one line (config/celery.py) and the row it was about stays pending in its outbox (readings,
+# alert events, notifications, nudges), which a sweep enqueues again: DESIGN.md, the database,
+# not the broker, is the source of truth.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -389,6 +466,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
     },
     "expire-info-alerts": {"task": "alerts.tasks.expire_info_alerts_task", "schedule": 300.0},
+    # Paging alert events whose routing task was lost (a Redis restart, a killed worker).
+    "enqueue-unrouted-alert-events": {
+        "task": "alerts.tasks.enqueue_unrouted_alert_events_task",
+        "schedule": 60.0,
+    },
     "enqueue-pending-notifications": {
         "task": "alerts.tasks.enqueue_pending_notifications_task",
         "schedule": 60.0,
@@ -410,12 +492,19 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Logging ------------------------------------------------------------------------------
-# Ids only, never names, values or MRNs (no PHI in logs).
+# Ids only, never names, values or MRNs (no PHI in logs). A database error's message quotes
+# the row's values (PostgreSQL's "DETAIL: Key (…)=(…)"): the formatter writes its class and
+# SQLSTATE instead, in tracebacks and in messages that quote it (config/logs.py). Django
+# logs each query with its parameters at DEBUG (with DJANGO_DEBUG): kept at WARNING, so not
+# even VIGIL_LOG_LEVEL=DEBUG writes them.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "config.logs.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("VIGIL_LOG_LEVEL", "INFO")},

@@ -17,30 +17,59 @@ patient?" is one indexed query. A batch of readings is one event, not one per re
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import models
+from django.conf import settings
+from django.db import DatabaseError, models, transaction
 from django.http import HttpRequest
 
 from monitoring.models import AuditAction, AuditEvent, AuditSurface, Patient
+
+logger = logging.getLogger(__name__)
 
 USER_AGENT_LENGTH = 300
 PATH_LENGTH = 500
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """The address the request came from, as the web server saw it.
+    """The address the request came from.
 
-    REMOTE_ADDR, not X-Forwarded-For: a client can write any X-Forwarded-For it likes.
-    Behind a reverse proxy, the proxy's own address is recorded unless the WSGI server is
-    told to trust the proxy's header (gunicorn --forwarded-allow-ips).
+    REMOTE_ADDR, unless it is one of the reverse proxies in VIGIL_TRUSTED_PROXIES: then the
+    client is the last address in X-Forwarded-For that is not a trusted proxy. A client can
+    write any X-Forwarded-For it likes, but each trusted proxy appends the address it saw,
+    so reading from the right, past our own proxies, gives the address nobody could forge.
     """
-    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    if request is None:
+        return None
+    address = _parse_address(request.META.get("REMOTE_ADDR", ""))
+    trusted = settings.VIGIL_TRUSTED_PROXIES
+    if address is None or not _is_trusted(address, trusted):
+        return str(address) if address is not None else None
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    for hop in reversed(forwarded.split(",") if forwarded else []):
+        hop_address = _parse_address(hop)
+        if hop_address is None:
+            break  # garbage a trusted proxy would not write: believe no further
+        address = hop_address
+        if not _is_trusted(address, trusted):
+            break
+    return str(address)
+
+
+def _parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return str(ipaddress.ip_address(address))
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    # ::ffff:192.0.2.1 is the IPv4 client of a dual-stack socket, not another address.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def _is_trusted(address, networks) -> bool:
+    return any(address in network for network in networks)
 
 
 def _surface(request: HttpRequest | None) -> str:
@@ -151,6 +180,7 @@ def record_for_patients(
 
 METHOD_ACTIONS = {
     "GET": AuditAction.VIEW,
+    "HEAD": AuditAction.VIEW,  # a HEAD is a GET without the body: it still reaches the data
     "POST": AuditAction.CREATE,
     "PUT": AuditAction.CHANGE,
     "PATCH": AuditAction.CHANGE,
@@ -227,7 +257,7 @@ API_AUDIT: dict[str, ApiAudit] = {
 }
 # API endpoints that show no patient's data, and why.
 NOT_AUDITED: dict[str, str] = {
-    "auth-token": "a staff login; no patient data",
+    "auth-token": "a staff login or logout; no patient data",
     "care-teams": "teams and their staff; no patient data",
 }
 
@@ -283,12 +313,37 @@ def record_api_call(spec: ApiAudit, request, response, kwargs) -> list[AuditEven
     )
 
 
+def record_refused_call(spec: ApiAudit, request, kwargs) -> list[AuditEvent]:
+    """Writes the event of a call refused to an authenticated caller (403, 404): the patient
+    the URL named, if it named one, and the object it asked for."""
+    object_id = str(kwargs.get(spec.object_kwarg, "")) if spec.object_kwarg else ""
+    patient_id = kwargs.get("patient_id")
+    return [
+        record(
+            user=request.user,
+            patient=int(patient_id) if patient_id is not None else None,
+            action=AuditAction.REFUSED,
+            what=spec.model,
+            request=request,
+            object_id=object_id,
+        )
+    ]
+
+
+REFUSED_STATUSES = (403, 404)
+
+
 class ApiAuditMiddleware:
-    """Records each successful (2xx) call of an API endpoint listed in API_AUDIT.
+    """Records each successful (2xx) call of an API endpoint listed in API_AUDIT, and each
+    call of one refused (403/404) to an authenticated caller (another team's patient, an
+    action the role may not take). An unauthenticated call (401) is not recorded: nobody
+    can be named.
 
     After the view: DRF has set request.user to the credential's user (or patient
-    principal), and the response still carries its data. A refused call (401/403/404)
-    showed nothing and is not recorded.
+    principal), and the response still carries its data. The readings of an upload are
+    committed before this runs: if writing the audit row fails, the failure is logged (ids
+    only) and the client still gets the answer for what was stored — never a 500 for a
+    stored batch.
     """
 
     def __init__(self, get_response):
@@ -296,9 +351,29 @@ class ApiAuditMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if 200 <= response.status_code < 300 and request.path.startswith("/api/"):
-            match = request.resolver_match
-            spec = API_AUDIT.get(match.url_name) if match is not None else None
-            if spec is not None:
-                record_api_call(spec, request, response, match.kwargs)
+        if not request.path.startswith("/api/"):
+            return response
+        match = request.resolver_match
+        spec = API_AUDIT.get(match.url_name) if match is not None else None
+        if spec is None:
+            return response
+        try:
+            with transaction.atomic():
+                if 200 <= response.status_code < 300:
+                    record_api_call(spec, request, response, match.kwargs)
+                elif response.status_code in REFUSED_STATUSES and _authenticated(request):
+                    record_refused_call(spec, request, match.kwargs)
+        except DatabaseError as error:
+            logger.error(
+                "audit event of %s %s (status %s) not written: %s",
+                request.method,
+                match.url_name,
+                response.status_code,
+                type(error).__name__,
+            )
         return response
+
+
+def _authenticated(request) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated)

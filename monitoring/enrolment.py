@@ -11,7 +11,7 @@ from monitoring.schedules import apply_protocol_schedules
 
 
 class DuplicatePatient(Exception):
-    """Another patient already has this external id (MRN)."""
+    """Another patient of the same care team already has this external id (MRN)."""
 
 
 def enrol_patient(
@@ -26,8 +26,10 @@ def enrol_patient(
     """Writes a Patient, their protocol enrolments and their own copy of each protocol's
     rules and measurement schedules, in one transaction.
 
-    The unique external id is enforced by the database: two racing enrolments of the same
-    MRN produce one patient and one DuplicatePatient, never two rows.
+    The external id is unique within the care team, enforced by the database: two racing
+    enrolments of the same MRN in one team produce one patient and one DuplicatePatient,
+    never two rows. Another team's patient with the same MRN is no duplicate: the caller
+    must not learn that it exists.
     """
     try:
         with transaction.atomic():
@@ -42,7 +44,7 @@ def enrol_patient(
             apply_protocols(patient=patient, codes=protocols)
             apply_protocol_schedules(patient=patient, codes=protocols)
     except IntegrityError as error:
-        if Patient.objects.filter(external_id=external_id).exists():
+        if Patient.objects.filter(care_team=care_team, external_id=external_id).exists():
             raise DuplicatePatient(external_id) from error
         raise
     return patient

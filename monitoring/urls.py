@@ -3,7 +3,7 @@ from django.urls import path
 from monitoring import views
 
 urlpatterns = [
-    path("auth/token", views.StaffTokenCreateApi.as_view(), name="auth-token"),
+    path("auth/token", views.StaffTokenCreateRevokeApi.as_view(), name="auth-token"),
     path("me", views.MeApi.as_view(), name="me"),
     path("readings", views.ReadingListCreateApi.as_view(), name="readings"),
     path("nudges", views.NudgeListApi.as_view(), name="nudges"),

@@ -16,7 +16,10 @@ from django.core.cache import cache
 from django.test import Client
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.test import APIClient
 
+from monitoring.auth import issue_staff_token
+from monitoring.models import StaffToken
 from tests.factories import UserFactory
 
 LOGIN = "/admin/login/?next=/admin/"
@@ -65,8 +68,17 @@ def test_a_username_is_locked_out_after_five_failures_even_with_the_right_passwo
     assert locked.status_code == 429
     assert b"Too many failed logins" in locked.content
     assert not logged_in(client)
-    # from another address too: the count is the account's
-    assert log_in(Client(REMOTE_ADDR="192.0.2.99"), "nina").status_code == 429
+
+
+def test_a_lockout_holds_the_username_at_that_address_not_everywhere(staff):
+    # An attacker's five guesses must not lock the clinician out of their own desk.
+    for _ in range(5):
+        log_in(Client(REMOTE_ADDR="192.0.2.10"), "nina", "wrong")
+
+    elsewhere = Client(REMOTE_ADDR="192.0.2.99")
+
+    assert log_in(elsewhere, "nina").status_code == 302
+    assert logged_in(elsewhere)
 
 
 def test_the_username_count_is_case_insensitive(staff):
@@ -77,9 +89,25 @@ def test_the_username_count_is_case_insensitive(staff):
     assert log_in(client, "nina").status_code == 429
 
 
-def test_an_address_is_locked_out_after_twenty_failures_whatever_the_usernames(staff):
-    client = Client(REMOTE_ADDR="192.0.2.20")
+def test_one_attackers_failures_do_not_lock_out_the_clinic_behind_the_same_address(staff):
+    # given: 20 failed logins at other usernames from the clinic's one public address
+    attacker = Client(REMOTE_ADDR="192.0.2.20")
     for n in range(20):
+        log_in(attacker, f"guess{n}", "wrong")
+
+    # when: a clinician at the same address logs in
+    clinician = Client(REMOTE_ADDR="192.0.2.20")
+    response = log_in(clinician, "nina")
+
+    # then
+    assert response.status_code == 302
+    assert logged_in(clinician)
+
+
+def test_an_address_is_locked_out_at_the_address_limit_whatever_the_usernames(staff, settings):
+    settings.VIGIL_LOGIN_FAILURES_PER_ADDRESS = 3
+    client = Client(REMOTE_ADDR="192.0.2.20")
+    for n in range(3):
         log_in(client, f"guess{n}", "wrong")
 
     locked = log_in(client, "nina")
@@ -87,6 +115,33 @@ def test_an_address_is_locked_out_after_twenty_failures_whatever_the_usernames(s
     assert locked.status_code == 429
     assert not logged_in(client)
     assert log_in(Client(REMOTE_ADDR="192.0.2.21"), "nina").status_code == 302
+
+
+def test_a_forged_forwarded_for_does_not_dodge_the_count(staff):
+    client = Client(REMOTE_ADDR="192.0.2.22")
+    for n in range(5):
+        client.post(
+            LOGIN,
+            {"username": "nina", "password": "wrong"},
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        )
+
+    response = client.post(
+        LOGIN, {"username": "nina", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="198.51.100.99"
+    )
+
+    assert response.status_code == 429
+    assert not logged_in(client)
+
+
+def test_failed_api_logins_lock_the_admin_login_too(staff):
+    api = APIClient(REMOTE_ADDR="192.0.2.23")
+    for _ in range(5):
+        api.post("/api/v1/auth/token", {"username": "nina", "password": "wrong"}, format="json")
+
+    response = log_in(Client(REMOTE_ADDR="192.0.2.23"), "nina")
+
+    assert response.status_code == 429
 
 
 def test_a_success_clears_its_usernames_count(staff):
@@ -114,7 +169,7 @@ def test_a_post_without_a_password_does_not_clear_the_count(staff):
 
 
 def test_the_lockout_ends_with_its_window(staff, settings):
-    settings.VIGIL_ADMIN_LOGIN_LOCKOUT = timedelta(seconds=1)
+    settings.VIGIL_LOGIN_LOCKOUT = timedelta(seconds=1)
     client = Client(REMOTE_ADDR="192.0.2.40")
     for _ in range(5):
         log_in(client, "nina", "wrong")
@@ -129,9 +184,12 @@ def test_the_lockout_ends_with_its_window(staff, settings):
 def test_the_counts_are_in_the_cache_under_hashed_keys(staff):
     log_in(Client(REMOTE_ADDR="192.0.2.50"), "nina", "wrong")
 
-    digest = hashlib.sha256(b"nina").hexdigest()
-    assert cache.get(f"admin-login-failures:user:{digest}") == 1
-    assert cache.get("admin-login-failures:ip:192.0.2.50") == 1
+    name = hashlib.sha256(b"nina").hexdigest()
+    pair = hashlib.sha256(f"{name} 192.0.2.50".encode()).hexdigest()
+    assert cache.get(f"login-failures:pair:{pair}") == 1
+    assert cache.get(f"login-failures:user:{name}") == 1
+    assert cache.get("login-failures:address:192.0.2.50") == 1
+    assert [key for key in cache._cache.get_client().keys("*") if b"nina" in key] == []
 
 
 # --- Two-factor ----------------------------------------------------------------------------
@@ -272,3 +330,106 @@ def test_a_staff_session_expires_after_thirty_minutes_of_inactivity(staff, time_
     assert settings.SESSION_COOKIE_AGE == 30 * 60
     assert response.status_code == 302
     assert response["Location"] == "/admin/login/?next=/admin/"
+
+
+# --- Staff users: losing access, or the password, revokes API tokens ------------------------
+
+
+def user_form(user, **changes) -> dict:
+    """The admin's user change form as a superuser submits it, with `changes`."""
+    data = {
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "is_active": "on" if user.is_active else "",
+        "is_staff": "on" if user.is_staff else "",
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        **changes,
+    }
+    return {key: value for key, value in data.items() if value != ""}
+
+
+@pytest.fixture
+def admin_client(superuser):
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+def api_works(token: str) -> bool:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client.get("/api/v1/care-teams").status_code == 200
+
+
+def test_deactivating_a_user_in_the_admin_revokes_their_tokens_for_good(
+    staff, superuser, admin_client
+):
+    # given
+    _, token = issue_staff_token(user=staff)
+    _, colleague = issue_staff_token(user=superuser)
+    assert api_works(token)
+
+    # when: deactivated, then reactivated, in the admin
+    deactivated = admin_client.post(
+        f"/admin/auth/user/{staff.pk}/change/", user_form(staff, is_active="")
+    )
+    staff.refresh_from_db()
+    reactivated = admin_client.post(
+        f"/admin/auth/user/{staff.pk}/change/", user_form(staff, is_active="on")
+    )
+
+    # then: the token was revoked when the user was deactivated; reactivation does not
+    # bring it back
+    assert (deactivated.status_code, reactivated.status_code) == (302, 302)
+    staff.refresh_from_db()
+    assert staff.is_active
+    assert StaffToken.objects.get(user=staff).revoked_at is not None
+    assert not api_works(token)
+    assert api_works(colleague)
+
+
+def test_saving_an_active_staff_user_in_the_admin_keeps_their_tokens(staff, admin_client):
+    _, token = issue_staff_token(user=staff)
+
+    response = admin_client.post(
+        f"/admin/auth/user/{staff.pk}/change/", user_form(staff, first_name="Nina")
+    )
+
+    assert response.status_code == 302
+    assert StaffToken.objects.get(user=staff).revoked_at is None
+    assert api_works(token)
+
+
+def test_setting_a_new_password_in_the_admin_revokes_the_users_tokens(staff, admin_client):
+    _, token = issue_staff_token(user=staff)
+
+    response = admin_client.post(
+        f"/admin/auth/user/{staff.pk}/password/",
+        {"password1": "a new passphrase 9", "password2": "a new passphrase 9"},
+    )
+
+    assert response.status_code == 302
+    assert StaffToken.objects.get(user=staff).revoked_at is not None
+    assert not api_works(token)
+
+
+def test_a_user_changing_their_own_password_loses_their_tokens(staff):
+    _, token = issue_staff_token(user=staff)
+    client = Client()
+    log_in(client, "nina")
+
+    response = client.post(
+        "/admin/password_change/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a new passphrase 9",
+            "new_password2": "a new passphrase 9",
+        },
+    )
+
+    assert response.status_code == 302
+    assert not api_works(token)
+    assert StaffToken.objects.get(user=staff).revoked_at is not None

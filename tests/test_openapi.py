@@ -286,3 +286,46 @@ def test_every_example_matches_the_schema_it_illustrates(schema):
         mismatches += [f"{where}: {error.message}" for error in validator.iter_errors(value)]
 
     assert mismatches == []
+
+
+def test_every_operation_documents_the_401_403_and_404_it_may_answer(schema):
+    missing = []
+    for method, path, operation in operations(schema):
+        expected = set()
+        if operation.get("security") == [{"bearer": []}]:
+            expected |= {"401", "403"}
+        if any(parameter["in"] == "path" for parameter in operation.get("parameters", [])):
+            expected.add("404")
+        for code in sorted(expected - operation["responses"].keys()):
+            missing.append(f"{method} {path} {code}")
+        for code in expected & operation["responses"].keys():
+            body = operation["responses"][code]["content"]
+            assert body["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, (
+                f"{method} {path} {code}"
+            )
+
+    assert missing == []
+
+
+def test_the_error_body_in_the_document_is_the_one_the_api_sends(schema):
+    assert schema["components"]["schemas"]["Error"] == {
+        "type": "object",
+        "properties": {
+            "detail": {"type": "string"},
+            "errors": {
+                "type": "object",
+                "additionalProperties": {},
+                "description": "Per field (or per parameter), the reasons.",
+            },
+        },
+        "required": ["detail"],
+    }
+
+
+def test_logout_is_documented_as_a_bearer_delete_with_no_body(schema):
+    operation = schema["paths"]["/api/v1/auth/token"]["delete"]
+
+    assert operation["security"] == [{"bearer": []}]
+    assert sorted(operation["responses"]) == ["204", "401", "403"]
+    assert "content" not in operation["responses"]["204"]
+    assert "requestBody" not in operation

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from alerts.lifecycle import UNRESOLVED, Raised, Trigger, mark_condition_cleared, raise_alert
 from alerts.models import Alert, Silence
+from alerts.notify import settle_without_paging
 from config.celery import enqueue_on_commit
 from monitoring.models import Patient, Rule, Severity
 from monitoring.problems import groups_cleared_by, problem_key, side_group
@@ -63,7 +64,12 @@ def apply_outcomes(
     for group, at in clear.items():
         if group in waiting:
             mark_condition_cleared(patient_id=patient.pk, group=group, at=at)
-    return _unsilenced(patient, raised, now)
+    raised = _unsilenced(patient, raised, now)
+    settle_without_paging(
+        event_ids=[item.event.pk for item in raised if item.event is not None and not item.notify],
+        now=now,
+    )
+    return raised
 
 
 def _goes_both_ways(rule: Rule) -> bool:

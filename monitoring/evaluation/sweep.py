@@ -6,9 +6,9 @@ import logging
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
+from config.celery import enqueue_all_on_commit
 from monitoring.models import Reading
 
 logger = logging.getLogger(__name__)
@@ -44,16 +44,12 @@ def enqueue_unevaluated_readings(
     )
     batch, more = patient_ids[:limit], len(patient_ids) > limit
 
-    def publish() -> None:
-        # One hook for the batch, and a named function: Django logs a failed robust hook by
-        # its __qualname__, which a functools.partial lacks (the AttributeError would escape).
-        # With the broker down the first failure ends the batch; the next sweep retries.
-        for patient_id in batch:
-            evaluate_patient_readings_task.delay(patient_id)
-        if more:
-            enqueue_unevaluated_readings_task.delay(after_patient_id=batch[-1])
-
+    messages = [(evaluate_patient_readings_task, (patient_id,), {}) for patient_id in batch]
+    if more:
+        messages.append((enqueue_unevaluated_readings_task, (), {"after_patient_id": batch[-1]}))
+    # One hook for the batch, which stops at the first failed publish (a hung broker costs
+    # one socket timeout, not one per patient); the next sweep enqueues the rest.
+    enqueue_all_on_commit(messages)
     if batch:
-        transaction.on_commit(publish, robust=True)
         logger.info("evaluation sweep enqueued %s patients", len(batch))
     return len(batch)

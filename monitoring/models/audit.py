@@ -23,6 +23,9 @@ class AuditAction(models.TextChoices):
     CHANGE = "change", "Changed"
     DELETE = "delete", "Deleted"
     EXPORT = "export", "Exported"
+    # A call refused (403, 404) to an authenticated caller: another team's patient, or an
+    # action the caller's role does not allow. Who tried what is part of the trail.
+    REFUSED = "refused", "Refused"
 
 
 class AuditSurface(models.TextChoices):

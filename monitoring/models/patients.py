@@ -87,8 +87,10 @@ class NudgeChannel(models.TextChoices):
 
 
 class Patient(models.Model):
+    # Unique within the care team, not across teams: a team enrolling an MRN that another
+    # team holds must not learn that it exists (patient_external_id_unique_per_team).
     external_id = models.CharField(
-        "MRN / external id", max_length=64, unique=True, help_text="The clinic's own identifier."
+        "MRN / external id", max_length=64, help_text="The clinic's own identifier."
     )
     name = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, validators=[validate_timezone])
@@ -117,6 +119,14 @@ class Patient(models.Model):
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["care_team", "external_id"],
+                name="patient_external_id_unique_per_team",
+                violation_error_message="A patient with this MRN is already enrolled in this "
+                "care team.",
+            )
+        ]
 
     def __str__(self) -> str:
         # No PHI: the id is enough to find the row.
@@ -204,6 +214,10 @@ class StaffToken(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_tokens"
     )
     token_hash = models.CharField(max_length=64, unique=True)
+    # monitoring.auth.user_fingerprint(user) when issued: a changed password no longer
+    # matches and the token is refused (Django's session auth hash, for tokens). Tokens
+    # from before the column have "" and are refused: their users log in again.
+    user_fingerprint = models.CharField(max_length=64, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)

@@ -2,9 +2,8 @@
 
 from monitoring.views.access import (
     ERROR,
-    LoginIpThrottle,
-    LoginUsernameThrottle,
-    StaffTokenCreateApi,
+    LoginLockedOut,
+    StaffTokenCreateRevokeApi,
     check_second_factor,
 )
 from monitoring.views.nudges import (
@@ -76,8 +75,7 @@ __all__ = [
     "DeleteBodyAutoSchema",
     "DeviceCreateApi",
     "DeviceRevokeApi",
-    "LoginIpThrottle",
-    "LoginUsernameThrottle",
+    "LoginLockedOut",
     "MeApi",
     "NudgeCursorPagination",
     "NudgeListApi",
@@ -93,7 +91,7 @@ __all__ = [
     "PatientScheduleListCreateApi",
     "PushTokenApi",
     "ReadingListCreateApi",
-    "StaffTokenCreateApi",
+    "StaffTokenCreateRevokeApi",
     "check_second_factor",
     "filter_readings",
     "may_edit_rules",

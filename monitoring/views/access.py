@@ -1,4 +1,4 @@
-"""Staff login, the error shape, and who may reach which patient."""
+"""Staff login and logout, the error shape, and who may reach which patient."""
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -8,14 +8,18 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
-from rest_framework import serializers, status, throttling
+from rest_framework import exceptions, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring import examples
 from monitoring.auth import (
+    IsStaff,
+    claim_login_attempt,
     issue_staff_token,
+    login_succeeded,
+    revoke_staff_token,
 )
 from monitoring.serializers import (
     StaffLoginSerializer,
@@ -36,23 +40,12 @@ ERROR = OpenApiResponse(
 )
 
 
-class LoginIpThrottle(throttling.SimpleRateThrottle):
-    scope = "login_ip"
+class LoginLockedOut(exceptions.Throttled):
+    default_detail = "Too many failed logins. Wait {minutes} minutes and try again."
 
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
-class LoginUsernameThrottle(throttling.SimpleRateThrottle):
-    """Slows password guessing against one account from many addresses."""
-
-    scope = "login_username"
-
-    def get_cache_key(self, request, view):
-        username = request.data.get("username") if isinstance(request.data, dict) else None
-        if not isinstance(username, str) or not username:
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": username.lower()[:150]}
+    def __init__(self):
+        minutes = int(settings.VIGIL_LOGIN_LOCKOUT.total_seconds() // 60)
+        super().__init__(detail=self.default_detail.format(minutes=minutes))
 
 
 def check_second_factor(user, otp_token: str | None) -> None:
@@ -76,14 +69,31 @@ def check_second_factor(user, otp_token: str | None) -> None:
         raise ValidationError({"otp_token": ["The authenticator code is wrong or was used."]})
 
 
-class StaffTokenCreateApi(APIView):
-    authentication_classes = []
-    permission_classes = []
-    throttle_classes = [LoginIpThrottle, LoginUsernameThrottle]
+class StaffTokenCreateRevokeApi(APIView):
+    """POST logs in (no credential; failed logins counted by monitoring.auth's store),
+    DELETE logs out (the staff token that calls is revoked)."""
+
+    def get_authenticators(self):
+        if self._logging_in():
+            return []  # a stale Authorization header must not stand in the way of a login
+        return super().get_authenticators()
+
+    def get_permissions(self):
+        return [] if self._logging_in() else [IsStaff()]
+
+    def _logging_in(self) -> bool:
+        # The request is the HttpRequest here (View.setup), or None while drf-spectacular
+        # builds its mock one.
+        return getattr(getattr(self, "request", None), "method", None) == "POST"
 
     @extend_schema(
         tags=["auth"],
         summary="Exchange a staff username and password for a staff token",
+        description=(
+            "Failed logins are counted per username and address, per username and per "
+            "address; past a limit the answer is 429 without the password being checked, "
+            "until the lockout ends."
+        ),
         request=StaffLoginSerializer,
         responses={201: TokenIssuedSerializer, 400: ERROR, 429: ERROR},
         examples=examples.STAFF_LOGIN,
@@ -93,13 +103,29 @@ class StaffTokenCreateApi(APIView):
         login.is_valid(raise_exception=True)
         credentials = dict(login.validated_data)
         otp_token = credentials.pop("otp_token", None)
+        username = credentials["username"]
+        if not claim_login_attempt(request=request, username=username):
+            raise LoginLockedOut()
+        # The attempt counts as a failure unless it ends in a token.
         user = authenticate(request, **credentials)
         if user is None or not user.is_staff:
             raise ValidationError(
                 {"non_field_errors": ["Invalid username or password, or not a staff account."]}
             )
         check_second_factor(user, otp_token)
+        login_succeeded(request=request, username=username)
         token, plaintext = issue_staff_token(user=user)
         return Response(
             {"token": plaintext, "expires_at": token.expires_at}, status=status.HTTP_201_CREATED
         )
+
+    @extend_schema(
+        tags=["auth"],
+        summary="Log out: revoke the staff token this request carries",
+        description="The token stops working at once; the user's other tokens are untouched.",
+        request=None,
+        responses={204: OpenApiResponse(description="Revoked.")},
+    )
+    def delete(self, request):
+        revoke_staff_token(token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -8,6 +8,7 @@ object's; a form or an action naming it does nothing. A superuser sees both.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -299,6 +300,46 @@ def test_a_silence_for_the_other_teams_patient_is_refused_and_not_saved(as_nurse
     assert response.status_code == 200
     assert "patient" in response.context["adminform"].form.errors
     assert Silence.objects.count() == 0
+
+
+# The label Django's raw id widget writes after its lookup link (foreign_key_raw_id.html).
+RAW_ID_LABEL = re.compile(r'class="related-lookup"[^>]*></a>\s*<strong>(?:<a [^>]*>)?([^<]*)<')
+
+
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        pytest.param(Silence, ["patient", "rule"], id="silence"),
+        pytest.param(MeasurementSchedule, ["patient"], id="schedule"),
+        pytest.param(MedicationPlan, ["patient"], id="plan"),
+    ],
+)
+def test_an_add_form_shows_no_label_for_another_teams_raw_id(
+    physician, patient, other_patient, model, fields
+):
+    # given: the add form opened with ids in its URL (?patient=4&rule=25), as the
+    # related-object links do; the physician may add each of these in her team
+    client = Client()
+    client.force_login(physician)
+    rules = {"mine": RuleFactory(patient=patient), "theirs": RuleFactory(patient=other_patient)}
+    ids = {
+        "mine": {"patient": patient.pk, "rule": rules["mine"].pk},
+        "theirs": {"patient": other_patient.pk, "rule": rules["theirs"].pk},
+        "missing": {"patient": 999999, "rule": 999999},
+    }
+
+    # when
+    labels = {}
+    for whose, values in ids.items():
+        query = "&".join(f"{field}={values[field]}" for field in fields)
+        response = client.get(f"{url(model, 'add')}?{query}")
+        assert response.status_code == 200, whose
+        labels[whose] = RAW_ID_LABEL.findall(response.content.decode())
+
+    # then: the other team's ids look exactly like ids of nothing
+    expected = {"patient": f"patient {patient.pk}", "rule": str(rules["mine"])}
+    assert labels["mine"] == [expected[field] for field in fields]
+    assert labels["theirs"] == labels["missing"] == []
 
 
 def test_the_nurses_foreign_key_choices_are_her_teams(nurse, patient, other_patient, rf):

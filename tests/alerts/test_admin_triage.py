@@ -268,6 +268,29 @@ def test_the_team_filter_offers_my_teams_and_each_team(root, mixed, team, other_
     assert titles == ["All", "My teams", other_team.name, team.name]
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("%C2%B2", id="superscript-two"),
+        pytest.param("%D9%A3", id="arabic-indic-three"),
+        pytest.param("1x", id="not-a-number"),
+    ],
+)
+def test_a_team_value_that_is_no_team_id_filters_nothing_and_is_no_error(root, mixed, value):
+    # "²".isdigit() is True and int("²") raises: the queue answered 500.
+    response = root.get(f"{QUEUE}?team={value}")
+
+    assert response.status_code == 200
+    assert set(shown(response)) == set(shown(root.get(QUEUE)))
+
+
+def test_a_team_id_past_the_largest_id_shows_no_alert_and_is_no_error(root, mixed):
+    response = root.get(f"{QUEUE}?team=99999999999999999999999")
+
+    assert response.status_code == 200
+    assert shown(response) == []
+
+
 def _filter_choices(response, title):
     spec = next(s for s in response.context["cl"].filter_specs if s.title == title)
     return list(spec.choices(response.context["cl"]))

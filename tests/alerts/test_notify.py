@@ -188,15 +188,38 @@ def test_routing_an_event_again_creates_no_second_notification(
 ):
     # given: routed once, and the email already sent
     event = raise_event(patient, rule)
-    first = route_alert_event(event_id=event.pk)
+    route_alert_event(event_id=event.pk)
     Notification.objects.filter(channel="email").update(status="sent", sent_at=NOW)
     before = rows()
 
-    # when: the routing task runs again (redelivery)
+    # when: the routing task runs again (redelivery, or the sweep after a slow queue)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        again = route_alert_event(event_id=event.pk)
+
+    # then: the event was claimed by the first run; nothing is written or enqueued (what is
+    # still pending is the delivery outbox's, enqueue_pending_notifications)
+    assert again == []
+    assert rows() == before
+    assert callbacks == []
+    assert len(notifications_queue) == 0
+
+
+def test_an_event_routed_without_its_mark_is_not_routed_twice_either(
+    patient, rule, on_call, notifications_queue, django_capture_on_commit_callbacks
+):
+    # given: routed once and the email sent, without the mark being kept (as by a worker
+    # still running the code before routed_at existed, during a deployment)
+    event = raise_event(patient, rule)
+    first = route_alert_event(event_id=event.pk)
+    AlertEvent.objects.filter(pk=event.pk).update(routed_at=None)
+    Notification.objects.filter(channel="email").update(status="sent", sent_at=NOW)
+    before = rows()
+
+    # when
     with django_capture_on_commit_callbacks(execute=True):
         again = route_alert_event(event_id=event.pk)
 
-    # then: the same rows; only what is still pending is handed to delivery again
+    # then: the unique constraint keeps the rows; only what is still pending is handed on
     assert rows() == before
     assert Notification.objects.count() == 3
     assert again == first[1:]
@@ -450,17 +473,19 @@ def test_the_sweep_carries_on_in_another_run_when_more_than_a_batch_is_pending(
     settings, time_machine, patient, rule, on_call, django_capture_on_commit_callbacks
 ):
     settings.VIGIL_SWEEP_BATCH = 2
-    route_alert_event(event_id=raise_event(patient, rule).pk)  # email, SMS and webhook rows
+    email, sms, _webhook = route_alert_event(event_id=raise_event(patient, rule).pk)
     time_machine.move_to(NOW + 3 * MINUTE, tick=False)
 
     with django_capture_on_commit_callbacks() as callbacks:
         count = enqueue_pending_notifications()
 
+    # One hook for the batch (it stops at the first failed publish), the sweep last.
     assert count == 2
-    assert [c.task.name for c in callbacks] == [
-        "alerts.tasks.deliver_notification_task",
-        "alerts.tasks.deliver_notification_task",
-        "alerts.tasks.enqueue_pending_notifications_task",
+    [publish] = callbacks
+    assert [(task.name, args) for task, args, _kwargs in publish.messages] == [
+        ("alerts.tasks.deliver_notification_task", (email,)),
+        ("alerts.tasks.deliver_notification_task", (sms,)),
+        ("alerts.tasks.enqueue_pending_notifications_task", ()),
     ]
 
 

@@ -205,9 +205,22 @@ def test_a_taken_external_id_is_refused(coordinator_client, team, patient):
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {
-        "external_id": ["Patient with this MRN / external id already exists."]
+        "__all__": ["A patient with this MRN is already enrolled in this care team."]
     }
     assert Patient.objects.count() == 1
+
+
+def test_an_external_id_held_in_another_team_enrols_as_if_it_were_free(
+    coordinator_client, team, other_patient
+):
+    response = coordinator_client.post(
+        reverse("admin:monitoring_patient_add"),
+        enrolment(team, external_id=other_patient.external_id),
+    )
+
+    assert response.status_code == 302
+    enrolled = Patient.objects.exclude(pk=other_patient.pk).get()
+    assert (enrolled.care_team, enrolled.external_id) == (team, other_patient.external_id)
 
 
 def test_preferences_are_changed_through_the_change_form(coordinator_client, team, patient):

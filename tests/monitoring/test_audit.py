@@ -6,6 +6,7 @@ in the ORM or (PostgreSQL) in SQL; only superusers read the log in the admin.
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -80,6 +81,47 @@ def test_a_staff_read_of_a_patient_is_one_event_with_who_what_when_and_where(
         "GET",
         f"/api/v1/patients/{patient.pk}",
     )
+
+
+@pytest.mark.parametrize(
+    ("trusted", "remote", "forwarded_for", "recorded"),
+    [
+        pytest.param((), "203.0.113.7", "198.51.100.1", "203.0.113.7", id="no-proxy-trusted"),
+        pytest.param(
+            ("10.0.0.0/8",), "10.0.0.2", "198.51.100.1", "198.51.100.1", id="through-the-proxy"
+        ),
+        pytest.param(
+            ("10.0.0.0/8",),
+            "10.0.0.2",
+            "192.0.2.66, 198.51.100.1",
+            "198.51.100.1",
+            id="client-wrote-its-own",
+        ),
+        pytest.param(
+            ("10.0.0.0/8", "172.16.0.1"),
+            "10.0.0.2",
+            "198.51.100.1, 172.16.0.1",
+            "198.51.100.1",
+            id="two-proxies",
+        ),
+        pytest.param(("10.0.0.0/8",), "10.0.0.2", "", "10.0.0.2", id="proxy-sent-none"),
+        pytest.param(
+            ("10.0.0.0/8",), "203.0.113.7", "198.51.100.1", "203.0.113.7", id="not-via-the-proxy"
+        ),
+        pytest.param((), "::ffff:203.0.113.7", "", "203.0.113.7", id="ipv4-mapped"),
+    ],
+)
+@pytest.mark.django_db
+def test_the_address_recorded_is_the_one_no_client_could_forge(
+    settings, nurse_client, patient, trusted, remote, forwarded_for, recorded
+):
+    settings.VIGIL_TRUSTED_PROXIES = tuple(ipaddress.ip_network(t) for t in trusted)
+
+    nurse_client.get(
+        f"/api/v1/patients/{patient.pk}", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded_for
+    )
+
+    assert AuditEvent.objects.get().ip == recorded
 
 
 @pytest.mark.django_db
@@ -193,7 +235,9 @@ def test_acknowledging_an_alert_is_a_change_of_its_status(nurse_client, patient)
 
 
 @pytest.mark.django_db
-def test_refused_calls_write_no_event(nurse_client, coordinator_client, patient, other_patient):
+def test_refused_calls_of_a_known_caller_are_recorded_as_refused(
+    nurse_client, coordinator_client, patient, other_patient
+):
     rule = RuleFactory(patient=patient)
 
     responses = [
@@ -202,11 +246,60 @@ def test_refused_calls_write_no_event(nurse_client, coordinator_client, patient,
         coordinator_client.patch(
             f"/api/v1/patients/{patient.pk}/rules/{rule.pk}", {"severity": "info"}, format="json"
         ),
-        nurse_client.post(f"/api/v1/patients/{patient.pk}/tokens"),
-        Client().get(f"/api/v1/patients/{patient.pk}"),
     ]
 
-    assert [r.status_code for r in responses] == [404, 404, 403, 403, 401]
+    assert [r.status_code for r in responses] == [404, 404, 403]
+    assert events() == [
+        ("nurse", other_patient.pk, "refused", "monitoring.patient", str(other_patient.pk), [],
+         "api", "GET"),
+        ("nurse", other_patient.pk, "refused", "monitoring.reading", "", [], "api", "GET"),
+        ("coordinator", patient.pk, "refused", "monitoring.rule", str(rule.pk), [], "api",
+         "PATCH"),
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_an_unauthenticated_call_names_nobody_and_writes_no_event(patient):
+    response = Client().get(f"/api/v1/patients/{patient.pk}")
+
+    assert response.status_code == 401
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_head_request_of_patient_data_is_a_view(nurse_client, patient):
+    response = nurse_client.head(f"/api/v1/patients/{patient.pk}")
+
+    assert response.status_code == 200
+    assert events() == [
+        ("nurse", patient.pk, "view", "monitoring.patient", str(patient.pk), [], "api", "HEAD")
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_audit_write_never_turns_a_stored_upload_into_an_error(patient, patient_client):
+    # given: the audit table refuses every insert (a fault injected in PostgreSQL itself)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit storage unavailable'; END $$; "
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON monitoring_auditevent "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+        )
+    try:
+        # when
+        item = weight()
+        response = patient_client.post("/api/v1/readings", item, format="json")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER refuse_audit ON monitoring_auditevent; DROP FUNCTION refuse_audit()"
+            )
+
+    # then: the client is told what was stored, and it was
+    assert response.status_code == 201
+    assert response.json()["results"] == [{"id": item["id"], "status": "created"}]
+    assert patient.readings.filter(client_id=item["id"]).count() == 1
     assert not AuditEvent.objects.exists()
 
 

@@ -1,18 +1,25 @@
-"""Bearer credentials: staff login, hashed storage, and every way a credential is refused.
+"""Bearer credentials: staff login and logout, hashed storage, and every way a credential is
+refused.
 
-The login throttle counts in the real Redis cache (conftest clears it before each test).
+Failed logins are counted in the real Redis cache (conftest clears it before each test).
 """
 
 import hashlib
+import ipaddress
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client, RequestFactory
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from monitoring.auth import (
+    claim_login_attempt,
     issue_app_token,
     issue_staff_token,
     register_device,
@@ -20,7 +27,6 @@ from monitoring.auth import (
     revoke_device,
 )
 from monitoring.models import Device, PatientAppToken, Reading, StaffToken
-from monitoring.views import LoginIpThrottle
 from tests.conftest import client_with
 from tests.factories import UserFactory
 
@@ -35,13 +41,10 @@ INVALID_TOKEN = {"detail": "Invalid, expired or revoked token."}
 WWW_AUTHENTICATE = 'Bearer realm="api"'
 
 
-def login(client, username, password=PASSWORD):
-    return client.post(LOGIN_URL, {"username": username, "password": password}, format="json")
-
-
-def rate_count(scope: str) -> int:
-    """How many requests per period the configured rate ("5/min") allows."""
-    return int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope].split("/")[0])
+def login(client, username, password=PASSWORD, **extra):
+    return client.post(
+        LOGIN_URL, {"username": username, "password": password}, format="json", **extra
+    )
 
 
 def reading(reading_id: str = "7b0d5f8e-3c2a-4f61-9d0b-2a4e6c8f1b3d") -> dict:
@@ -132,60 +135,216 @@ def test_login_with_an_unusable_body_is_a_json_4xx(
     assert StaffToken.objects.count() == 0
 
 
-def test_login_attempts_against_one_username_are_throttled(nurse, anonymous_client):
-    # given: the configured number of failed attempts against one account
-    allowed = rate_count("login_username")
-    for _ in range(allowed):
+LOCKED_OUT = {"detail": "Too many failed logins. Wait 15 minutes and try again."}
+
+
+def test_five_failures_of_one_username_from_one_address_lock_that_pair(nurse, anonymous_client):
+    # given: five failed attempts at the nurse's account from one address
+    for _ in range(5):
         assert login(anonymous_client, "nurse", "guess").status_code == 400
 
-    # when: the right password comes next, still within the minute
-    response = login(anonymous_client, "NURSE", PASSWORD)
+    # when: the right password comes next
+    response = login(anonymous_client, "nurse", PASSWORD)
 
-    # then: refused without checking it (case does not dodge the count), and no token
+    # then: refused without checking it, and no token
     assert response.status_code == 429
-    assert response.json()["detail"].startswith("Request was throttled.")
-    assert response.json().keys() == {"detail"}
+    assert response.json() == LOCKED_OUT
     assert StaffToken.objects.count() == 0
 
 
-def test_the_username_throttle_does_not_lock_out_other_accounts(nurse, physician, anonymous_client):
-    for _ in range(rate_count("login_username") + 1):
-        login(anonymous_client, "nurse", "guess")
-
-    response = login(anonymous_client, "physician")
-
-    assert response.status_code == 201
-    assert StaffToken.objects.get().user == physician
-
-
-def test_a_throttled_username_may_log_in_again_after_the_period(
-    nurse, anonymous_client, time_machine
+@pytest.mark.parametrize("variant", ["nurse ", " nurse", "NURSE", "Nurse\t", "ｎｕｒｓｅ"])
+def test_a_padded_recased_or_wide_username_is_the_same_account_to_the_count(
+    nurse, anonymous_client, variant
 ):
-    time_machine.move_to(NOW, tick=False)
-    for _ in range(rate_count("login_username")):
+    # Authentication trims the username (and the admin's form applies NFKC): "nurse " logs
+    # in as "nurse", so it must not get five more guesses of its own.
+    for _ in range(5):
         login(anonymous_client, "nurse", "guess")
-    assert login(anonymous_client, "nurse").status_code == 429
 
-    time_machine.shift(timedelta(seconds=61))
+    response = login(anonymous_client, variant, PASSWORD)
+
+    assert response.status_code == 429
+    assert StaffToken.objects.count() == 0
+
+
+def test_guesses_rotating_the_padding_and_a_forged_forwarded_for_are_stopped(
+    nurse, anonymous_client
+):
+    # given: the attack as reported: each guess with another X-Forwarded-For and the
+    # username padded differently, all from one real address
+    statuses = [
+        login(
+            anonymous_client,
+            "nurse" + " " * n,
+            f"guess{n}",
+            REMOTE_ADDR="203.0.113.9",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        ).status_code
+        for n in range(12)
+    ]
+
+    # when: then the right password
+    response = login(
+        anonymous_client, "nurse", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="198.51.100.200"
+    )
+
+    # then
+    assert statuses == [400] * 5 + [429] * 7
+    assert response.status_code == 429
+    assert StaffToken.objects.count() == 0
+
+
+def test_behind_a_trusted_proxy_the_address_it_saw_is_counted(nurse, anonymous_client, settings):
+    settings.VIGIL_TRUSTED_PROXIES = (ipaddress.ip_network("10.0.0.0/8"),)
+
+    def login_via_proxy(forwarded_for, password=PASSWORD):
+        return login(
+            anonymous_client,
+            "nurse",
+            password,
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR=forwarded_for,
+        )
+
+    # given: five failures from the client 198.51.100.7, as the proxy reports it
+    for _ in range(5):
+        assert login_via_proxy("198.51.100.7", "guess").status_code == 400
+
+    # when / then: that client is locked out, even writing another address in front
+    assert login_via_proxy("198.51.100.7").status_code == 429
+    assert login_via_proxy("192.0.2.1, 198.51.100.7").status_code == 429
+    # and the nurse logging in through the same proxy from elsewhere is not
+    assert login_via_proxy("198.51.100.8").status_code == 201
+    assert StaffToken.objects.filter(user=nurse).count() == 1
+
+
+def test_an_office_behind_one_address_is_not_locked_out_by_one_attackers_guesses(
+    nurse, anonymous_client
+):
+    # given: 35 failed logins at other usernames from the clinic's one public address
+    statuses = {login(anonymous_client, f"guess{n}", "wrong").status_code for n in range(35)}
+
+    # when: a nurse at the same address logs in
     response = login(anonymous_client, "nurse")
 
+    # then
+    assert statuses == {400}
     assert response.status_code == 201
     assert StaffToken.objects.filter(user=nurse).count() == 1
 
 
-def test_login_attempts_from_one_address_are_throttled_across_usernames(
-    nurse, anonymous_client, monkeypatch
+def test_one_address_trying_many_usernames_is_stopped_at_the_address_limit(
+    nurse, anonymous_client, settings
 ):
-    # DRF binds DEFAULT_THROTTLE_RATES when the throttle module is imported, so overriding
-    # settings has no effect; set the rate on the throttle to keep the test short.
-    monkeypatch.setattr(LoginIpThrottle, "rate", "3/min", raising=False)
+    settings.VIGIL_LOGIN_FAILURES_PER_ADDRESS = 3
     for username in ("alice", "bob", "carol"):
         assert login(anonymous_client, username).status_code == 400
+
+    here = login(anonymous_client, "nurse")
+    elsewhere = login(anonymous_client, "nurse", REMOTE_ADDR="192.0.2.77")
+
+    assert here.status_code == 429
+    assert elsewhere.status_code == 201
+    assert StaffToken.objects.count() == 1
+
+
+def test_guesses_at_one_username_spread_over_addresses_stop_at_the_username_limit(
+    nurse, anonymous_client, settings
+):
+    settings.VIGIL_LOGIN_FAILURES_PER_USERNAME = 3
+    for n in range(3):
+        assert (
+            login(anonymous_client, "nurse", "guess", REMOTE_ADDR=f"192.0.2.{n}").status_code == 400
+        )
+
+    response = login(anonymous_client, "nurse", REMOTE_ADDR="192.0.2.50")
+
+    assert response.status_code == 429
+    assert StaffToken.objects.count() == 0
+
+
+def test_addresses_of_one_ipv6_network_count_as_one(nurse, anonymous_client):
+    for n in range(1, 6):
+        assert (
+            login(anonymous_client, "nurse", "guess", REMOTE_ADDR=f"2001:db8::{n}").status_code
+            == 400
+        )
+
+    same_network = login(anonymous_client, "nurse", REMOTE_ADDR="2001:db8::ff:1")
+    other_network = login(anonymous_client, "nurse", REMOTE_ADDR="2001:db8:0:1::1")
+
+    assert same_network.status_code == 429
+    assert other_network.status_code == 201
+
+
+def test_a_success_clears_the_usernames_failures(nurse, anonymous_client):
+    for _ in range(4):
+        login(anonymous_client, "nurse", "guess")
+    assert login(anonymous_client, "nurse").status_code == 201
+
+    for _ in range(4):
+        login(anonymous_client, "nurse", "guess")
+
+    assert login(anonymous_client, "nurse").status_code == 201
+    assert StaffToken.objects.count() == 2
+
+
+def test_wrong_authenticator_codes_count_towards_the_lockout(nurse, anonymous_client):
+    device = TOTPDevice.objects.create(user=nurse, name="phone", confirmed=True)
+    wrong = "000000" if code_of(device) != "000000" else "111111"
+    for _ in range(5):
+        response = anonymous_client.post(
+            LOGIN_URL,
+            {"username": "nurse", "password": PASSWORD, "otp_token": wrong},
+            format="json",
+        )
+        assert response.status_code == 400
+
+    response = anonymous_client.post(
+        LOGIN_URL,
+        {"username": "nurse", "password": PASSWORD, "otp_token": code_of(device)},
+        format="json",
+    )
+
+    assert response.status_code == 429
+    assert StaffToken.objects.count() == 0
+
+
+def test_a_lockout_ends_with_its_window(nurse, anonymous_client, settings):
+    settings.VIGIL_LOGIN_LOCKOUT = timedelta(seconds=1)
+    for _ in range(5):
+        login(anonymous_client, "nurse", "guess")
+    assert login(anonymous_client, "nurse").status_code == 429
+
+    time.sleep(1.2)  # Redis expires the counts on its own clock
+
+    assert login(anonymous_client, "nurse").status_code == 201
+
+
+def test_failed_admin_logins_lock_the_api_login_too(nurse, anonymous_client):
+    for _ in range(5):
+        Client().post("/admin/login/", {"username": "nurse", "password": "guess"})
 
     response = login(anonymous_client, "nurse")
 
     assert response.status_code == 429
     assert StaffToken.objects.count() == 0
+
+
+def test_concurrent_guesses_cannot_all_slip_under_the_limit(db):
+    # Each attempt takes its place in the counts (an atomic INCR) before the password is
+    # checked: of 20 guesses racing, exactly the limit's 5 are let through.
+    request = RequestFactory().post(LOGIN_URL, REMOTE_ADDR="203.0.113.20")
+    barrier = threading.Barrier(20)
+
+    def attempt(_):
+        barrier.wait()
+        return claim_login_attempt(request=request, username="nurse")
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        claimed = list(pool.map(attempt, range(20)))
+
+    assert claimed.count(True) == 5
 
 
 # --- Staff login: success -----------------------------------------------------------------
@@ -384,6 +543,98 @@ def test_a_staff_token_stops_working_when_its_user_loses_staff_access(nurse, pat
     assert PatientAppToken.objects.count() == 0
 
 
+# --- Revoking staff tokens: logout, new password, deactivation -----------------------------
+
+
+def test_logout_revokes_the_token_it_carries_and_no_other(nurse, time_machine):
+    # given: two tokens of the nurse (two devices)
+    time_machine.move_to(NOW, tick=False)
+    used_row, used = issue_staff_token(user=nurse)
+    other_row, other = issue_staff_token(user=nurse)
+
+    # when
+    response = client_with(used).delete(LOGIN_URL)
+
+    # then
+    assert response.status_code == 204
+    assert response.content == b""
+    assert StaffToken.objects.get(pk=used_row.pk).revoked_at == NOW
+    assert StaffToken.objects.get(pk=other_row.pk).revoked_at is None
+    assert_refused(client_with(used).get("/api/v1/patients"))
+    assert client_with(other).get("/api/v1/patients").status_code == 200
+
+
+def test_logout_without_a_staff_token_revokes_nothing(nurse, patient, anonymous_client):
+    _, staff = issue_staff_token(user=nurse)
+    _, app = issue_app_token(patient=patient)
+
+    anonymous = anonymous_client.delete(LOGIN_URL)
+    as_app = client_with(app).delete(LOGIN_URL)
+
+    assert_refused(anonymous, {"detail": "Authentication credentials were not provided."})
+    assert (as_app.status_code, as_app.json()) == (
+        403,
+        {"detail": "This endpoint needs a staff token."},
+    )
+    assert StaffToken.objects.filter(revoked_at__isnull=False).count() == 0
+    assert PatientAppToken.objects.filter(revoked_at__isnull=False).count() == 0
+    assert client_with(staff).get("/api/v1/patients").status_code == 200
+
+
+def test_a_login_with_a_stale_bearer_header_still_logs_in(nurse):
+    response = client_with("vgs_revoked-long-ago").post(
+        LOGIN_URL, {"username": "nurse", "password": PASSWORD}, format="json"
+    )
+
+    assert response.status_code == 201
+
+
+def test_a_new_password_revokes_every_staff_token_of_the_user(nurse, physician):
+    # given
+    _, first = issue_staff_token(user=nurse)
+    _, second = issue_staff_token(user=nurse)
+    _, colleague = issue_staff_token(user=physician)
+
+    # when: the password is changed the way every path changes it
+    nurse.set_password("a whole new passphrase")
+    nurse.save()
+
+    # then: both of the nurse's tokens are refused, and marked revoked once met
+    assert_refused(client_with(first).get("/api/v1/patients"))
+    assert StaffToken.objects.filter(user=nurse, revoked_at__isnull=True).count() == 0
+    assert_refused(client_with(second).get("/api/v1/patients"))
+    assert client_with(colleague).get("/api/v1/patients").status_code == 200
+
+
+def test_an_old_token_presented_after_a_new_login_does_not_revoke_the_new_one(nurse):
+    # given: the nurse changed her password and logged in again on one device
+    old_row, old = issue_staff_token(user=nurse)
+    nurse.set_password("a whole new passphrase")
+    nurse.save()
+    new_row, new = issue_staff_token(user=nurse)
+
+    # when: her other device still sends the old token
+    assert_refused(client_with(old).get("/api/v1/patients"))
+
+    # then: only the old one is revoked
+    assert StaffToken.objects.get(pk=old_row.pk).revoked_at is not None
+    assert StaffToken.objects.get(pk=new_row.pk).revoked_at is None
+    assert client_with(new).get("/api/v1/patients").status_code == 200
+
+
+def test_a_token_of_a_deactivated_user_stays_revoked_when_the_user_is_reactivated(nurse):
+    _, token = issue_staff_token(user=nurse)
+    nurse.is_active = False
+    nurse.save()
+    assert_refused(client_with(token).get("/api/v1/patients"))
+
+    nurse.is_active = True
+    nurse.save()
+
+    assert_refused(client_with(token).get("/api/v1/patients"))
+    assert StaffToken.objects.get().revoked_at is not None
+
+
 # --- Second factor on the API login -----------------------------------------------------------
 
 
@@ -447,3 +698,21 @@ def test_without_an_authenticator_or_the_requirement_the_password_is_enough(
     nurse, anonymous_client
 ):
     assert login(anonymous_client, "nurse").status_code == 201
+
+
+def test_the_owners_login_does_not_wipe_guesses_spread_over_other_addresses(
+    nurse, anonymous_client, settings
+):
+    # given: guesses at the nurse's account from three addresses, one short of the limit
+    settings.VIGIL_LOGIN_FAILURES_PER_USERNAME = 4
+    for n in range(3):
+        login(anonymous_client, "nurse", "guess", REMOTE_ADDR=f"198.51.100.{n}")
+
+    # when: the nurse logs in from her desk, then the guessing goes on
+    assert login(anonymous_client, "nurse", REMOTE_ADDR="192.0.2.5").status_code == 201
+    fourth = login(anonymous_client, "nurse", "guess", REMOTE_ADDR="198.51.100.9")
+    fifth = login(anonymous_client, "nurse", PASSWORD, REMOTE_ADDR="198.51.100.10")
+
+    # then
+    assert fourth.status_code == 400
+    assert fifth.status_code == 429

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from alerts.lifecycle import acknowledge_alert
 from alerts.models import Alert, AlertEvent
+from alerts.notify import unrouted_alert_events
 from tests.monitoring.rules.conftest import reference, stated_limit
 from tests.monitoring.test_rule_evaluation import (
     HYPER_CRITICAL,
@@ -366,3 +367,39 @@ def test_a_crisis_reading_uploaded_30_hours_late_raises_an_alert_marked_late(
         {"observed": "204/128 mm[Hg]", "late": True, "measured": measured},
     )
     assert len(paged) == 1
+
+
+@pytest.mark.django_db
+def test_a_worse_average_inhibited_by_a_crisis_folds_into_its_alert_without_paging(
+    patient, clock, django_capture_on_commit_callbacks
+):
+    # given: four days at 138 mmHg systolic: the 7-day average is above goal (warning)
+    enrolled(patient, "hypertension")
+    post(
+        patient,
+        *[
+            item("blood_pressure", timedelta(days=day, hours=2), systolic=138, diastolic=80)
+            for day in range(4)
+        ],
+    )
+    evaluate(patient, django_capture_on_commit_callbacks)
+    average = Alert.objects.get(patient=patient, dedupe_key="bp_average")
+    assert average.title == "Home BP average above goal"
+
+    # when: a crisis reading lifts the average to stage-2 level as well
+    post(patient, item("blood_pressure", timedelta(hours=1), systolic=190, diastolic=100))
+    paged = evaluate(patient, django_capture_on_commit_callbacks)
+
+    # then: the crisis pages; the average's alert moves to stage 2 but pages nobody, and its
+    # event is settled so the routing sweep never pages it later either
+    average.refresh_from_db()
+    assert average.title == "Home BP average at stage-2 level"
+    worsened = AlertEvent.objects.get(alert=average, kind="worsened")
+    crisis = AlertEvent.objects.get(alert__dedupe_key="bp_high", kind="raised")
+    assert paged == [crisis.pk]
+    assert worsened.routed_at == NOW
+    # (the two raised events wait for their routing tasks, which this test does not run)
+    assert set(unrouted_alert_events(now=NOW + timedelta(hours=1))) == {
+        AlertEvent.objects.get(alert=average, kind="raised"),
+        crisis,
+    }

@@ -126,6 +126,7 @@ PATIENT_ENDPOINTS = [
     ("delete", "/api/v1/push-tokens"),
 ]
 LOGIN = ("post", "/api/v1/auth/token")
+LOGOUT = ("delete", "/api/v1/auth/token")  # refusals: test_logout_by_a_patient_credential…
 
 
 def call(client, method, url, body):
@@ -438,6 +439,23 @@ def test_a_staff_token_of_one_user_is_not_anothers(nurse, coordinator, patient):
     assert PatientAppToken.objects.get().created_by == coordinator
 
 
+@pytest.mark.parametrize("credential", ["app", "device"])
+def test_logout_by_a_patient_credential_is_refused_and_revokes_nothing(nurse, patient, credential):
+    _, staff = issue_staff_token(user=nurse)
+    if credential == "app":
+        secret = issue_app_token(patient=patient)[1]
+    else:
+        secret = register_device(patient=patient, kind="scale", serial="SC-9")[1]
+
+    response = client_with(secret).delete("/api/v1/auth/token")
+
+    assert (response.status_code, response.json()) == (403, NEEDS_STAFF)
+    assert StaffToken.objects.filter(revoked_at__isnull=False).count() == 0
+    assert PatientAppToken.objects.filter(revoked_at__isnull=False).count() == 0
+    assert Device.objects.filter(revoked_at__isnull=False).count() == 0
+    assert client_with(staff).get("/api/v1/patients").status_code == 200
+
+
 # --- The matrix covers the whole API ------------------------------------------------------
 
 
@@ -460,6 +478,6 @@ def served_operations(patterns=None, prefix="/") -> set[tuple[str, str]]:
 
 def test_every_api_operation_is_in_the_isolation_matrix():
     classified = [(method, url) for method, url, _ in STAFF_OPERATIONS]
-    classified += [*PATIENT_ENDPOINTS, LOGIN]
+    classified += [*PATIENT_ENDPOINTS, LOGIN, LOGOUT]
 
     assert served_operations() == {(m, re.sub(r"\{[^}]+\}", "{}", url)) for m, url in classified}

@@ -136,17 +136,22 @@ def test_a_duplicate_external_id_is_refused_and_the_first_patient_kept(coordinat
     assert first.protocols.count() == 0
 
 
-def test_a_duplicate_external_id_in_another_team_is_refused_too(
+def test_an_external_id_held_in_another_team_enrols_as_if_it_were_free(
     coordinator_client, team, other_team
 ):
-    PatientFactory(external_id="MRN-100", care_team=other_team)
+    # Refusing it ("already enrolled") would tell the caller that a patient they may not
+    # see exists: the MRN is unique within a care team.
+    theirs = PatientFactory(external_id="MRN-100", care_team=other_team, name="Their Patient")
 
     response = coordinator_client.post(PATIENTS_URL, enrolment(team), format="json")
 
-    assert errors(response) == {
-        "external_id": ["A patient with this external id is already enrolled."]
+    assert response.status_code == 201
+    assert response.json()["external_id"] == "MRN-100"
+    assert set(Patient.objects.values_list("care_team", "external_id", "name")) == {
+        (other_team.pk, "MRN-100", "Their Patient"),
+        (team.pk, "MRN-100", enrolment(team)["name"]),
     }
-    assert Patient.objects.count() == 1
+    assert Patient.objects.get(pk=theirs.pk).name == "Their Patient"
 
 
 @pytest.mark.parametrize(

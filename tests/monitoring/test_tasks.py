@@ -337,9 +337,8 @@ def test_unacknowledged_messages_of_a_crashed_worker_are_restored_every_15_secon
 def test_publishing_to_an_unresponsive_broker_gives_up_within_seconds():
     # Without socket timeouts redis-py waits forever for a broker that stopped answering.
     options = celery_app.conf.broker_transport_options
-    assert (options["socket_connect_timeout"], options["socket_timeout"]) == (3, 3)
-    assert celery_app.conf.broker_connection_timeout == 3
-    assert celery_app.conf.task_publish_retry_policy["max_retries"] == 2
+    assert (options["socket_connect_timeout"], options["socket_timeout"]) == (1, 1)
+    assert celery_app.conf.task_publish_retry_policy["max_retries"] == 0
 
 
 def test_celerys_django_fixup_reads_the_database_connection_reuse_setting():
