@@ -166,7 +166,13 @@ def _fold(alert: Alert, trigger: Trigger, now: datetime) -> Raised:
     worse, further = _worse(trigger, alert)
     alert.occurrences = F("occurrences") + trigger.occurrences
     alert.last_triggered_at = max(alert.last_triggered_at, trigger.last_at)
-    alert.condition_cleared_at = None
+    # A backfilled reading (a phone that synced late) shows the problem began earlier. The
+    # escalation clock stays: it runs from when the team could first have known.
+    alert.first_triggered_at = min(alert.first_triggered_at, trigger.first_at)
+    if alert.condition_cleared_at is not None and trigger.last_at >= alert.condition_cleared_at:
+        # It holds again. A finding measured before the clearing reading (synced late) does
+        # not undo the clearing: the later reading still says the condition is gone.
+        alert.condition_cleared_at = None
     if trigger.rule.pk == alert.rule_id:
         # Its rule fired again, perhaps as a clinician tailored it since: record that version.
         alert.rule_version = trigger.rule.version

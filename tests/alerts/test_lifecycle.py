@@ -179,6 +179,19 @@ def test_an_older_trigger_does_not_move_the_last_triggered_time_back(patient, ru
 
     alert = Alert.objects.get()
     assert (alert.occurrences, alert.last_triggered_at) == (2, NOW)
+    # ...but a backfilled older one moves the first trigger back: the problem began earlier.
+    assert alert.first_triggered_at == NOW - 30 * MINUTE
+
+
+def test_a_finding_measured_before_the_clearing_reading_leaves_the_alert_cleared(patient, rule):
+    raise_alert(patient=patient, trigger=trigger(rule, at=NOW), now=NOW)
+    mark_condition_cleared(patient_id=patient.pk, group=rule.group, at=NOW + 10 * MINUTE)
+
+    raise_alert(patient=patient, trigger=trigger(rule, at=NOW + 5 * MINUTE), now=NOW + 60 * MINUTE)
+    assert Alert.objects.get().condition_cleared_at == NOW + 10 * MINUTE
+
+    raise_alert(patient=patient, trigger=trigger(rule, at=NOW + 20 * MINUTE), now=NOW + 60 * MINUTE)
+    assert Alert.objects.get().condition_cleared_at is None
 
 
 def test_a_worse_trigger_raises_the_severity_pages_again_and_restarts_the_clock(
