@@ -34,10 +34,8 @@ def apply_outcomes(
         for finding in evaluation.findings:
             group = side_group(rule.group, finding.placement.direction, two_sided=both_ways)
             findings[group].append((rule, finding))
-        if evaluation.cleared_at is not None:
-            at = evaluation.cleared_at
-            for group in groups_cleared_by(rule.group, two_sided=both_ways):
-                cleared[group] = max(cleared.get(group, at), at)
+        for group, at in _clearings(rule, evaluation, both_ways):
+            cleared[group] = max(cleared.get(group, at), at)
     last_found = {
         group: max(finding.triggered_at for _, finding in group_findings)
         for group, group_findings in findings.items()
@@ -70,6 +68,17 @@ def apply_outcomes(
         now=now,
     )
     return raised
+
+
+def _clearings(rule: Rule, evaluation: Evaluation, both_ways: bool):
+    """(group, since when clear) that this rule's evaluation says: per side for a rule on
+    both sides of a range."""
+    if both_ways and evaluation.cleared_sides:
+        for direction, at in evaluation.cleared_sides.items():
+            yield side_group(rule.group, direction, two_sided=True), at
+    elif evaluation.cleared_at is not None:
+        for group in groups_cleared_by(rule.group, two_sided=both_ways):
+            yield group, evaluation.cleared_at
 
 
 def _goes_both_ways(rule: Rule) -> bool:

@@ -247,7 +247,7 @@ def review_late_findings(evaluation: Evaluation, stale_before: datetime, zone) -
                     values={**finding.values, "late": True, "measured": measured},
                 )
             )
-    return Evaluation(findings=findings, cleared_at=evaluation.cleared_at)
+    return replace(evaluation, findings=findings)
 
 
 def _is_taking_rate(rule: Rule) -> bool:

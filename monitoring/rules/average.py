@@ -54,36 +54,54 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     params = rule.parameters
     if not context.new:
         return Evaluation()
-    latest = max(context.history, key=lambda reading: reading.measured_at)
-    since = latest.measured_at - timedelta(days=params["window_days"])
-    window = [r for r in context.history if since < r.measured_at <= latest.measured_at]
-    if len(window) < params["min_readings"]:
-        return Evaluation()
-    mean = Mean(
-        id=latest.id,
-        measured_at=latest.measured_at,
-        value=_mean(r.value for r in window),
-        systolic=_mean(r.systolic for r in window),
-        diastolic=_mean(r.diastolic for r in window),
-    )
     conditions = Conditions.from_parameters(params)
-    if not conditions.matches(mean):
-        return Evaluation(cleared_at=latest.measured_at)
-    shown = observed(mean, context.unit, conditions.items)
-    return Evaluation(
-        findings=[
+    latest = max(context.history, key=lambda reading: reading.measured_at)
+    # The average as it stood at each new reading, so an upload of several readings counts
+    # the same occurrences as the readings one by one; and, when a late reading arrives
+    # after later ones, the average it changes now.
+    ends = sorted(context.new, key=lambda reading: (reading.measured_at, reading.id))
+    if latest not in ends:
+        ends.append(latest)
+    result = Evaluation()
+    clear_since = None  # the first average of the trailing run that meets no condition
+    for end in ends:
+        mean, count = _average_at(end, context.history, params["window_days"])
+        if count < params["min_readings"]:
+            continue
+        if not conditions.matches(mean):
+            clear_since = clear_since or end.measured_at
+            if end is latest:
+                result.cleared_at = clear_since
+            continue
+        clear_since = None
+        shown = observed(mean, context.unit, conditions.items)
+        result.findings.append(
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
                 title=rule.title,
                 detail=(
-                    f"{params['window_days']}-day average {shown} over {len(window)} readings; "
+                    f"{params['window_days']}-day average {shown} over {count} readings; "
                     f"rule: average {conditions.describe(context.unit)}"
                 ),
-                triggered_at=latest.measured_at,
-                reading_ids=(latest.id,),
-                values={"average": shown, "readings": len(window)},
+                triggered_at=end.measured_at,
+                reading_ids=(end.id,),
+                values={"average": shown, "readings": count},
                 placement=conditions.placement(mean, group=rule.group),
             )
-        ]
+        )
+    return result
+
+
+def _average_at(end, history, window_days: int) -> tuple[Mean, int]:
+    """The mean of the readings of the `window_days` days up to and including `end`."""
+    since = end.measured_at - timedelta(days=window_days)
+    window = [r for r in history if since < r.measured_at <= end.measured_at]
+    mean = Mean(
+        id=end.id,
+        measured_at=end.measured_at,
+        value=_mean(r.value for r in window),
+        systolic=_mean(r.systolic for r in window),
+        diastolic=_mean(r.diastolic for r in window),
     )
+    return mean, len(window)

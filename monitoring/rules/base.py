@@ -114,6 +114,10 @@ class Conditions:
         joiner = " or " if self.match == "any" else " and "
         return joiner.join(condition.describe(unit) for condition in self.items)
 
+    def side(self, direction: str) -> Conditions:
+        """The conditions looking one way (a two-sided rule's low or high side)."""
+        return Conditions(tuple(c for c in self.items if c.direction == direction), "any")
+
     @property
     def goes_both_ways(self) -> bool:
         """Outside a range (INR < 2.0 or > 3.0): a reading is off on one side or the other."""
@@ -166,10 +170,13 @@ class Finding:
 
 @dataclass
 class Evaluation:
-    """A rule's findings, and when its condition was last seen clear (None: not seen)."""
+    """A rule's findings, and since when its condition has been clear (None: it holds, or
+    nothing says). A rule on both sides of a range says it per side (`cleared_sides`): a low
+    reading clears the high side while the low one holds."""
 
     findings: list[Finding] = field(default_factory=list)
     cleared_at: datetime | None = None
+    cleared_sides: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ such as 54 ≤ glucose < 70 is two conditions with match all; outside a range (I
 """
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from monitoring.problems import DIRECTIONS
 from monitoring.rules.base import (
     OPERATORS,
     Checker,
@@ -88,7 +89,22 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                     placement=conditions.placement(reading, group=rule.group),
                 )
             )
-    latest = context.history[-1] if context.history else None
-    if latest is not None and latest in context.new and not conditions.matches(latest):
-        result.cleared_at = latest.measured_at
+    result.cleared_at = clear_since(conditions, context.history)
+    if conditions.goes_both_ways:
+        for direction in DIRECTIONS:
+            since = clear_since(conditions.side(direction), context.history)
+            if since is not None:
+                result.cleared_sides[direction] = since
     return result
+
+
+def clear_since(conditions: Conditions, readings) -> datetime | None:
+    """When the trailing run of readings that meet none of the conditions began (None when
+    the latest reading meets them): the condition cleared with the first reading after the
+    last one that met it, however the readings were batched."""
+    since = None
+    for reading in reversed(readings):
+        if conditions.matches(reading):
+            break
+        since = reading.measured_at
+    return since

@@ -375,3 +375,36 @@ def test_one_reading_whose_evaluation_raises_never_leaves_another_unevaluated(mo
                     assert alert.severity == "critical"
 
     check()
+
+
+# --- Batching changes nothing -----------------------------------------------------------------
+
+
+def _alerts_after(protocol: str, batches) -> list[tuple]:
+    patient = _patient(protocol)
+    _post_and_evaluate(patient, batches)
+    return sorted(
+        Alert.objects.filter(patient=patient).values_list(
+            "dedupe_key", "severity", "occurrences", "title", "values", "condition_cleared_at"
+        )
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("protocol", sorted(MEASURED))
+def test_the_alerts_do_not_depend_on_how_readings_were_batched(protocol):
+    @PROPERTY_SETTINGS
+    @given(batches=reading_sequences(protocol))
+    def check(batches):
+        # Uploaded in the order measured, in the batches drawn, or all at once.
+        readings = sorted(
+            (item for batch in batches for item in batch),
+            key=lambda item: datetime.fromisoformat(item["measured_at"]),
+        )
+        cuts = [0, *sorted({len(batch) for batch in batches if len(batch) < len(readings)})]
+        split = [readings[a:b] for a, b in zip(cuts, [*cuts[1:], len(readings)], strict=True)]
+        copies = [[{**item, "id": str(uuid.uuid4())} for item in readings]]
+
+        assert _alerts_after(protocol, split) == _alerts_after(protocol, copies)
+
+    check()
