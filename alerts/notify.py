@@ -163,6 +163,16 @@ def unrouted_alert_events(*, now: datetime) -> QuerySet[AlertEvent]:
     )
 
 
+def overdue_routings(*, now: datetime) -> int:
+    """How many paging events still wait for their routing two sweeps after the grace: the
+    sweep should have routed them, so a page may be stuck (no worker on the notifications
+    queue, a broker down, an event that fails to route every time)."""
+    sweep = timedelta(
+        seconds=settings.CELERY_BEAT_SCHEDULE["enqueue-unrouted-alert-events"]["schedule"]
+    )
+    return unrouted_alert_events(now=now - 2 * sweep).count()
+
+
 def enqueue_unrouted_alert_events(
     *, now: datetime | None = None, after_event_id: int | None = None
 ) -> int:

@@ -2,8 +2,8 @@
 
 "degraded" (still 200: restarting the service mends nothing, and taking it out of rotation
 would stop readings arriving) while readings wait for evaluation longer than the grace, or
-failed it: alerts may be missing, and an operator must look (the admin's reading list
-filters them and retries them)."""
+failed it, or an alert event's routing is two sweeps overdue: alerts or pages may be missing,
+and an operator must look (the admin's reading list filters and retries failed readings)."""
 
 import logging
 
@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from alerts.models import ChannelFault
+from alerts.notify import overdue_routings
 from config.celery import app as celery_app
 from monitoring.evaluation.failures import evaluation_backlog
 
@@ -57,6 +58,8 @@ def healthz(request) -> JsonResponse:
         backlog = evaluation_backlog(now=timezone.now())
         body["overdue_evaluations"] = backlog.overdue
         body["failed_evaluations"] = backlog.failed
-        if healthy and not backlog.healthy:
+        # Pages that should have gone out and have not: nobody may have heard of an alert.
+        body["overdue_routings"] = overdue_routings(now=timezone.now())
+        if healthy and not (backlog.healthy and not body["overdue_routings"]):
             body["status"] = "degraded"
     return JsonResponse(body, status=200 if healthy else 503)

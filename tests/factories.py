@@ -166,6 +166,18 @@ class AlertFactory(factory.django.DjangoModelFactory):
     rule_parameters = factory.LazyAttribute(lambda o: o.rule.parameters)
 
 
+class AlertEventFactory(factory.django.DjangoModelFactory):
+    """An alert's "raised" event, not yet routed, as raise_alert writes it."""
+
+    class Meta:
+        model = "alerts.AlertEvent"
+
+    alert = factory.SubFactory(AlertFactory)
+    kind = "raised"
+    at = factory.LazyFunction(timezone.now)
+    data = factory.LazyAttribute(lambda o: {"severity": o.alert.severity, "rule_version": 1})
+
+
 # --- Nudges and push tokens ---------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 
 from config.celery import app as celery_app
-from tests.factories import ReadingFactory
+from tests.factories import AlertEventFactory, ReadingFactory
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -26,6 +26,7 @@ def test_healthz_is_200_when_the_database_and_the_broker_answer(client):
         "channel_faults": 0,
         "overdue_evaluations": 0,
         "failed_evaluations": 0,
+        "overdue_routings": 0,
     }
 
 
@@ -43,6 +44,7 @@ def test_healthz_is_503_and_names_the_broker_when_it_is_down(client, monkeypatch
         "channel_faults": 0,
         "overdue_evaluations": 0,
         "failed_evaluations": 0,
+        "overdue_routings": 0,
     }
 
 
@@ -82,6 +84,7 @@ def test_healthz_is_degraded_while_a_reading_waits_for_evaluation_beyond_the_gra
         "channel_faults": 0,
         "overdue_evaluations": 1,
         "failed_evaluations": 0,
+        "overdue_routings": 0,
     }
 
 
@@ -120,7 +123,29 @@ def test_healthz_is_degraded_and_counts_readings_whose_evaluation_failed(client,
         "channel_faults": 0,
         "overdue_evaluations": 1,
         "failed_evaluations": 2,
+        "overdue_routings": 0,
     }
+
+
+@pytest.mark.django_db
+def test_healthz_is_degraded_while_a_page_is_two_sweeps_past_its_grace(client, time_machine):
+    # given: a raised event whose routing never ran, and how long the sweep may take for it
+    time_machine.move_to(NOW, tick=False)
+    sweep = timedelta(
+        seconds=settings.CELERY_BEAT_SCHEDULE["enqueue-unrouted-alert-events"]["schedule"]
+    )
+    due = settings.VIGIL_EVALUATION_GRACE + 2 * sweep
+    stuck = AlertEventFactory(at=NOW - due - timedelta(seconds=1))
+    AlertEventFactory(at=NOW - due + timedelta(seconds=1))  # the sweep may still route it
+    AlertEventFactory(at=NOW - 10 * due, routed_at=NOW - 10 * due)  # routed long ago
+
+    # when
+    response = client.get("/healthz")
+
+    # then
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["overdue_routings"]) == ("degraded", 1)
+    assert stuck.kind == "raised"
 
 
 @pytest.mark.django_db
