@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from monitoring.evaluation import READING_KINDS_SUPPRESSED_WHEN_STALE, apply_outcomes, unit_of
+from monitoring.evaluation import SINGLE_READING_KINDS, apply_outcomes, unit_of
 from monitoring.models import Reading, Rule
 from monitoring.rules import KINDS, is_scheduled
 from monitoring.rules.base import Context
@@ -52,7 +52,7 @@ def evaluate_reading_task(reading_id: int) -> int:
                 ).order_by("measured_at", "id")
             )
         for rule in rules:
-            suppress = rule.kind in READING_KINDS_SUPPRESSED_WHEN_STALE
+            suppress = rule.kind in SINGLE_READING_KINDS
             context = Context(
                 now=now,
                 zone=patient.zone,

@@ -23,7 +23,7 @@ from alerts.teams import has_team_permission
 from monitoring.audit import record
 from monitoring.auth import issue_app_token, register_device, revoke_app_token, revoke_device
 from monitoring.enrolment import enrol_patient
-from monitoring.evaluation import READING_KINDS_SUPPRESSED_WHEN_STALE, unit_of
+from monitoring.evaluation import SINGLE_READING_KINDS, unit_of
 from monitoring.models import (
     AuditAction,
     Device,
@@ -375,7 +375,7 @@ class PatientAdmin(TeamScopedAdmin):
             unit=unit_of(rule.metric),
             policy_notes=policy_notes(
                 group=rule.group,
-                late_data_applies=rule.kind in READING_KINDS_SUPPRESSED_WHEN_STALE,
+                late_data_applies=rule.kind in SINGLE_READING_KINDS,
                 stale_hours=settings.VIGIL_STALE_READING_AGE / timedelta(hours=1),
             ),
             form=form,

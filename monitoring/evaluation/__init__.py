@@ -11,7 +11,7 @@ than one evaluation would.
 from monitoring.evaluation.locking import lock_patient, unit_of
 from monitoring.evaluation.outcomes import apply_outcomes
 from monitoring.evaluation.readings import (
-    READING_KINDS_SUPPRESSED_WHEN_STALE,
+    SINGLE_READING_KINDS,
     evaluate_dose_adherence,
     evaluate_pending_readings,
 )
@@ -23,7 +23,7 @@ from monitoring.evaluation.scheduled import (
 from monitoring.evaluation.sweep import enqueue_unevaluated_readings
 
 __all__ = [
-    "READING_KINDS_SUPPRESSED_WHEN_STALE",
+    "SINGLE_READING_KINDS",
     "apply_outcomes",
     "claim_due_scheduled_rules",
     "enqueue_due_scheduled_rules",

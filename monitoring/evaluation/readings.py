@@ -31,7 +31,7 @@ MAX_READINGS_PER_RUN = 2000
 # Kinds whose findings are about single readings, and so about stale data when the reading is
 # older than VIGIL_STALE_READING_AGE (a phone that was offline): such a finding raises an
 # alert only when it is critical, marked late with its measured time (review_late_findings).
-READING_KINDS_SUPPRESSED_WHEN_STALE = {
+SINGLE_READING_KINDS = {
     "threshold",
     "sustained",
     "count_in_window",
@@ -211,7 +211,7 @@ def _evaluate_new_readings(patient, rules, pending, now) -> list[tuple[Rule, Eva
                 limits=limits,
             )
             evaluation = KINDS[rule.kind].evaluate(rule, context)
-            if rule.kind in READING_KINDS_SUPPRESSED_WHEN_STALE:
+            if rule.kind in SINGLE_READING_KINDS:
                 evaluation = review_late_findings(evaluation, stale_before, patient.zone)
             outcomes.append((rule, evaluation))
             if rule.kind == "missing_data":
