@@ -17,12 +17,25 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # CELERY_DB_REUSE_MAX (read by Celery's Django fixup) comes from Django settings like the rest.
 
-# (task, positional arguments, keyword arguments): one message to publish.
+# (task or its registered name, positional arguments, keyword arguments): one message.
 Message = tuple[object, tuple, dict]
 
 
+def task_named(task: object):
+    """The registered Celery task for `task`: a task object, or its registered name.
+
+    Services enqueue by name (`"monitoring.tasks.evaluate_patient_readings_task"`) so that no
+    service module imports a tasks module: tasks sit above services (see .importlinter), and
+    an import inside a function to dodge that cycle is what the name replaces.
+    """
+    if isinstance(task, str):
+        return app.tasks[task]
+    return task
+
+
 def enqueue_on_commit(task, *args: object, **kwargs: object) -> None:
-    """Publish `task` with these arguments once the current transaction commits.
+    """Publish `task` (a task or its registered name) with these arguments once the current
+    transaction commits.
 
     Robust: a broker outage must not turn a committed change into an error; the outbox
     sweeps re-enqueue what was not published. A named function, not functools.partial:
@@ -30,6 +43,8 @@ def enqueue_on_commit(task, *args: object, **kwargs: object) -> None:
     resulting AttributeError would escape (Django ticket #36487).
     """
     from django.db import transaction
+
+    task = task_named(task)
 
     def publish() -> None:
         _publish(task, args, kwargs)
@@ -51,7 +66,7 @@ def enqueue_all_on_commit(messages: Sequence[Message]) -> None:
 
     if not messages:
         return
-    messages = list(messages)
+    messages = [(task_named(task), args, kwargs) for task, args, kwargs in messages]
 
     def publish() -> None:
         for task, args, kwargs in messages:
