@@ -7,6 +7,8 @@ from functools import cache
 
 from celery import Celery
 from celery.signals import task_prerun
+from django.db import close_old_connections, transaction
+from kombu.exceptions import OperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -28,9 +30,13 @@ def task_named(task: object):
     service module imports a tasks module: tasks sit above services (see .importlinter), and
     an import inside a function to dodge that cycle is what the name replaces.
     """
-    if isinstance(task, str):
-        return app.tasks[task]
-    return task
+    if not isinstance(task, str):
+        return task
+    if task not in app.tasks:
+        # Outside a worker nothing has imported the apps' tasks modules yet: this imports
+        # them (Celery's autodiscovery, the worker's own start-up step) once per process.
+        app.loader.import_default_modules()
+    return app.tasks[task]
 
 
 def enqueue_on_commit(task, *args: object, **kwargs: object) -> None:
@@ -42,8 +48,6 @@ def enqueue_on_commit(task, *args: object, **kwargs: object) -> None:
     Django 5.2 logs a failed robust hook by its __qualname__, which a partial lacks, and the
     resulting AttributeError would escape (Django ticket #36487).
     """
-    from django.db import transaction
-
     task = task_named(task)
 
     def publish() -> None:
@@ -62,8 +66,6 @@ def enqueue_all_on_commit(messages: Sequence[Message]) -> None:
     attempt costs the socket timeout, and a sweep's 500 messages must not cost 500 of them.
     What was not published is still pending in its outbox, and its sweep enqueues it again.
     """
-    from django.db import transaction
-
     if not messages:
         return
     messages = [(task_named(task), args, kwargs) for task, args, kwargs in messages]
@@ -97,8 +99,6 @@ def _publish(task, args: tuple, kwargs: dict) -> bool:
 def _broker_errors() -> tuple[type[BaseException], ...]:
     """What a publish raises when the broker is down, hung or refusing: kombu's own error
     (publishes go through kombu's retry wrapper) and the transport's connection errors."""
-    from kombu.exceptions import OperationalError
-
     with app.connection_for_write() as connection:
         return (OperationalError, OSError, *connection.connection_errors)
 
@@ -117,6 +117,4 @@ def close_unusable_database_connections(sender=None, **kwargs) -> None:
     """
     if sender is not None and getattr(sender.request, "is_eager", False):
         return
-    from django.db import close_old_connections
-
     close_old_connections()
