@@ -29,7 +29,6 @@ from alerts.models import (
     Channel,
     ChannelFault,
     Notification,
-    NotificationAttempt,
     NotificationStatus,
     Silence,
 )
@@ -250,8 +249,6 @@ def build_message(notification: Notification) -> Message:
 
 class NotificationOutbox(outbox.Outbox):
     model = Notification
-    attempts = NotificationAttempt
-    attempt_of = "notification"
     max_attempts_setting = "VIGIL_NOTIFICATION_MAX_ATTEMPTS"
     deliver_task = "alerts.tasks.deliver_notification_task"
     sweep_task = "alerts.tasks.enqueue_pending_notifications_task"

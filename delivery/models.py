@@ -21,7 +21,8 @@ class AttemptOutcome(models.TextChoices):
 
 class Attempt(models.Model):
     """One try at sending one outbox row. The concrete model adds the foreign key to its
-    row and the unique (row, number) constraint (see delivery.outbox.Outbox.attempt_of)."""
+    row, with related_name "attempt_log" (the outbox writes attempts through it), and the
+    unique (row, number) constraint."""
 
     number = models.PositiveSmallIntegerField()
     at = models.DateTimeField()

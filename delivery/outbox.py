@@ -3,7 +3,8 @@ every attempt.
 
 An outbox is a table of deliveries (alert notifications, patient nudges) whose rows carry
 `status` (pending → sent, failed or cancelled), `attempts`, `claimed_until`, `created_at`,
-`sent_at`, `last_error` and `channel`, and a table of attempts (delivery.models.Attempt).
+`sent_at`, `last_error` and `channel`, and `attempt_log`: the reverse of the foreign key of
+its attempt model (a delivery.models.Attempt, unique on row and number).
 The app that owns the rows describes them with an `Outbox`: how to load one, when one must
 not go out any more, how to send one, what else a failure means. The mechanics are here:
 
@@ -90,9 +91,6 @@ class Outbox:
     """What the outbox needs to know about one table of deliveries; its owner subclasses it."""
 
     model: type[models.Model]
-    # The concrete attempt model, and the name of its foreign key to the row.
-    attempts: type[Attempt]
-    attempt_of: str
     # The setting bounding attempts (a failure that may pass is retried until then).
     max_attempts_setting: str
     # Registered task names: one row's delivery (takes its id), and the sweep.
@@ -148,7 +146,7 @@ def deliver(outbox: Outbox, *, row_id: int, now: datetime | None = None) -> str:
     if reason:
         _update(outbox, row, status=Status.CANCELLED, claimed_until=None, last_error=reason)
         return Outcome.CANCELLED
-    attempt = _start_attempt(outbox, row, now)
+    attempt = _start_attempt(row, now)
     started = time.monotonic()
     try:
         sent = outbox.send(row, now=now)
@@ -212,20 +210,18 @@ def enqueue_deliveries(outbox: Outbox, *, row_ids: list[int]) -> None:
     enqueue_all_on_commit([(outbox.deliver_task, (pk,), {}) for pk in row_ids])
 
 
-def _start_attempt(outbox: Outbox, row, now: datetime) -> Attempt:
+def _start_attempt(row, now: datetime) -> Attempt:
     """The attempt's row, written before the channel is called: if the worker dies mid-send,
     the history still shows that a message may have gone out then (outcome unknown)."""
-    attempt = outbox.attempts(
-        **{outbox.attempt_of: row}, number=row.attempts, at=now, outcome=AttemptOutcome.UNKNOWN
-    )
     try:
         with transaction.atomic():
-            attempt.save()
+            return row.attempt_log.create(
+                number=row.attempts, at=now, outcome=AttemptOutcome.UNKNOWN
+            )
     except IntegrityError:
         # The claim gave this run the number; a row holding it means the claim was broken.
         logger.warning("attempt %s of %s %s recorded twice", row.attempts, _name(row), row.pk)
-        attempt = outbox.attempts.objects.get(**{outbox.attempt_of: row}, number=row.attempts)
-    return attempt
+        return row.attempt_log.get(number=row.attempts)
 
 
 def _finish_attempt(attempt, outcome, started, *, status_code=None, error="") -> None:

@@ -32,7 +32,6 @@ from delivery.channels import sms as sms_channel
 from delivery.channels.base import DeliveryError, Message
 from monitoring.models import (
     Nudge,
-    NudgeAttempt,
     NudgeChannel,
     NudgePurpose,
     Patient,
@@ -52,8 +51,6 @@ class Unreachable(Exception):
 
 class NudgeOutbox(outbox.Outbox):
     model = Nudge
-    attempts = NudgeAttempt
-    attempt_of = "nudge"
     max_attempts_setting = "VIGIL_NUDGE_MAX_ATTEMPTS"
     deliver_task = "monitoring.tasks.deliver_nudge_task"
     sweep_task = "monitoring.tasks.enqueue_pending_nudges_task"
@@ -70,14 +67,14 @@ class NudgeOutbox(outbox.Outbox):
 
     def send(self, nudge: Nudge, *, now: datetime) -> outbox.Sent:
         try:
-            SENDERS[nudge.channel](nudge, now)
+            status_code = SENDERS[nudge.channel](nudge, now)
         except Unreachable as reason:
             logger.info("nudge %s shown in the app instead of %s", nudge.pk, nudge.channel)
             return outbox.Sent(
                 note=f"{nudge.channel} not possible ({reason}): shown in the app instead",
                 changes={"channel": NudgeChannel.IN_APP},
             )
-        return outbox.Sent()
+        return outbox.Sent(status_code=status_code)
 
 
 NUDGES = NudgeOutbox()
@@ -106,28 +103,29 @@ def build_message(nudge: Nudge) -> Message:
     )
 
 
-def _send_in_app(nudge: Nudge, now: datetime) -> None:
+def _send_in_app(nudge: Nudge, now: datetime) -> int | None:
     """Nothing leaves the server: the app lists the nudge."""
 
 
-def _send_sms(nudge: Nudge, now: datetime) -> None:
+def _send_sms(nudge: Nudge, now: datetime) -> int | None:
     if not nudge.patient.phone:
         raise Unreachable("the patient has no phone number")
     if not sms_channel.is_enabled():
         raise Unreachable("SMS is not configured on this server")
-    sms_channel.send(target=nudge.patient.phone, message=build_message(nudge))
+    return sms_channel.send(target=nudge.patient.phone, message=build_message(nudge))
 
 
-def _send_email(nudge: Nudge, now: datetime) -> None:
+def _send_email(nudge: Nudge, now: datetime) -> int | None:
     if not nudge.patient.email:
         raise Unreachable("the patient has no email address")
     if not email_channel.leaves_this_machine():
         raise Unreachable("email is not configured on this server")
-    email_channel.send(target=nudge.patient.email, message=build_message(nudge))
+    return email_channel.send(target=nudge.patient.email, message=build_message(nudge))
 
 
-def _send_push(nudge: Nudge, now: datetime) -> None:
-    """To every active token of the patient (each app install); delivered if any took it."""
+def _send_push(nudge: Nudge, now: datetime) -> int | None:
+    """To every active token of the patient (each app install); delivered if any took it.
+    No one status: each token had its own answer."""
     if not push_channel.is_enabled():
         raise Unreachable("push is not configured on this server")
     tokens = list(
@@ -153,7 +151,7 @@ def _send_push(nudge: Nudge, now: datetime) -> None:
             continue
         delivered += 1
     if delivered:
-        return
+        return None
     if not errors:
         raise Unreachable("every push token of the patient is unregistered")
     # One failure that may pass is worth a retry, even if other tokens failed for good.
