@@ -29,6 +29,11 @@ def task_named(task: object):
     an import inside a function to dodge that cycle is what the name replaces.
     """
     if isinstance(task, str):
+        if task not in app.tasks:
+            # A task is registered when its module is imported: a worker imports every app's
+            # tasks module at start (autodiscover_tasks), a web process or a test only when
+            # something imports it. This imports them all, once.
+            app.loader.import_default_modules()
         return app.tasks[task]
     return task
 

@@ -1,6 +1,6 @@
 """monitoring/nudges/delivery.py: a nudge reaches the patient once, by its channel.
 
-Push and SMS go to a fake Google/Twilio on 127.0.0.1 (tests/alerts/channels/fake_fcm.py)
+Push and SMS go to a fake Google/Twilio on 127.0.0.1 (tests/delivery/channels/fake_fcm.py)
 that records the exact requests; email goes to Django's locmem outbox. Nudge rows are made
 directly (the policy that creates them is tested on its own).
 """
@@ -24,14 +24,14 @@ from delivery.outbox import Outcome
 from monitoring.models import Nudge, PushToken
 from monitoring.nudges.delivery import deliver_nudge, enqueue_pending_nudges
 from monitoring.tasks import deliver_nudge_task
-from tests.alerts.channels.fake_fcm import (
+from tests.celery_worker import WorkerProcess, start_worker, stop_worker, wait_for
+from tests.delivery.channels.fake_fcm import (
     SEND_PATH,
     TOKEN_PATH,
     FakeGoogle,
     configure_push,
     fcm_error,
 )
-from tests.celery_worker import WorkerProcess, start_worker, stop_worker, wait_for
 from tests.factories import (
     MeasurementScheduleFactory,
     NudgeFactory,

@@ -17,7 +17,7 @@ import pytest
 from delivery.channels import DeliveryError, Message, push
 from monitoring.models import Nudge, PushToken
 from monitoring.nudges.delivery import deliver_nudge
-from tests.alerts.channels.fake_fcm import (
+from tests.delivery.channels.fake_fcm import (
     CLIENT_EMAIL,
     KEY_ID,
     SEND_PATH,
