@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from delivery.models import Attempt
 from monitoring.models import Metric, RuleKind, Severity
 
 
@@ -350,24 +351,12 @@ class Notification(models.Model):
         return f"notification {self.pk} ({self.channel})"
 
 
-class AttemptOutcome(models.TextChoices):
-    # Recorded before the channel is called: an attempt whose worker died mid-send keeps it.
-    UNKNOWN = "unknown", "No outcome (in flight, or the worker stopped mid-send)"
-    SENT = "sent", "Sent"
-    TRANSIENT_FAILURE = "transient_failure", "Failed, will retry"
-    PERMANENT_FAILURE = "permanent_failure", "Failed permanently"
+class NotificationAttempt(Attempt):
+    """One try at delivering a notification (the fields: delivery.models.Attempt)."""
 
-
-class NotificationAttempt(models.Model):
     notification = models.ForeignKey(
         Notification, on_delete=models.CASCADE, related_name="attempt_log"
     )
-    number = models.PositiveSmallIntegerField()
-    at = models.DateTimeField()
-    outcome = models.CharField(max_length=20, choices=AttemptOutcome.choices)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    duration_ms = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [

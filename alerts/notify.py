@@ -4,15 +4,15 @@ Routing claims the alert event (its `routed_at`, a conditional UPDATE), writes o
 Notification row per (event, channel, target) in the same transaction — the unique constraint
 makes a re-run route nobody twice — and enqueues a delivery per row after commit. The event is
 routing's outbox row: a paging event still unrouted after the grace is routed by the sweep.
-Delivery claims its row with a lease (conditional UPDATE), records the attempt, calls the
-channel, and records the outcome; transient failures are retried with backoff by the task,
-permanent ones are recorded, not retried, and flag the target for the operator (ChannelFault).
+Each notification is then a row of the delivery outbox (delivery.outbox: claim with a lease,
+attempt record, backoff, sweep); what is particular to alerts is here: the message, a page
+cancelled once its alert is handled, and a target that fails for good flagged for the
+operator (ChannelFault).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -20,34 +20,25 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from alerts.channels import CHANNELS, DeliveryError, Message
-from alerts.channels import sms as sms_channel
 from alerts.models import (
     PAGING_EVENTS,
     Alert,
     AlertEvent,
     AlertEventKind,
     AlertStatus,
-    AttemptOutcome,
     Channel,
     ChannelFault,
     Notification,
-    NotificationAttempt,
     NotificationStatus,
     Silence,
 )
 from config.celery import enqueue_all_on_commit
+from delivery import outbox
+from delivery.channels import CHANNELS, DeliveryError, Message
+from delivery.channels import sms as sms_channel
 from monitoring.models import Severity
 
 logger = logging.getLogger(__name__)
-
-# A delivery's hold while it is sent: well above one send, which every channel bounds with its
-# timeouts (10 s a call by default). A worker killed mid-send leaves its row to the outbox
-# sweep once the lease has lapsed (and `older_than` after).
-LEASE = timedelta(minutes=1)
-# Backoff for deliveries that may succeed later: 30 s, 1, 2, 4, 8 … min, capped at 30 min.
-BACKOFF_BASE = timedelta(seconds=30)
-BACKOFF_MAX = timedelta(minutes=30)
 
 
 def _targets(alert: Alert, level: int) -> list[tuple[str, object, str]]:
@@ -147,9 +138,7 @@ def settle_without_paging(*, event_ids: list[int], now: datetime) -> int:
 
 
 def enqueue_deliveries(notification_ids: list[int]) -> None:
-    from alerts.tasks import deliver_notification_task
-
-    enqueue_all_on_commit([(deliver_notification_task, (pk,), {}) for pk in notification_ids])
+    outbox.enqueue_deliveries(NOTIFICATIONS, row_ids=notification_ids)
 
 
 def unrouted_alert_events(*, now: datetime) -> QuerySet[AlertEvent]:
@@ -255,117 +244,59 @@ def build_message(notification: Notification) -> Message:
     )
 
 
-class DeliveryOutcome:
-    SENT = "sent"
-    RETRY = "retry"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
+# --- Delivery: notifications in the outbox ----------------------------------------------------
 
 
-def deliver_notification(*, notification_id: int, now: datetime | None = None) -> str:
-    """Send one notification once. Returns a DeliveryOutcome.
+class NotificationOutbox(outbox.Outbox):
+    model = Notification
+    max_attempts_setting = "VIGIL_NOTIFICATION_MAX_ATTEMPTS"
+    deliver_task = "alerts.tasks.deliver_notification_task"
+    sweep_task = "alerts.tasks.enqueue_pending_notifications_task"
 
-    Writes: Notification (claim, status), NotificationAttempt, ChannelFault on permanent
-    failure. A notification already sent, failed, or leased to another worker is skipped.
-    """
-    now = now or timezone.now()
-    claimed = (
-        Notification.objects.filter(pk=notification_id, status=NotificationStatus.PENDING)
-        # A retry is scheduled for the moment its hold lapses (retry_delay): that moment is free.
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
-        .update(claimed_until=now + LEASE, attempts=F("attempts") + 1)
-    )
-    if not claimed:
-        return DeliveryOutcome.SKIPPED
-    notification = Notification.objects.select_related("alert__patient__care_team", "event").get(
-        pk=notification_id
-    )
-    if notification.alert.status != AlertStatus.OPEN:
+    def load(self, row_id: int) -> Notification:
+        return Notification.objects.select_related("alert__patient__care_team", "event").get(
+            pk=row_id
+        )
+
+    def cancelled(self, notification: Notification) -> str | None:
         # Someone took the alert while this page waited (a retry, a queue): a late page
         # about a handled alert is noise that teaches people to ignore pages.
-        Notification.objects.filter(pk=notification.pk).update(
-            status=NotificationStatus.CANCELLED,
-            claimed_until=None,
-            last_error=f"alert {notification.alert.status} before delivery",
-        )
-        return DeliveryOutcome.CANCELLED
-    attempt = _start_attempt(notification, now)
-    started = time.monotonic()
-    try:
+        if notification.alert.status != AlertStatus.OPEN:
+            return f"alert {notification.alert.status} before delivery"
+        return None
+
+    def send(self, notification: Notification, *, now: datetime) -> outbox.Sent:
         status_code = CHANNELS[notification.channel].send(
             target=notification.target,
             message=build_message(notification),
             team=notification.alert.patient.care_team,
         )
-    except DeliveryError as error:
-        return _record_failure(notification, attempt, error, now, started)
-    _finish_attempt(attempt, AttemptOutcome.SENT, started, status_code=status_code)
-    Notification.objects.filter(pk=notification.pk).update(
-        status=NotificationStatus.SENT, sent_at=now, claimed_until=None, last_error=""
-    )
-    return DeliveryOutcome.SENT
+        return outbox.Sent(status_code=status_code)
 
-
-def _start_attempt(notification: Notification, now: datetime) -> NotificationAttempt:
-    """The attempt's row, written before the channel is called: if the worker dies mid-send,
-    the history still shows that a page may have gone out then (outcome unknown)."""
-    attempt = NotificationAttempt(
-        notification=notification,
-        number=notification.attempts,
-        at=now,
-        outcome=AttemptOutcome.UNKNOWN,
-    )
-    try:
-        with transaction.atomic():
-            attempt.save()
-    except IntegrityError:
-        # The claim gave this run the number; a row holding it means the claim was broken.
-        logger.warning(
-            "attempt %s of notification %s recorded twice", notification.attempts, notification.pk
+    def failed(self, notification: Notification, *, error: DeliveryError, now: datetime) -> None:
+        flag_channel_fault(
+            channel=notification.channel, target=notification.target, error=str(error), now=now
         )
-        attempt = NotificationAttempt.objects.get(
-            notification=notification, number=notification.attempts
-        )
-    return attempt
 
 
-def _finish_attempt(attempt, outcome, started, *, status_code=None, error=""):
-    attempt.outcome = outcome
-    attempt.status_code = status_code
-    attempt.error = error[:2000]
-    attempt.duration_ms = int((time.monotonic() - started) * 1000)
-    attempt.save(update_fields=["outcome", "status_code", "error", "duration_ms"])
+NOTIFICATIONS = NotificationOutbox()
 
 
-def _record_failure(notification, attempt, error: DeliveryError, now, started) -> str:
-    exhausted = notification.attempts >= settings.VIGIL_NOTIFICATION_MAX_ATTEMPTS
-    permanent = error.permanent or exhausted
-    outcome = (
-        AttemptOutcome.PERMANENT_FAILURE if error.permanent else (AttemptOutcome.TRANSIENT_FAILURE)
-    )
-    _finish_attempt(attempt, outcome, started, status_code=error.status_code, error=str(error))
-    logger.warning(
-        "notification %s via %s failed (%s): %s",
-        notification.pk,
-        notification.channel,
-        "permanent" if permanent else "transient",
-        error,
-    )
-    if not permanent:
-        # Held until the retry is due, so the outbox sweep does not take it early (which
-        # would undo the backoff); if the retry task is lost, the sweep takes it after that.
-        Notification.objects.filter(pk=notification.pk).update(
-            claimed_until=now + retry_delay(notification.attempts), last_error=str(error)[:2000]
-        )
-        return DeliveryOutcome.RETRY
-    Notification.objects.filter(pk=notification.pk).update(
-        status=NotificationStatus.FAILED, claimed_until=None, last_error=str(error)[:2000]
-    )
-    flag_channel_fault(
-        channel=notification.channel, target=notification.target, error=str(error), now=now
-    )
-    return DeliveryOutcome.FAILED
+def deliver_notification(*, notification_id: int, now: datetime | None = None) -> str:
+    """Send one notification once (delivery.outbox.deliver). Returns an outbox.Outcome.
+
+    Writes: Notification (claim, status), NotificationAttempt, ChannelFault when it fails
+    for good (a permanent failure, or out of attempts). A notification already sent,
+    failed, or held by another worker is skipped; one whose alert was handled is cancelled.
+    """
+    return outbox.deliver(NOTIFICATIONS, row_id=notification_id, now=now)
+
+
+def enqueue_pending_notifications(
+    *, now: datetime | None = None, older_than: timedelta | None = None
+) -> int:
+    """The notifications' outbox sweep (delivery.outbox.enqueue_due)."""
+    return outbox.enqueue_due(NOTIFICATIONS, now=now, older_than=older_than)
 
 
 def flag_channel_fault(*, channel: str, target: str, error: str, now: datetime) -> None:
@@ -386,38 +317,3 @@ def flag_channel_fault(*, channel: str, target: str, error: str, now: datetime) 
         except IntegrityError:
             flag_channel_fault(channel=channel, target=target, error=error, now=now)
     logger.error("channel %s flagged for the operator after a permanent failure", channel)
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """How long a delivery waits after its `attempts`-th transient failure."""
-    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
-
-
-def enqueue_pending_notifications(
-    *, now: datetime | None = None, older_than: timedelta | None = None
-) -> int:
-    """The outbox sweep: pending deliveries whose task was lost are enqueued again.
-
-    A delivery is left alone while claimed (in flight, or waiting for its retry) and for
-    `older_than` (VIGIL_EVALUATION_GRACE) after, which gives the task that was due then the
-    time to take it. A worker killed mid-send is re-sent once its LEASE has lapsed, plus that.
-    Enqueues after commit: the deliveries (at most VIGIL_SWEEP_BATCH), and the sweep itself
-    when more remain."""
-    from alerts.tasks import deliver_notification_task, enqueue_pending_notifications_task
-
-    now = now or timezone.now()
-    cutoff = now - (older_than or settings.VIGIL_EVALUATION_GRACE)
-    limit = settings.VIGIL_SWEEP_BATCH
-    stuck = list(
-        Notification.objects.filter(status=NotificationStatus.PENDING, created_at__lt=cutoff)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=cutoff))
-        .order_by("created_at", "id")
-        .values_list("id", flat=True)[: limit + 1]
-    )
-    messages = [(deliver_notification_task, (pk,), {}) for pk in stuck[:limit]]
-    if len(stuck) > limit:
-        # Deliveries are claimed when they run, so the next batch may overlap this one
-        # without sending anything twice.
-        messages.append((enqueue_pending_notifications_task, (), {}))
-    enqueue_all_on_commit(messages)
-    return min(len(stuck), limit)

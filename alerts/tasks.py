@@ -4,15 +4,14 @@ from django.db import InterfaceError, OperationalError
 
 from alerts.escalation import escalate_overdue_alerts
 from alerts.lifecycle import expire_info_alerts
-from alerts.models import Notification
 from alerts.notify import (
-    DeliveryOutcome,
+    NOTIFICATIONS,
     deliver_notification,
     enqueue_pending_notifications,
     enqueue_unrouted_alert_events,
-    retry_delay,
     route_alert_event,
 )
+from delivery.outbox import Outcome, retry_countdown
 
 # A lost or restarting database (failover, pg_terminate_backend, a pooler) is worth retrying
 # with backoff, as the evaluation task does; the connection is replaced before each run
@@ -43,12 +42,10 @@ def deliver_notification_task(self, notification_id: int) -> str:
             factor=1, retries=self.request.retries, maximum=60, full_jitter=True
         )
         raise self.retry(exc=error, countdown=countdown, max_retries=5) from error
-    if outcome == DeliveryOutcome.RETRY:
-        # The attempt count lives in the row (a sweep may have enqueued this task, so
-        # self.request.retries undercounts); VIGIL_NOTIFICATION_MAX_ATTEMPTS bounds it. The
-        # row is held for the same delay (notify.retry_delay), so the retry finds it free.
-        attempts = Notification.objects.values_list("attempts", flat=True).get(pk=notification_id)
-        raise self.retry(countdown=retry_delay(attempts).total_seconds())
+    if outcome == Outcome.RETRY:
+        # Unbounded here: VIGIL_NOTIFICATION_MAX_ATTEMPTS, counted on the row, bounds it.
+        countdown = retry_countdown(NOTIFICATIONS, row_id=notification_id)
+        raise self.retry(countdown=countdown)
     return outcome
 
 

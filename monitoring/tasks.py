@@ -2,17 +2,16 @@ from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
 
-from alerts.notify import retry_delay
 from config.celery import enqueue_on_commit
+from delivery.outbox import Outcome, retry_countdown
 from monitoring.evaluation import (
     enqueue_due_scheduled_rules,
     enqueue_unevaluated_readings,
     evaluate_pending_readings,
     evaluate_scheduled_rules,
 )
-from monitoring.models import Nudge
 from monitoring.nudges import nudge_streaks, settle_nudge_outcomes
-from monitoring.nudges.delivery import NudgeOutcome, deliver_nudge, enqueue_pending_nudges
+from monitoring.nudges.delivery import NUDGES, deliver_nudge, enqueue_pending_nudges
 from monitoring.nudges.outcomes import SETTLE_BATCH
 from monitoring.schedules import run_reminder_sweep
 
@@ -49,12 +48,9 @@ def enqueue_due_scheduled_rules_task() -> int:
 @shared_task(bind=True, max_retries=None)
 def deliver_nudge_task(self, nudge_id: int) -> str:
     outcome = deliver_nudge(nudge_id=nudge_id)
-    if outcome == NudgeOutcome.RETRY:
-        # The row counts the attempts (a redelivered task would make self.request.retries
-        # undercount) and VIGIL_NUDGE_MAX_ATTEMPTS bounds them; the row is held for the same
-        # delay, so the retry finds it free.
-        attempts = Nudge.objects.values_list("attempts", flat=True).get(pk=nudge_id)
-        raise self.retry(countdown=retry_delay(attempts).total_seconds())
+    if outcome == Outcome.RETRY:
+        # Unbounded here: VIGIL_NUDGE_MAX_ATTEMPTS, counted on the row, bounds it.
+        raise self.retry(countdown=retry_countdown(NUDGES, row_id=nudge_id))
     return outcome
 
 

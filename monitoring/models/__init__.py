@@ -3,6 +3,7 @@
 from monitoring.models.audit import AuditAction, AuditEvent, AuditLogIsAppendOnly, AuditSurface
 from monitoring.models.nudges import (
     Nudge,
+    NudgeAttempt,
     NudgePurpose,
     NudgeStatus,
     NudgeVariant,
@@ -46,6 +47,7 @@ __all__ = [
     "MedicationPlan",
     "Metric",
     "Nudge",
+    "NudgeAttempt",
     "NudgeChannel",
     "NudgePurpose",
     "NudgeStatus",

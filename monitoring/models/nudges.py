@@ -9,6 +9,7 @@ success/failure counts per variant; the policy adds a population prior to them.
 from django.db import models
 from django.db.models import Q
 
+from delivery.models import Attempt
 from monitoring.models.patients import NudgeChannel, Patient
 from monitoring.models.schedules import Slot
 
@@ -75,8 +76,8 @@ class Nudge(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
-    # Delivery's lease (monitoring/nudges/delivery.py): a worker sending the nudge, or one
-    # waiting for its retry, holds the row until then, so a redelivered task does not send.
+    # Delivery's lease (delivery/outbox.py): a worker sending the nudge, or one waiting for
+    # its retry, holds the row until then, so a redelivered task does not send.
     claimed_until = models.DateTimeField(null=True, blank=True)
     # Outcome: did the patient act (log the reading or dose) before `outcome_due_at`?
     outcome_due_at = models.DateTimeField(null=True, blank=True)
@@ -100,11 +101,30 @@ class Nudge(models.Model):
                 condition=Q(acted__isnull=True, outcome_due_at__isnull=False),
                 name="nudge_outcome_due",
             ),
+            # The outbox sweep's query (delivery.outbox.enqueue_due): pending, oldest first.
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending"), name="nudge_pending"
+            ),
         ]
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"nudge {self.pk}"
+
+
+class NudgeAttempt(Attempt):
+    """One try at delivering a nudge (the fields: delivery.models.Attempt)."""
+
+    nudge = models.ForeignKey(Nudge, on_delete=models.CASCADE, related_name="attempt_log")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["nudge", "number"], name="nudge_attempt_unique")
+        ]
+        ordering = ["nudge_id", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of nudge {self.nudge_id}"
 
 
 class VariantPosterior(models.Model):

@@ -1,18 +1,17 @@
 """Delivering a nudge to the patient: in the app, by push (FCM), SMS or email.
 
-`deliver_nudge` claims the pending row with a lease (conditional UPDATE), sends it through
-the nudge's channel and records the outcome on the row:
-- sent (`sent_at`);
-- retried later when the failure may pass (network, 5xx, 408, 429): the row is held until
-  the retry is due, so a redelivered task cannot send early; bounded by
-  VIGIL_NUDGE_MAX_ATTEMPTS;
-- failed with `last_error` when it cannot succeed (other 4xx, bad configuration) or the
-  attempts ran out.
-A channel that cannot reach the patient (no phone number, no email address, no active push
-token, the channel not configured on this server) falls back to in-app: the nudge is shown in
-the app's list (GET /api/v1/nudges) with channel `in_app`, and `last_error` says why.
-
-Messages carry the nudge text and nothing else about the patient: no name, no MRN, no values.
+Each nudge is a row of the delivery outbox (delivery.outbox: claim with a lease, a
+NudgeAttempt per attempt, backoff bounded by VIGIL_NUDGE_MAX_ATTEMPTS, sweep); what is
+particular to nudges is here:
+- the message: the nudge text and nothing else about the patient (no name, no MRN, no
+  values);
+- each channel's way to the patient (their phone, their email address, every active push
+  token of their app installs);
+- the in-app fallback: a channel that cannot reach the patient (no phone number, no email
+  address, no active push token, the channel not configured on this server) shows the nudge
+  in the app's list instead (GET /api/v1/nudges) with channel `in_app`, and `last_error`
+  says why;
+- a reminder whose slot was done while it waited is cancelled, not sent.
 
 Also here: what the patient app does with nudges and push tokens (the API's domain functions).
 """
@@ -22,50 +21,25 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from alerts.channels import email as email_channel
-from alerts.channels import push as push_channel
-from alerts.channels import sms as sms_channel
-from alerts.channels.base import DeliveryError, Message
-from alerts.notify import retry_delay
-from config.celery import enqueue_on_commit
+from delivery import outbox
+from delivery.channels import email as email_channel
+from delivery.channels import push as push_channel
+from delivery.channels import sms as sms_channel
+from delivery.channels.base import DeliveryError, Message
 from monitoring.models import (
     Nudge,
     NudgeChannel,
     NudgePurpose,
-    NudgeStatus,
     Patient,
     PushToken,
     SlotStatus,
 )
 
 logger = logging.getLogger(__name__)
-
-# Longer than any delivery can run (the task's hard time limit, CELERY_TASK_TIME_LIMIT, is
-# 3 min): a worker that died mid-send frees the row when it lapses, not before.
-LEASE = timedelta(minutes=5)
-
-# Where mail stays on this machine (the default without EMAIL_HOST writes files): alert
-# emails are kept there for the operator, but a patient would never see a nudge.
-LOCAL_EMAIL_BACKENDS = {
-    "django.core.mail.backends.filebased.EmailBackend",
-    "django.core.mail.backends.console.EmailBackend",
-    "django.core.mail.backends.dummy.EmailBackend",
-}
-
-
-class NudgeOutcome:
-    SENT = "sent"
-    RETRY = "retry"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
 
 # Reminders about a slot; once the slot is done they have nothing left to say.
 REMINDER_PURPOSES = {NudgePurpose.MEASUREMENT_DUE, NudgePurpose.DOSE_DUE}
@@ -75,40 +49,46 @@ class Unreachable(Exception):
     """The channel has no way to this patient; the message says why (no PHI)."""
 
 
+class NudgeOutbox(outbox.Outbox):
+    model = Nudge
+    max_attempts_setting = "VIGIL_NUDGE_MAX_ATTEMPTS"
+    deliver_task = "monitoring.tasks.deliver_nudge_task"
+    sweep_task = "monitoring.tasks.enqueue_pending_nudges_task"
+
+    def load(self, row_id: int) -> Nudge:
+        return Nudge.objects.select_related("patient", "slot").get(pk=row_id)
+
+    def cancelled(self, nudge: Nudge) -> str | None:
+        # Logged while this waited (a retry, a queue): never nag about what is done.
+        slot = nudge.slot
+        if nudge.purpose in REMINDER_PURPOSES and slot and slot.status == SlotStatus.DONE:
+            return "done before delivery"
+        return None
+
+    def send(self, nudge: Nudge, *, now: datetime) -> outbox.Sent:
+        try:
+            status_code = SENDERS[nudge.channel](nudge, now)
+        except Unreachable as reason:
+            logger.info("nudge %s shown in the app instead of %s", nudge.pk, nudge.channel)
+            return outbox.Sent(
+                note=f"{nudge.channel} not possible ({reason}): shown in the app instead",
+                changes={"channel": NudgeChannel.IN_APP},
+            )
+        return outbox.Sent(status_code=status_code)
+
+
+NUDGES = NudgeOutbox()
+
+
 def deliver_nudge(*, nudge_id: int, now: datetime | None = None) -> str:
-    """Send one nudge once. Returns a NudgeOutcome.
+    """Send one nudge once (delivery.outbox.deliver). Returns an outbox.Outcome.
 
     Writes: Nudge (claim and attempts, then status, sent_at, last_error, and channel on a
-    fallback to in-app); PushToken.retired_at for tokens FCM calls UNREGISTERED. A nudge
-    already sent or failed, or held by another worker (in flight or backing off), is skipped.
+    fallback to in-app), NudgeAttempt; PushToken.retired_at for tokens FCM calls
+    UNREGISTERED. A nudge already sent or failed, or held by another worker (in flight or
+    backing off), is skipped; a reminder whose slot was done is cancelled.
     """
-    now = now or timezone.now()
-    claimed = (
-        Nudge.objects.filter(pk=nudge_id, status=NudgeStatus.PENDING)
-        # A retry is scheduled for the moment its hold lapses (retry_delay): that moment is free.
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
-        .update(claimed_until=now + LEASE, attempts=F("attempts") + 1)
-    )
-    if not claimed:
-        return NudgeOutcome.SKIPPED
-    nudge = Nudge.objects.select_related("patient", "slot").get(pk=nudge_id)
-    if nudge.purpose in REMINDER_PURPOSES and nudge.slot and nudge.slot.status == SlotStatus.DONE:
-        # Logged while this waited (a retry, a queue): never nag about what is done.
-        Nudge.objects.filter(pk=nudge.pk).update(
-            status=NudgeStatus.CANCELLED, claimed_until=None, last_error="done before delivery"
-        )
-        return NudgeOutcome.CANCELLED
-    try:
-        SENDERS[nudge.channel](nudge, now)
-    except Unreachable as reason:
-        return _fall_back_to_in_app(nudge, str(reason), now)
-    except DeliveryError as error:
-        return _record_failure(nudge, error, now)
-    Nudge.objects.filter(pk=nudge.pk).update(
-        status=NudgeStatus.SENT, sent_at=now, claimed_until=None, last_error=""
-    )
-    logger.info("nudge %s sent via %s (attempt %s)", nudge.pk, nudge.channel, nudge.attempts)
-    return NudgeOutcome.SENT
+    return outbox.deliver(NUDGES, row_id=nudge_id, now=now)
 
 
 def build_message(nudge: Nudge) -> Message:
@@ -123,28 +103,29 @@ def build_message(nudge: Nudge) -> Message:
     )
 
 
-def _send_in_app(nudge: Nudge, now: datetime) -> None:
+def _send_in_app(nudge: Nudge, now: datetime) -> int | None:
     """Nothing leaves the server: the app lists the nudge."""
 
 
-def _send_sms(nudge: Nudge, now: datetime) -> None:
+def _send_sms(nudge: Nudge, now: datetime) -> int | None:
     if not nudge.patient.phone:
         raise Unreachable("the patient has no phone number")
     if not sms_channel.is_enabled():
         raise Unreachable("SMS is not configured on this server")
-    sms_channel.send(target=nudge.patient.phone, message=build_message(nudge))
+    return sms_channel.send(target=nudge.patient.phone, message=build_message(nudge))
 
 
-def _send_email(nudge: Nudge, now: datetime) -> None:
+def _send_email(nudge: Nudge, now: datetime) -> int | None:
     if not nudge.patient.email:
         raise Unreachable("the patient has no email address")
-    if settings.EMAIL_BACKEND in LOCAL_EMAIL_BACKENDS:
+    if not email_channel.leaves_this_machine():
         raise Unreachable("email is not configured on this server")
-    email_channel.send(target=nudge.patient.email, message=build_message(nudge))
+    return email_channel.send(target=nudge.patient.email, message=build_message(nudge))
 
 
-def _send_push(nudge: Nudge, now: datetime) -> None:
-    """To every active token of the patient (each app install); delivered if any took it."""
+def _send_push(nudge: Nudge, now: datetime) -> int | None:
+    """To every active token of the patient (each app install); delivered if any took it.
+    No one status: each token had its own answer."""
     if not push_channel.is_enabled():
         raise Unreachable("push is not configured on this server")
     tokens = list(
@@ -170,7 +151,7 @@ def _send_push(nudge: Nudge, now: datetime) -> None:
             continue
         delivered += 1
     if delivered:
-        return
+        return None
     if not errors:
         raise Unreachable("every push token of the patient is unregistered")
     # One failure that may pass is worth a retry, even if other tokens failed for good.
@@ -183,41 +164,6 @@ SENDERS = {
     NudgeChannel.SMS: _send_sms,
     NudgeChannel.EMAIL: _send_email,
 }
-
-
-def _fall_back_to_in_app(nudge: Nudge, reason: str, now: datetime) -> str:
-    Nudge.objects.filter(pk=nudge.pk).update(
-        channel=NudgeChannel.IN_APP,
-        status=NudgeStatus.SENT,
-        sent_at=now,
-        claimed_until=None,
-        last_error=f"{nudge.channel} not possible ({reason}): shown in the app instead",
-    )
-    logger.info("nudge %s shown in the app instead of %s", nudge.pk, nudge.channel)
-    return NudgeOutcome.SENT
-
-
-def _record_failure(nudge: Nudge, error: DeliveryError, now: datetime) -> str:
-    exhausted = nudge.attempts >= settings.VIGIL_NUDGE_MAX_ATTEMPTS
-    logger.warning(
-        "nudge %s via %s failed (attempt %s, %s): %s",
-        nudge.pk,
-        nudge.channel,
-        nudge.attempts,
-        "permanent" if error.permanent else "transient",
-        error,
-    )
-    if not error.permanent and not exhausted:
-        # Held until the retry is due, so a redelivered task does not undo the backoff.
-        Nudge.objects.filter(pk=nudge.pk).update(
-            claimed_until=now + retry_delay(nudge.attempts), last_error=str(error)[:2000]
-        )
-        return NudgeOutcome.RETRY
-    reason = str(error) if error.permanent else f"{error} (gave up after {nudge.attempts} attempts)"
-    Nudge.objects.filter(pk=nudge.pk).update(
-        status=NudgeStatus.FAILED, claimed_until=None, last_error=reason[:2000]
-    )
-    return NudgeOutcome.FAILED
 
 
 # --- The patient app ----------------------------------------------------------------------
@@ -261,26 +207,8 @@ def forget_push_token(*, patient: Patient, token: str) -> int:
     return deleted
 
 
-def enqueue_pending_nudges(*, now: datetime | None = None, older_than=timedelta(minutes=2)) -> int:
-    """The outbox sweep: pending nudges whose delivery task was lost are enqueued again.
-
-    A nudge is left alone while held (in flight, or backing off to its own retry) and for
-    `older_than` after. Enqueues after commit: one delivery per nudge (at most
-    VIGIL_SWEEP_BATCH), and the sweep again when more remain.
-    """
-    from monitoring.tasks import deliver_nudge_task, enqueue_pending_nudges_task
-
-    now = now or timezone.now()
-    limit = settings.VIGIL_SWEEP_BATCH
-    stuck = list(
-        Nudge.objects.filter(status=NudgeStatus.PENDING, created_at__lt=now - older_than)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now - older_than))
-        .order_by("created_at", "id")
-        .values_list("id", flat=True)[: limit + 1]
-    )
-    with transaction.atomic():
-        for nudge_id in stuck[:limit]:
-            enqueue_on_commit(deliver_nudge_task, nudge_id)
-        if len(stuck) > limit:
-            enqueue_on_commit(enqueue_pending_nudges_task)
-    return min(len(stuck), limit)
+def enqueue_pending_nudges(
+    *, now: datetime | None = None, older_than: timedelta | None = None
+) -> int:
+    """The nudges' outbox sweep (delivery.outbox.enqueue_due)."""
+    return outbox.enqueue_due(NUDGES, now=now, older_than=older_than)

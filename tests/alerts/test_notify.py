@@ -31,12 +31,12 @@ from alerts.models import (
 )
 from alerts.notify import (
     PAGING_EVENTS,
-    DeliveryOutcome,
     deliver_notification,
     enqueue_pending_notifications,
     route_alert_event,
 )
 from alerts.tasks import deliver_notification_task, route_alert_event_task
+from delivery.outbox import Outcome
 from tests.factories import MembershipFactory, RuleFactory, UserFactory
 from tests.monitoring.conftest import QueuedTask
 
@@ -436,7 +436,7 @@ def test_an_email_is_sent_once_and_its_attempt_recorded(patient, rule, on_call, 
 
     outcome = deliver_notification(notification_id=notification.pk)
 
-    assert outcome == DeliveryOutcome.SENT
+    assert outcome == Outcome.SENT
     assert [(m.to, m.subject) for m in mailoutbox] == [
         (
             ["nurse@clinic.test"],
@@ -459,7 +459,7 @@ def test_a_page_still_waiting_when_the_alert_is_handled_is_cancelled_not_sent(
 
     outcome = deliver_notification(notification_id=notification.pk)
 
-    assert outcome == DeliveryOutcome.CANCELLED
+    assert outcome == Outcome.CANCELLED
     assert mailoutbox == []
     notification.refresh_from_db()
     assert (notification.status, notification.last_error) == (
@@ -492,7 +492,7 @@ def test_the_sweep_carries_on_in_another_run_when_more_than_a_batch_is_pending(
 def test_a_webhook_delivery_records_the_receivers_status(patient, rule, on_call, receiver):
     notification = routed(patient, rule, "webhook")
 
-    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SENT
+    assert deliver_notification(notification_id=notification.pk) == Outcome.SENT
 
     assert [(r.method, r.path) for r in receiver.requests] == [("POST", "/hooks/vigil")]
     assert json.loads(receiver.requests[0].body)["event_id"] == notification.event_id
@@ -502,7 +502,7 @@ def test_a_webhook_delivery_records_the_receivers_status(patient, rule, on_call,
 def test_an_sms_delivery_goes_to_twilio_with_the_members_number(patient, rule, on_call, twilio):
     notification = routed(patient, rule, "sms")
 
-    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SENT
+    assert deliver_notification(notification_id=notification.pk) == Outcome.SENT
 
     request = twilio.requests[0]
     assert request.path == "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json"
@@ -516,7 +516,7 @@ def test_a_sent_notification_is_never_sent_again(patient, rule, on_call, receive
     notification = routed(patient, rule, "webhook")
     deliver_notification(notification_id=notification.pk)
 
-    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SKIPPED
+    assert deliver_notification(notification_id=notification.pk) == Outcome.SKIPPED
 
     assert len(receiver.requests) == 1
     assert Notification.objects.get(pk=notification.pk).attempts == 1
@@ -548,7 +548,7 @@ def test_a_second_delivery_while_the_first_is_in_flight_is_skipped(
     thread.join(timeout=30)
 
     # then
-    assert (results["first"], second) == (DeliveryOutcome.SENT, DeliveryOutcome.SKIPPED)
+    assert (results["first"], second) == (Outcome.SENT, Outcome.SKIPPED)
     assert len(receiver.requests) == 1
     notification.refresh_from_db()
     assert (notification.status, notification.attempts) == ("sent", 1)
@@ -563,7 +563,7 @@ def test_a_delivery_whose_worker_died_is_taken_again_when_the_lease_lapses(
     Notification.objects.filter(pk=notification.pk).update(
         attempts=1, claimed_until=NOW + 2 * MINUTE
     )
-    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SKIPPED
+    assert deliver_notification(notification_id=notification.pk) == Outcome.SKIPPED
     assert receiver.requests == []
 
     # when
@@ -571,7 +571,7 @@ def test_a_delivery_whose_worker_died_is_taken_again_when_the_lease_lapses(
     outcome = deliver_notification(notification_id=notification.pk)
 
     # then
-    assert outcome == DeliveryOutcome.SENT
+    assert outcome == Outcome.SENT
     assert len(receiver.requests) == 1
     assert attempts(notification) == [(2, NOW + 2 * MINUTE + timedelta(seconds=1), "sent", 200, "")]
 
@@ -585,7 +585,7 @@ def test_a_transient_failure_is_retried_later_and_the_row_stays_pending(
 
     outcome = deliver_notification(notification_id=notification.pk)
 
-    assert outcome == DeliveryOutcome.RETRY
+    assert outcome == Outcome.RETRY
     notification.refresh_from_db()
     assert (notification.status, notification.attempts, notification.sent_at) == (
         "pending",
@@ -606,7 +606,7 @@ def test_an_unreachable_receiver_is_a_transient_failure(patient, rule, on_call, 
     on_call.save()
     notification = routed(patient, rule, "webhook")
 
-    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.RETRY
+    assert deliver_notification(notification_id=notification.pk) == Outcome.RETRY
 
     assert attempts(notification) == [
         (1, NOW, "transient_failure", None, "webhook unreachable: ConnectError")
@@ -624,7 +624,7 @@ def test_a_permanent_failure_fails_the_row_and_flags_the_target(
 
     outcome = deliver_notification(notification_id=notification.pk)
 
-    assert outcome == DeliveryOutcome.FAILED
+    assert outcome == Outcome.FAILED
     notification.refresh_from_db()
     assert (notification.status, notification.attempts, notification.claimed_until) == (
         "failed",
@@ -638,7 +638,7 @@ def test_a_permanent_failure_fails_the_row_and_flags_the_target(
         ("webhook", on_call.webhook_url, 1, NOW, NOW, f"webhook answered {status}", None)
     ]
     # Never retried: a redelivered task finds nothing to do.
-    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SKIPPED
+    assert deliver_notification(notification_id=notification.pk) == Outcome.SKIPPED
     assert len(receiver.requests) == 1
 
 
@@ -705,7 +705,7 @@ def test_a_retry_that_runs_the_moment_its_hold_lapses_is_taken(
 
     time_machine.move_to(NOW + timedelta(seconds=30), tick=False)
 
-    assert deliver_notification(notification_id=notification.pk) == DeliveryOutcome.SENT
+    assert deliver_notification(notification_id=notification.pk) == Outcome.SENT
     assert [outcome for _, _, outcome, _, _ in attempts(notification)] == [
         "transient_failure",
         "sent",

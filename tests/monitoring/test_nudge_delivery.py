@@ -1,6 +1,6 @@
 """monitoring/nudges/delivery.py: a nudge reaches the patient once, by its channel.
 
-Push and SMS go to a fake Google/Twilio on 127.0.0.1 (tests/alerts/channels/fake_fcm.py)
+Push and SMS go to a fake Google/Twilio on 127.0.0.1 (tests/delivery/channels/fake_fcm.py)
 that records the exact requests; email goes to Django's locmem outbox. Nudge rows are made
 directly (the policy that creates them is tested on its own).
 """
@@ -20,17 +20,18 @@ import pytest
 from celery.exceptions import Retry
 from django.db import connection
 
+from delivery.outbox import Outcome
 from monitoring.models import Nudge, PushToken
-from monitoring.nudges.delivery import NudgeOutcome, deliver_nudge, enqueue_pending_nudges
+from monitoring.nudges.delivery import deliver_nudge, enqueue_pending_nudges
 from monitoring.tasks import deliver_nudge_task
-from tests.alerts.channels.fake_fcm import (
+from tests.celery_worker import WorkerProcess, start_worker, stop_worker, wait_for
+from tests.delivery.channels.fake_fcm import (
     SEND_PATH,
     TOKEN_PATH,
     FakeGoogle,
     configure_push,
     fcm_error,
 )
-from tests.celery_worker import WorkerProcess, start_worker, stop_worker, wait_for
 from tests.factories import (
     MeasurementScheduleFactory,
     NudgeFactory,
@@ -98,7 +99,7 @@ def sent_to(google) -> list[str]:
 def test_an_in_app_nudge_is_marked_sent_and_nothing_leaves(google, patient, mailoutbox):
     nudge = NudgeFactory(patient=patient, channel="in_app")
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SENT
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SENT
 
     assert state(nudge) == ("in_app", "sent", 1, NOW, None, "")
     assert google.requests == []
@@ -117,7 +118,7 @@ def test_a_push_nudge_goes_to_every_active_token_of_the_patient(google, patient,
     outcome = deliver_nudge(nudge_id=nudge.pk)
 
     # then: one token fetch, one message per active token, with nothing but the nudge's text
-    assert outcome == NudgeOutcome.SENT
+    assert outcome == Outcome.SENT
     assert [request.path for request in google.requests] == [TOKEN_PATH, SEND_PATH, SEND_PATH]
     assert [request.json() for request in google.to(SEND_PATH)] == [
         {
@@ -142,7 +143,7 @@ def test_a_push_nudge_is_sent_when_one_device_took_it_and_another_failed(google,
     nudge = NudgeFactory(patient=patient, channel="push")
     google.answer_send(503, fcm_error(503, "UNAVAILABLE"))
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SENT
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SENT
 
     assert sent_to(google) == [first.token, second.token]
     assert state(nudge) == ("push", "sent", 1, NOW, None, "")
@@ -153,7 +154,7 @@ def test_an_sms_nudge_texts_the_nudge_and_nothing_about_the_patient(google, pati
     patient.save()
     nudge = NudgeFactory(patient=patient, channel="sms", text=TEXT)
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SENT
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SENT
 
     (request,) = google.requests
     assert request.path == TWILIO_PATH
@@ -171,7 +172,7 @@ def test_an_email_nudge_is_mailed_to_the_patient(google, patient, mailoutbox):
     patient.save()
     nudge = NudgeFactory(patient=patient, channel="email", text=TEXT)
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SENT
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SENT
 
     (mail,) = mailoutbox
     assert (mail.to, mail.from_email, mail.subject, mail.body) == (
@@ -201,7 +202,7 @@ def test_a_channel_without_a_way_to_the_patient_falls_back_to_the_app(
     PushTokenFactory(patient=patient, retired_at=NOW - timedelta(days=1))  # retired: no use
     nudge = NudgeFactory(patient=patient, channel=channel)
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SENT
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SENT
 
     assert state(nudge) == (
         "in_app",
@@ -231,7 +232,7 @@ def test_a_channel_the_server_has_not_configured_falls_back_to_the_app(
     setattr(settings, setting, "")
     nudge = NudgeFactory(patient=patient, channel=channel)
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SENT
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SENT
 
     assert state(nudge) == (
         "in_app",
@@ -252,7 +253,7 @@ def test_email_kept_on_this_machine_falls_back_to_the_app(settings, google, pati
     patient.save()
     nudge = NudgeFactory(patient=patient, channel="email")
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SENT
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SENT
 
     assert state(nudge) == (
         "in_app",
@@ -271,7 +272,7 @@ def test_when_every_token_is_unregistered_they_are_retired_and_the_app_shows_it(
     for _ in tokens:
         google.answer_send(404, fcm_error(404, "NOT_FOUND", "UNREGISTERED"))
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SENT
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SENT
 
     assert sent_to(google) == [token.token for token in tokens]
     assert list(PushToken.objects.values_list("retired_at", flat=True)) == [NOW, NOW]
@@ -299,7 +300,7 @@ def test_a_transient_failure_is_retried_later_and_held_until_then(google, patien
     outcome = deliver_nudge(nudge_id=nudge.pk)
 
     # then: still pending, the error recorded, held for the first backoff (30 s)
-    assert outcome == NudgeOutcome.RETRY
+    assert outcome == Outcome.RETRY
     assert state(nudge) == (
         "push",
         "pending",
@@ -310,11 +311,11 @@ def test_a_transient_failure_is_retried_later_and_held_until_then(google, patien
     )
     # a redelivered task before then does nothing
     time_machine.move_to(NOW + 29 * SECOND, tick=False)
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SKIPPED
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SKIPPED
     assert len(google.to(SEND_PATH)) == 1
     # the retry, due the moment the hold lapses, sends it
     time_machine.move_to(NOW + 30 * SECOND, tick=False)
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SENT
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SENT
     assert state(nudge) == ("push", "sent", 2, NOW + 30 * SECOND, None, "")
     assert len(google.to(SEND_PATH)) == 2
 
@@ -325,7 +326,7 @@ def test_an_unreachable_sms_gateway_is_retried(settings, google, patient, refuse
     settings.TWILIO_API_BASE = refused_url
     nudge = NudgeFactory(patient=patient, channel="sms")
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.RETRY
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.RETRY
 
     assert state(nudge) == (
         "sms",
@@ -368,7 +369,7 @@ def test_retries_are_bounded_then_the_nudge_fails_with_the_reason(
         "FCM answered 503 UNAVAILABLE (gave up after 3 attempts)",
     )
     time_machine.move_to(at + timedelta(hours=1), tick=False)
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SKIPPED
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SKIPPED
     assert len(google.to(SEND_PATH)) == 3
 
 
@@ -378,10 +379,10 @@ def test_a_permanent_failure_fails_the_nudge_at_once_and_is_never_retried(google
     nudge = NudgeFactory(patient=patient, channel="sms")
     google.answer_other(400, {"code": 21211, "message": "Invalid 'To' Phone Number"})
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.FAILED
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.FAILED
 
     assert state(nudge) == ("sms", "failed", 1, None, None, "SMS gateway answered 400")
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SKIPPED
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SKIPPED
     assert len(google.requests) == 1
 
 
@@ -392,7 +393,7 @@ def test_a_push_failing_for_good_on_one_device_and_for_now_on_another_is_retried
     google.answer_send(400, fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT"))
     google.answer_send(503, fcm_error(503, "UNAVAILABLE"))
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.RETRY
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.RETRY
 
     assert state(nudge)[1:] == (
         "pending",
@@ -408,7 +409,7 @@ def test_push_refused_by_fcm_on_every_device_fails_the_nudge(google, patient):
     nudge = NudgeFactory(patient=patient, channel="push")
     google.answer_send(403, fcm_error(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH"))
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.FAILED
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.FAILED
 
     assert state(nudge) == ("push", "failed", 1, None, None, "FCM answered 403 SENDER_ID_MISMATCH")
     assert PushToken.objects.get().retired_at is None
@@ -422,7 +423,7 @@ def test_a_sent_nudge_is_never_sent_again(google, patient):
     nudge = NudgeFactory(patient=patient, channel="push")
     deliver_nudge(nudge_id=nudge.pk)
 
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SKIPPED
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SKIPPED
 
     assert len(google.to(SEND_PATH)) == 1
     assert state(nudge) == ("push", "sent", 1, NOW, None, "")
@@ -452,7 +453,7 @@ def test_a_second_delivery_while_the_first_is_in_flight_is_skipped(google, patie
     thread.join(timeout=30)
 
     # then
-    assert (results["first"], second) == (NudgeOutcome.SENT, NudgeOutcome.SKIPPED)
+    assert (results["first"], second) == (Outcome.SENT, Outcome.SKIPPED)
     assert len(google.to(SEND_PATH)) == 1
     assert state(nudge) == ("push", "sent", 1, NOW, None, "")
 
@@ -466,7 +467,7 @@ def test_two_deliveries_racing_for_the_claim_send_once(google, patient, run_conc
         lambda: deliver_nudge(nudge_id=nudge.pk), lambda: deliver_nudge(nudge_id=nudge.pk)
     )
 
-    assert sorted(outcomes) == [NudgeOutcome.SENT, NudgeOutcome.SKIPPED]
+    assert sorted(outcomes) == [Outcome.SENT, Outcome.SKIPPED]
     assert len(google.to(SEND_PATH)) == 1
     assert state(nudge) == ("push", "sent", 1, NOW, None, "")
 
@@ -478,7 +479,7 @@ def test_a_delivery_whose_worker_died_is_taken_again_when_the_lease_lapses(
     PushTokenFactory(patient=patient)
     nudge = NudgeFactory(patient=patient, channel="push")
     Nudge.objects.filter(pk=nudge.pk).update(attempts=1, claimed_until=NOW + 5 * 60 * SECOND)
-    assert deliver_nudge(nudge_id=nudge.pk) == NudgeOutcome.SKIPPED
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SKIPPED
     assert google.requests == []
 
     # when
@@ -486,7 +487,7 @@ def test_a_delivery_whose_worker_died_is_taken_again_when_the_lease_lapses(
     outcome = deliver_nudge(nudge_id=nudge.pk)
 
     # then
-    assert outcome == NudgeOutcome.SENT
+    assert outcome == Outcome.SENT
     assert state(nudge) == ("push", "sent", 2, NOW + 5 * 60 * SECOND, None, "")
 
 
@@ -585,7 +586,7 @@ def test_a_reminder_whose_slot_was_done_while_it_waited_is_cancelled_not_sent(
 
     outcome = deliver_nudge(nudge_id=nudge.pk)
 
-    assert outcome == NudgeOutcome.CANCELLED
+    assert outcome == Outcome.CANCELLED
     assert mailoutbox == []
     assert state(nudge) == ("email", "cancelled", 1, None, None, "done before delivery")
 

@@ -1,4 +1,4 @@
-"""alerts/channels/webhook.py: signed JSON to a care team's own systems.
+"""delivery/channels/webhook.py: signed JSON to a care team's own systems.
 
 A real HTTP receiver on 127.0.0.1 records the exact body and headers; the test recomputes
 the HMAC-SHA256 signature from the team's secret. Network errors, timeouts, 5xx, 408 and
@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerts.channels import DeliveryError, Message, webhook
 from alerts.lifecycle import Trigger, raise_alert
 from alerts.models import Notification, NotificationAttempt
 from alerts.notify import deliver_notification, route_alert_event
+from delivery.channels import DeliveryError, Message, webhook
 from tests.factories import RuleFactory
 
 pytestmark = pytest.mark.django_db

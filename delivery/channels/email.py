@@ -12,7 +12,20 @@ import smtplib
 from django.conf import settings
 from django.core.mail import EmailMessage
 
-from alerts.channels.base import DeliveryError, Message
+from delivery.channels.base import DeliveryError, Message
+
+# Where mail stays on this machine (the default without EMAIL_HOST writes files): alert
+# emails are kept there for the operator, but a patient would never see a nudge.
+LOCAL_EMAIL_BACKENDS = {
+    "django.core.mail.backends.filebased.EmailBackend",
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+}
+
+
+def leaves_this_machine() -> bool:
+    """Whether the configured backend sends mail out (SMTP) rather than keeping it here."""
+    return settings.EMAIL_BACKEND not in LOCAL_EMAIL_BACKENDS
 
 
 def smtp_reply_code(error: smtplib.SMTPException) -> int | None:

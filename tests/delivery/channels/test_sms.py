@@ -1,4 +1,4 @@
-"""alerts/channels/sms.py: SMS through Twilio's REST API (the Messages resource).
+"""delivery/channels/sms.py: SMS through Twilio's REST API (the Messages resource).
 
 settings.TWILIO_API_BASE points at a real HTTP receiver on 127.0.0.1, which records the
 exact form body and the basic-auth credentials Twilio would receive.
@@ -12,10 +12,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from alerts.channels import DeliveryError, Message, sms
 from alerts.lifecycle import Trigger, raise_alert
 from alerts.models import Notification, NotificationAttempt
 from alerts.notify import deliver_notification, route_alert_event
+from delivery.channels import DeliveryError, Message, sms
 from tests.factories import RuleFactory
 
 pytestmark = pytest.mark.django_db

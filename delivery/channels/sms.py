@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from django.conf import settings
 
-from alerts.channels.base import DeliveryError, Message, classify_http_status
+from delivery.channels.base import DeliveryError, Message, classify_http_status
 
 
 def is_enabled() -> bool:

@@ -1,4 +1,4 @@
-"""alerts/channels/push.py: push through FCM's HTTP v1 API with a service account's bearer.
+"""delivery/channels/push.py: push through FCM's HTTP v1 API with a service account's bearer.
 
 A fake Google on 127.0.0.1 (fake_fcm.py) is both the OAuth2 token endpoint the service
 account's token_uri names and FCM's messages:send. google-auth runs for real: it reads the
@@ -14,10 +14,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from alerts.channels import DeliveryError, Message, push
+from delivery.channels import DeliveryError, Message, push
 from monitoring.models import Nudge, PushToken
 from monitoring.nudges.delivery import deliver_nudge
-from tests.alerts.channels.fake_fcm import (
+from tests.delivery.channels.fake_fcm import (
     CLIENT_EMAIL,
     KEY_ID,
     SEND_PATH,

@@ -24,7 +24,7 @@ import httpx
 from django.conf import settings
 from google.oauth2 import service_account
 
-from alerts.channels.base import DeliveryError, Message, classify_http_status
+from delivery.channels.base import DeliveryError, Message, classify_http_status
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"

@@ -19,7 +19,7 @@ import time
 import httpx
 from django.conf import settings
 
-from alerts.channels.base import DeliveryError, Message, classify_http_status
+from delivery.channels.base import DeliveryError, Message, classify_http_status
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -1,4 +1,4 @@
-"""The contract every notification channel keeps.
+"""The contract every delivery channel keeps (alert notifications and patient nudges alike).
 
 A channel module has `send(*, target, message, team) -> int | None` (the HTTP status or
 None) and raises DeliveryError on failure, saying whether trying again can succeed: a

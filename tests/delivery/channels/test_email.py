@@ -1,4 +1,4 @@
-"""alerts/channels/email.py: email through Django's configured backend.
+"""delivery/channels/email.py: email through Django's configured backend.
 
 What is sent is read from Django's locmem outbox; how SMTP failures are told apart is tried
 against a real SMTP server on 127.0.0.1 whose replies are scripted. SMTP says it itself:
@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerts.channels import DeliveryError, Message
-from alerts.channels import email as email_channel
 from alerts.lifecycle import Trigger, raise_alert
 from alerts.models import ChannelFault, Notification, NotificationAttempt
 from alerts.notify import deliver_notification, route_alert_event
+from delivery.channels import DeliveryError, Message
+from delivery.channels import email as email_channel
 from tests.factories import RuleFactory
 
 pytestmark = pytest.mark.django_db
