@@ -48,10 +48,7 @@ class CareTeamListCreateApi(APIView):
         serializer = CareTeamSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        members = [
-            NewMember(m["username"], m["role"], m["escalation_level"])
-            for m in data.get("members", [])
-        ]
+        members = [NewMember(**member) for member in data.get("memberships", [])]
         try:
             team = create_care_team(name=data["name"], members=members)
         except DuplicateCareTeam as error:
