@@ -1,4 +1,5 @@
-"""The OpenAPI document at /api/schema/ describes the API.md contract; /api/docs/ renders it."""
+"""The OpenAPI document at /api/schema/ describes the docs/api.md contract; /api/docs/ renders
+it."""
 
 import os
 import re
@@ -16,8 +17,8 @@ SCHEMA_URL = "/api/schema/"
 # The contract as merged into the repository (docs/api.md): the sections built so far.
 API_MD = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
-# Every operation API.md promises, written the way API.md writes it. API.md may grow, but
-# nothing in it changes or goes without a versioned path, so this list only grows too.
+# Every operation docs/api.md promises, written the way it writes them. docs/api.md may grow,
+# but nothing in it changes or goes without a versioned path, so this list only grows too.
 CONTRACT = [
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/readings"),
