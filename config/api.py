@@ -1,9 +1,10 @@
 """API conventions: the error body, pagination and caching shared by every endpoint.
 
 Every 4xx body is JSON: {"detail": "<what was wrong>"} and, where fields were wrong,
-{"errors": {"<field>": ["<reason>", ...]}}; the OpenAPI document says so for the 401, 403
-and 404 every operation may answer (add_error_responses). No API response is stored by a
-browser or a shared cache (NoStoreApiMiddleware).
+{"errors": {"<field>": ["<reason>", ...]}}; the OpenAPI document says so for the 401, 403,
+404, 400 and 415 operations may answer without their view's saying (add_error_responses),
+and every API test response is checked against it (tests/openapi_responses.py). No API
+response is stored by a browser or a shared cache (NoStoreApiMiddleware).
 """
 
 from django.conf import settings
