@@ -137,8 +137,10 @@ def add_error_responses(result, generator, request, public):
     the 401 and 403 of every operation that takes a bearer credential, the 404 of every
     operation with a path parameter or pages, and the 400 and 415 of every operation that
     reads a body (DRF answers them while parsing, before the view's code runs)."""
-    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    components = result.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
     schemas.setdefault("Error", ERROR_SCHEMA)
+    components["schemas"] = dict(sorted(schemas.items()))  # in order, as drf-spectacular has them
     for item in result.get("paths", {}).values():
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
