@@ -12,7 +12,7 @@ superuser it then:
   for one that does not exist;
 - runs actions on the selected objects of their teams only;
 - grants a permission on one object only through the role they hold in that object's team
-  (alerts.teams.team_permissions);
+  (alerts.teams.can);
 - records in the audit log (monitoring.audit) the patients whose data a list page showed,
   each change page viewed, and every addition, change, deletion and action.
 
@@ -35,7 +35,7 @@ from django.db import models
 from django.http import Http404
 
 from alerts.models import CareTeam, CareTeamMembership
-from alerts.teams import team_permissions
+from alerts.teams import can
 from monitoring.audit import record, record_for_patients
 from monitoring.models import AuditAction, Patient
 
@@ -225,7 +225,7 @@ class TeamScopedAdmin(ScopedChoicesMixin, admin.ModelAdmin):
             return True
         team_id = self.team_id_of(obj)
         perm = f"{self.opts.app_label}.{get_permission_codename(action, self.opts)}"
-        return team_id is not None and perm in team_permissions(request.user, team_id)
+        return team_id is not None and can(request.user, perm, team_id=team_id)
 
     def has_view_permission(self, request, obj=None):
         return super().has_view_permission(request, obj) and (

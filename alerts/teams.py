@@ -1,11 +1,21 @@
 """Care teams, their members, and what each member's role lets them do.
 
+One vocabulary for permissions, asked the same way by the API, the admin and the pages:
+
+- a capability is a permission label, "app.codename" (the admin's own model checks ask for
+  them too); those the API and the pages ask for by name are the constants below;
+- ROLE_PERMISSIONS is the table: the capabilities each role holds in its team;
+- `can(user, capability, team_id=…)` asks it for one team's patients (the role the user
+  holds in that team), `teams_where(user, capability)` for the teams where it is granted.
+  Superusers may do everything; a capability granted outside the roles (directly, or
+  through a group that is not a role group) holds in every team.
+
 A role (nurse, physician, coordinator) is held per team; each role has a Django group of the
 same name holding its model permissions (created by alerts/migrations/0004_role_groups). A
 user is in exactly the groups of the roles they hold in some team, kept so by
-sync_role_groups, which every path that writes memberships calls. The groups drive the
-admin's permission checks; team_permissions narrows them to one team, so a physician of one
-team who is a nurse in another edits rules only in the first.
+sync_role_groups, which every path that writes memberships calls. The groups let Django's
+admin show the models at all; `can` narrows them to one team, so a physician of one team who
+is a nurse in another tailors rules only in the first.
 """
 
 from __future__ import annotations
@@ -55,6 +65,31 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     },
 }  # fmt: skip
 ROLE_GROUPS = frozenset(ROLE_PERMISSIONS)
+
+# --- The capabilities asked for by name ---------------------------------------------------
+# In a team (ask with team_id):
+ENROL_PATIENTS = "monitoring.add_patient"
+ISSUE_APP_TOKENS = "monitoring.add_patientapptoken"
+REVOKE_APP_TOKENS = "monitoring.change_patientapptoken"
+REGISTER_DEVICES = "monitoring.add_device"
+REVOKE_DEVICES = "monitoring.change_device"
+# Adding a rule and tailoring one are one capability: the change permission.
+TAILOR_RULES = "monitoring.change_rule"
+ADD_SCHEDULES = "monitoring.add_measurementschedule"
+CHANGE_SCHEDULES = "monitoring.change_measurementschedule"
+DELETE_SCHEDULES = "monitoring.delete_measurementschedule"
+ADD_MEDICATION_PLANS = "monitoring.add_medicationplan"
+CHANGE_MEDICATION_PLANS = "monitoring.change_medicationplan"
+DELETE_MEDICATION_PLANS = "monitoring.delete_medicationplan"
+TRIAGE_ALERTS = "alerts.change_alert"
+# Clinic-wide (no team; no role holds it: clinic administrators are granted it):
+CREATE_CARE_TEAMS = "alerts.add_careteam"
+
+TEAM_CAPABILITIES = (
+    ENROL_PATIENTS, ISSUE_APP_TOKENS, REVOKE_APP_TOKENS, REGISTER_DEVICES, REVOKE_DEVICES,
+    TAILOR_RULES, ADD_SCHEDULES, CHANGE_SCHEDULES, DELETE_SCHEDULES, ADD_MEDICATION_PLANS,
+    CHANGE_MEDICATION_PLANS, DELETE_MEDICATION_PLANS, TRIAGE_ALERTS,
+)  # fmt: skip
 
 
 class DuplicateCareTeam(Exception):
@@ -160,16 +195,25 @@ def team_permissions(user, team_id: int) -> frozenset[str]:
     return cache[team_id]
 
 
-def has_team_permission(user, team_id: int, perm: str) -> bool:
-    """May `user` do `perm` ("app.codename") to a patient of this team? Superusers may."""
-    if user.is_active and user.is_superuser:
+def can(user, capability: str, *, team_id: int | None) -> bool:
+    """May `user` do `capability` ("app.codename") to the patients of team `team_id`, through
+    the role they hold there (or a grant outside the roles)? With team_id=None, a
+    clinic-wide capability such as CREATE_CARE_TEAMS, as Django grants it (has_perm).
+    Superusers may do everything; an inactive user nothing."""
+    if not user.is_active:
+        return False
+    if user.is_superuser:
         return True
-    return perm in team_permissions(user, team_id)
+    if team_id is None:
+        return user.has_perm(capability)
+    return capability in team_permissions(user, team_id)
 
 
-def holds_permission_in_some_team(user, perm: str) -> bool:
-    """Does `user` hold `perm` through their role in at least one of their teams?"""
+def teams_where(user, capability: str):
+    """The care teams (a queryset) in whose patients `user` may do `capability`: every team
+    for a superuser."""
+    teams = CareTeam.objects.visible_to(user)
     if user.is_active and user.is_superuser:
-        return True
-    teams = CareTeamMembership.objects.filter(user=user).values_list("team_id", flat=True)
-    return any(perm in team_permissions(user, team_id) for team_id in teams)
+        return teams
+    allowed = [pk for pk in teams.values_list("pk", flat=True) if can(user, capability, team_id=pk)]
+    return CareTeam.objects.filter(pk__in=allowed)

@@ -2,7 +2,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,12 +14,17 @@ from alerts.serializers import (
     AlertSerializer,
     CareTeamSerializer,
 )
-from alerts.teams import DuplicateCareTeam, NewMember, create_care_team, has_team_permission
+from alerts.teams import (
+    CREATE_CARE_TEAMS,
+    TRIAGE_ALERTS,
+    DuplicateCareTeam,
+    NewMember,
+    create_care_team,
+)
 from config.api import PagePagination
 from monitoring.auth import IsStaff
 from monitoring.examples import ALERT_NOTE, ALERTS, CARE_TEAMS
-from monitoring.models import Patient
-from monitoring.views import ERROR
+from monitoring.views import ERROR, require
 
 
 class CareTeamListCreateApi(APIView):
@@ -43,15 +48,11 @@ class CareTeamListCreateApi(APIView):
         examples=CARE_TEAMS,
     )
     def post(self, request):
-        if not request.user.has_perm("alerts.add_careteam"):
-            raise PermissionDenied("Only clinic administrators may create care teams.")
+        require(request, CREATE_CARE_TEAMS, team_id=None)
         serializer = CareTeamSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        members = [
-            NewMember(m["username"], m["role"], m["escalation_level"])
-            for m in data.get("members", [])
-        ]
+        members = [NewMember(**member) for member in data.get("memberships", [])]
         try:
             team = create_care_team(name=data["name"], members=members)
         except DuplicateCareTeam as error:
@@ -64,7 +65,7 @@ class CareTeamListCreateApi(APIView):
 
 
 def visible_alerts(user):
-    alerts = Alert.objects.select_related("acknowledged_by", "resolved_by", "assignee")
+    alerts = Alert.objects.select_related("patient", "acknowledged_by", "resolved_by", "assignee")
     if user.is_superuser:
         return alerts
     return alerts.filter(patient__care_team__memberships__user=user)
@@ -103,9 +104,7 @@ class AlertTransitionApi(APIView):
     def post(self, request, alert_id: int):
         alert = get_object_or_404(visible_alerts(request.user), pk=alert_id)
         # Triage is the nurses' and physicians' (a coordinator reads alerts).
-        team_id = Patient.objects.filter(pk=alert.patient_id).values_list("care_team", flat=True)
-        if not has_team_permission(request.user, team_id.get(), "alerts.change_alert"):
-            raise PermissionDenied("Only the patient's nurses and physicians triage alerts.")
+        require(request, TRIAGE_ALERTS, team_id=alert.patient.care_team_id)
         body = AlertNoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:

@@ -1,9 +1,10 @@
 """API conventions: the error body, pagination and caching shared by every endpoint.
 
 Every 4xx body is JSON: {"detail": "<what was wrong>"} and, where fields were wrong,
-{"errors": {"<field>": ["<reason>", ...]}}; the OpenAPI document says so for the 401, 403
-and 404 every operation may answer (add_error_responses). No API response is stored by a
-browser or a shared cache (NoStoreApiMiddleware).
+{"errors": {"<field>": ["<reason>", ...]}}; the OpenAPI document says so for the 401, 403,
+404, 400 and 415 operations may answer without their view's saying (add_error_responses),
+and every API test response is checked against it (tests/openapi_responses.py). No API
+response is stored by a browser or a shared cache (NoStoreApiMiddleware).
 """
 
 from django.conf import settings
@@ -117,27 +118,58 @@ FORBIDDEN = (
     "endpoint, say) or a role without the permission."
 )
 NOT_FOUND = "No such object, or one the caller may not see (another care team's looks the same)."
+NO_SUCH_PAGE = "No such page: past the last one, or a cursor this list did not give out."
+BAD_BODY = (
+    "The body could not be read (not JSON, or larger than the limit) or its fields were wrong."
+)
+UNSUPPORTED_MEDIA_TYPE = "The body is not declared `Content-Type: application/json`."
+CHALLENGE = {
+    "WWW-Authenticate": {
+        "schema": {"type": "string"},
+        "description": 'The scheme to use: `Bearer realm="api"`.',
+    }
+}
 
 
 def add_error_responses(result, generator, request, public):
-    """drf-spectacular postprocessing hook: the 401 and 403 of every operation that takes a
-    bearer credential and the 404 of every operation with a path parameter, with the error
-    body, where the view's own extend_schema did not describe them already."""
-    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    """drf-spectacular postprocessing hook: the error answers every operation may give, with
+    the error body, where the view's own extend_schema did not describe them already —
+    the 401 and 403 of every operation that takes a bearer credential, the 404 of every
+    operation with a path parameter or pages, and the 400 and 415 of every operation that
+    reads a body (DRF answers them while parsing, before the view's code runs)."""
+    components = result.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
     schemas.setdefault("Error", ERROR_SCHEMA)
+    components["schemas"] = dict(sorted(schemas.items()))  # in order, as drf-spectacular has them
     for item in result.get("paths", {}).values():
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            answers = {}
-            if any("bearer" in requirement for requirement in operation.get("security", [])):
-                answers |= {"401": UNAUTHENTICATED, "403": FORBIDDEN}
-            if any(parameter.get("in") == "path" for parameter in operation.get("parameters", [])):
-                answers["404"] = NOT_FOUND
-            for code, description in answers.items():
+            for code, description in _error_answers(operation).items():
                 operation["responses"].setdefault(code, _error_response(description))
+            if "401" in operation["responses"]:
+                operation["responses"]["401"].setdefault("headers", CHALLENGE)
             operation["responses"] = dict(sorted(operation["responses"].items()))
     return result
+
+
+def _error_answers(operation: dict) -> dict[str, str]:
+    parameters = operation.get("parameters", [])
+    answers = {}
+    if any("bearer" in requirement for requirement in operation.get("security", [])):
+        answers |= {"401": UNAUTHENTICATED, "403": FORBIDDEN}
+    if any(parameter.get("in") == "path" for parameter in parameters):
+        answers["404"] = NOT_FOUND
+    elif any(parameter.get("name") in PAGE_PARAMETERS for parameter in parameters):
+        answers["404"] = NO_SUCH_PAGE
+    if "requestBody" in operation:
+        answers |= {"400": BAD_BODY, "415": UNSUPPORTED_MEDIA_TYPE}
+    return answers
+
+
+# The query parameters of the paginations above: a page past the end, or a cursor that was
+# not given out, is a 404 (DRF's NotFound).
+PAGE_PARAMETERS = {PagePagination.page_query_param, NewestFirstCursorPagination.cursor_query_param}
 
 
 def _error_response(description: str) -> dict:

@@ -1,7 +1,16 @@
+"""The API's bodies: each serializer's declared fields are the JSON it writes, in order.
+
+Datetimes: a patient's, a device's and a nudge's in UTC with "Z" (DRF's form); a rule's, a
+schedule's, a plan's and a reading's received_at as Python writes them ("+00:00",
+AsWrittenDateTimeField); a reading's measured_at with the offset the client sent.
+"""
+
 from datetime import timedelta
 from datetime import timezone as dt_timezone
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from alerts.models import CareTeam
@@ -54,13 +63,48 @@ class AppTokenIssuedSerializer(TokenIssuedSerializer):
     id = serializers.IntegerField()
 
 
+CLOCK_TIME = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+@extend_schema_field({"type": "string", "pattern": CLOCK_TIME, "example": "22:00"})
+class ClockTimeField(serializers.TimeField):
+    """A local clock time, written "HH:MM" (read as "HH:MM" or "HH:MM:SS")."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%H:%M", **kwargs)
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class AsWrittenDateTimeField(serializers.DateTimeField):
+    """A datetime as Python's isoformat() writes it, in the zone it holds (UTC from the
+    database: "+00:00", not DRF's "Z"); the contract's form for these objects."""
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+@extend_schema_field(OpenApiTypes.DOUBLE)
+class AsStoredNumberField(serializers.FloatField):
+    """A number as stored, unconverted: a reading's value keeps the form it has."""
+
+    def to_representation(self, value):
+        return value
+
+
+class BlankAsNullCharField(serializers.CharField):
+    """A text column where "" means none: written as null."""
+
+    def to_representation(self, value):
+        return value or None
+
+
 class PreferencesSerializer(serializers.Serializer):
     glucose_unit = serializers.ChoiceField(GlucoseUnit.choices, required=False)
     weight_unit = serializers.ChoiceField(WeightUnit.choices, required=False)
     language = serializers.CharField(max_length=16, required=False)
     nudge_channel = serializers.ChoiceField(NudgeChannel.choices, required=False)
-    quiet_hours_start = serializers.TimeField(required=False, allow_null=True)
-    quiet_hours_end = serializers.TimeField(required=False, allow_null=True)
+    quiet_hours_start = ClockTimeField(required=False, allow_null=True)
+    quiet_hours_end = ClockTimeField(required=False, allow_null=True)
     daily_nudge_cap = serializers.IntegerField(required=False, min_value=0, max_value=24)
 
     def validate(self, attrs):
@@ -70,16 +114,6 @@ class PreferencesSerializer(serializers.Serializer):
                 {"quiet_hours_end": ["Give both ends of the quiet hours, or neither."]}
             )
         return attrs
-
-    def to_representation(self, patient):
-        return {name: getattr(patient, name) for name in self.fields} | {
-            "quiet_hours_start": _time(patient.quiet_hours_start),
-            "quiet_hours_end": _time(patient.quiet_hours_end),
-        }
-
-
-def _time(value):
-    return value.strftime("%H:%M") if value else None
 
 
 class ProtocolCodesField(serializers.ListField):
@@ -115,68 +149,70 @@ class PatientSerializer(serializers.Serializer):
 
 
 class SentValueSerializer(serializers.Serializer):
-    value = serializers.FloatField()
-    unit = serializers.CharField()
+    value = AsStoredNumberField(source="sent_value")
+    unit = serializers.CharField(source="sent_unit")
 
 
 class ReadingSerializer(serializers.Serializer):
     """A stored reading: canonical value and unit, and the value and unit as sent."""
 
-    # The fields document the shape for the OpenAPI schema; to_representation writes it.
-    id = serializers.UUIDField(help_text="The id the client made for the reading.")
-    type = serializers.ChoiceField(Metric.choices)
-    measured_at = serializers.DateTimeField(help_text="With the UTC offset the client sent.")
-    received_at = serializers.DateTimeField()
+    # A reading has the fields of its metric's shape only, absent rather than null
+    # (present(), below); the order here is the JSON's order for every shape.
+    id = serializers.UUIDField(
+        source="client_id", help_text="The id the client made for the reading."
+    )
+    type = serializers.ChoiceField(Metric.choices, source="metric")
+    measured_at = serializers.SerializerMethodField(
+        help_text="With the UTC offset the client sent."
+    )
+    received_at = AsWrittenDateTimeField()
     source = serializers.ChoiceField(ReadingSource.choices)
-    device = serializers.CharField(allow_null=True, help_text="The device serial, if any.")
-    value = serializers.FloatField(required=False, help_text="In the canonical unit.")
+    device = BlankAsNullCharField(
+        source="device_serial", allow_null=True, help_text="The device serial, if any."
+    )
+    value = AsStoredNumberField(required=False, help_text="In the canonical unit.")
+    systolic = AsStoredNumberField(required=False, help_text="blood_pressure")
+    diastolic = AsStoredNumberField(required=False, help_text="blood_pressure")
     unit = serializers.CharField(required=False, help_text="The canonical unit.")
-    sent = SentValueSerializer(required=False, help_text="The value and unit as sent.")
-    systolic = serializers.FloatField(required=False, help_text="blood_pressure")
-    diastolic = serializers.FloatField(required=False, help_text="blood_pressure")
+    sent = SentValueSerializer(source="*", required=False, help_text="The value and unit as sent.")
     medication = serializers.CharField(required=False, help_text="dose")
-    status = serializers.ChoiceField(DoseStatus.choices, required=False, help_text="dose")
-    scheduled_for = serializers.DateTimeField(required=False, allow_null=True, help_text="dose")
+    status = serializers.ChoiceField(
+        DoseStatus.choices, source="dose_status", required=False, help_text="dose"
+    )
+    scheduled_for = AsWrittenDateTimeField(required=False, allow_null=True, help_text="dose")
     context = serializers.ChoiceField(GlucoseContext.choices, required=False)
     part_of = serializers.UUIDField(
         required=False, help_text="A pulse stored from a blood pressure: that reading's id."
     )
 
-    def to_representation(self, reading: Reading) -> dict:
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_measured_at(self, reading: Reading) -> str:
         offset = dt_timezone(timedelta(minutes=reading.utc_offset_minutes))
-        data = {
-            "id": str(reading.client_id),
-            "type": reading.metric,
-            "measured_at": reading.measured_at.astimezone(offset).isoformat(),
-            "received_at": reading.received_at.isoformat(),
-            "source": reading.source,
-            "device": reading.device_serial or None,
-        }
-        if reading.metric == Metric.BLOOD_PRESSURE:
-            data |= {
-                "systolic": reading.systolic,
-                "diastolic": reading.diastolic,
-                "unit": reading.unit,
-            }
-        elif reading.metric == Metric.DOSE:
-            data |= {
-                "medication": reading.medication,
-                "status": reading.dose_status,
-                "scheduled_for": reading.scheduled_for.isoformat()
-                if reading.scheduled_for
-                else None,
-            }
-        else:
-            data |= {
-                "value": reading.value,
-                "unit": reading.unit,
-                "sent": {"value": reading.sent_value, "unit": reading.sent_unit},
-            }
-        if reading.context:
-            data["context"] = reading.context
-        if reading.part_of:
-            data["part_of"] = str(reading.part_of)
-        return data
+        return reading.measured_at.astimezone(offset).isoformat()
+
+    def to_representation(self, reading: Reading) -> dict:
+        data = super().to_representation(reading)
+        shown = present(reading)
+        return {name: value for name, value in data.items() if name in shown}
+
+
+READING_COMMON = {"id", "type", "measured_at", "received_at", "source", "device"}
+READING_SHAPES = {
+    Metric.BLOOD_PRESSURE: {"systolic", "diastolic", "unit"},
+    Metric.DOSE: {"medication", "status", "scheduled_for"},
+}
+SCALAR_SHAPE = {"value", "unit", "sent"}
+
+
+def present(reading: Reading) -> set[str]:
+    """The fields a reading's JSON has: the common ones, its metric's, and a glucose
+    context or the blood pressure a pulse came from where there is one."""
+    shown = READING_COMMON | READING_SHAPES.get(reading.metric, SCALAR_SHAPE)
+    if reading.context:
+        shown.add("context")
+    if reading.part_of:
+        shown.add("part_of")
+    return shown
 
 
 class ReadingFilterSerializer(serializers.Serializer):
@@ -280,44 +316,42 @@ class PatientMedicationSerializer(serializers.Serializer):
     critical = serializers.BooleanField()
 
 
+class ActiveOnlyListSerializer(serializers.ListSerializer):
+    """The active rows of a relation."""
+
+    def to_representation(self, data):
+        # .all() and a filter here, not .filter(): MeApi prefetches the relations.
+        return super().to_representation([row for row in data.all() if row.active])
+
+
 class MeSerializer(serializers.Serializer):
     """What the patient's app needs to show: profile and, as they arrive, plans and targets."""
 
-    # The fields document the shape for the OpenAPI schema; to_representation writes it.
     id = serializers.IntegerField()
     external_id = serializers.CharField()
     name = serializers.CharField()
     timezone = serializers.CharField()
-    protocols = serializers.ListField(child=serializers.ChoiceField(ProtocolCode.choices))
-    preferences = PreferencesSerializer()
-    schedules = PatientScheduleSerializer(many=True)
-    medications = PatientMedicationSerializer(many=True)
-    targets = serializers.ListField(child=serializers.DictField())
+    protocols = ProtocolCodesField()
+    preferences = PreferencesSerializer(source="*")
+    schedules = ActiveOnlyListSerializer(
+        child=PatientScheduleSerializer(), source="measurement_schedules"
+    )
+    medications = ActiveOnlyListSerializer(
+        child=PatientMedicationSerializer(), source="medication_plans"
+    )
+    targets = serializers.SerializerMethodField()
 
-    def to_representation(self, patient: Patient) -> dict:
-        return {
-            "id": patient.pk,
-            "external_id": patient.external_id,
-            "name": patient.name,
-            "timezone": patient.timezone,
-            "protocols": sorted(p.code for p in patient.protocols.all()),
-            "preferences": PreferencesSerializer().to_representation(patient),
-            # .all() and a filter here, not .filter(): MeApi prefetches both relations.
-            "schedules": PatientScheduleSerializer(
-                [s for s in patient.measurement_schedules.all() if s.active], many=True
-            ).data,
-            "medications": PatientMedicationSerializer(
-                [p for p in patient.medication_plans.all() if p.active], many=True
-            ).data,
-            "targets": [],
-        }
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_targets(self, patient: Patient) -> list:
+        return []  # none yet: targets arrive with the plans that set them
 
 
 class RuleSerializer(serializers.Serializer):
-    # The fields document the shape for the OpenAPI schema; to_representation writes it.
     id = serializers.IntegerField()
     key = serializers.CharField()
-    protocol = serializers.CharField(allow_null=True, help_text="The protocol it came from.")
+    protocol = serializers.CharField(
+        source="protocol.code", allow_null=True, help_text="The protocol it came from."
+    )
     kind = serializers.ChoiceField(RuleKind.choices)
     metric = serializers.ChoiceField(Metric.choices)
     severity = serializers.ChoiceField(Severity.choices)
@@ -329,26 +363,7 @@ class RuleSerializer(serializers.Serializer):
     source = serializers.CharField()
     active = serializers.BooleanField()
     version = serializers.IntegerField()
-    updated_at = serializers.DateTimeField()
-
-    def to_representation(self, rule) -> dict:
-        return {
-            "id": rule.pk,
-            "key": rule.key,
-            "protocol": rule.protocol.code if rule.protocol_id else None,
-            "kind": rule.kind,
-            "metric": rule.metric,
-            "severity": rule.severity,
-            "group": rule.group,
-            "title": rule.title,
-            "parameters": rule.parameters,
-            "default_parameters": rule.default_parameters,
-            "reference": rule.reference,
-            "source": rule.source,
-            "active": rule.active,
-            "version": rule.version,
-            "updated_at": rule.updated_at.isoformat(),
-        }
+    updated_at = AsWrittenDateTimeField()
 
 
 class RuleCreateSerializer(serializers.Serializer):
@@ -438,36 +453,19 @@ class PushTokenDeleteSerializer(serializers.Serializer):
 class ScheduleSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     key = serializers.CharField()
-    protocol = serializers.CharField(allow_null=True, help_text="The protocol it came from.")
+    protocol = serializers.CharField(
+        source="protocol.code", allow_null=True, help_text="The protocol it came from."
+    )
     metric = serializers.ChoiceField(MEASURED_METRICS)
     times = ClockTimesField()
     days_of_week = DaysOfWeekField()
     window_minutes = window_minutes_field()
     active = serializers.BooleanField()
-    next_slot_at = serializers.DateTimeField(
+    next_slot_at = AsWrittenDateTimeField(
         allow_null=True, help_text="When the next slot falls due (UTC); null when inactive."
     )
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-
-    def to_representation(self, schedule) -> dict:
-        return {
-            "id": schedule.pk,
-            "key": schedule.key,
-            "protocol": schedule.protocol.code if schedule.protocol_id else None,
-            "metric": schedule.metric,
-            "times": schedule.times,
-            "days_of_week": schedule.days_of_week,
-            "window_minutes": schedule.window_minutes,
-            "active": schedule.active,
-            "next_slot_at": _isoformat(schedule.next_slot_at),
-            "created_at": schedule.created_at.isoformat(),
-            "updated_at": schedule.updated_at.isoformat(),
-        }
-
-
-def _isoformat(value):
-    return value.isoformat() if value else None
+    created_at = AsWrittenDateTimeField()
+    updated_at = AsWrittenDateTimeField()
 
 
 class ImmutableFieldsMixin:
@@ -526,24 +524,9 @@ class MedicationPlanSerializer(serializers.Serializer):
         help_text="Missed doses escalate to the care team (anticoagulant, insulin …)."
     )
     active = serializers.BooleanField()
-    next_slot_at = serializers.DateTimeField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-
-    def to_representation(self, plan) -> dict:
-        return {
-            "id": plan.pk,
-            "medication": plan.medication,
-            "name": plan.name,
-            "dose_times": plan.dose_times,
-            "days_of_week": plan.days_of_week,
-            "window_minutes": plan.window_minutes,
-            "critical": plan.critical,
-            "active": plan.active,
-            "next_slot_at": _isoformat(plan.next_slot_at),
-            "created_at": plan.created_at.isoformat(),
-            "updated_at": plan.updated_at.isoformat(),
-        }
+    next_slot_at = AsWrittenDateTimeField(allow_null=True)
+    created_at = AsWrittenDateTimeField()
+    updated_at = AsWrittenDateTimeField()
 
 
 class MedicationPlanCreateSerializer(serializers.Serializer):

@@ -11,6 +11,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from monitoring.auth import issue_app_token, issue_staff_token, register_device
+from tests import openapi_responses
 from tests.factories import CareTeamFactory, MembershipFactory, PatientFactory, UserFactory
 
 
@@ -25,6 +26,13 @@ def _clear_cache():
     # Login throttles count in the cache (Redis in tests); each test starts from zero.
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _responses_match_the_openapi_document(monkeypatch):
+    # Every API answer a test receives must be one the OpenAPI document describes
+    # (tests/openapi_responses.py): the document is the contract the apps are built on.
+    openapi_responses.install(monkeypatch)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The OpenAPI document at /api/schema/ describes the API.md contract; /api/docs/ renders it."""
+"""The OpenAPI document at /api/schema/ describes the docs/api.md contract; /api/docs/ renders
+it."""
 
 import os
 import re
@@ -10,12 +11,14 @@ from django.core.management import call_command
 from django.urls import Resolver404, resolve
 from drf_spectacular.validation import validate_schema
 
+from tests import openapi_responses
+
 SCHEMA_URL = "/api/schema/"
 # The contract as merged into the repository (docs/api.md): the sections built so far.
 API_MD = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
-# Every operation API.md promises, written the way API.md writes it. API.md may grow, but
-# nothing in it changes or goes without a versioned path, so this list only grows too.
+# Every operation docs/api.md promises, written the way it writes them. docs/api.md may grow,
+# but nothing in it changes or goes without a versioned path, so this list only grows too.
 CONTRACT = [
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/readings"),
@@ -310,14 +313,21 @@ def test_every_example_matches_the_schema_it_illustrates(schema):
     assert mismatches == []
 
 
-def test_every_operation_documents_the_401_403_and_404_it_may_answer(schema):
+def test_every_operation_documents_the_errors_it_may_answer(schema):
+    # 401/403 with a bearer credential; 404 for an object in the path or a page past the
+    # end; 400/415 wherever DRF parses a body (bad JSON, another content type).
     missing = []
     for method, path, operation in operations(schema):
         expected = set()
+        parameters = operation.get("parameters", [])
         if operation.get("security") == [{"bearer": []}]:
             expected |= {"401", "403"}
-        if any(parameter["in"] == "path" for parameter in operation.get("parameters", [])):
+        if any(parameter["in"] == "path" for parameter in parameters):
             expected.add("404")
+        if any(parameter["name"] in {"page", "cursor"} for parameter in parameters):
+            expected.add("404")
+        if "requestBody" in operation:
+            expected |= {"400", "415"}
         for code in sorted(expected - operation["responses"].keys()):
             missing.append(f"{method} {path} {code}")
         for code in expected & operation["responses"].keys():
@@ -351,3 +361,31 @@ def test_logout_is_documented_as_a_bearer_delete_with_no_body(schema):
     assert sorted(operation["responses"]) == ["204", "401", "403"]
     assert "content" not in operation["responses"]["204"]
     assert "requestBody" not in operation
+
+
+def test_a_401_documents_its_bearer_challenge(schema):
+    for method, path, operation in operations(schema):
+        if "401" in operation["responses"]:
+            assert "WWW-Authenticate" in operation["responses"]["401"]["headers"], (method, path)
+
+
+# --- Every API test response is checked against the document (tests/openapi_responses.py) --
+
+
+@pytest.mark.django_db
+def test_an_answer_the_document_does_not_describe_fails_the_test(patient, nurse_client):
+    response = nurse_client.get(f"/api/v1/patients/{patient.pk}")
+    assert response.status_code == 200
+
+    response.content = response.content.replace(b'"timezone":', b'"timezone":1,"_":')
+    with pytest.raises(openapi_responses.UndocumentedResponse, match="timezone"):
+        openapi_responses.check_response(response)
+
+
+@pytest.mark.django_db
+def test_a_status_the_document_does_not_list_fails_the_test(patient, nurse_client):
+    response = nurse_client.get(f"/api/v1/patients/{patient.pk}")
+
+    response.status_code = 418
+    with pytest.raises(openapi_responses.UndocumentedResponse, match="418"):
+        openapi_responses.check_response(response)

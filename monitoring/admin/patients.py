@@ -18,8 +18,7 @@ from django.utils.functional import cached_property
 from django.views.decorators.http import require_POST
 
 from alerts.admin_scoping import TeamScopedAdmin
-from alerts.models import CareTeam
-from alerts.teams import has_team_permission
+from alerts.teams import TAILOR_RULES, can, teams_where
 from monitoring.audit import record
 from monitoring.auth import issue_app_token, register_device, revoke_app_token, revoke_device
 from monitoring.enrolment import enrol_patient
@@ -44,7 +43,6 @@ from monitoring.problems import policy_notes
 from monitoring.rules import InvalidParameters
 from monitoring.rules.base import SYMBOLS, Conditions
 from monitoring.units import format_number
-from monitoring.views import may_edit_rules
 
 # Scoped to the user's teams, permissions through their role there, audited: every admin
 # of patient data here inherits it (alerts/admin_scoping.py).
@@ -118,7 +116,7 @@ class PatientPage:
     def __init__(self, *, model_admin: "PatientAdmin", request, patient: Patient):
         self.patient = patient
         self.now = timezone.now()
-        self.may_edit_rules = may_edit_rules(request.user, patient)
+        self.may_edit_rules = can(request.user, TAILOR_RULES, team_id=patient.care_team_id)
         self.may_issue_app_tokens = model_admin.may(request, "add", PatientAppToken, patient)
         self.may_revoke_app_tokens = model_admin.may(request, "change", PatientAppToken, patient)
         self.may_register_devices = model_admin.may(request, "add", Device, patient)
@@ -200,19 +198,7 @@ class PatientAdmin(TeamScopedAdmin):
         another registers devices in the first only."""
         opts = model._meta
         perm = f"{opts.app_label}.{get_permission_codename(action, opts)}"
-        return has_team_permission(request.user, patient.care_team_id, perm)
-
-    def teams_for(self, request, perm: str):
-        """The user's teams in which their role grants `perm`; every team for a superuser."""
-        teams = CareTeam.objects.visible_to(request.user)
-        if request.user.is_active and request.user.is_superuser:
-            return teams
-        allowed = [
-            pk
-            for pk in teams.values_list("pk", flat=True)
-            if has_team_permission(request.user, pk, perm)
-        ]
-        return CareTeam.objects.filter(pk__in=allowed)
+        return can(request.user, perm, team_id=patient.care_team_id)
 
     # --- Enrolment and preferences ---
 
@@ -226,7 +212,7 @@ class PatientAdmin(TeamScopedAdmin):
         if "care_team" in form.base_fields:
             # Enrol into (or move the patient to) a team where the user's role may.
             perm = "monitoring.add_patient" if obj is None else "monitoring.change_patient"
-            form.base_fields["care_team"].queryset = self.teams_for(request, perm)
+            form.base_fields["care_team"].queryset = teams_where(request.user, perm)
         return form
 
     @admin.display(description="Protocols")
@@ -328,7 +314,7 @@ class PatientAdmin(TeamScopedAdmin):
         edit rules) the form that saves a new version through change_rule."""
         patient = self.visible_patient(request, patient_id)
         rule = get_object_or_404(patient.rules.select_related("protocol"), pk=rule_id)
-        may_edit = may_edit_rules(request.user, patient)
+        may_edit = can(request.user, TAILOR_RULES, team_id=patient.care_team_id)
         form = RuleChangeForm(rule=rule) if may_edit else None
         if request.method == "POST":
             if not may_edit:

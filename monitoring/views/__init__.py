@@ -2,9 +2,11 @@
 
 from monitoring.views.access import (
     ERROR,
+    REFUSALS,
     LoginLockedOut,
     StaffTokenCreateRevokeApi,
     check_second_factor,
+    require,
 )
 from monitoring.views.nudges import (
     DeleteBodyAutoSchema,
@@ -14,12 +16,7 @@ from monitoring.views.nudges import (
     PushTokenApi,
 )
 from monitoring.views.patients import (
-    ENROLS,
-    ISSUES_TOKENS,
     PREFERENCE_FIELDS,
-    REGISTERS_DEVICES,
-    REVOKES_DEVICES,
-    REVOKES_TOKENS,
     AppTokenCreateApi,
     AppTokenRevokeApi,
     DeviceCreateApi,
@@ -27,7 +24,6 @@ from monitoring.views.patients import (
     PatientDetailApi,
     PatientListCreateApi,
     PatientReadingListApi,
-    require_team_permission,
     visible_patient,
 )
 from monitoring.views.readings import (
@@ -40,15 +36,8 @@ from monitoring.views.readings import (
 from monitoring.views.rules import (
     PatientRuleChangeApi,
     PatientRuleListCreateApi,
-    may_edit_rules,
 )
 from monitoring.views.schedules import (
-    ADDS_PLANS,
-    ADDS_SCHEDULES,
-    CHANGES_PLANS,
-    CHANGES_SCHEDULES,
-    DELETES_PLANS,
-    DELETES_SCHEDULES,
     PatientMedicationPlanChangeDeleteApi,
     PatientMedicationPlanListCreateApi,
     PatientScheduleChangeDeleteApi,
@@ -56,20 +45,10 @@ from monitoring.views.schedules import (
 )
 
 __all__ = [
-    "ADDS_PLANS",
-    "ADDS_SCHEDULES",
-    "CHANGES_PLANS",
-    "CHANGES_SCHEDULES",
-    "DELETES_PLANS",
-    "DELETES_SCHEDULES",
-    "ENROLS",
     "ERROR",
-    "ISSUES_TOKENS",
     "PREFERENCE_FIELDS",
     "READING_FILTERS",
-    "REGISTERS_DEVICES",
-    "REVOKES_DEVICES",
-    "REVOKES_TOKENS",
+    "REFUSALS",
     "AppTokenCreateApi",
     "AppTokenRevokeApi",
     "DeleteBodyAutoSchema",
@@ -94,8 +73,7 @@ __all__ = [
     "StaffTokenCreateRevokeApi",
     "check_second_factor",
     "filter_readings",
-    "may_edit_rules",
     "paginated_readings",
-    "require_team_permission",
+    "require",
     "visible_patient",
 ]

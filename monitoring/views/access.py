@@ -6,13 +6,14 @@ from django_otp import match_token, user_has_device
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
-    inline_serializer,
 )
-from rest_framework import exceptions, serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework import exceptions, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from alerts import teams
+from alerts.teams import can
 from monitoring import examples
 from monitoring.auth import (
     IsStaff,
@@ -26,18 +27,45 @@ from monitoring.serializers import (
     TokenIssuedSerializer,
 )
 
+# The error body of a 4xx, declared once in config.api (the component the OpenAPI document's
+# postprocessing hook adds).
 ERROR = OpenApiResponse(
-    inline_serializer(
-        "Error",
-        {
-            "detail": serializers.CharField(),
-            "errors": serializers.DictField(
-                required=False, help_text="Per field (or per parameter), the reasons."
-            ),
-        },
-    ),
+    {"$ref": "#/components/schemas/Error"},
     description="What was wrong; `errors` maps fields to reasons where fields were wrong.",
 )
+
+
+# Who may do what is alerts.teams' table (ROLE_PERMISSIONS), asked through can(); these are
+# the API's answers to a caller whose role does not grant the capability. Another team's
+# patient is a 404 before this is asked (visible_patient).
+REFUSALS = {
+    teams.ENROL_PATIENTS: "Only the team's coordinators may enrol patients.",
+    teams.ISSUE_APP_TOKENS: "Only the patient's coordinators may issue app tokens.",
+    teams.REVOKE_APP_TOKENS: "Only the patient's coordinators may revoke app tokens.",
+    teams.REGISTER_DEVICES: "Only the patient's coordinators may register devices.",
+    teams.REVOKE_DEVICES: "Only the patient's coordinators may revoke devices.",
+    teams.TAILOR_RULES: "Only the patient's physicians may change rules.",
+    teams.ADD_SCHEDULES: (
+        "Only the patient's physicians and coordinators may add measurement schedules."
+    ),
+    teams.CHANGE_SCHEDULES: (
+        "Only the patient's physicians and coordinators may change measurement schedules."
+    ),
+    teams.DELETE_SCHEDULES: (
+        "Only the patient's physicians and coordinators may delete measurement schedules."
+    ),
+    teams.ADD_MEDICATION_PLANS: "Only the patient's physicians may add medication plans.",
+    teams.CHANGE_MEDICATION_PLANS: "Only the patient's physicians may change medication plans.",
+    teams.DELETE_MEDICATION_PLANS: "Only the patient's physicians may delete medication plans.",
+    teams.TRIAGE_ALERTS: "Only the patient's nurses and physicians triage alerts.",
+    teams.CREATE_CARE_TEAMS: "Only clinic administrators may create care teams.",
+}
+
+
+def require(request, capability: str, *, team_id: int | None) -> None:
+    """403 with the capability's refusal unless the caller may (alerts.teams.can)."""
+    if not can(request.user, capability, team_id=team_id):
+        raise PermissionDenied(REFUSALS[capability])
 
 
 class LoginLockedOut(exceptions.Throttled):

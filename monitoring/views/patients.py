@@ -12,7 +12,14 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts.teams import has_team_permission, holds_permission_in_some_team
+from alerts.teams import (
+    ENROL_PATIENTS,
+    ISSUE_APP_TOKENS,
+    REGISTER_DEVICES,
+    REVOKE_APP_TOKENS,
+    REVOKE_DEVICES,
+    teams_where,
+)
 from config.api import NewestFirstCursorPagination, PagePagination
 from monitoring import examples
 from monitoring.auth import (
@@ -36,7 +43,7 @@ from monitoring.serializers import (
     PatientSerializer,
     ReadingSerializer,
 )
-from monitoring.views.access import ERROR
+from monitoring.views.access import ERROR, REFUSALS, require
 from monitoring.views.readings import READING_FILTERS, paginated_readings
 
 # --- Staff --------------------------------------------------------------------------------
@@ -45,35 +52,6 @@ from monitoring.views.readings import READING_FILTERS, paginated_readings
 def visible_patient(request, patient_id: int) -> Patient:
     """The patient if the caller's teams hold it; 404 otherwise, never 403 (no existence leak)."""
     return get_object_or_404(Patient.objects.visible_to(request.user), pk=patient_id)
-
-
-# Who may do what is the role the caller holds in the patient's team (alerts/teams.py):
-# coordinators enrol patients and issue app tokens and devices; physicians tailor rules;
-# nurses and physicians triage alerts. Another team's patient is a 404 before this is asked.
-ENROLS = ("monitoring.add_patient", "Only the team's coordinators may enrol patients.")
-ISSUES_TOKENS = (
-    "monitoring.add_patientapptoken",
-    "Only the patient's coordinators may issue app tokens.",
-)
-REVOKES_TOKENS = (
-    "monitoring.change_patientapptoken",
-    "Only the patient's coordinators may revoke app tokens.",
-)
-REGISTERS_DEVICES = (
-    "monitoring.add_device",
-    "Only the patient's coordinators may register devices.",
-)
-REVOKES_DEVICES = (
-    "monitoring.change_device",
-    "Only the patient's coordinators may revoke devices.",
-)
-
-
-def require_team_permission(request, team_id: int, rule: tuple[str, str]) -> None:
-    """403 unless the caller's role in the team grants the permission (superusers may)."""
-    perm, refusal = rule
-    if not has_team_permission(request.user, team_id, perm):
-        raise PermissionDenied(refusal)
 
 
 class PatientListCreateApi(APIView):
@@ -88,12 +66,13 @@ class PatientListCreateApi(APIView):
         examples=examples.PATIENT_CREATE,
     )
     def post(self, request):
-        if not holds_permission_in_some_team(request.user, ENROLS[0]):
-            raise PermissionDenied(ENROLS[1])
+        # Refused before the body is read when the caller may enrol in none of their teams.
+        if not (request.user.is_superuser or teams_where(request.user, ENROL_PATIENTS).exists()):
+            raise PermissionDenied(REFUSALS[ENROL_PATIENTS])
         serializer = PatientSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        require_team_permission(request, data["care_team_id"].pk, ENROLS)
+        require(request, ENROL_PATIENTS, team_id=data["care_team_id"].pk)
         try:
             patient = enrol_patient(
                 external_id=data["external_id"],
@@ -170,7 +149,7 @@ class AppTokenCreateApi(APIView):
     )
     def post(self, request, patient_id: int):
         patient = visible_patient(request, patient_id)
-        require_team_permission(request, patient.care_team_id, ISSUES_TOKENS)
+        require(request, ISSUE_APP_TOKENS, team_id=patient.care_team_id)
         token, plaintext = issue_app_token(patient=patient, created_by=request.user)
         return Response(
             {"id": token.pk, "token": plaintext, "expires_at": token.expires_at},
@@ -189,7 +168,7 @@ class AppTokenRevokeApi(APIView):
     def delete(self, request, patient_id: int, token_id: int):
         patient = visible_patient(request, patient_id)
         token = get_object_or_404(PatientAppToken, pk=token_id, patient=patient)
-        require_team_permission(request, patient.care_team_id, REVOKES_TOKENS)
+        require(request, REVOKE_APP_TOKENS, team_id=patient.care_team_id)
         revoke_app_token(token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -206,7 +185,7 @@ class DeviceCreateApi(APIView):
     )
     def post(self, request, patient_id: int):
         patient = visible_patient(request, patient_id)
-        require_team_permission(request, patient.care_team_id, REGISTERS_DEVICES)
+        require(request, REGISTER_DEVICES, team_id=patient.care_team_id)
         serializer = DeviceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -231,6 +210,6 @@ class DeviceRevokeApi(APIView):
     def delete(self, request, patient_id: int, device_id: int):
         patient = visible_patient(request, patient_id)
         device = get_object_or_404(Device, pk=device_id, patient=patient)
-        require_team_permission(request, patient.care_team_id, REVOKES_DEVICES)
+        require(request, REVOKE_DEVICES, team_id=patient.care_team_id)
         revoke_device(device=device)
         return Response(status=status.HTTP_204_NO_CONTENT)

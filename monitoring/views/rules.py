@@ -6,17 +6,16 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts.teams import has_team_permission
+from alerts.teams import TAILOR_RULES
 from monitoring import examples
 from monitoring.auth import (
     IsStaff,
 )
 from monitoring.models import (
-    Patient,
     Rule,
 )
 from monitoring.patient_rules import StaleRule, add_rule, change_rule
@@ -26,17 +25,10 @@ from monitoring.serializers import (
     RuleCreateSerializer,
     RuleSerializer,
 )
-from monitoring.views.access import ERROR
+from monitoring.views.access import ERROR, require
 from monitoring.views.patients import visible_patient
 
 # --- Rules --------------------------------------------------------------------------------
-
-
-def may_edit_rules(user, patient: Patient) -> bool:
-    """Physicians of the patient's team (and holders of the change-rule permission) tailor
-    rules; nurses and coordinators read them. The role is the one held in the patient's
-    team: a physician of one team who is a nurse in another reads that team's rules."""
-    return has_team_permission(user, patient.care_team_id, "monitoring.change_rule")
 
 
 def _invalid_rule(error: InvalidParameters) -> ValidationError:
@@ -69,8 +61,7 @@ class PatientRuleListCreateApi(APIView):
     )
     def post(self, request, patient_id: int):
         patient = visible_patient(request, patient_id)
-        if not may_edit_rules(request.user, patient):
-            raise PermissionDenied("Only the patient's physicians may change rules.")
+        require(request, TAILOR_RULES, team_id=patient.care_team_id)
         body = RuleCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -104,8 +95,7 @@ class PatientRuleChangeApi(APIView):
     def patch(self, request, patient_id: int, rule_id: int):
         patient = visible_patient(request, patient_id)
         rule = get_object_or_404(Rule, pk=rule_id, patient=patient)
-        if not may_edit_rules(request.user, patient):
-            raise PermissionDenied("Only the patient's physicians may change rules.")
+        require(request, TAILOR_RULES, team_id=patient.care_team_id)
         body = RuleChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         changes = dict(body.validated_data)

@@ -10,6 +10,14 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from alerts.teams import (
+    ADD_MEDICATION_PLANS,
+    ADD_SCHEDULES,
+    CHANGE_MEDICATION_PLANS,
+    CHANGE_SCHEDULES,
+    DELETE_MEDICATION_PLANS,
+    DELETE_SCHEDULES,
+)
 from monitoring import examples
 from monitoring.auth import (
     IsStaff,
@@ -27,37 +35,12 @@ from monitoring.serializers import (
     ScheduleCreateSerializer,
     ScheduleSerializer,
 )
-from monitoring.views.access import ERROR
-from monitoring.views.patients import require_team_permission, visible_patient
+from monitoring.views.access import ERROR, require
+from monitoring.views.patients import visible_patient
 
 # --- Schedules and medication plans ---------------------------------------------------------
 # Every member of the patient's team reads them; the roles that change them are in
 # alerts.teams.ROLE_PERMISSIONS (physicians: both; coordinators: measurement schedules).
-
-ADDS_SCHEDULES = (
-    "monitoring.add_measurementschedule",
-    "Only the patient's physicians and coordinators may add measurement schedules.",
-)
-CHANGES_SCHEDULES = (
-    "monitoring.change_measurementschedule",
-    "Only the patient's physicians and coordinators may change measurement schedules.",
-)
-DELETES_SCHEDULES = (
-    "monitoring.delete_measurementschedule",
-    "Only the patient's physicians and coordinators may delete measurement schedules.",
-)
-ADDS_PLANS = (
-    "monitoring.add_medicationplan",
-    "Only the patient's physicians may add medication plans.",
-)
-CHANGES_PLANS = (
-    "monitoring.change_medicationplan",
-    "Only the patient's physicians may change medication plans.",
-)
-DELETES_PLANS = (
-    "monitoring.delete_medicationplan",
-    "Only the patient's physicians may delete medication plans.",
-)
 
 
 class PatientScheduleListCreateApi(APIView):
@@ -85,7 +68,7 @@ class PatientScheduleListCreateApi(APIView):
     )
     def post(self, request, patient_id: int):
         patient = visible_patient(request, patient_id)
-        require_team_permission(request, patient.care_team_id, ADDS_SCHEDULES)
+        require(request, ADD_SCHEDULES, team_id=patient.care_team_id)
         body = ScheduleCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -112,7 +95,7 @@ class PatientScheduleChangeDeleteApi(APIView):
     def patch(self, request, patient_id: int, schedule_id: int):
         patient = visible_patient(request, patient_id)
         schedule = get_object_or_404(MeasurementSchedule, pk=schedule_id, patient=patient)
-        require_team_permission(request, patient.care_team_id, CHANGES_SCHEDULES)
+        require(request, CHANGE_SCHEDULES, team_id=patient.care_team_id)
         body = ScheduleChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         schedule = change_schedule(owner=schedule, **body.validated_data)
@@ -127,7 +110,7 @@ class PatientScheduleChangeDeleteApi(APIView):
     def delete(self, request, patient_id: int, schedule_id: int):
         patient = visible_patient(request, patient_id)
         schedule = get_object_or_404(MeasurementSchedule, pk=schedule_id, patient=patient)
-        require_team_permission(request, patient.care_team_id, DELETES_SCHEDULES)
+        require(request, DELETE_SCHEDULES, team_id=patient.care_team_id)
         schedule.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -155,7 +138,7 @@ class PatientMedicationPlanListCreateApi(APIView):
     )
     def post(self, request, patient_id: int):
         patient = visible_patient(request, patient_id)
-        require_team_permission(request, patient.care_team_id, ADDS_PLANS)
+        require(request, ADD_MEDICATION_PLANS, team_id=patient.care_team_id)
         body = MedicationPlanCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -182,7 +165,7 @@ class PatientMedicationPlanChangeDeleteApi(APIView):
     def patch(self, request, patient_id: int, plan_id: int):
         patient = visible_patient(request, patient_id)
         plan = get_object_or_404(MedicationPlan, pk=plan_id, patient=patient)
-        require_team_permission(request, patient.care_team_id, CHANGES_PLANS)
+        require(request, CHANGE_MEDICATION_PLANS, team_id=patient.care_team_id)
         body = MedicationPlanChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         plan = change_schedule(owner=plan, **body.validated_data)
@@ -197,6 +180,6 @@ class PatientMedicationPlanChangeDeleteApi(APIView):
     def delete(self, request, patient_id: int, plan_id: int):
         patient = visible_patient(request, patient_id)
         plan = get_object_or_404(MedicationPlan, pk=plan_id, patient=patient)
-        require_team_permission(request, patient.care_team_id, DELETES_PLANS)
+        require(request, DELETE_MEDICATION_PLANS, team_id=patient.care_team_id)
         plan.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""POST /api/v1/readings and the reading lists, over HTTP, against the API.md contract."""
+"""POST /api/v1/readings and the reading lists, over HTTP, against the docs/api.md contract."""
 
 import json
 import random
@@ -52,7 +52,7 @@ def patient_readings(patient_id: int) -> str:
 
 
 def test_a_batch_answers_201_with_a_result_per_item_in_request_order(patient, patient_client):
-    # given: the API.md example: one new, one already stored, one implausible
+    # given: the docs/api.md example: one new, one already stored, one implausible
     stored = ReadingItemFactory(value=5.4, unit="mmol/L")
     assert post(patient_client, stored).status_code == 201
     new = ReadingItemFactory(type="blood_pressure", systolic=142, diastolic=91)
@@ -915,7 +915,7 @@ def test_a_patient_app_token_may_not_use_the_staff_list(patient, patient_client)
     assert response.json() == {"detail": "This endpoint needs a staff token."}
 
 
-# --- Racing retries (DESIGN.md: concurrent retries of a batch deadlocked unsorted) ----------
+# --- Racing retries (docs/architecture.md: concurrent retries of a batch deadlocked unsorted)
 
 
 def live_items(count: int) -> list[dict]:
