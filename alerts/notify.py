@@ -136,9 +136,9 @@ def settle_without_paging(*, event_ids: list[int], now: datetime) -> int:
 
 
 def enqueue_deliveries(notification_ids: list[int]) -> None:
-    from alerts.tasks import deliver_notification_task
-
-    enqueue_all_on_commit([(deliver_notification_task, (pk,), {}) for pk in notification_ids])
+    enqueue_all_on_commit(
+        [("alerts.tasks.deliver_notification_task", (pk,), {}) for pk in notification_ids]
+    )
 
 
 def unrouted_alert_events(*, now: datetime) -> QuerySet[AlertEvent]:
