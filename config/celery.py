@@ -1,5 +1,6 @@
 """Celery application: `celery -A config worker`, `celery -A config beat`."""
 
+import importlib
 import logging
 import os
 from collections.abc import Sequence
@@ -29,6 +30,11 @@ def task_named(task: object):
     an import inside a function to dodge that cycle is what the name replaces.
     """
     if isinstance(task, str):
+        if task not in app.tasks:
+            # Celery discovers the tasks modules when a worker starts; a web process (an upload,
+            # an admin action) never does, and nothing there imports them: import the module
+            # the name names (shared_task names a task by its module and function).
+            importlib.import_module(task.rpartition(".")[0])
         return app.tasks[task]
     return task
 
