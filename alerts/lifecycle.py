@@ -1,8 +1,11 @@
-"""The alert lifecycle: raise, re-trigger, clear, acknowledge, assign, resolve, expire.
+"""The alert lifecycle: raise, re-trigger, clear, acknowledge, assign, resolve, escalate,
+expire.
 
-This module is the only code that changes an alert. Each change writes an AlertEvent in the
-same transaction; changes that someone must hear about (a new alert, a higher severity)
-return `notify=True` and the caller routes them after commit.
+This module is the only code that writes Alert and AlertEvent rows. Each change writes an
+AlertEvent in the same transaction; changes that someone must hear about (a new alert, a
+higher severity) return `notify=True` and the caller routes them after commit. Callers
+decide *which* alerts to change (evaluation's findings, the escalation sweep's overdue
+alerts, a person's click); this module decides *how* each one changes.
 
 open → acknowledged → resolved. A new finding of an unresolved alert adds an occurrence.
 The alert always tells the worst finding it has absorbed: a worse one — a higher severity, or
@@ -16,7 +19,7 @@ alerts expire on their own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -296,6 +299,52 @@ def assign_alert(*, alert: Alert, user, assignee, now: datetime | None = None) -
             raise InvalidTransition("This alert is resolved.")
         _event(alert, AlertEventKind.ASSIGNED, at=now, actor=user, assignee=assignee.pk)
     return alert
+
+
+def escalate_alert(*, alert: Alert, now: datetime) -> AlertEvent | None:
+    """One step of the care team's escalation policy for an open alert past its deadline:
+    the next level someone on call holds hears of it; at the top level it is repeated every
+    `repeat_minutes`, at most `max_repeats` times, then left open at the top of the queue.
+
+    The caller holds the alert's row lock (alerts/escalation.py claims overdue alerts with
+    SKIP LOCKED), so one overdue deadline escalates once. Writes: Alert (escalation_level,
+    repeats, next_escalation_at), AlertEvent (escalated / repeated, data {level, repeat}).
+    Returns the event for routing, or None when the repeats are spent.
+    """
+    team = alert.patient.care_team
+    # The next level someone (active) holds: a gap in the numbering (levels 1 and 3) must not
+    # cost the alert another delay while it pages the level below again.
+    higher = (
+        team.memberships.on_call()
+        .filter(escalation_level__gt=alert.escalation_level)
+        .values_list("escalation_level", flat=True)
+    )
+    next_level = min(higher, default=None)
+    if next_level is not None:
+        alert.escalation_level = next_level
+        alert.next_escalation_at = now + alert.escalation_delay(team)
+        kind = AlertEventKind.ESCALATED
+    elif alert.repeats < team.max_repeats:
+        alert.repeats += 1
+        alert.next_escalation_at = now + timedelta(minutes=team.repeat_minutes)
+        kind = AlertEventKind.REPEATED
+    else:
+        # The loop is bounded: the alert stays open at the top of the queue.
+        alert.next_escalation_at = None
+        alert.save(update_fields=["next_escalation_at"])
+        return None
+    alert.save(update_fields=["escalation_level", "repeats", "next_escalation_at"])
+    return _event(alert, kind, at=now, level=alert.escalation_level, repeat=alert.repeats)
+
+
+def mark_events_routed(*, event_ids: list[int], now: datetime) -> int:
+    """Claim these events for routing: `routed_at` on those not routed yet, by a conditional
+    UPDATE, so that of two routings of one event (a redelivery, the outbox sweep), or of a
+    routing and a settling, one wins. Returns how many this call claimed.
+    Writes: AlertEvent.routed_at."""
+    if not event_ids:
+        return 0
+    return AlertEvent.objects.filter(pk__in=event_ids, routed_at__isnull=True).update(routed_at=now)
 
 
 def expire_info_alerts(*, now: datetime | None = None, limit: int = 500) -> int:

@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from alerts.lifecycle import mark_events_routed
 from alerts.models import (
     PAGING_EVENTS,
     Alert,
@@ -30,8 +31,8 @@ from alerts.models import (
     ChannelFault,
     Notification,
     NotificationStatus,
-    Silence,
 )
+from alerts.silences import is_silenced
 from config.celery import enqueue_all_on_commit
 from delivery import outbox
 from delivery.channels import CHANNELS, DeliveryError, Message
@@ -61,15 +62,6 @@ def _targets(alert: Alert, level: int) -> list[tuple[str, object, str]]:
     return targets
 
 
-def _silenced(alert: Alert, now: datetime) -> bool:
-    return Silence.objects.filter(
-        Q(rule__isnull=True) | Q(rule_id=alert.rule_id),
-        patient_id=alert.patient_id,
-        starts_at__lte=now,
-        ends_at__gt=now,
-    ).exists()
-
-
 def calls_for_a_person(alert: Alert) -> bool:
     """Whether the alert, at its current severity, is paged at all. Info is "outside target,
     no action needed now; shown in trends/reports" (clinical.yaml severity_scale): it waits
@@ -93,10 +85,7 @@ def route_alert_event(*, event_id: int, now: datetime | None = None) -> list[int
     """
     now = now or timezone.now()
     with transaction.atomic():
-        claimed = AlertEvent.objects.filter(pk=event_id, routed_at__isnull=True).update(
-            routed_at=now
-        )
-        if not claimed:
+        if not mark_events_routed(event_ids=[event_id], now=now):
             return []
         event = AlertEvent.objects.select_related("alert__patient__care_team").get(pk=event_id)
         if not _pages(event, now):
@@ -124,7 +113,9 @@ def _pages(event: AlertEvent, now: datetime) -> bool:
     alert = event.alert
     if event.kind not in PAGING_EVENTS or alert.status != AlertStatus.OPEN:
         return False
-    return calls_for_a_person(alert) and not _silenced(alert, now)
+    return calls_for_a_person(alert) and not is_silenced(
+        patient_id=alert.patient_id, rule_id=alert.rule_id, at=now
+    )
 
 
 def settle_without_paging(*, event_ids: list[int], now: datetime) -> int:
@@ -132,9 +123,7 @@ def settle_without_paging(*, event_ids: list[int], now: datetime) -> int:
     nobody is to hear of them (a silenced alert; a lesser finding of a problem whose critical
     alert is open), so the outbox sweep must not route them later. Writes:
     AlertEvent.routed_at. Returns how many were marked."""
-    if not event_ids:
-        return 0
-    return AlertEvent.objects.filter(pk__in=event_ids, routed_at__isnull=True).update(routed_at=now)
+    return mark_events_routed(event_ids=event_ids, now=now)
 
 
 def enqueue_deliveries(notification_ids: list[int]) -> None:
@@ -173,8 +162,6 @@ def enqueue_unrouted_alert_events(
     to carry on after the last of them. Returns the number of events enqueued. Routing claims
     each event, so one enqueued twice (a slow queue) pages nobody twice.
     """
-    from alerts.tasks import enqueue_unrouted_alert_events_task, route_alert_event_task
-
     now = now or timezone.now()
     limit = settings.VIGIL_SWEEP_BATCH
     unrouted = unrouted_alert_events(now=now)
@@ -183,9 +170,11 @@ def enqueue_unrouted_alert_events(
         unrouted = unrouted.filter(pk__gt=after_event_id)
     event_ids = list(unrouted.order_by("pk").values_list("pk", flat=True)[: limit + 1])
     batch = event_ids[:limit]
-    messages = [(route_alert_event_task, (pk,), {}) for pk in batch]
+    messages = [("alerts.tasks.route_alert_event_task", (pk,), {}) for pk in batch]
     if len(event_ids) > limit:
-        messages.append((enqueue_unrouted_alert_events_task, (), {"after_event_id": batch[-1]}))
+        messages.append(
+            ("alerts.tasks.enqueue_unrouted_alert_events_task", (), {"after_event_id": batch[-1]})
+        )
     enqueue_all_on_commit(messages)
     if batch:
         logger.info("routing sweep enqueued %s alert events not routed in time", len(batch))

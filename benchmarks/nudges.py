@@ -14,7 +14,7 @@ A pure simulation: no database, no broker, no clock. Thompson sampling is the pr
 `monitoring.nudges.policy.choose_variant` and `population_prior`, with the rails (warm-up,
 minimum and maximum choice probability) and the prior strength read from `django.conf.settings`,
 so the benchmark runs with whatever the product runs with (environment or defaults), fed the
-way `monitoring.nudges.candidates_for` feeds it.
+way `monitoring.nudges.decision.candidates_for` feeds it.
 
 Each run draws a new population and one set of random outcomes per (patient, day), then plays
 every policy against the *same* patients and the *same* draws (common random numbers), so the

@@ -487,7 +487,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "monitoring.tasks.settle_nudge_outcomes_task",
         "schedule": 300.0,
     },
-    # Streak milestones, in each patient's late morning (monitoring/nudges/__init__.py).
+    # Streak milestones, in each patient's late morning (monitoring/nudges/sweeps.py).
     "nudge-streaks": {"task": "monitoring.tasks.nudge_streaks_task", "schedule": 900.0},
 }
 

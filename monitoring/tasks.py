@@ -10,10 +10,9 @@ from monitoring.evaluation import (
     evaluate_pending_readings,
     evaluate_scheduled_rules,
 )
-from monitoring.nudges import nudge_streaks, settle_nudge_outcomes
+from monitoring.nudges import nudge_streaks, run_reminder_sweep, settle_nudge_outcomes
 from monitoring.nudges.delivery import NUDGES, deliver_nudge, enqueue_pending_nudges
 from monitoring.nudges.outcomes import SETTLE_BATCH
-from monitoring.schedules import run_reminder_sweep
 
 # Database hiccups (failover, a killed connection) are worth retrying; everything else is a
 # bug to see in the logs, not to loop on.

@@ -105,8 +105,6 @@ def retry_failed_evaluations(*, reading_ids: list[int]) -> int:
     commit: one evaluation task per patient of those readings. A reading that fails again is
     marked again.
     """
-    from monitoring.tasks import evaluate_patient_readings_task
-
     with transaction.atomic():
         failed = Reading.objects.filter(
             pk__in=reading_ids, evaluated_at__isnull=True, evaluation_failed_at__isnull=False
@@ -114,5 +112,5 @@ def retry_failed_evaluations(*, reading_ids: list[int]) -> int:
         patient_ids = sorted(set(failed.values_list("patient_id", flat=True)))
         cleared = failed.update(evaluation_failed_at=None, evaluation_error="")
         for patient_id in patient_ids:
-            enqueue_on_commit(evaluate_patient_readings_task, patient_id)
+            enqueue_on_commit("monitoring.tasks.evaluate_patient_readings_task", patient_id)
     return cleared

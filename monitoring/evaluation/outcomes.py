@@ -7,8 +7,9 @@ from collections import defaultdict
 from datetime import datetime
 
 from alerts.lifecycle import UNRESOLVED, Raised, Trigger, mark_condition_cleared, raise_alert
-from alerts.models import Alert, Silence
+from alerts.models import Alert
 from alerts.notify import settle_without_paging
+from alerts.silences import active_silences, covered
 from config.celery import enqueue_on_commit
 from monitoring.models import Patient, Rule, Severity
 from monitoring.problems import groups_cleared_by, problem_key, side_group
@@ -177,16 +178,15 @@ def _unsilenced(patient, raised: list[Raised], now: datetime) -> list[Raised]:
     """A silenced alert is still recorded; nobody is notified about it."""
     if not any(item.notify for item in raised):
         return raised
-    silences = list(Silence.objects.filter(patient=patient, starts_at__lte=now, ends_at__gt=now))
+    silences = active_silences(patient_id=patient.pk, at=now)
     for item in raised:
-        if any(s.covers(rule_id=item.alert.rule_id, at=now) for s in silences):
+        if covered(silences, rule_id=item.alert.rule_id, at=now):
             item.notify = False
     return raised
 
 
 def route_after_commit(raised: list[Raised]) -> None:
-    from alerts.tasks import route_alert_event_task
-
+    """Enqueues after commit: the routing of each alert change someone must hear about."""
     for item in raised:
         if item.notify and item.event is not None:
-            enqueue_on_commit(route_alert_event_task, item.event.pk)
+            enqueue_on_commit("alerts.tasks.route_alert_event_task", item.event.pk)

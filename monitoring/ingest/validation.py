@@ -311,7 +311,7 @@ def _validate_dose(raw: dict, reading: ValidReading, errors: _Errors, *, now: da
         return
     scheduled_for = parse_timestamp(raw["scheduled_for"], "scheduled_for", errors)
     # A dose may be logged up to the slot lead before it is due (it then answers its slot,
-    # schedules/reminders.py), give or take the clock skew; a time further ahead names no
+    # schedules/fulfilment.py), give or take the clock skew; a time further ahead names no
     # slot the patient could have answered yet.
     ahead = settings.VIGIL_SLOT_LEAD + settings.VIGIL_FUTURE_SKEW
     if scheduled_for is not None and scheduled_for > now + ahead:

@@ -2,7 +2,7 @@
 
 A streak ends yesterday in the patient's zone (today is not over) and counts the days that
 had slots, every one done; days without slots (a weekday without schedules) neither count
-nor break it. Milestones earn a streak nudge once per streak (monitoring/nudges/__init__.py
+nor break it. Milestones earn a streak nudge once per streak (monitoring/nudges/sweeps.py
 decides when it goes out).
 """
 

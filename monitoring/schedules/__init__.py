@@ -1,5 +1,5 @@
 """Measurement schedules and medication plans: slots in the patient's local time, protocol
-defaults, the reminder sweep, and fulfilling slots from readings.
+defaults, opening slots as they fall due, and fulfilling slots from readings.
 
 A schedule (or plan) lists local clock times and weekdays. Each occurrence is a Slot row,
 created when the sweep finds it due (or earlier, by a reading that answers it), unique per
@@ -11,9 +11,14 @@ local on both sides of a daylight-saving change.
 
 - slots.py      slots_between and validation (pure)
 - plans.py      protocol defaults (../schedules.yaml), adding and changing schedules and plans
-- reminders.py  run_reminder_sweep, fulfil_slots, planned_doses
+- due.py        opening due slots, claiming each slot's reminder and miss once
+- fulfilment.py fulfil_slots, planned_doses
+
+Schedules sit below evaluation (which fulfils slots) and nudges: the reminder sweep, which
+nudges patients about these slots, is monitoring.nudges.run_reminder_sweep.
 """
 
+from monitoring.schedules.fulfilment import fulfil_slots, planned_doses
 from monitoring.schedules.plans import (
     add_measurement_schedule,
     add_medication_plan,
@@ -21,7 +26,6 @@ from monitoring.schedules.plans import (
     change_schedule,
     schedule_templates,
 )
-from monitoring.schedules.reminders import fulfil_slots, planned_doses, run_reminder_sweep
 from monitoring.schedules.slots import (
     MAX_WINDOW_MINUTES,
     clean_clock_times,
@@ -45,7 +49,6 @@ __all__ = [
     "fulfil_slots",
     "planned_doses",
     "reschedule",
-    "run_reminder_sweep",
     "schedule_templates",
     "slots_between",
 ]

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from monitoring.models import MeasurementSchedule, MedicationPlan
+from monitoring.models import MeasurementSchedule, MedicationPlan, Slot
 
 CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 MAX_TIMES_PER_DAY = 24
@@ -180,3 +180,13 @@ def reschedule(owner: Owner, *, zone: ZoneInfo, now: datetime) -> None:
         return
     start = now if owner.next_slot_at is None else min(now, owner.next_slot_at)
     owner.next_slot_at = first_due_at(owner, zone=zone, at_or_after=start)
+
+
+def new_slot(owner: Owner, due_at: datetime, closes_at: datetime) -> Slot:
+    """The (unsaved) slot of a schedule or plan due at `due_at`."""
+    slot = Slot(patient_id=owner.patient_id, due_at=due_at, closes_at=closes_at)
+    if isinstance(owner, MedicationPlan):
+        slot.plan = owner
+    else:
+        slot.schedule = owner
+    return slot

@@ -1,4 +1,4 @@
-"""alerts/lifecycle.py: raise, re-trigger, clear, acknowledge, resolve, expire.
+"""alerts/lifecycle.py: raise, re-trigger, clear, acknowledge, resolve, escalate, expire.
 
 At most one unresolved alert per patient and dedupe key (the rule group); a new trigger adds
 occurrences and raises the severity if worse, never lowers it; only a person resolves a
@@ -7,25 +7,36 @@ warning or critical alert; info alerts expire. Every transition writes an AlertE
 
 from __future__ import annotations
 
+import ast
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from alerts.lifecycle import (
     InvalidTransition,
     Trigger,
     acknowledge_alert,
+    escalate_alert,
     expire_info_alerts,
     mark_condition_cleared,
+    mark_events_routed,
     raise_alert,
     resolve_alert,
 )
 from alerts.models import Alert, AlertEvent, Silence
 from alerts.tasks import route_alert_event_task
 from monitoring.evaluation import evaluate_pending_readings
-from tests.factories import AlertFactory, PatientFactory, ReadingFactory, RuleFactory
+from tests.factories import (
+    AlertFactory,
+    MembershipFactory,
+    PatientFactory,
+    ReadingFactory,
+    RuleFactory,
+    UserFactory,
+)
 from tests.monitoring.conftest import QueuedTask
 
 pytestmark = pytest.mark.django_db
@@ -540,6 +551,145 @@ def test_a_resolved_alert_can_be_neither_acknowledged_nor_resolved_again(
 
     assert state(alert) == before
     assert [kind for kind, *_ in events(alert)] == ["raised", "resolved"]
+
+
+# --- Escalate ----------------------------------------------------------------------------
+# The policy, swept over time, is tested with alerts/escalation.py; here the one step each
+# overdue alert takes, with the exact row and event it writes.
+
+
+def locked(alert: Alert) -> Alert:
+    """The alert as the escalation sweep holds it (row-locked, with its team)."""
+    return Alert.objects.select_for_update().select_related("patient__care_team").get(pk=alert.pk)
+
+
+def escalation_of(alert: Alert) -> tuple:
+    alert = Alert.objects.get(pk=alert.pk)
+    return alert.status, alert.escalation_level, alert.repeats, alert.next_escalation_at
+
+
+def test_escalating_moves_the_alert_to_the_next_level_with_a_fresh_deadline(
+    patient, critical_rule, nurse, physician
+):
+    # given: a critical alert raised at NOW, overdue 15 minutes later
+    alert = raise_alert(patient=patient, trigger=trigger(critical_rule), now=NOW).alert
+    assert escalation_of(alert) == ("open", 1, 0, NOW + 15 * MINUTE)
+    at = NOW + 15 * MINUTE
+
+    # when
+    with transaction.atomic():
+        event = escalate_alert(alert=locked(alert), now=at)
+
+    # then: level 2 (the physician), the critical delay again from now, one event
+    assert escalation_of(alert) == ("open", 2, 0, at + 15 * MINUTE)
+    assert (event.alert_id, event.kind, event.at, event.actor, event.note, event.data) == (
+        alert.pk,
+        "escalated",
+        at,
+        None,
+        "",
+        {"level": 2, "repeat": 0},
+    )
+    assert event.routed_at is None
+    assert [kind for kind, *_ in events(alert)] == ["raised", "escalated"]
+
+
+def test_escalating_skips_a_level_nobody_holds(patient, critical_rule, nurse, team):
+    # given: on call at levels 1 and 3 only
+    MembershipFactory(team=team, user=UserFactory(username="cardiologist"), escalation_level=3)
+    alert = raise_alert(patient=patient, trigger=trigger(critical_rule), now=NOW).alert
+
+    with transaction.atomic():
+        event = escalate_alert(alert=locked(alert), now=NOW + 15 * MINUTE)
+
+    assert (event.kind, event.data) == ("escalated", {"level": 3, "repeat": 0})
+    assert escalation_of(alert) == ("open", 3, 0, NOW + 30 * MINUTE)
+
+
+def test_at_the_top_level_escalating_repeats_the_page_then_stops(
+    patient, rule, nurse, physician, team
+):
+    # given: a warning alert already at the top level (2); the team repeats every 60 minutes,
+    # at most 3 times
+    alert = raise_alert(patient=patient, trigger=trigger(rule), now=NOW).alert
+    Alert.objects.filter(pk=alert.pk).update(escalation_level=2)
+    assert (team.repeat_minutes, team.max_repeats) == (60, 3)
+
+    # when: four overdue deadlines in turn
+    steps = []
+    for hour in range(1, 5):
+        at = NOW + timedelta(hours=4 + hour)
+        with transaction.atomic():
+            event = escalate_alert(alert=locked(alert), now=at)
+        steps.append((event and (event.kind, event.at, event.data), escalation_of(alert)))
+
+    # then: three repeats, each with the next deadline an hour on; the fourth writes no event
+    # and leaves no deadline (the alert stays open at the top of the queue)
+    start = NOW + timedelta(hours=4)
+    assert steps == [
+        (
+            ("repeated", start + timedelta(hours=n), {"level": 2, "repeat": n}),
+            ("open", 2, n, start + timedelta(hours=n + 1)),
+        )
+        for n in (1, 2, 3)
+    ] + [(None, ("open", 2, 3, None))]
+    assert [kind for kind, *_ in events(alert)] == ["raised", "repeated", "repeated", "repeated"]
+
+
+def test_marking_events_routed_claims_each_once(patient, rule):
+    first = raise_alert(patient=patient, trigger=trigger(rule), now=NOW).event
+    second = raise_alert(
+        patient=patient, trigger=trigger(rule, severity="critical", at=NOW + MINUTE), now=NOW
+    ).event
+
+    assert mark_events_routed(event_ids=[first.pk], now=NOW) == 1
+    assert mark_events_routed(event_ids=[first.pk, second.pk], now=NOW + MINUTE) == 1
+    assert mark_events_routed(event_ids=[first.pk, second.pk], now=NOW + 2 * MINUTE) == 0
+    assert mark_events_routed(event_ids=[], now=NOW) == 0
+    assert dict(AlertEvent.objects.values_list("pk", "routed_at")) == {
+        first.pk: NOW,
+        second.pk: NOW + MINUTE,
+    }
+
+
+# --- The only writer ----------------------------------------------------------------------
+
+WRITES = {"save", "create", "bulk_create", "update", "bulk_update", "delete", "get_or_create"}
+
+
+def _writes_to_alerts(tree: ast.AST) -> list[int]:
+    """Lines that make or write Alert/AlertEvent rows: `Alert(...)`, `AlertEvent.objects
+    .create(...)`, `Alert.objects.filter(...).update(...)`, or `.save()` on a name `alert`
+    (how the code names an alert row)."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        if isinstance(node.func, ast.Name) and node.func.id in {"Alert", "AlertEvent"}:
+            lines.append(node.lineno)
+        if not (isinstance(node.func, ast.Attribute) and node.func.attr in WRITES):
+            continue
+        root = node.func.value
+        while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
+            root = root.func if isinstance(root, ast.Call) else root.value
+        if isinstance(root, ast.Name) and (
+            root.id in {"Alert", "AlertEvent"} or (node.func.attr == "save" and root.id == "alert")
+        ):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_module_but_the_lifecycle_writes_alerts_or_their_events():
+    base = settings.BASE_DIR
+    writers = {}
+    for app in ("alerts", "monitoring", "config"):
+        for path in sorted((base / app).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            lines = _writes_to_alerts(ast.parse(path.read_text()))
+            if lines:
+                writers[str(path.relative_to(base))] = lines
+    assert list(writers) == ["alerts/lifecycle.py"]
 
 
 # --- Info alerts expire -------------------------------------------------------------------

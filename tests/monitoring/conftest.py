@@ -134,14 +134,14 @@ class NudgeCall:
 
 @pytest.fixture
 def nudge_calls(monkeypatch) -> list[NudgeCall]:
-    """Every call the code under test makes to monitoring.nudges.nudge_patient and
+    """Every call the reminder sweep (monitoring/nudges/sweeps.py) makes to nudge_patient and
     handle_missed_slot, in order; each call then runs the real function. A spy, not a mock:
     the nudges' own rules (caps, quiet hours, dedupe) still decide what is written, and
     tests read how often the sweep asked. Appending to a list is safe across threads."""
-    from monitoring import nudges
+    from monitoring.nudges import sweeps
 
     calls: list[NudgeCall] = []
-    real_nudge_patient, real_handle_missed_slot = nudges.nudge_patient, nudges.handle_missed_slot
+    real_nudge_patient, real_handle_missed_slot = sweeps.nudge_patient, sweeps.handle_missed_slot
 
     def nudge_patient(*, patient, purpose, slot, now, rng=None):
         calls.append(NudgeCall("nudge_patient", purpose, slot.pk if slot else None, now))
@@ -154,6 +154,6 @@ def nudge_calls(monkeypatch) -> list[NudgeCall]:
 
     # handle_missed_slot calls nudge_patient through the module's globals: the spy sees those
     # 'missed' nudges too, with their purpose.
-    monkeypatch.setattr(nudges, "nudge_patient", nudge_patient)
-    monkeypatch.setattr(nudges, "handle_missed_slot", handle_missed_slot)
+    monkeypatch.setattr(sweeps, "nudge_patient", nudge_patient)
+    monkeypatch.setattr(sweeps, "handle_missed_slot", handle_missed_slot)
     return calls

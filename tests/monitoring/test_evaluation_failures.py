@@ -398,7 +398,7 @@ def as_nurse(nurse) -> Client:
 
 
 READINGS = reverse("admin:monitoring_reading_changelist")
-OVERFLOW = "OverflowError at monitoring/schedules/reminders.py:214 in _span"
+OVERFLOW = "OverflowError at monitoring/schedules/fulfilment.py:114 in _span"
 
 
 def failed_reading(patient) -> Reading:
@@ -465,7 +465,7 @@ def test_the_retry_action_clears_her_teams_marks_and_enqueues_the_evaluation(
         (
             None,
             NOW - timedelta(hours=1),
-            "OverflowError at monitoring/schedules/reminders.py:214 in _span",
+            "OverflowError at monitoring/schedules/fulfilment.py:114 in _span",
         )
     ]
     assert evaluation_queue.tasks() == [evaluate(la_patient)]

@@ -15,15 +15,14 @@ from django.conf import settings
 from django.db.models import Count
 
 from config.celery import app as celery_app
-from monitoring import nudges
 from monitoring.evaluation import evaluate_pending_readings
 from monitoring.ingest import record_readings
 from monitoring.models import MeasurementSchedule, Nudge, Slot, SlotStatus
+from monitoring.nudges import run_reminder_sweep, sweeps
 from monitoring.schedules import (
     add_measurement_schedule,
     add_medication_plan,
     change_schedule,
-    run_reminder_sweep,
     slots_between,
 )
 from monitoring.tasks import run_reminder_sweep_task
@@ -260,7 +259,7 @@ def test_a_full_batch_enqueues_the_sweep_again_after_commit(
     def sweep() -> tuple[list, int]:
         with django_capture_on_commit_callbacks() as callbacks:
             run_reminder_sweep(now=at(0, 12))
-        again = [c.task for c in callbacks if getattr(c, "task", None) is run_reminder_sweep_task]
+        again = [c.task for c in callbacks if getattr(c, "task", None) == run_reminder_sweep_task]
         return again, Slot.objects.filter(reminded_at=at(0, 12)).count()
 
     assert sweep() == ([run_reminder_sweep_task], 2)
@@ -283,7 +282,7 @@ def test_a_reminder_that_fails_is_tried_again_by_the_next_sweep_without_holding_
         )
         for _ in range(2)
     )
-    spy, failures = nudges.nudge_patient, []
+    spy, failures = sweeps.nudge_patient, []
 
     def fails_once_for_the_first(**kwargs):
         if kwargs["slot"].schedule_id == first.pk and not failures:
@@ -291,7 +290,7 @@ def test_a_reminder_that_fails_is_tried_again_by_the_next_sweep_without_holding_
             raise RuntimeError("channel exploded")
         return spy(**kwargs)
 
-    monkeypatch.setattr(nudges, "nudge_patient", fails_once_for_the_first)
+    monkeypatch.setattr(sweeps, "nudge_patient", fails_once_for_the_first)
 
     # when / then: the first sweep reminds the second patient only
     assert run_reminder_sweep(now=at(0, 12)) == 1

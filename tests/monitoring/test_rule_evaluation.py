@@ -88,7 +88,7 @@ def routed(callbacks) -> list[int]:
     return [
         callback.args[0]
         for callback in callbacks
-        if getattr(callback, "task", None) is route_alert_event_task
+        if getattr(callback, "task", None) == route_alert_event_task
     ]
 
 

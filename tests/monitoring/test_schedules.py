@@ -29,13 +29,13 @@ from monitoring.models import (
     Slot,
     SlotStatus,
 )
+from monitoring.nudges import run_reminder_sweep
 from monitoring.schedules import (
     add_measurement_schedule,
     add_medication_plan,
     apply_protocol_schedules,
     change_schedule,
     fulfil_slots,
-    run_reminder_sweep,
     schedule_templates,
     slots_between,
 )

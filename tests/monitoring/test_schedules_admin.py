@@ -13,7 +13,8 @@ from django.urls import reverse
 
 from alerts.teams import sync_role_groups
 from monitoring.models import MeasurementSchedule, MedicationPlan, Slot
-from monitoring.schedules import add_measurement_schedule, run_reminder_sweep
+from monitoring.nudges import run_reminder_sweep
+from monitoring.schedules import add_measurement_schedule
 
 pytestmark = pytest.mark.django_db
 

@@ -16,11 +16,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from monitoring.models import MeasurementSchedule, MedicationPlan, Reading, Slot
+from monitoring.nudges import run_reminder_sweep
 from monitoring.schedules import (
     add_measurement_schedule,
     add_medication_plan,
     apply_protocol_schedules,
-    run_reminder_sweep,
 )
 from tests.factories import ReadingFactory
 

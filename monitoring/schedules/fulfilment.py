@@ -1,159 +1,27 @@
-"""The reminder sweep (open due slots, remind once, miss once) and fulfilling slots from
-readings."""
+"""Fulfilling slots from readings, and the planned doses a taking rate is computed over.
+
+A reading that answers a slot marks it done (opening it first when it came before the sweep
+opened it); the reminder sweep (monitoring/nudges/sweeps.py) leaves done slots alone.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Case, Q, Value, When
 
-from config.celery import enqueue_on_commit
 from monitoring.models import (
     DoseStatus,
     MeasurementSchedule,
     MedicationPlan,
     Metric,
-    NudgePurpose,
     Reading,
     Slot,
     SlotStatus,
 )
 from monitoring.rules.base import PlannedDose
-from monitoring.schedules.slots import INSTANT, Owner, first_due_at, slots_of
-
-logger = logging.getLogger(__name__)
-
-
-def run_reminder_sweep(*, now: datetime) -> int:
-    """Open the slots that fell due, remind each open slot once at its due time, and mark
-    each slot whose window closed without its reading or dose missed, once.
-
-    Writes: Slot rows, MeasurementSchedule / MedicationPlan.next_slot_at, Slot.reminded_at,
-    Slot.status and miss_handled_at; through monitoring.nudges (nudge_patient,
-    handle_missed_slot), Nudge rows and, after commit, their deliveries. Two sweeps at once,
-    or a retried one, act on each slot once: schedules are claimed with SKIP LOCKED and
-    their deadline moved in the same transaction, and each reminder and each miss is claimed
-    by a conditional UPDATE. Each step takes at most VIGIL_SWEEP_BATCH rows; when one was
-    full, the sweep enqueues itself again after commit. Returns reminders + misses acted on.
-    """
-    batch = settings.VIGIL_SWEEP_BATCH
-    full = [_open_due_slots(model, now, batch) for model in (MeasurementSchedule, MedicationPlan)]
-    reminded, more_reminders = _remind_due_slots(now, batch)
-    missed, more_misses = _close_missed_slots(now, batch)
-    if any(full) or more_reminders or more_misses:
-        from monitoring.tasks import run_reminder_sweep_task
-
-        enqueue_on_commit(run_reminder_sweep_task)
-    return reminded + missed
-
-
-def _open_due_slots(model: type[Owner], now: datetime, batch: int) -> bool:
-    """Create the Slot rows of the schedules (or plans) whose next slot is due and move
-    their deadline to the next one; returns whether the batch was full. A slot whose window
-    closed before any sweep saw it (beat was down) is not created: nobody reminded the
-    patient, and the miss would not be theirs."""
-    with transaction.atomic():
-        # NO KEY UPDATE: a plain FOR UPDATE would block the foreign-key check of a slot that
-        # an evaluation inserts for this schedule meanwhile (fulfil_slots), after that insert
-        # took the unique entry this one then waits on: a deadlock (measured in
-        # test_reminder_sweep). Two sweeps still exclude each other.
-        owners = list(
-            model.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
-            .select_related("patient")
-            .filter(active=True, next_slot_at__lte=now)
-            .order_by("next_slot_at")[:batch]
-        )
-        slots = []
-        for owner in owners:
-            zone = owner.patient.zone
-            slots += [
-                _slot(owner, due_at, closes_at)
-                for due_at, closes_at in slots_of(
-                    owner, zone=zone, start=owner.next_slot_at, end=now + INSTANT
-                )
-                if closes_at > now
-            ]
-            owner.next_slot_at = first_due_at(owner, zone=zone, at_or_after=now + INSTANT)
-        # (schedule, due_at) and (plan, due_at) are unique: a slot a reading opened stays.
-        Slot.objects.bulk_create(slots, ignore_conflicts=True)
-        model.objects.bulk_update(owners, ["next_slot_at"])
-    return len(owners) == batch
-
-
-def _slot(owner: Owner, due_at: datetime, closes_at: datetime) -> Slot:
-    slot = Slot(patient_id=owner.patient_id, due_at=due_at, closes_at=closes_at)
-    if isinstance(owner, MedicationPlan):
-        slot.plan = owner
-    else:
-        slot.schedule = owner
-    return slot
-
-
-def _remind_due_slots(now: datetime, batch: int) -> tuple[int, bool]:
-    from monitoring import nudges
-
-    # Open slots are few (those inside their window): the slot_open_closing index serves this.
-    due = list(
-        Slot.objects.filter(
-            status=SlotStatus.OPEN, reminded_at__isnull=True, due_at__lte=now, closes_at__gt=now
-        )
-        .select_related("patient", "schedule", "plan")
-        .order_by("due_at", "id")[:batch]
-    )
-
-    def remind(slot: Slot) -> bool:
-        claimed = Slot.objects.filter(
-            pk=slot.pk, status=SlotStatus.OPEN, reminded_at__isnull=True
-        ).update(reminded_at=now)
-        if claimed:
-            slot.reminded_at = now
-            purpose = NudgePurpose.DOSE_DUE if slot.plan_id else NudgePurpose.MEASUREMENT_DUE
-            nudges.nudge_patient(patient=slot.patient, purpose=purpose, slot=slot, now=now)
-        return bool(claimed)
-
-    return _each_claimed(due, remind, "reminder"), len(due) == batch
-
-
-def _close_missed_slots(now: datetime, batch: int) -> tuple[int, bool]:
-    from monitoring import nudges
-
-    closed = list(
-        Slot.objects.filter(status=SlotStatus.OPEN, closes_at__lte=now)
-        .select_related("patient", "schedule", "plan")
-        .order_by("closes_at", "id")[:batch]
-    )
-
-    def miss(slot: Slot) -> bool:
-        claimed = Slot.objects.filter(pk=slot.pk, status=SlotStatus.OPEN).update(
-            status=SlotStatus.MISSED, miss_handled_at=now
-        )
-        if claimed:
-            slot.status, slot.miss_handled_at = SlotStatus.MISSED, now
-            nudges.handle_missed_slot(slot=slot, now=now)
-        return bool(claimed)
-
-    return _each_claimed(closed, miss, "miss"), len(closed) == batch
-
-
-def _each_claimed(slots: list[Slot], act: Callable[[Slot], bool], what: str) -> int:
-    """Claim and act on each slot in its own transaction: a claim whose action fails is
-    rolled back for the next sweep to try again, and one failing slot (always first in the
-    order) does not hold up the others for good."""
-    acted = 0
-    for slot in slots:
-        try:
-            with transaction.atomic():
-                acted += act(slot)
-        except Exception:
-            logger.exception("%s for slot %s failed; the next sweep tries again", what, slot.pk)
-    return acted
-
-
-# --- Fulfilling slots from readings ---------------------------------------------------------
+from monitoring.schedules.slots import INSTANT, Owner, new_slot, slots_of
 
 
 def fulfil_slots(*, patient_id: int, readings: list[Reading]) -> int:
@@ -256,7 +124,7 @@ def _open_answered_slots(answers: dict, lead: timedelta) -> None:
         start, end = _span(owner, pairs, lead)
         moments = _moments(pairs)
         slots += [
-            _slot(owner, due_at, closes_at)
+            new_slot(owner, due_at, closes_at)
             for due_at, closes_at in slots_of(
                 owner,
                 zone=owner.patient.zone,
