@@ -2,9 +2,11 @@ from datetime import timedelta
 from datetime import timezone as dt_timezone
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from alerts.models import CareTeam
+from monitoring import rules as rule_kinds
 from monitoring.models import (
     Device,
     DeviceKind,
@@ -313,6 +315,12 @@ class MeSerializer(serializers.Serializer):
         }
 
 
+@extend_schema_field(rule_kinds.openapi_parameters_schema())
+class RuleParametersField(serializers.JSONField):
+    """A rule's parameters: documented by its kind's JSON Schema (monitoring.rules), which
+    add_rule/change_rule check them against."""
+
+
 class RuleSerializer(serializers.Serializer):
     # The fields document the shape for the OpenAPI schema; to_representation writes it.
     id = serializers.IntegerField()
@@ -323,7 +331,7 @@ class RuleSerializer(serializers.Serializer):
     severity = serializers.ChoiceField(Severity.choices)
     group = serializers.CharField()
     title = serializers.CharField()
-    parameters = serializers.DictField()
+    parameters = RuleParametersField()
     default_parameters = serializers.DictField(allow_null=True)
     reference = serializers.CharField()
     source = serializers.CharField()
@@ -358,12 +366,12 @@ class RuleCreateSerializer(serializers.Serializer):
     severity = serializers.ChoiceField(Severity.choices)
     group = serializers.SlugField(max_length=64, required=False)
     title = serializers.CharField(max_length=200)
-    parameters = serializers.JSONField()
+    parameters = RuleParametersField()
     note = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
 
 
 class RuleChangeSerializer(serializers.Serializer):
-    parameters = serializers.JSONField(required=False)
+    parameters = RuleParametersField(required=False)
     severity = serializers.ChoiceField(Severity.choices, required=False)
     active = serializers.BooleanField(required=False)
     title = serializers.CharField(max_length=200, required=False)
