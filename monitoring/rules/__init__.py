@@ -30,6 +30,7 @@ from monitoring.rules.base import (
     InvalidParameters,
     Kind,
 )
+from monitoring.units import format_number
 
 KINDS: dict[str, Kind] = {
     module.KIND.name: module.KIND
@@ -147,6 +148,41 @@ def _openapi_30(schema):
     return schema
 
 
+def parameters_help(kind: str) -> str:
+    """The kind's parameters in words, from its JSON Schema (the tailoring form's help):
+    "window_days: a number ≥ 1; min_readings: a whole number ≥ 1; …"."""
+    return _shape(KINDS[kind].parameters_schema, top=True)
+
+
+def _shape(schema: dict, *, top: bool = False) -> str:
+    for combiner in ("oneOf", "anyOf"):
+        if combiner in schema and "properties" not in schema:
+            return " — or — ".join(_shape(branch, top=top) for branch in schema[combiner])
+    if "enum" in schema:
+        return " | ".join("null" if v is None else str(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if isinstance(kind, list):  # ["integer", "null"]: may be left out
+        return _shape({**schema, "type": next(name for name in kind if name != "null")})
+    if kind == "string":
+        return "text"
+    if kind in ("number", "integer"):
+        words = "a whole number" if kind == "integer" else "a number"
+        if "minimum" in schema:
+            words += f" ≥ {format_number(schema['minimum'])}"
+        return words
+    if kind == "array":
+        return f"a list of {_shape(schema.get('items', {}))}"
+    if "properties" in schema:
+        required = set(schema.get("required", ()))
+        parts = [
+            f"{name}{'' if name in required else ' (optional)'}: {_shape(part)}"
+            for name, part in schema["properties"].items()
+        ]
+        title = f"{schema['title']}: " if top and "title" in schema else ""
+        return title + ("; ".join(parts) if top else "{" + ", ".join(parts) + "}")
+    return schema.get("description", "any value")
+
+
 def describe(kind: str, parameters: object, *, unit: str) -> str:
     """The rule's parameters in a clinician's words (None: "", not an object: its JSON)."""
     if parameters is None:
@@ -182,6 +218,7 @@ __all__ = [
     "is_scheduled",
     "kind_of",
     "names_running",
+    "parameters_help",
     "parameters_schema",
     "schema_errors",
     "validate_parameters",
