@@ -71,7 +71,7 @@ READING_BATCH = inline_serializer(
     {"readings": serializers.ListField(child=READING_ITEM, min_length=1, max_length=500)},
 )
 
-# API.md: the body is a batch or a single ITEM.
+# docs/api.md: the body is a batch or a single ITEM.
 READING_UPLOAD = PolymorphicProxySerializer(
     component_name="ReadingUpload",
     serializers=[READING_BATCH, READING_ITEM],
