@@ -21,15 +21,12 @@ from alerts.triage import display_unit, format_value, local_time
 from monitoring.admin import describe_parameters
 from monitoring.charts import bands_from_rules, line_chart, multi_line_chart
 from monitoring.models import GlucoseContext, Metric, Reading, Rule, Severity
+from monitoring.rules import kind_of
 from monitoring.units import format_number
 
 # The "last 14 and 30 days": display periods, not clinical numbers.
 CHART_DAYS = (14, 30)
 RECENT_READINGS = 50
-# Rule kinds whose parameters are a region of single readings, worth drawing as a band.
-# (Averages, rates and summaries alert on something else; the alert's own rule is always
-# drawn whatever its kind.)
-BAND_KINDS = {"threshold", "sustained", "count_in_window", "inr_ttr"}
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,12 @@ def charts(*, alert: Alert, rules: list[Rule], now: datetime) -> list[SafeString
     triggering = set(alert.reading_ids)
     marks = [measured_at for pk, measured_at, *_ in rows if pk in triggering]
     unit = display_unit(alert.metric)
-    drawn = [rule for rule in rules if rule.kind in BAND_KINDS or rule.pk == alert.rule_id]
+    # The rules whose bands are a region of single readings (Kind.bands_mark_readings);
+    # averages, rates and summaries alert on something else, so only the alert's own rule
+    # of those is drawn.
+    drawn = [
+        rule for rule in rules if kind_of(rule).bands_mark_readings or rule.pk == alert.rule_id
+    ]
     bands = bands_from_rules(drawn, unit=unit)
     label = Metric(alert.metric).label
     result = []

@@ -31,6 +31,7 @@ from alerts.lifecycle import UNRESOLVED
 from alerts.models import AlertStatus, CareTeam
 from monitoring.evaluation import unit_of
 from monitoring.models import Metric, Reading, Severity
+from monitoring.rules import kind_of
 from monitoring.rules.threshold import shown
 
 # Canonical UCUM codes as a clinician writes them.
@@ -240,7 +241,8 @@ class QueueColumns:
         reading = alert.latest_reading
         if reading is None:
             # No reading of the metric at all (a missing-data alert): what the rule saw.
-            return alert.values.get("observed") or alert.values.get("average") or "—"
+            shown = kind_of(alert).shown_value
+            return (alert.values.get(shown) if shown else None) or "—"
         value = format_value(
             alert.metric,
             value=reading["value"],

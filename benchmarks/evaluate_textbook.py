@@ -21,9 +21,9 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from monitoring.evaluation import SINGLE_READING_KINDS, apply_outcomes, unit_of
+from monitoring.evaluation import apply_outcomes, unit_of
 from monitoring.models import Reading, Rule
-from monitoring.rules import KINDS, is_scheduled
+from monitoring.rules import ON_READING, kind_of
 from monitoring.rules.base import Context
 
 
@@ -37,13 +37,13 @@ def evaluate_reading_task(reading_id: int) -> int:
     rules = [
         rule
         for rule in Rule.objects.filter(patient=patient, metric=reading.metric, active=True)
-        if not is_scheduled(rule.kind) or rule.kind == "missing_data"
+        if kind_of(rule).runs(ON_READING)
     ]
     fresh = reading.measured_at >= now - settings.VIGIL_STALE_READING_AGE
     with transaction.atomic():
         outcomes = []
         if rules:
-            lookback = max(KINDS[rule.kind].lookback(rule.parameters) for rule in rules)
+            lookback = max(kind_of(rule).lookback(rule.parameters) for rule in rules)
             history = list(
                 Reading.objects.filter(
                     patient=patient,
@@ -52,7 +52,8 @@ def evaluate_reading_task(reading_id: int) -> int:
                 ).order_by("measured_at", "id")
             )
         for rule in rules:
-            suppress = rule.kind in SINGLE_READING_KINDS
+            kind = kind_of(rule)
+            suppress = kind.about_single_readings
             context = Context(
                 now=now,
                 zone=patient.zone,
@@ -60,11 +61,9 @@ def evaluate_reading_task(reading_id: int) -> int:
                 new=[reading] if fresh or not suppress else [],
                 history=history,
             )
-            outcomes.append((rule, KINDS[rule.kind].evaluate(rule, context)))
-            if rule.kind == "missing_data":
-                deadline = KINDS["missing_data"].next_check(
-                    rule.parameters, reading.measured_at, now
-                )
+            outcomes.append((rule, kind.evaluate(rule, context)))
+            if kind.moved_check is not None:  # a deadline by the clock that readings move
+                deadline = kind.next_check(rule.parameters, reading.measured_at, now)
                 Rule.objects.filter(pk=rule.pk).update(next_check_at=deadline)
         raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
         reading.evaluated_at = now

@@ -3,6 +3,8 @@
 from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, inline_serializer
 from rest_framework import serializers
 
+from monitoring.rules import rate_of_change, threshold
+
 INGEST_RESPONSE = inline_serializer(
     "IngestResult",
     {
@@ -69,7 +71,7 @@ READING_BATCH = inline_serializer(
     {"readings": serializers.ListField(child=READING_ITEM, min_length=1, max_length=500)},
 )
 
-# API.md: the body is a batch or a single ITEM.
+# docs/api.md: the body is a batch or a single ITEM.
 READING_UPLOAD = PolymorphicProxySerializer(
     component_name="ReadingUpload",
     serializers=[READING_BATCH, READING_ITEM],
@@ -354,7 +356,7 @@ ALERT_EXAMPLE = {
     "patient": 12,
     "rule": {
         "id": 311,
-        "kind": "threshold",
+        "kind": threshold.KIND.name,
         "metric": "glucose",
         "version": 2,
         "parameters": {
@@ -409,7 +411,7 @@ RULE_EXAMPLE = {
     "id": 311,
     "key": "hypoglycemia_level_2",
     "protocol": "diabetes",
-    "kind": "threshold",
+    "kind": threshold.KIND.name,
     "metric": "glucose",
     "severity": "critical",
     "group": "glucose_low",
@@ -434,7 +436,7 @@ RULE_CREATE = [
         "Add a rule",
         value={
             "key": "weight_gain_2kg_3d",
-            "kind": "rate_of_change",
+            "kind": rate_of_change.KIND.name,
             "metric": "weight",
             "severity": "warning",
             "group": "weight_gain",

@@ -12,6 +12,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
 
+from monitoring import rules as rule_kinds
 from monitoring.models import DeviceKind, Patient, ProtocolCode, Rule, Severity
 
 PREFERENCE_FIELDS = [
@@ -104,6 +105,8 @@ class RuleChangeForm(forms.Form):
             "version": rule.version,
         }
         super().__init__(*args, initial=initial, **kwargs)
+        # What the parameters may be, from the kind's JSON Schema (the API checks the same).
+        self.fields["parameters"].help_text = rule_kinds.parameters_help(rule.kind)
 
     def clean(self):
         data = super().clean()
@@ -112,6 +115,13 @@ class RuleChangeForm(forms.Form):
             return data
         if "parameters" in data and not self.changes():
             raise ValidationError("Nothing changed.", code="unchanged")
+        if "parameters" in self.changes():
+            try:
+                rule_kinds.validate_parameters(
+                    self.rule.kind, data["parameters"], metric=self.rule.metric
+                )
+            except rule_kinds.InvalidParameters as error:
+                self.add_parameter_errors(error.errors)
         return data
 
     def changes(self) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -21,12 +21,9 @@ class StaleRule(Exception):
 
 
 def first_check_at(kind: str, parameters: dict, now: datetime) -> datetime | None:
-    """Scheduled kinds get a deadline for the sweep; reading-driven kinds none."""
-    if not rule_kinds.is_scheduled(kind):
-        return None
-    if kind == "missing_data":
-        return now + timedelta(hours=parameters["silent_hours"])
-    return now
+    """Scheduled kinds get a deadline for the sweep (the kind's own, or at once);
+    reading-driven kinds none."""
+    return rule_kinds.KINDS[kind].first_check_at(parameters, now)
 
 
 def apply_protocols(*, patient: Patient, codes: list[str], now: datetime | None = None) -> int:

@@ -26,11 +26,16 @@ from alerts.models import Alert
 from monitoring.charts import Band, bands_from_rules, line_chart, multi_line_chart
 from monitoring.evaluation import unit_of
 from monitoring.evaluation.scheduled import window_history
-from monitoring.models import Metric, Reading, Rule, RuleKind
+from monitoring.models import Metric, Reading, Rule
 from monitoring.protocols import protocol_templates, resolve
-from monitoring.rules import cgm_summary, inr_ttr
-from monitoring.rules.adherence import TAKING_RATE, TakingRate, count_taken_doses
-from monitoring.rules.base import SYMBOLS
+from monitoring.rules import cgm_summary, inr_ttr, kind_of
+from monitoring.rules.adherence import TakingRate, count_taken_doses
+from monitoring.rules.base import (
+    SUMMARY_CGM,
+    SUMMARY_DOSE_TAKING,
+    SUMMARY_INR_TIME_IN_RANGE,
+    SYMBOLS,
+)
 from monitoring.schedules import planned_doses
 from monitoring.summaries import (
     CgmSufficiency,
@@ -47,6 +52,21 @@ INR_TTR_DAYS = 30
 ADHERENCE_DAYS = (7, 14, 30)
 # Doses have no value to draw; their adherence is summarised instead.
 CHARTED_METRICS = [metric for metric in Metric.values if metric != Metric.DOSE]
+
+
+def _feeds(rule, section: str) -> bool:
+    """Whether the rule's (or a protocol template's) kind feeds this section of the page."""
+    return kind_of(rule).summary == section
+
+
+def _windows(rules: Sequence[Rule], section: str) -> set[int]:
+    """The windows (days) the section's active rules ask it to show besides its own."""
+    return {
+        round(days)
+        for rule in rules
+        if rule.active and _feeds(rule, section)
+        for days in kind_of(rule).summary_windows(rule.parameters)
+    }
 
 
 def _floor_tenth(number: float) -> float:
@@ -116,12 +136,12 @@ def cgm_parameters(rules: Sequence[Rule]) -> dict:
     return next(
         template.parameters
         for template in protocol_templates()["diabetes"]
-        if template.kind == RuleKind.CGM_SUMMARY
+        if _feeds(template, SUMMARY_CGM)
     )
 
 
 def _active_cgm_rules(rules: Sequence[Rule]) -> list[Rule]:
-    return [rule for rule in rules if rule.kind == RuleKind.CGM_SUMMARY and rule.active]
+    return [rule for rule in rules if _feeds(rule, SUMMARY_CGM) and rule.active]
 
 
 def cgm_ranges() -> list[tuple[str, str, dict]]:
@@ -215,7 +235,7 @@ class TtrSummary:
 def inr_target(rules: Sequence[Rule]) -> InrTarget | None:
     """The patient's INR target range: their TTR rule's, else their target-range rule's
     (with the anticoagulation protocol's interpolation gap); None without either."""
-    ttr_rules = [rule for rule in rules if rule.kind == RuleKind.INR_TTR]
+    ttr_rules = [rule for rule in rules if _feeds(rule, SUMMARY_INR_TIME_IN_RANGE)]
     ttr_rules.sort(key=lambda rule: not rule.active)
     if ttr_rules:
         params = ttr_rules[0].parameters
@@ -233,18 +253,14 @@ def inr_target(rules: Sequence[Rule]) -> InrTarget | None:
     default_gap = next(
         template.parameters["max_gap_days"]
         for template in protocol_templates()["anticoagulation"]
-        if template.kind == RuleKind.INR_TTR
+        if _feeds(template, SUMMARY_INR_TIME_IN_RANGE)
     )
     return InrTarget(max(lows), min(highs), default_gap, range_rule.key)
 
 
 def inr_ttr_windows(rules: Sequence[Rule]) -> list[int]:
     """The page's 30 days, and the window the patient's TTR rule alerts on (NICE: 6 months)."""
-    windows = [INR_TTR_DAYS]
-    for rule in rules:
-        if rule.kind == RuleKind.INR_TTR and rule.active:
-            windows.append(round(rule.parameters["window_days"]))
-    return sorted(set(windows))
+    return sorted({INR_TTR_DAYS} | _windows(rules, SUMMARY_INR_TIME_IN_RANGE))
 
 
 def summarise_inr(
@@ -284,15 +300,7 @@ class Adherence:
 
 def adherence_windows(rules: Sequence[Rule]) -> list[int]:
     """The page's 7, 14 and 30 days, and the window of each taking-rate rule."""
-    windows = set(ADHERENCE_DAYS)
-    for rule in rules:
-        if (
-            rule.kind == RuleKind.ADHERENCE
-            and rule.active
-            and rule.parameters.get("mode") == TAKING_RATE
-        ):
-            windows.add(round(rule.parameters["window_days"]))
-    return sorted(windows)
+    return sorted(set(ADHERENCE_DAYS) | _windows(rules, SUMMARY_DOSE_TAKING))
 
 
 def summarise_adherence(

@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from alerts.models import CareTeam
+from monitoring import rules as rule_kinds
 from monitoring.models import (
     Device,
     DeviceKind,
@@ -346,6 +347,12 @@ class MeSerializer(serializers.Serializer):
         return []  # none yet: targets arrive with the plans that set them
 
 
+@extend_schema_field(rule_kinds.openapi_parameters_schema())
+class RuleParametersField(serializers.JSONField):
+    """A rule's parameters: documented by its kind's JSON Schema (monitoring.rules), which
+    add_rule/change_rule check them against."""
+
+
 class RuleSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     key = serializers.CharField()
@@ -357,7 +364,7 @@ class RuleSerializer(serializers.Serializer):
     severity = serializers.ChoiceField(Severity.choices)
     group = serializers.CharField()
     title = serializers.CharField()
-    parameters = serializers.DictField()
+    parameters = RuleParametersField()
     default_parameters = serializers.DictField(allow_null=True)
     reference = serializers.CharField()
     source = serializers.CharField()
@@ -373,12 +380,12 @@ class RuleCreateSerializer(serializers.Serializer):
     severity = serializers.ChoiceField(Severity.choices)
     group = serializers.SlugField(max_length=64, required=False)
     title = serializers.CharField(max_length=200)
-    parameters = serializers.JSONField()
+    parameters = RuleParametersField()
     note = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
 
 
 class RuleChangeSerializer(serializers.Serializer):
-    parameters = serializers.JSONField(required=False)
+    parameters = RuleParametersField(required=False)
     severity = serializers.ChoiceField(Severity.choices, required=False)
     active = serializers.BooleanField(required=False)
     title = serializers.CharField(max_length=200, required=False)

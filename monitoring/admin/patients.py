@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from alerts.admin_scoping import TeamScopedAdmin
 from alerts.teams import TAILOR_RULES, can, teams_where
+from monitoring import rules as rule_kinds
 from monitoring.audit import record
 from monitoring.auth import issue_app_token, register_device, revoke_app_token, revoke_device
 from monitoring.enrolment import enrol_patient
@@ -41,8 +42,6 @@ from monitoring.patient_rules import StaleRule, change_rule
 from monitoring.patient_summary import CHART_DAYS, chart_data, render_chart, summarise_patient
 from monitoring.problems import policy_notes
 from monitoring.rules import InvalidParameters
-from monitoring.rules.base import SYMBOLS, Conditions
-from monitoring.units import format_number
 
 # Scoped to the user's teams, permissions through their role there, audited: every admin
 # of patient data here inherits it (alerts/admin_scoping.py).
@@ -62,40 +61,9 @@ class RuleRow:
 
 
 def describe_parameters(rule: Rule, parameters: dict | None) -> str:
-    """Parameters as a clinician reads them: "≥ 54 mg/dL and < 70 mg/dL",
-    "band < 70; target < 4; window_days 14; …". The exact JSON is on the rule's page."""
-    if not isinstance(parameters, dict):
-        return "" if parameters is None else json.dumps(parameters, ensure_ascii=False)
-    parts = []
-    rest = parameters
-    if parameters.get("conditions"):
-        try:
-            parts.append(Conditions.from_parameters(parameters).describe(unit_of(rule.metric)))
-            rest = {k: v for k, v in parameters.items() if k not in ("conditions", "match")}
-        except (KeyError, TypeError, ValueError):
-            pass
-    parts += [f"{name} {_compact(value)}" for name, value in rest.items()]
-    return "; ".join(parts)
-
-
-def _compact(value) -> str:
-    if isinstance(value, dict) and {"op", "value"} <= set(value) and value["op"] in SYMBOLS:
-        return f"{SYMBOLS[value['op']]} {_compact(value['value'])}"
-    if isinstance(value, dict) and {"lower", "upper"} & set(value):
-        bounds = []
-        for side, (inclusive, exclusive) in (("lower", ("≥", ">")), ("upper", ("≤", "<"))):
-            bound = value.get(side)
-            if isinstance(bound, dict) and "value" in bound:
-                symbol = inclusive if bound.get("inclusive") else exclusive
-                bounds.append(f"{symbol} {_compact(bound['value'])}")
-        return " and ".join(bounds)
-    if isinstance(value, list):
-        return "[" + ", ".join(_compact(item) for item in value) + "]"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return json.dumps(value, ensure_ascii=False)
-    return format_number(value)
+    """Parameters as a clinician reads them, as the rule's kind words them
+    (monitoring.rules.describe). The exact JSON is on the rule's page."""
+    return rule_kinds.describe(rule.kind, parameters, unit=unit_of(rule.metric))
 
 
 def rule_row(rule: Rule) -> RuleRow:

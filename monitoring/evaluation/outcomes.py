@@ -164,7 +164,8 @@ def _trigger(group: str, group_findings: list[tuple[Rule, Finding]]) -> Trigger:
         severity=worst.severity,
         title=worst.title,
         detail=worst.detail,
-        first_at=min(finding.triggered_at for _, finding in group_findings),
+        # A finding about a run (of missed slots) began before it was found.
+        first_at=min(finding.since or finding.triggered_at for _, finding in group_findings),
         last_at=max(finding.triggered_at for _, finding in group_findings),
         occurrences=len(occurrences),
         values=worst.values,

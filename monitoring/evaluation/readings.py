@@ -18,8 +18,7 @@ from monitoring.evaluation.failures import TRANSIENT_ERRORS, mark_evaluation_fai
 from monitoring.evaluation.locking import lock_patient, unit_of
 from monitoring.evaluation.outcomes import Raised, apply_outcomes, route_after_commit
 from monitoring.models import Metric, Reading, Rule, Severity
-from monitoring.rules import KINDS, is_scheduled
-from monitoring.rules.adherence import TAKING_RATE, taking_rate
+from monitoring.rules import KINDS, ON_READING, ON_SLOT_CLOSING, kind_of, names_running
 from monitoring.rules.base import Condition, Conditions, Context, Evaluation
 from monitoring.schedules import fulfil_slots, planned_doses
 from monitoring.schedules.slots import may_answer_a_slot
@@ -31,21 +30,10 @@ MAX_READINGS_PER_RUN = 2000
 # Kinds whose findings are about single readings, and so about stale data when the reading is
 # older than VIGIL_STALE_READING_AGE (a phone that was offline): such a finding raises an
 # alert only when it is critical, marked late with its measured time (review_late_findings).
-SINGLE_READING_KINDS = {
-    "threshold",
-    "sustained",
-    "count_in_window",
-    "rate_of_change",
-    "average",
-    "adherence",
-}
-
-
-# Kinds evaluated when readings arrive: the unscheduled ones, and missing data (cleared by
-# a reading; its deadline moves with it). Summaries run from the sweep only.
-KINDS_ON_READINGS = sorted(
-    kind for kind in KINDS if not is_scheduled(kind) or kind == "missing_data"
-)
+SINGLE_READING_KINDS = {name for name, kind in KINDS.items() if kind.about_single_readings}
+# Kinds evaluated when readings arrive (missing data among them: a reading clears it and
+# moves its deadline). Summaries run from the sweep only.
+KINDS_ON_READINGS = names_running(ON_READING)
 
 
 def evaluate_pending_readings(*, patient_id: int, now: datetime | None = None) -> int:
@@ -90,9 +78,7 @@ def evaluate_pending_readings(*, patient_id: int, now: datetime | None = None) -
         )
         evaluated = _evaluate_one_by_one(patient_id, pending, now)
     if more:
-        from monitoring.tasks import evaluate_patient_readings_task
-
-        enqueue_on_commit(evaluate_patient_readings_task, patient_id)
+        enqueue_on_commit("monitoring.tasks.evaluate_patient_readings_task", patient_id)
     return evaluated
 
 
@@ -170,15 +156,15 @@ def _evaluate_new_readings(patient, rules, pending, now) -> list[tuple[Rule, Eva
         metric_rules = [rule for rule in rules if rule.metric == metric]
         if not metric_rules:
             continue
-        # A missing-data rule looks only at the latest reading, which a window starting at
-        # the oldest new reading always holds; its lookback (48 h: ~576 rows for a CGM) is
-        # for the scheduled check. Loading it for every live CGM reading tripled the
-        # evaluation (benchmarks/evaluate_profile.py --shape cgm).
+        # A kind that looks only at the latest reading (missing data), which a window
+        # starting at the oldest new reading always holds, loads no history here
+        # (Kind.history_on_readings): loading its 48 h for every live CGM reading tripled
+        # the evaluation (benchmarks/evaluate_profile.py --shape cgm).
         lookback = max(
             (
-                KINDS[rule.kind].lookback(rule.parameters)
+                kind_of(rule).lookback(rule.parameters)
                 for rule in metric_rules
-                if rule.kind != "missing_data"
+                if kind_of(rule).history_on_readings
             ),
             default=timedelta(0),
         )
@@ -198,9 +184,10 @@ def _evaluate_new_readings(patient, rules, pending, now) -> list[tuple[Rule, Eva
             history = new
         limits = _limits(metric_rules)
         planned = []
-        if metric == Metric.DOSE and any(_is_taking_rate(rule) for rule in metric_rules):
+        if any(kind_of(rule).wants_planned_doses(rule.parameters) for rule in metric_rules):
             planned = planned_doses(patient_id=patient.pk, since=now - lookback, now=now)
         for rule in metric_rules:
+            kind = kind_of(rule)
             context = Context(
                 now=now,
                 zone=patient.zone,
@@ -210,12 +197,12 @@ def _evaluate_new_readings(patient, rules, pending, now) -> list[tuple[Rule, Eva
                 planned_doses=planned,
                 limits=limits,
             )
-            evaluation = KINDS[rule.kind].evaluate(rule, context)
-            if rule.kind in SINGLE_READING_KINDS:
+            evaluation = kind.evaluate(rule, context)
+            if kind.about_single_readings:
                 evaluation = review_late_findings(evaluation, stale_before, patient.zone)
             outcomes.append((rule, evaluation))
-            if rule.kind == "missing_data":
-                _push_missing_data_deadline(rule, max(r.measured_at for r in new), now)
+            if kind.moved_check is not None:
+                _move_deadline(rule, kind, max(r.measured_at for r in new), now)
     return outcomes
 
 
@@ -250,13 +237,10 @@ def review_late_findings(evaluation: Evaluation, stale_before: datetime, zone) -
     return replace(evaluation, findings=findings)
 
 
-def _is_taking_rate(rule: Rule) -> bool:
-    return rule.kind == "adherence" and rule.parameters.get("mode") == TAKING_RATE
-
-
 def evaluate_dose_adherence(*, patient_id: int, now: datetime) -> list[Raised]:
-    """Evaluate the patient's dose taking-rate rules when a planned dose was missed: no
-    reading arrives to do it, and a patient who stops logging must still fall below.
+    """Evaluate the patient's dose rules a missed dose changes (Kind.runs_on_missed_dose: a
+    taking rate) on the slot's closing: no reading arrives to do it, and a patient who stops
+    logging must still fall below.
 
     Called by the reminder sweep's miss handling, once per missed slot, inside the claim of
     that slot. It does not take the patient's evaluation lock: the sweep holds the slot's row,
@@ -267,14 +251,17 @@ def evaluate_dose_adherence(*, patient_id: int, now: datetime) -> list[Raised]:
     rules = [
         rule
         for rule in Rule.objects.filter(
-            patient_id=patient_id, active=True, kind="adherence", metric=Metric.DOSE
+            patient_id=patient_id,
+            active=True,
+            kind__in=names_running(ON_SLOT_CLOSING),
+            metric=Metric.DOSE,
         ).select_related("patient__care_team")
-        if _is_taking_rate(rule)
+        if kind_of(rule).runs_on_missed_dose(rule.parameters)
     ]
     if not rules:
         return []
     patient = rules[0].patient
-    lookback = max(KINDS[rule.kind].lookback(rule.parameters) for rule in rules)
+    lookback = max(kind_of(rule).lookback(rule.parameters) for rule in rules)
     history = list(
         Reading.objects.filter(
             patient_id=patient_id, metric=Metric.DOSE, measured_at__gt=now - lookback
@@ -289,13 +276,14 @@ def evaluate_dose_adherence(*, patient_id: int, now: datetime) -> list[Raised]:
         planned_doses=planned_doses(patient_id=patient_id, since=now - lookback, now=now),
     )
     with transaction.atomic():
-        outcomes = [(rule, taking_rate(rule, context)) for rule in rules]
+        outcomes = [(rule, kind_of(rule).evaluate_slot(rule, context)) for rule in rules]
         raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
         route_after_commit(raised)
     return raised
 
 
-def _push_missing_data_deadline(rule: Rule, latest: datetime, now: datetime) -> None:
-    deadline = KINDS["missing_data"].moved_check(rule.parameters, rule.next_check_at, latest, now)
+def _move_deadline(rule: Rule, kind, latest: datetime, now: datetime) -> None:
+    """The deadline a kind keeps by the clock (missing data), moved by new readings."""
+    deadline = kind.moved_check(rule.parameters, rule.next_check_at, latest, now)
     if deadline is not None:
         Rule.objects.filter(pk=rule.pk).update(next_check_at=deadline)

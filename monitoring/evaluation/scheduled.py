@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -13,8 +13,8 @@ from config.celery import enqueue_on_commit
 from monitoring.evaluation.locking import lock_patient, unit_of
 from monitoring.evaluation.outcomes import apply_outcomes, route_after_commit
 from monitoring.models import Patient, Reading, Rule
-from monitoring.rules import KINDS
-from monitoring.rules.base import Context
+from monitoring.rules import kind_of
+from monitoring.rules.base import Context, Kind
 
 
 def evaluate_scheduled_rules(
@@ -32,19 +32,21 @@ def evaluate_scheduled_rules(
         rules = list(Rule.objects.filter(patient_id=patient_id, id__in=rule_ids, active=True))
         outcomes = []
         for rule in rules:
-            kind = KINDS[rule.kind]
+            kind = kind_of(rule)
             history = window_history(
                 patient_id=patient_id,
                 metric=rule.metric,
                 since=now - kind.lookback(rule.parameters),
                 now=now,
-                reading_before=getattr(kind, "READING_BEFORE_WINDOW", False),
+                reading_before=kind.reading_before_window,
             )
             context = Context(
                 now=now, zone=patient.zone, unit=unit_of(rule.metric), new=[], history=history
             )
-            outcomes.append((rule, KINDS[rule.kind].evaluate(rule, context)))
-            Rule.objects.filter(pk=rule.pk).update(next_check_at=_next_check(rule, history, now))
+            outcomes.append((rule, kind.evaluate(rule, context)))
+            Rule.objects.filter(pk=rule.pk).update(
+                next_check_at=_next_check(rule, kind, history, now)
+            )
         raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
         route_after_commit(raised)
     return sum(len(evaluation.findings) for _, evaluation in outcomes)
@@ -68,12 +70,12 @@ def window_history(
     return history
 
 
-def _next_check(rule: Rule, history, now: datetime) -> datetime:
-    if rule.kind == "missing_data":
+def _next_check(rule: Rule, kind: Kind, history, now: datetime) -> datetime:
+    """The deadline the kind sets from the latest reading (missing data); a summary's next
+    check after the interval."""
+    if kind.next_check is not None:
         latest = history[-1].measured_at if history else None
-        if latest is None:
-            return now + timedelta(hours=rule.parameters["silent_hours"])
-        return KINDS["missing_data"].next_check(rule.parameters, latest, now)
+        return kind.next_check(rule.parameters, latest, now)
     return now + settings.VIGIL_SUMMARY_CHECK_INTERVAL
 
 
@@ -100,9 +102,7 @@ def claim_due_scheduled_rules(*, now: datetime | None = None) -> dict[int, list[
 
 def enqueue_due_scheduled_rules(*, now: datetime | None = None) -> int:
     """Enqueues one scheduled-rules evaluation per patient with due rules; returns how many."""
-    from monitoring.tasks import evaluate_scheduled_rules_task
-
     claimed = claim_due_scheduled_rules(now=now)
     for patient_id, rule_ids in claimed.items():
-        enqueue_on_commit(evaluate_scheduled_rules_task, patient_id, rule_ids)
+        enqueue_on_commit("monitoring.tasks.evaluate_scheduled_rules_task", patient_id, rule_ids)
     return len(claimed)

@@ -24,8 +24,6 @@ def enqueue_unevaluated_readings(
     of them in patient id order after `after_patient_id`, and, when more remain, the sweep
     itself again to carry on after the last of them. Returns the number of patients enqueued.
     """
-    from monitoring.tasks import enqueue_unevaluated_readings_task, evaluate_patient_readings_task
-
     now = now or timezone.now()
     cutoff = now - settings.VIGIL_EVALUATION_GRACE
     limit = settings.VIGIL_SWEEP_BATCH
@@ -44,9 +42,18 @@ def enqueue_unevaluated_readings(
     )
     batch, more = patient_ids[:limit], len(patient_ids) > limit
 
-    messages = [(evaluate_patient_readings_task, (patient_id,), {}) for patient_id in batch]
+    messages = [
+        ("monitoring.tasks.evaluate_patient_readings_task", (patient_id,), {})
+        for patient_id in batch
+    ]
     if more:
-        messages.append((enqueue_unevaluated_readings_task, (), {"after_patient_id": batch[-1]}))
+        messages.append(
+            (
+                "monitoring.tasks.enqueue_unevaluated_readings_task",
+                (),
+                {"after_patient_id": batch[-1]},
+            )
+        )
     # One hook for the batch, which stops at the first failed publish (a hung broker costs
     # one socket timeout, not one per patient); the next sweep enqueues the rest.
     enqueue_all_on_commit(messages)

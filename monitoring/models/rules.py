@@ -19,6 +19,10 @@ class Severity(models.TextChoices):
 
 
 class RuleKind(models.TextChoices):
+    """The database's list of rule kinds: the registry's names and labels (monitoring/rules;
+    tests/monitoring/rules/test_registry.py holds the two equal). Written out because the
+    models sit below the rule kinds, which read them."""
+
     THRESHOLD = "threshold", "Threshold"
     SUSTAINED = "sustained", "Sustained"
     COUNT_IN_WINDOW = "count_in_window", "Count in window"

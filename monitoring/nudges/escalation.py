@@ -16,31 +16,35 @@ patient's 'reminders unanswered' rule for the metric (created on demand: key
 `reminders_unanswered_<metric>`, mode 'unanswered_reminders', group 'reminders_unanswered',
 N = VIGIL_NONRESPONSE_MISSES) raises its alert.
 
-Either way the alert goes through alerts.lifecycle.raise_alert; each further miss of that
-schedule or plan adds an occurrence while it is unresolved, and after a person resolves it,
-N fresh misses (closed after the resolution) are needed to raise a new one. Evaluating
-readings never raises these (monitoring/rules/adherence.py).
+Either way this module finds the run of misses and the rules watching it; the rule's kind
+evaluates the slot's closing (Kind.evaluate_slot: adherence finds a run as long as its count)
+and its findings go the way every finding goes (monitoring/evaluation/outcomes.py: alerts
+through alerts.lifecycle, silences, routing). Each further miss of that schedule or plan adds
+an occurrence while the alert is unresolved, and after a person resolves it, N fresh misses
+(closed after the resolution) are needed to raise a new one. Evaluating readings never
+raises these.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from alerts.lifecycle import Raised, Trigger, raise_alert
-from alerts.models import Alert, AlertStatus, Silence
-from config.celery import enqueue_on_commit
+from alerts.models import Alert, AlertStatus
+from monitoring.evaluation.outcomes import Raised, apply_outcomes, route_after_commit
 from monitoring.models import MedicationPlan, Metric, Patient, Rule, Severity, Slot
 from monitoring.nudges.outcomes import slot_done_at
 from monitoring.patient_rules import add_reference_rule, add_rule
-from monitoring.rules.adherence import CONSECUTIVE_MISSED, watches
+from monitoring.rules import ON_SLOT_CLOSING, kind_of, names_running
+from monitoring.rules.adherence import CONSECUTIVE_MISSED, UNANSWERED_REMINDERS, watches
+from monitoring.rules.adherence import KIND as ADHERENCE
+from monitoring.rules.base import ClosedSlot, Context
 
 RULE_GROUP = "reminders_unanswered"
-RULE_MODE = "unanswered_reminders"
+RULE_MODE = UNANSWERED_REMINDERS
 # The reference's missed-dose rule, given on demand to a patient with a critical plan.
 MISSED_DOSES_RULE_KEY = "doses_missed_consecutively"
 # Enough history to describe a long run of misses; the decision needs only the last N.
@@ -53,29 +57,35 @@ def escalate_nonresponse(*, slot: Slot, now: datetime) -> Raised | None:
 
     Call once per missed slot (the reminder sweep claims Slot.miss_handled_at first):
     each call for a slot in such a run counts one occurrence.
-    Writes: Rule + RuleRevision (first time), Alert + AlertEvent (lifecycle).
-    Enqueues after commit: notification routing of a new alert, unless silenced.
+    Writes: Rule + RuleRevision (first time), Alert + AlertEvent (through the evaluation
+    outcomes and alerts.lifecycle). Enqueues after commit: notification routing of a new
+    alert, unless silenced. Returns the last alert raised, if any.
     """
     patient = Patient.objects.select_related("care_team").get(pk=slot.patient_id)
     if slot.plan_id is not None:
         rules = missed_dose_rules(patient=patient, plan=slot.plan)
     else:
         rules = [nonresponse_rule(patient=patient, metric=slot.schedule.metric)]
-    raised = None
+    outcomes = []
     for rule in rules:
         if not rule.active:
             continue
         missed = _trailing_misses(slot, patient, rule.group)
-        if len(missed) < rule.parameters["count"]:
-            continue
-        with transaction.atomic():
-            trigger = _trigger(rule, slot, missed, patient.zone)
-            raised = raise_alert(patient=patient, trigger=trigger, now=now)
-            if raised.notify and raised.event is not None and not _silenced(patient, rule, now):
-                from alerts.tasks import route_alert_event_task
-
-                enqueue_on_commit(route_alert_event_task, raised.event.pk)
-    return raised
+        context = Context(
+            now=now,
+            zone=patient.zone,
+            unit="",
+            new=[],
+            history=[],
+            missed=[_closed(earlier) for earlier in missed],
+        )
+        outcomes.append((rule, kind_of(rule).evaluate_slot(rule, context)))
+    if not any(evaluation.findings for _, evaluation in outcomes):
+        return None
+    with transaction.atomic():
+        raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
+        route_after_commit(raised)
+    return raised[-1] if raised else None
 
 
 def missed_dose_rules(*, patient: Patient, plan: MedicationPlan) -> list[Rule]:
@@ -85,7 +95,9 @@ def missed_dose_rules(*, patient: Patient, plan: MedicationPlan) -> list[Rule]:
     rules = [
         rule
         for rule in Rule.objects.filter(
-            patient=patient, kind="adherence", parameters__mode=CONSECUTIVE_MISSED
+            patient=patient,
+            kind__in=names_running(ON_SLOT_CLOSING),
+            parameters__mode=CONSECUTIVE_MISSED,
         ).order_by("pk")
         if watches(rule.parameters, medication=plan.medication, critical=plan.critical)
     ]
@@ -117,7 +129,7 @@ def nonresponse_rule(*, patient: Patient, metric: str) -> Rule:
             return add_rule(
                 patient=patient,
                 key=key,
-                kind="adherence",
+                kind=ADHERENCE.name,
                 metric=metric,
                 severity=Severity.WARNING,
                 group=RULE_GROUP,
@@ -151,27 +163,19 @@ def _trailing_misses(slot: Slot, patient: Patient, group: str) -> list[Slot]:
     return missed
 
 
-def _trigger(rule: Rule, slot: Slot, missed: list[Slot], zone: ZoneInfo) -> Trigger:
-    last_due = slot.due_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+def _closed(slot: Slot) -> ClosedSlot:
+    """A missed slot as the rule kinds read it."""
     if slot.plan_id is not None:
-        what = f"{slot.plan.name}: {len(missed)} consecutive scheduled doses"
+        subject = slot.plan.name
         owner = {"plan_id": slot.plan_id, "medication": slot.plan.medication}
     else:
-        what = f"{Metric(slot.schedule.metric).label}: {len(missed)} consecutive measurements"
+        subject = Metric(slot.schedule.metric).label
         owner = {"schedule_id": slot.schedule_id, "schedule": slot.schedule.key}
-    return Trigger(
-        rule=rule,
-        severity=rule.severity,
-        title=rule.title,
-        detail=f"{what} not logged; last due {last_due}",
-        first_at=missed[-1].closes_at,
-        last_at=slot.closes_at,
-        values={**owner, "missed": len(missed), "slot_ids": [s.pk for s in reversed(missed)]},
-        # A longer run of misses is worse: the alert shows the longest.
-        extremity=len(missed),
+    return ClosedSlot(
+        id=slot.pk,
+        due_at=slot.due_at,
+        closes_at=slot.closes_at,
+        subject=subject,
+        of_plan=slot.plan_id is not None,
+        owner=owner,
     )
-
-
-def _silenced(patient: Patient, rule: Rule, now: datetime) -> bool:
-    silences = Silence.objects.filter(patient=patient, starts_at__lte=now, ends_at__gt=now)
-    return any(silence.covers(rule_id=rule.pk, at=now) for silence in silences)

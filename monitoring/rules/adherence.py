@@ -7,17 +7,18 @@ Parameters, one of three modes:
   consecutive missed doses of a critical medication"). Missed, as the reference's
   missed_dose_flag defines it: the plan's slot closed (scheduled time + the plan's window)
   with no dose logged; a dose logged as skipped is not missed and ends the run. Doses without
-  a plan have no schedule to miss. Raised when a slot closes (monitoring/nudges/
-  escalation.py), from the run of missed slots: evaluate() finds nothing for it.
+  a plan have no schedule to miss. Evaluated when a slot closes (evaluate_slot, from the run
+  of missed slots that monitoring/nudges/escalation.py finds): evaluate() finds nothing.
 - {"mode": "taking_rate", "window_days": D, "below_percent": P}: doses taken / doses
   scheduled over the last D days is below P %. Scheduled: a plan's slots once decided (taken,
   or closed without a dose taken); a medication without a plan counts its logged doses
-  (taken or skipped). Evaluated when a dose arrives and when a plan's slot is missed
-  (monitoring/evaluation/readings.py evaluate_dose_adherence): a patient who stops logging
-  falls. count_taken_doses is the count; the patient page's adherence uses it too.
+  (taken or skipped). Evaluated when a dose arrives, and when a plan's slot closes without a
+  dose taken (evaluate_slot, from monitoring/evaluation/readings.py evaluate_dose_adherence):
+  a patient who stops logging falls. count_taken_doses is the count; the patient page's
+  adherence uses it too.
 - {"mode": "unanswered_reminders", "count": N}: N consecutive slots of one measurement
-  schedule closed with nothing logged. Raised by the nudges module when a slot is missed,
-  not by evaluating readings: evaluate() finds nothing for it. The nudges module creates the
+  schedule closed with nothing logged. Evaluated when a slot closes (evaluate_slot), not by
+  evaluating readings: evaluate() finds nothing for it. The nudges module creates the
   rule on demand, one per metric, in group 'reminders_unanswered'; a clinician tailors N or
   deactivates it.
 """
@@ -28,25 +29,32 @@ from datetime import datetime, timedelta
 
 from monitoring.problems import LOW
 from monitoring.rules.base import (
+    ON_READING,
+    ON_SLOT_CLOSING,
+    SUMMARY_DOSE_TAKING,
     Checker,
     Context,
     Evaluation,
     Finding,
+    Kind,
     Placement,
     PlannedDose,
     RuleLike,
+    number_schema,
+    object_schema,
 )
 from monitoring.units import format_number
 
 CONSECUTIVE_MISSED = "consecutive_missed"
 TAKING_RATE = "taking_rate"
-# Modes raised from closed slots by the nudges module, never by evaluating readings.
-SLOT_MODES = {CONSECUTIVE_MISSED, "unanswered_reminders"}
+UNANSWERED_REMINDERS = "unanswered_reminders"
+# Modes raised from runs of closed slots, never by evaluating readings.
+SLOT_MODES = {CONSECUTIVE_MISSED, UNANSWERED_REMINDERS}
 
 
 def validate(parameters: object, *, metric: str) -> dict:
     check = Checker(parameters)
-    mode = check.choice("mode", [CONSECUTIVE_MISSED, TAKING_RATE, "unanswered_reminders"])
+    mode = check.choice("mode", [CONSECUTIVE_MISSED, TAKING_RATE, UNANSWERED_REMINDERS])
     if mode == CONSECUTIVE_MISSED:
         check.integer("count", minimum=1)
         medications = check.parameters.get("medications", [])
@@ -57,7 +65,7 @@ def validate(parameters: object, *, metric: str) -> dict:
         check.number("window_days", minimum=1)
         check.number("below_percent", minimum=0)
         check.unknown(["mode", "window_days", "below_percent"])
-    elif mode == "unanswered_reminders":
+    elif mode == UNANSWERED_REMINDERS:
         check.integer("count", minimum=1)
         check.unknown(["mode", "count"])
     return check.done()
@@ -74,6 +82,10 @@ def watches(parameters: dict, *, medication: str, critical: bool) -> bool:
     medication: listed by id, or (no list) the plan is marked critical."""
     listed = parameters.get("medications") or []
     return medication in listed if listed else critical
+
+
+def is_taking_rate(parameters: dict) -> bool:
+    return parameters.get("mode") == TAKING_RATE
 
 
 def _dose_time(reading):
@@ -147,3 +159,92 @@ def taking_rate(rule: RuleLike, context: Context) -> Evaluation:
             )
         ]
     )
+
+
+def evaluate_slot(rule: RuleLike, context: Context) -> Evaluation:
+    """When a slot closed unanswered: a run of misses as long as the rule's count (its
+    `missed` newest first, ending with the slot just closed), or the taking rate a missed dose
+    lowered (no reading arrives to evaluate it)."""
+    if is_taking_rate(rule.parameters):
+        return taking_rate(rule, context)
+    missed = context.missed
+    if not missed or len(missed) < rule.parameters["count"]:
+        return Evaluation()
+    slot = missed[0]
+    last_due = slot.due_at.astimezone(context.zone).strftime("%Y-%m-%d %H:%M %Z")
+    things = "scheduled doses" if slot.of_plan else "measurements"
+    return Evaluation(
+        findings=[
+            Finding(
+                rule_id=rule.id,
+                severity=rule.severity,
+                title=rule.title,
+                detail=(
+                    f"{slot.subject}: {len(missed)} consecutive {things} not logged; "
+                    f"last due {last_due}"
+                ),
+                triggered_at=slot.closes_at,
+                since=missed[-1].closes_at,
+                values={
+                    **slot.owner,
+                    "missed": len(missed),
+                    "slot_ids": [closed.id for closed in reversed(missed)],
+                },
+                # A longer run of misses is worse: the alert shows the longest.
+                placement=Placement(extremity=len(missed)),
+            )
+        ]
+    )
+
+
+def summary_windows(parameters: dict) -> list[float]:
+    """A taking-rate rule's window, shown on the patient page besides its own."""
+    return [parameters["window_days"]] if is_taking_rate(parameters) else []
+
+
+KIND = Kind(
+    name="adherence",
+    label="Dose adherence",
+    parameters_schema={
+        "title": "Dose adherence",
+        "oneOf": [
+            object_schema(
+                "Consecutive missed doses",
+                {
+                    "mode": {"enum": [CONSECUTIVE_MISSED]},
+                    "count": number_schema(1, whole=True),
+                    "medications": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Medication ids; empty: every plan marked critical.",
+                    },
+                },
+                required=["mode", "count"],
+            ),
+            object_schema(
+                "Taking rate",
+                {
+                    "mode": {"enum": [TAKING_RATE]},
+                    "window_days": number_schema(1),
+                    "below_percent": number_schema(0),
+                },
+                required=["mode", "window_days", "below_percent"],
+            ),
+            object_schema(
+                "Unanswered reminders",
+                {"mode": {"enum": [UNANSWERED_REMINDERS]}, "count": number_schema(1, whole=True)},
+                required=["mode", "count"],
+            ),
+        ],
+    },
+    validate=validate,
+    lookback=lookback,
+    evaluate=evaluate,
+    triggers=frozenset({ON_READING, ON_SLOT_CLOSING}),
+    about_single_readings=True,
+    wants_planned_doses=is_taking_rate,
+    evaluate_slot=evaluate_slot,
+    runs_on_missed_dose=is_taking_rate,
+    summary=SUMMARY_DOSE_TAKING,
+    summary_windows=summary_windows,
+)

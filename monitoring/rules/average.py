@@ -10,14 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import fmean
 
+from monitoring.rules.bands import condition_bands
 from monitoring.rules.base import (
+    CONDITIONS_PROPERTIES,
+    ON_READING,
     Checker,
     Conditions,
     Context,
     Evaluation,
     Finding,
+    Kind,
     RuleLike,
     components_for,
+    number_schema,
+    object_schema,
 )
 from monitoring.rules.threshold import observed
 
@@ -105,3 +111,26 @@ def _average_at(end, history, window_days: int) -> tuple[Mean, int]:
         diastolic=_mean(r.diastolic for r in window),
     )
     return mean, len(window)
+
+
+KIND = Kind(
+    name="average",
+    label="Average over a window",
+    parameters_schema=object_schema(
+        "Average over a window",
+        {
+            **CONDITIONS_PROPERTIES,
+            "window_days": number_schema(1),
+            "min_readings": number_schema(1, whole=True),
+        },
+        required=["conditions", "window_days", "min_readings"],
+    ),
+    validate=validate,
+    lookback=lookback,
+    evaluate=evaluate,
+    triggers=frozenset({ON_READING}),
+    about_single_readings=True,
+    # Its band is drawn for its own alert only: it alerts on a mean, not on single readings.
+    bands=condition_bands,
+    shown_value="average",
+)

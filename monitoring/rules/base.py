@@ -1,13 +1,17 @@
-"""What every rule kind shares: conditions on a reading, findings, parameter errors.
+"""What every rule kind shares: the Kind it declares, conditions on a reading, findings,
+parameter errors.
 
-A rule kind is a module with `validate(parameters) -> parameters` (raising
-InvalidParameters with a reason per parameter), `lookback(parameters) -> timedelta` (how much
-history evaluation needs) and `evaluate(rule, context) -> Evaluation`. Kinds are pure: they
-read the readings they are given and return findings; they write nothing.
+A rule kind is one module that ends with `KIND = Kind(...)`: everything the rest of Vigil
+asks about the kind (its parameters' JSON Schema and validation, how much history it needs,
+when it runs, how it evaluates, the bands it draws on a chart, the sentence describing its
+parameters, the patient-page summary it feeds). The registry (monitoring/rules/__init__.py)
+lists the kinds; evaluation, charts and pages ask it, never a kind's name. Kinds are pure:
+they read the readings they are given and return findings; they write nothing.
 """
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -166,6 +170,9 @@ class Finding:
     reading_ids: tuple[int, ...] = ()
     values: dict[str, Any] = field(default_factory=dict)
     placement: Placement = Placement()
+    # When what it found began, if before `triggered_at`: a run of missed slots began with
+    # the first miss (the alert's first trigger), and was found when the last one closed.
+    since: datetime | None = None
 
 
 @dataclass
@@ -204,6 +211,23 @@ class Context:
     # Every limit the patient's rules set on this metric: a value is shown with the precision
     # that keeps it on its own side of each (53.9 mg/dL is not "54" next to "< 54").
     limits: Sequence[Condition] = ()
+    # On a slot closing only: the run of missed slots of one schedule or plan that ends with
+    # the slot just closed, newest first (misses before the alert's last resolution left out).
+    missed: Sequence[ClosedSlot] = ()
+
+
+@dataclass(frozen=True)
+class ClosedSlot:
+    """A measurement schedule's or medication plan's slot that closed with nothing logged, as
+    a kind reads it: `subject` names what was due ("Warfarin 5 mg", "Blood glucose"),
+    `owner` the schedule or plan for the alert's values."""
+
+    id: int
+    due_at: datetime
+    closes_at: datetime
+    subject: str
+    of_plan: bool
+    owner: dict[str, Any] = field(default_factory=dict)
 
 
 # --- Parameter validation helpers ---------------------------------------------------------
@@ -287,3 +311,179 @@ def components_for(metric: str) -> tuple[str, ...]:
 
 def window(parameters: dict, name: str = "window_days") -> timedelta:
     return timedelta(days=parameters[name])
+
+
+# --- Describing parameters ------------------------------------------------------------------
+
+
+def describe_parameters(parameters: dict, *, unit: str) -> str:
+    """Parameters as a clinician reads them: "≥ 54 mg/dL and < 70 mg/dL",
+    "band < 70; target < 4; window_days 14; …". The exact JSON is on the rule's page."""
+    parts = []
+    rest = parameters
+    if parameters.get("conditions"):
+        try:
+            parts.append(Conditions.from_parameters(parameters).describe(unit))
+            rest = {k: v for k, v in parameters.items() if k not in ("conditions", "match")}
+        except (KeyError, TypeError, ValueError):
+            pass
+    parts += [f"{name} {_compact(value)}" for name, value in rest.items()]
+    return "; ".join(parts)
+
+
+def _compact(value) -> str:
+    if isinstance(value, dict) and {"op", "value"} <= set(value) and value["op"] in SYMBOLS:
+        return f"{SYMBOLS[value['op']]} {_compact(value['value'])}"
+    if isinstance(value, dict) and {"lower", "upper"} & set(value):
+        bounds = []
+        for side, (inclusive, exclusive) in (("lower", ("≥", ">")), ("upper", ("≤", "<"))):
+            bound = value.get(side)
+            if isinstance(bound, dict) and "value" in bound:
+                symbol = inclusive if bound.get("inclusive") else exclusive
+                bounds.append(f"{symbol} {_compact(bound['value'])}")
+        return " and ".join(bounds)
+    if isinstance(value, list):
+        return "[" + ", ".join(_compact(item) for item in value) + "]"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return json.dumps(value, ensure_ascii=False)
+    return format_number(value)
+
+
+# --- The kind itself ------------------------------------------------------------------------
+
+# When a kind runs. A kind may run on more than one (adherence: its taking rate on a dose,
+# its runs of misses when a slot closes).
+ON_READING = "on_reading"  # when readings of the rule's metric arrive (evaluation.readings)
+ON_SCHEDULE = "on_schedule"  # by the scheduled-rules sweep at Rule.next_check_at
+ON_SLOT_CLOSING = "on_slot_closing"  # when a schedule's or plan's slot closes unanswered
+
+# The patient-page sections a kind's rules feed (monitoring/patient_summary.py).
+SUMMARY_CGM = "cgm"
+SUMMARY_INR_TIME_IN_RANGE = "inr_time_in_range"
+SUMMARY_DOSE_TAKING = "dose_taking"
+
+
+def _never(parameters: dict) -> bool:
+    return False
+
+
+def _no_bands(rule: RuleLike, *, unit: str) -> list:
+    return []
+
+
+def _no_windows(parameters: dict) -> list[float]:
+    return []
+
+
+def _nothing_on_slots(rule: RuleLike, context: Context) -> Evaluation:
+    return Evaluation()
+
+
+def _describe(parameters: dict, *, unit: str) -> str:
+    return describe_parameters(parameters, unit=unit)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Everything Vigil knows about one rule kind. Required: what every kind has; the rest
+    default to "does not apply" (no bands, no deadline of its own, no summary)."""
+
+    name: str
+    label: str  # as the admin lists it (RuleKind's choices hold the same)
+    # JSON Schema of the rule's `parameters`: API input is checked against it, the OpenAPI
+    # document shows it and the tailoring form explains it. validate() then adds what a
+    # schema cannot say (target_high above target_low) with a reason per parameter.
+    parameters_schema: dict
+    validate: Callable[..., dict]  # (parameters, *, metric) -> parameters | InvalidParameters
+    lookback: Callable[[dict], timedelta]  # how much history evaluation loads
+    evaluate: Callable[[RuleLike, Context], Evaluation]
+    triggers: frozenset[str]
+    # Its findings are about single readings, and so about stale data when the reading is
+    # old (a phone that was offline): late findings are reviewed (review_late_findings).
+    about_single_readings: bool = False
+    # Evaluating new readings needs the lookback's history. Missing data does not: it looks
+    # only at the latest reading, which the new readings hold; its lookback (48 h: ~576 rows
+    # for a CGM) is for the scheduled check (benchmarks/evaluate_profile.py --shape cgm).
+    history_on_readings: bool = True
+    # Scheduled evaluation also loads the latest reading before the window (Rosendaal
+    # interpolates from it into the window).
+    reading_before_window: bool = False
+    # Evaluation loads the decided scheduled doses of the patient's medication plans.
+    wants_planned_doses: Callable[[dict], bool] = _never
+    # Scheduled kinds: the deadline the kind sets itself from the latest reading,
+    # (parameters, latest_reading_at | None, now) -> datetime; None: a summary checked
+    # again every VIGIL_SUMMARY_CHECK_INTERVAL, first at once.
+    next_check: Callable | None = None
+    # After new readings: (parameters, current deadline, latest_reading_at, now) ->
+    # datetime, or None to keep the current deadline. None: readings move no deadline.
+    moved_check: Callable | None = None
+    # On a slot closing: the evaluation from Context.missed (and the planned doses).
+    evaluate_slot: Callable[[RuleLike, Context], Evaluation] = _nothing_on_slots
+    # Which rules of the kind a closed plan slot re-evaluates (a taking rate falls with it).
+    runs_on_missed_dose: Callable[[dict], bool] = _never
+    # The bands a rule draws on a chart of its metric: (rule, *, unit) -> [Band].
+    bands: Callable[..., list] = _no_bands
+    # Its bands are a region of single readings, drawn on an alert's chart for every rule of
+    # the metric (averages, rates and summaries alert on something else: only the alert's
+    # own rule is drawn then).
+    bands_mark_readings: bool = False
+    describe: Callable[..., str] = _describe  # (parameters, *, unit) -> str
+    # The key of its findings' values holding the value it saw, shown where no reading is
+    # at hand (the triage queue's latest value).
+    shown_value: str | None = None
+    # The patient-page section its rules feed (SUMMARY_*), and the windows (days) a rule
+    # asks that section to show besides the page's own.
+    summary: str | None = None
+    summary_windows: Callable[[dict], list[float]] = _no_windows
+
+    def runs(self, trigger: str) -> bool:
+        return trigger in self.triggers
+
+    def first_check_at(self, parameters: dict, now: datetime) -> datetime | None:
+        """A scheduled kind's first deadline for the sweep; reading-driven kinds none."""
+        if not self.runs(ON_SCHEDULE):
+            return None
+        if self.next_check is not None:
+            return self.next_check(parameters, None, now)
+        return now
+
+
+# --- Parameter schemas (JSON Schema pieces the kinds compose) -------------------------------
+
+
+def number_schema(minimum: float | None = None, *, whole: bool = False) -> dict:
+    schema: dict[str, Any] = {"type": "integer" if whole else "number"}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    return schema
+
+
+CONDITION_SCHEMA = {
+    "type": "object",
+    "description": "One condition on a reading (blood pressure names its component).",
+    "properties": {
+        "component": {"enum": list(COMPONENTS), "default": "value"},
+        "op": {"enum": list(OPERATORS)},
+        "value": {"type": "number"},
+    },
+    "required": ["op", "value"],
+}
+CONDITIONS_PROPERTIES = {
+    "conditions": {"type": "array", "minItems": 1, "items": CONDITION_SCHEMA},
+    "match": {"enum": ["any", "all"], "default": "any"},
+}
+
+
+def object_schema(title: str, properties: dict, *, required: Iterable[str] = (), **more) -> dict:
+    """An object of exactly these parameters (a parameter the kind does not read is refused:
+    a misspelt limit must not be silently ignored)."""
+    return {
+        "type": "object",
+        "title": title,
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+        **more,
+    }

@@ -14,17 +14,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from monitoring.rules.bands import Band, range_text
 from monitoring.rules.base import (
     DIRECTION_SIGN,
+    ON_SCHEDULE,
     OPERATORS,
+    SUMMARY_CGM,
     SYMBOLS,
     Checker,
     Context,
     Evaluation,
     Finding,
+    Kind,
     Placement,
     ReadingLike,
     RuleLike,
+    number_schema,
+    object_schema,
 )
 from monitoring.summaries import (
     CgmSufficiency,
@@ -33,8 +39,6 @@ from monitoring.summaries import (
     percent_in_band,
 )
 from monitoring.units import format_number
-
-SCHEDULED = True
 
 
 def validate(parameters: object, *, metric: str) -> dict:
@@ -152,3 +156,76 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             )
         ]
     )
+
+
+def bands(rule: RuleLike, *, unit: str) -> list[Band]:
+    """The band whose share of readings the rule measures: a target when bounded both sides
+    (time in range 70–180), else a region at the rule's severity (time below 70)."""
+    band = (rule.parameters or {}).get("band")
+    if not band:
+        return []
+    low = band.get("lower", {}).get("value")
+    high = band.get("upper", {}).get("value")
+    severity = "target" if low is not None and high is not None else rule.severity
+    return [Band(low, high, severity, f"{rule.title} ({range_text(low, high, unit)})")]
+
+
+BOUND_SCHEMA = {
+    "anyOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "properties": {"value": {"type": "number"}, "inclusive": {"type": "boolean"}},
+            "required": ["value", "inclusive"],
+        },
+    ]
+}
+
+BAND_SCHEMA = {
+    "type": "object",
+    "properties": {"lower": BOUND_SCHEMA, "upper": BOUND_SCHEMA},
+    "anyOf": [{"required": ["lower"]}, {"required": ["upper"]}],
+}
+
+KIND = Kind(
+    name="cgm_summary",
+    label="CGM summary metric",
+    parameters_schema=object_schema(
+        "CGM summary metric",
+        {
+            "measure": {"enum": ["percent_in_band", "cv"]},
+            "band": {"description": "The band (percent_in_band): lower and/or upper bound."},
+            "target": {
+                "type": "object",
+                "properties": {"op": {"enum": list(OPERATORS)}, "value": {"type": "number"}},
+                "required": ["op", "value"],
+            },
+            "window_days": number_schema(0.01),
+            "min_days": number_schema(0.01),
+            "min_percent_active": number_schema(0.01),
+            "sensor_interval_minutes": number_schema(0.01),
+        },
+        required=[
+            "measure",
+            "target",
+            "window_days",
+            "min_days",
+            "min_percent_active",
+            "sensor_interval_minutes",
+        ],
+        # A share of readings in a band names its band.
+        oneOf=[
+            {
+                "properties": {"measure": {"enum": ["percent_in_band"]}, "band": BAND_SCHEMA},
+                "required": ["band"],
+            },
+            {"properties": {"measure": {"enum": ["cv"]}}},
+        ],
+    ),
+    validate=validate,
+    lookback=lookback,
+    evaluate=evaluate,
+    triggers=frozenset({ON_SCHEDULE}),
+    bands=bands,
+    summary=SUMMARY_CGM,
+)

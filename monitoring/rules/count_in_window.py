@@ -6,14 +6,20 @@ Parameters: conditions/match as for threshold, "count", "within_days".
 
 from datetime import timedelta
 
+from monitoring.rules.bands import condition_bands
 from monitoring.rules.base import (
+    CONDITIONS_PROPERTIES,
+    ON_READING,
     Checker,
     Conditions,
     Context,
     Evaluation,
     Finding,
+    Kind,
     RuleLike,
     components_for,
+    number_schema,
+    object_schema,
 )
 from monitoring.units import format_number
 
@@ -62,3 +68,25 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 )
             )
     return result
+
+
+KIND = Kind(
+    name="count_in_window",
+    label="Count in window",
+    parameters_schema=object_schema(
+        "Count in window",
+        {
+            **CONDITIONS_PROPERTIES,
+            "count": number_schema(2, whole=True),
+            "within_days": number_schema(1),
+        },
+        required=["conditions", "count", "within_days"],
+    ),
+    validate=validate,
+    lookback=lookback,
+    evaluate=evaluate,
+    triggers=frozenset({ON_READING}),
+    about_single_readings=True,
+    bands=condition_bands,
+    bands_mark_readings=True,
+)

@@ -10,19 +10,24 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from monitoring.rules.bands import Band, range_text
 from monitoring.rules.base import (
+    ON_SCHEDULE,
+    SUMMARY_INR_TIME_IN_RANGE,
     Checker,
     Context,
     Evaluation,
     Finding,
+    Kind,
     Placement,
     ReadingLike,
     RuleLike,
+    number_schema,
+    object_schema,
 )
 from monitoring.summaries import TimeInRange, rosendaal_ttr
 from monitoring.units import format_number
 
-SCHEDULED = True
 # Rosendaal interpolates from the last INR before the window into it (the interval that ends
 # inside the window contributes its days there), so evaluation loads that one reading before
 # the window besides the window's (monitoring/evaluation/scheduled.py).
@@ -102,3 +107,38 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             )
         ]
     )
+
+
+def bands(rule: RuleLike, *, unit: str) -> list[Band]:
+    """The patient's target range."""
+    parameters = rule.parameters or {}
+    if "target_low" not in parameters:
+        return []
+    low, high = parameters["target_low"], parameters["target_high"]
+    return [Band(low, high, "target", f"Target range {range_text(low, high, unit)}")]
+
+
+KIND = Kind(
+    name="inr_ttr",
+    label="INR time in therapeutic range",
+    parameters_schema=object_schema(
+        "INR time in therapeutic range",
+        {
+            "target_low": number_schema(0),
+            "target_high": number_schema(0),
+            "max_gap_days": number_schema(1, whole=True),
+            "window_days": number_schema(1),
+            "below_percent": number_schema(0),
+        },
+        required=["target_low", "target_high", "max_gap_days", "window_days", "below_percent"],
+    ),
+    validate=validate,
+    lookback=lookback,
+    evaluate=evaluate,
+    triggers=frozenset({ON_SCHEDULE}),
+    reading_before_window=READING_BEFORE_WINDOW,
+    bands=bands,
+    bands_mark_readings=True,
+    summary=SUMMARY_INR_TIME_IN_RANGE,
+    summary_windows=lambda parameters: [parameters["window_days"]],
+)

@@ -8,10 +8,19 @@ next reading.
 from datetime import timedelta
 
 from monitoring.models import Metric
-from monitoring.rules.base import Checker, Context, Evaluation, Finding, RuleLike
+from monitoring.rules.base import (
+    ON_READING,
+    ON_SCHEDULE,
+    Checker,
+    Context,
+    Evaluation,
+    Finding,
+    Kind,
+    RuleLike,
+    number_schema,
+    object_schema,
+)
 from monitoring.units import format_number
-
-SCHEDULED = True  # evaluated by the sweep, not only when readings arrive
 
 
 def validate(parameters: object, *, metric: str) -> dict:
@@ -65,3 +74,20 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             )
         ]
     )
+
+
+KIND = Kind(
+    name="missing_data",
+    label="Missing data",
+    parameters_schema=object_schema(
+        "Missing data", {"silent_hours": number_schema(0.25)}, required=["silent_hours"]
+    ),
+    validate=validate,
+    lookback=lookback,
+    evaluate=evaluate,
+    # Found by the clock (the sweep); cleared by a reading, whose arrival moves the deadline.
+    triggers=frozenset({ON_SCHEDULE, ON_READING}),
+    history_on_readings=False,
+    next_check=next_check,
+    moved_check=moved_check,
+)

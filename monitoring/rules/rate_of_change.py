@@ -13,14 +13,18 @@ from datetime import date, timedelta
 
 from monitoring.problems import HIGH, LOW
 from monitoring.rules.base import (
+    ON_READING,
     OPERATORS,
     SYMBOLS,
     Checker,
     Context,
     Evaluation,
     Finding,
+    Kind,
     Placement,
     RuleLike,
+    number_schema,
+    object_schema,
 )
 from monitoring.units import format_number
 
@@ -96,3 +100,24 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
         elif day == max(days):
             result.cleared_at = today.measured_at
     return result
+
+
+KIND = Kind(
+    name="rate_of_change",
+    label="Rate of change",
+    parameters_schema=object_schema(
+        "Rate of change",
+        {
+            "window_days": number_schema(1, whole=True),
+            "delta": number_schema(0),
+            "direction": {"enum": ["gain", "loss"]},
+            "op": {"enum": ["gt", "ge", None], "default": "gt"},
+        },
+        required=["window_days", "delta", "direction"],
+    ),
+    validate=validate,
+    lookback=lookback,
+    evaluate=evaluate,
+    triggers=frozenset({ON_READING}),
+    about_single_readings=True,
+)

@@ -7,14 +7,20 @@ or "duration_minutes" (the run of matching readings spans at least this long).
 
 from datetime import timedelta
 
+from monitoring.rules.bands import condition_bands
 from monitoring.rules.base import (
+    CONDITIONS_PROPERTIES,
+    ON_READING,
     Checker,
     Conditions,
     Context,
     Evaluation,
     Finding,
+    Kind,
     RuleLike,
     components_for,
+    number_schema,
+    object_schema,
 )
 from monitoring.rules.threshold import observed
 
@@ -85,3 +91,36 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     if latest is not None and latest.id in new_ids and not conditions.matches(latest):
         result.cleared_at = latest.measured_at
     return result
+
+
+KIND = Kind(
+    name="sustained",
+    label="Sustained",
+    parameters_schema=object_schema(
+        "Sustained",
+        {
+            **CONDITIONS_PROPERTIES,
+            "count": number_schema(2, whole=True) | {"type": ["integer", "null"]},
+            "duration_minutes": number_schema(1) | {"type": ["number", "null"]},
+        },
+        required=["conditions"],
+        # Either a count of readings in a row or a duration, not both.
+        oneOf=[
+            {
+                "required": ["count"],
+                "properties": {"count": {"type": "integer"}, "duration_minutes": {"type": "null"}},
+            },
+            {
+                "required": ["duration_minutes"],
+                "properties": {"duration_minutes": {"type": "number"}, "count": {"type": "null"}},
+            },
+        ],
+    ),
+    validate=validate,
+    lookback=lookback,
+    evaluate=evaluate,
+    triggers=frozenset({ON_READING}),
+    about_single_readings=True,
+    bands=condition_bands,
+    bands_mark_readings=True,
+)

@@ -10,7 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from monitoring.problems import DIRECTIONS
+from monitoring.rules.bands import condition_bands
 from monitoring.rules.base import (
+    CONDITIONS_PROPERTIES,
+    ON_READING,
     OPERATORS,
     Checker,
     Condition,
@@ -18,8 +21,10 @@ from monitoring.rules.base import (
     Context,
     Evaluation,
     Finding,
+    Kind,
     RuleLike,
     components_for,
+    object_schema,
 )
 from monitoring.units import format_number
 
@@ -108,3 +113,18 @@ def clear_since(conditions: Conditions, readings) -> datetime | None:
             break
         since = reading.measured_at
     return since
+
+
+KIND = Kind(
+    name="threshold",
+    label="Threshold",
+    parameters_schema=object_schema("Threshold", CONDITIONS_PROPERTIES, required=["conditions"]),
+    validate=validate,
+    lookback=lookback,
+    evaluate=evaluate,
+    triggers=frozenset({ON_READING}),
+    about_single_readings=True,
+    bands=condition_bands,
+    bands_mark_readings=True,
+    shown_value="observed",
+)

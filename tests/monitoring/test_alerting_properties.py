@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import operator
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -347,9 +347,7 @@ def test_one_reading_whose_evaluation_raises_never_leaves_another_unevaluated(mo
             raise ZeroDivisionError("a bug met by one reading")
         return evaluate_threshold(rule, context)
 
-    monkeypatch.setitem(KINDS, "threshold", SimpleNamespace(**{
-        name: getattr(threshold, name) for name in ("validate", "lookback")
-    }, evaluate=failing_on_poison))  # fmt: skip
+    monkeypatch.setitem(KINDS, "threshold", replace(KINDS["threshold"], evaluate=failing_on_poison))
 
     @PROPERTY_SETTINGS
     @given(batches=reading_sequences("diabetes"), poisoned=st.integers(min_value=0))

@@ -9,6 +9,7 @@ The fault is injected in code, not in a service: the threshold kind raises for o
 
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,7 +24,7 @@ from monitoring.evaluation.failures import describe_error, retry_failed_evaluati
 from monitoring.ingest import record_readings
 from monitoring.models import Reading, Slot
 from monitoring.patient_rules import apply_protocols
-from monitoring.rules import threshold
+from monitoring.rules import KINDS, threshold
 from monitoring.tasks import evaluate_patient_readings_task
 from tests.factories import (
     MeasurementScheduleFactory,
@@ -79,7 +80,7 @@ def faulty_threshold(monkeypatch):
                 raise RuntimeError(QUOTED)
             return real(rule, context)
 
-        monkeypatch.setattr(threshold, "evaluate", evaluate)
+        monkeypatch.setitem(KINDS, "threshold", replace(KINDS["threshold"], evaluate=evaluate))
         return evaluate.__code__.co_firstlineno + 2
 
     return install
@@ -210,7 +211,7 @@ def test_an_error_about_the_run_is_raised_for_the_task_to_retry_and_marks_nothin
     def evaluate(rule, context):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(threshold, "evaluate", evaluate)
+    monkeypatch.setitem(KINDS, "threshold", replace(KINDS["threshold"], evaluate=evaluate))
 
     # when
     with pytest.raises(OperationalError):

@@ -4,8 +4,16 @@ from dataclasses import replace
 import pytest
 
 from monitoring.rules import adherence
-from monitoring.rules.base import InvalidParameters, PlannedDose
+from monitoring.rules.base import (
+    ON_READING,
+    ON_SLOT_CLOSING,
+    ClosedSlot,
+    Context,
+    InvalidParameters,
+    PlannedDose,
+)
 from tests.monitoring.rules.conftest import (
+    NEW_YORK,
     NOW,
     FakeRule,
     context,
@@ -41,8 +49,8 @@ def evaluate(key, doses, new=1, **rule_overrides):
 
 
 # --- consecutive missed doses ---------------------------------------------------------------
-# Raised from closed slots (tests/monitoring/nudges/test_nudges.py); here: the parameters and
-# what watching means.
+# Evaluated when a slot closes (Kind.evaluate_slot; the whole path in
+# tests/monitoring/nudges/test_nudges.py): the parameters, what watching means, the run.
 
 
 def test_the_default_counts_as_many_missed_doses_in_a_row_as_the_reference_says():
@@ -76,6 +84,61 @@ def test_a_rule_watches_critical_plans_unless_it_lists_its_medications(
     parameters = {"mode": "consecutive_missed", "count": 2, "medications": medications}
 
     assert adherence.watches(parameters, medication=medication, critical=critical) is watched
+
+
+def missed_slots(count, *, closes_at=NOW, subject="Warfarin 5 mg"):
+    """A run of `count` daily dose slots closed unanswered, newest first, the last closing
+    at `closes_at` (due two hours before it closes)."""
+    return [
+        ClosedSlot(
+            id=100 + count - i,
+            due_at=closes_at - days(i) - hours(2),
+            closes_at=closes_at - days(i),
+            subject=subject,
+            of_plan=True,
+            owner={"plan_id": 7, "medication": "warfarin-5mg"},
+        )
+        for i in range(count)
+    ]
+
+
+def on_slot_closing(rule, missed):
+    return Context(now=NOW, zone=NEW_YORK, unit="", new=[], history=[], missed=missed)
+
+
+def test_a_run_of_missed_slots_shorter_than_the_count_finds_nothing_when_a_slot_closes():
+    rule = default_rule("doses_missed_consecutively")
+    missed = missed_slots(MISSED_IN_A_ROW - 1)
+
+    result = adherence.evaluate_slot(rule, on_slot_closing(rule, missed))
+
+    assert (result.findings, result.cleared_at) == ([], None)
+
+
+def test_a_run_of_missed_slots_as_long_as_the_count_is_found_from_its_first_miss():
+    rule = default_rule("doses_missed_consecutively")
+    missed = missed_slots(MISSED_IN_A_ROW + 1)
+
+    [finding] = adherence.evaluate_slot(rule, on_slot_closing(rule, missed)).findings
+
+    assert (finding.triggered_at, finding.since) == (NOW, missed[-1].closes_at)
+    assert finding.detail == (
+        f"Warfarin 5 mg: {MISSED_IN_A_ROW + 1} consecutive scheduled doses not logged; "
+        f"last due {missed[0].due_at.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}"
+    )
+    assert finding.values == {
+        "plan_id": 7,
+        "medication": "warfarin-5mg",
+        "missed": MISSED_IN_A_ROW + 1,
+        "slot_ids": [slot.id for slot in reversed(missed)],
+    }
+    assert finding.placement.extremity == MISSED_IN_A_ROW + 1
+
+
+def test_missed_slots_are_never_found_by_evaluating_readings():
+    assert adherence.KIND.triggers == {ON_READING, ON_SLOT_CLOSING}
+    assert not adherence.KIND.runs_on_missed_dose(template("doses_missed_consecutively").parameters)
+    assert adherence.KIND.runs_on_missed_dose(template("dose_taking_rate_7_days").parameters)
 
 
 # --- 7-day taking adherence -----------------------------------------------------------------

@@ -1,7 +1,7 @@
 import pytest
 
 from monitoring.rules import missing_data
-from monitoring.rules.base import Finding, InvalidParameters
+from monitoring.rules.base import ON_READING, ON_SCHEDULE, Finding, InvalidParameters
 from tests.monitoring.rules.conftest import NOW, context, default_rule, hours, reading, template
 
 # protocols.yaml heart_failure weight_missing (an engineering choice): no weight for 36 hours.
@@ -77,8 +77,8 @@ def test_a_reading_moves_the_next_check_only_when_it_is_less_than_half_the_limit
     assert moved == (NOW + LIMIT if expected == "moved" else None)
 
 
-def test_missing_data_is_checked_by_the_clock():
-    assert missing_data.SCHEDULED is True
+def test_missing_data_is_checked_by_the_clock_and_cleared_by_a_reading():
+    assert missing_data.KIND.triggers == {ON_SCHEDULE, ON_READING}
 
 
 @pytest.mark.parametrize(
