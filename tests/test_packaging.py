@@ -45,10 +45,12 @@ NOT_SOURCES = shutil.ignore_patterns(
 # Run inside the fresh environment, from a folder outside the source tree: the login page,
 # the alert triage list (superuser, no 2FA configured), the docs page and one Swagger UI file.
 PROBE = """
-import json, sys
+import json, os
 import django
 django.setup()
 import alerts, config, monitoring
+from config.settings import env_int
+from monitoring.evaluation.failures import describe_error
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -61,7 +63,14 @@ def page(client, url):
     return {"status": response.status_code, "body": response.content.decode()}
 
 SWAGGER_UI = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+os.environ["VIGIL_PROBE"] = "not a number"
+try:
+    env_int("VIGIL_PROBE", 1)
+except ValueError as error:
+    failure = describe_error(error)
+
 print(json.dumps({
+    "failure": failure,
     "modules": [module.__file__ for module in (config, monitoring, alerts)],
     "login": page(anonymous, "/admin/login/"),
     "triage": page(client, "/admin/alerts/alert/"),
@@ -95,8 +104,9 @@ def installed(tmp_path_factory) -> tuple[Path, Path, dict]:
     run(sys.executable, "-m", "venv", "--without-pip", str(venv))
     python = venv / "bin" / "python"
     purelib = Path(
-        run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-        .stdout.strip()
+        run(
+            str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        ).stdout.strip()
     )
     # The dependencies (pinned by the lock file) from this environment: a plain path line in a
     # .pth adds the folder without processing the .pth files in it, so an editable install of
@@ -171,3 +181,7 @@ def test_the_installed_wheel_migrates_sqlite_and_serves_the_admin_and_the_docs(i
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in docs
     assert "//cdn" not in docs and "https://" not in docs and "http://" not in docs
     assert probe["swagger_ui"] == 200
+    # An evaluation failure names the line of Vigil's code it passed through, as in a source
+    # tree: installed, Vigil's packages sit in site-packages among the libraries.
+    assert probe["failure"].startswith("ValueError at config/settings.py:"), probe["failure"]
+    assert probe["failure"].endswith(" in env_int")
