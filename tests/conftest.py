@@ -23,13 +23,14 @@ def pytest_report_header(config):
 def pytest_collection_modifyitems(config, items):
     """On the embedded SQLite default (./scripts/test's second run, DATABASE_URL unset), the
     tests of what only PostgreSQL does (advisory locks, SKIP LOCKED races, COPY, the roles'
-    grants, workers against the server) are skipped, with the reason; all others must pass."""
+    grants) and those that start a Celery worker (marker `worker`: it is handed the
+    PostgreSQL test database) are skipped, with the reason; all others must pass."""
     engine = settings.DATABASES["default"]["ENGINE"]
     if engine.endswith("postgresql"):
         return
     skip = pytest.mark.skip(reason=f"needs PostgreSQL; this run uses {engine.rsplit('.', 1)[-1]}")
     for item in items:
-        if item.get_closest_marker("postgres"):
+        if item.get_closest_marker("postgres") or item.get_closest_marker("worker"):
             item.add_marker(skip)
 
 
