@@ -1,34 +1,50 @@
 # Vigil: one image for web, worker, beat and the one-shot migrate service (docker-compose.yml).
+# It runs Vigil as released: the wheel built from this source, installed over the locked
+# dependencies (requirements.lock). No source tree is copied into the image, so what the
+# wheel lacks fails here as it would for anyone installing it (tests/test_packaging.py).
+
+# --- The wheel, built from the source in a stage of its own ---------------------------------
+FROM python:3.11-slim AS wheel
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY . .
+RUN pip wheel --no-deps --wheel-dir /dist .
+
+# --- The image --------------------------------------------------------------------------------
 FROM python:3.11-slim
 
-# The code runs from /app (settings derive STATIC_ROOT from its location); PYTHONPATH puts it
-# first for every process, so gunicorn, celery and manage.py all import that one copy.
+# The code lives in site-packages, read-only to the app; it writes only var/ (VIGIL_VAR_DIR:
+# the beat schedule; secret key and SQLite are for local runs only) and the collected static
+# files (VIGIL_STATIC_ROOT), both under /app.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app \
-    VIGIL_VAR_DIR=/app/var
+    VIGIL_VAR_DIR=/app/var \
+    VIGIL_STATIC_ROOT=/app/staticfiles
 
 RUN groupadd --system --gid 10001 vigil \
     && useradd --system --uid 10001 --gid vigil --home-dir /app --shell /usr/sbin/nologin vigil
 
 WORKDIR /app
 
-# Pinned dependencies first, read from pyproject.toml, so a code change reuses this layer.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Every dependency, transitive ones included, at the version and with the hashes of the lock
+# (./scripts/lock regenerates it from pyproject.toml). First, so a code change reuses this layer.
+COPY requirements.lock /tmp/requirements.lock
+RUN pip install --require-hashes -r /tmp/requirements.lock \
+    && rm /tmp/requirements.lock
 
-COPY . .
-# Not editable: the package as released, with the dependencies above (--no-deps: already in).
-RUN pip install --no-deps . \
-    && rm -rf build ./*.egg-info \
-    && mkdir -p var staticfiles \
+# Vigil itself, --no-deps: every dependency is already in, at the locked version.
+COPY --from=wheel /dist/ /tmp/dist/
+RUN pip install --no-deps /tmp/dist/*.whl \
+    && rm -rf /tmp/dist
+# manage.py only (migrate, createsuperuser, grant_app_role): /app holds no package, so it and
+# every process import Vigil from site-packages.
+COPY manage.py ./
+RUN mkdir -p var staticfiles \
     && chown vigil:vigil var staticfiles
 
-# The code stays root-owned and read-only to the app; it writes only var/ and staticfiles/.
 USER vigil
 EXPOSE 8000
 

@@ -167,8 +167,10 @@ class CareTeamFilter(admin.SimpleListFilter):
         if value == "mine":
             return queryset.filter(patient__care_team__memberships__user=request.user)
         # isascii too: isdigit() is true of "²" and other digits int() refuses.
+        # care_team__id, not care_team_id: the id's own lookup knows its 64-bit range, so an
+        # id past it matches nothing on SQLite too, where binding it would raise (a 500).
         if value and value.isascii() and value.isdigit():
-            return queryset.filter(patient__care_team_id=int(value))
+            return queryset.filter(patient__care_team__id=int(value))
         return queryset
 
 

@@ -142,6 +142,10 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Tests on the embedded default use a file like ./scripts/run does: Django's
+            # in-memory test database is shared-cache, whose table locks fail concurrent
+            # writers at once ("database table is locked") instead of making them wait.
+            "TEST": {"NAME": VAR_DIR / "test-vigil.sqlite3"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -174,7 +178,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Beside the code by default (./scripts/run); an installed wheel's code sits in a read-only
+# site-packages, so deployments name their own folder (the image: /app/staticfiles).
+STATIC_ROOT = Path(os.environ.get("VIGIL_STATIC_ROOT", BASE_DIR / "staticfiles"))
 # whitenoise warns on every start without it; collectstatic fills it for deployments.
 STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {

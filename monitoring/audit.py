@@ -363,7 +363,9 @@ class ApiAuditMiddleware:
                     record_api_call(spec, request, response, match.kwargs)
                 elif response.status_code in REFUSED_STATUSES and _authenticated(request):
                     record_refused_call(spec, request, match.kwargs)
-        except DatabaseError as error:
+        # OverflowError: an id in the URL past 64 bits, which SQLite refuses to bind where
+        # PostgreSQL answers a DataError; either way the row cannot be written.
+        except (DatabaseError, OverflowError) as error:
             logger.error(
                 "audit event of %s %s (status %s) not written: %s",
                 request.method,

@@ -1,5 +1,8 @@
 # Sourced by scripts/run and scripts/test: create .venv and install Vigil into it.
-# Idempotent: reinstalls only when pyproject.toml changed since the last install.
+# The dependencies come from requirements-dev.lock (every transitive one pinned, hashes
+# checked; ./scripts/lock regenerates it from pyproject.toml), then Vigil itself, editable,
+# with --no-deps: nothing is resolved here, so every machine runs the same versions.
+# Idempotent: reinstalls only when pyproject.toml or the lock changed since the last install.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 14)))'; then
@@ -11,10 +14,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.vigil-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "==> installing dependencies into .venv"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-dev.lock -nt "$stamp" ]
+then
+  echo "==> installing dependencies into .venv (requirements-dev.lock)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+    -r requirements-dev.lock
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
   touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

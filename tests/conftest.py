@@ -7,12 +7,32 @@ credentials issued the way the product issues them.
 """
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from monitoring.auth import issue_app_token, issue_staff_token, register_device
 from tests import openapi_responses
 from tests.factories import CareTeamFactory, MembershipFactory, PatientFactory, UserFactory
+
+
+def pytest_report_header(config):
+    database = settings.DATABASES["default"]
+    return f"database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """On the embedded SQLite default (./scripts/test's second run, DATABASE_URL unset), the
+    tests of what only PostgreSQL does (advisory locks, SKIP LOCKED races, COPY, the roles'
+    grants) and those that start a Celery worker (marker `worker`: it is handed the
+    PostgreSQL test database) are skipped, with the reason; all others must pass."""
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if engine.endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason=f"needs PostgreSQL; this run uses {engine.rsplit('.', 1)[-1]}")
+    for item in items:
+        if item.get_closest_marker("postgres") or item.get_closest_marker("worker"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

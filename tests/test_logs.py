@@ -54,6 +54,7 @@ def duplicate_mrn_error(team) -> IntegrityError:
     raise AssertionError("no IntegrityError")
 
 
+@pytest.mark.postgres
 def test_a_database_errors_message_is_withheld_from_its_traceback(team):
     error = duplicate_mrn_error(team)
 
@@ -69,6 +70,7 @@ def test_a_database_errors_message_is_withheld_from_its_traceback(team):
     assert "in duplicate_mrn_error" in line  # the frames stay: code, not data
 
 
+@pytest.mark.postgres
 def test_a_message_quoting_a_database_error_is_withheld_too(team):
     # Celery logs a failed task as "Task … raised unexpected: <repr of the exception>".
     error = duplicate_mrn_error(team)
@@ -91,6 +93,7 @@ def test_a_message_quoting_a_database_error_is_withheld_too(team):
     ) in line
 
 
+@pytest.mark.postgres
 def test_a_value_in_an_invalid_input_error_is_withheld(db):
     # PostgreSQL quotes the statement with its values bound in ("LINE 1: SELECT 'Arthur…").
     name = "Arthur Abbott"
@@ -109,6 +112,7 @@ def test_a_value_in_an_invalid_input_error_is_withheld(db):
     assert "DataError(message withheld: it may quote patient data, SQLSTATE 22P02)" in line
 
 
+@pytest.mark.postgres
 def test_another_exception_that_quotes_a_database_error_keeps_only_its_own_words(team):
     error = duplicate_mrn_error(team)
     try:

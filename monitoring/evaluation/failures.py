@@ -48,9 +48,19 @@ def describe_error(error: BaseException) -> str:
     return text[:ERROR_LENGTH]
 
 
+# Vigil's top-level packages. Installed from the wheel, BASE_DIR is site-packages, where only
+# these are Vigil's own code; in a source tree, all of it but the virtualenv is.
+VIGIL_PACKAGES = frozenset({"config", "monitoring", "alerts", "delivery"})
+
+
 def _own_code(filename: str) -> bool:
     path = Path(filename)
-    return path.is_relative_to(settings.BASE_DIR) and "site-packages" not in path.parts
+    if not path.is_relative_to(settings.BASE_DIR):
+        return False
+    return (
+        path.relative_to(settings.BASE_DIR).parts[0] in VIGIL_PACKAGES
+        or "site-packages" not in path.parts
+    )
 
 
 def mark_evaluation_failed(

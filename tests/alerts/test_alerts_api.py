@@ -152,6 +152,15 @@ def test_filtering_by_another_teams_patient_shows_nothing(nurse_client, patient,
     assert response.json() == {"count": 0, "next": None, "previous": None, "results": []}
 
 
+def test_filtering_by_a_patient_id_past_64_bits_shows_nothing(nurse_client, patient):
+    # SQLite cannot even bind such a number: the filter must not reach it as a parameter.
+    alert_at(patient, 1)
+
+    response = nurse_client.get(f"{URL}?patient=99999999999999999999999")
+
+    assert response.json() == {"count": 0, "next": None, "previous": None, "results": []}
+
+
 @pytest.mark.parametrize(
     ("query", "errors"),
     [

@@ -329,6 +329,7 @@ def test_the_sweep_takes_a_bounded_batch_and_re_enqueues_itself_for_the_rest(
 # --- Two sweeps at once (two beats, or a beat and a re-enqueued sweep) --------------------
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_sweep_skips_alerts_another_sweep_holds_and_they_escalate_once(
     patient, on_call, notifications_queue

@@ -346,6 +346,7 @@ def test_the_database_allows_a_new_alert_once_the_old_one_is_resolved(patient):
     assert Alert.objects.filter(dedupe_key=resolved.dedupe_key).count() == 3
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_racing_raisers_make_one_alert_with_both_occurrences(patient, rule):
     # given: the first raiser has inserted the alert and not committed yet

@@ -120,6 +120,7 @@ def test_routing_that_pages_nobody_marks_the_event_routed_all_the_same(
     assert list(unrouted_alert_events(now=NOW + 2 * GRACE)) == []
 
 
+@pytest.mark.postgres
 def test_a_failed_routing_leaves_the_event_unrouted(patient, on_call):
     # given: a routing that fails after claiming the event (a trigger fails the insert of its
     # notifications, standing in for any database error)
@@ -258,6 +259,7 @@ def test_the_sweep_enqueues_nothing_when_every_paging_event_is_routed(
     assert callbacks == []
 
 
+@pytest.mark.postgres
 def test_the_sweep_is_served_by_its_partial_index(patient, on_call):
     raise_event(patient)
     query = unrouted_alert_events(now=NOW).order_by("pk").values_list("pk", flat=True)[:501]
@@ -381,6 +383,7 @@ def webhook_notification(patient, on_call, notifications_queue):
     return Notification.objects.get(channel="webhook")
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_delivery_task_retries_a_database_error_after_a_backoff(
     webhook_notification, receiver, notifications_queue
@@ -399,6 +402,7 @@ def test_the_delivery_task_retries_a_database_error_after_a_backoff(
     assert (webhook_notification.status, webhook_notification.attempts) == ("pending", 0)
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_delivery_task_gives_a_database_error_up_after_five_retries(
     webhook_notification, receiver, notifications_queue

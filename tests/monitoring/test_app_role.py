@@ -9,6 +9,9 @@ from psycopg import errors
 from monitoring.models import AuditEvent
 from tests.factories import PatientFactory
 
+# PostgreSQL roles and grants: nothing of it exists on SQLite.
+pytestmark = pytest.mark.postgres
+
 ROLE = "vigil_test_app"
 PASSWORD_VARIABLE = "VIGIL_TEST_APP_DB_PASSWORD"
 

@@ -276,6 +276,7 @@ def test_a_head_request_of_patient_data_is_a_view(nurse_client, patient):
     ]
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_failing_audit_write_never_turns_a_stored_upload_into_an_error(patient, patient_client):
     # given: the audit table refuses every insert (a fault injected in PostgreSQL itself)

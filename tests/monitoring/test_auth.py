@@ -387,6 +387,7 @@ def table_text(model) -> str:
         return cursor.fetchone()[0]
 
 
+@pytest.mark.postgres
 def test_a_staff_token_is_stored_only_as_its_sha256(nurse, anonymous_client):
     token = login(anonymous_client, "nurse").json()["token"]
 
@@ -395,6 +396,7 @@ def test_a_staff_token_is_stored_only_as_its_sha256(nurse, anonymous_client):
     assert token.split("_", 1)[1] not in table_text(StaffToken)
 
 
+@pytest.mark.postgres
 def test_an_app_token_is_stored_only_as_its_sha256(patient):
     _, token = issue_app_token(patient=patient)
 
@@ -402,6 +404,7 @@ def test_an_app_token_is_stored_only_as_its_sha256(patient):
     assert token.split("_", 1)[1] not in table_text(PatientAppToken)
 
 
+@pytest.mark.postgres
 def test_a_device_key_is_stored_only_as_its_sha256(patient):
     _, key = register_device(patient=patient, kind="scale", model="Body+", serial="SC-1")
 

@@ -395,6 +395,15 @@ def test_patient_detail_of_a_missing_patient_is_a_json_404(nurse_client, patient
     assert response.json() == {"detail": "Not found."}
 
 
+@pytest.mark.parametrize("path", ["", "/rules"])
+def test_a_patient_id_past_64_bits_is_a_json_404(nurse_client, patient, path):
+    # The refusal's audit row cannot hold the id (SQLite cannot even bind it): still a 404.
+    response = nurse_client.get(f"{PATIENTS_URL}/99999999999999999999999{path}")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
 def test_a_patient_id_that_is_not_a_number_is_a_json_404(nurse_client, patient):
     response = nurse_client.get(f"{PATIENTS_URL}/MRN-1/tokens")
 
