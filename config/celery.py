@@ -29,6 +29,10 @@ def task_named(task: object):
     an import inside a function to dodge that cycle is what the name replaces.
     """
     if isinstance(task, str):
+        if task not in app.tasks:
+            # Discovery is lazy: a worker imports every app's tasks module when it starts, a
+            # web process (or a test) that has not imported one yet discovers them here.
+            app.loader.import_default_modules()
         return app.tasks[task]
     return task
 
