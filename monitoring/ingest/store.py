@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import cache
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connection, models, transaction
@@ -160,8 +160,9 @@ def _rows(
             rows.append(pulse + batch + (reading.client_id,))
     # Sorted by the unique key: concurrent batches then take row locks in the same order
     # and cannot deadlock (docs/architecture.md: 7 of 8 racing retries failed with 40P01
-    # unsorted).
-    rows.sort(key=itemgetter(CLIENT_ID))
+    # unsorted). By the UUID's integer, which is how UUIDs order: one key per row instead of
+    # a Python-level UUID comparison per step of the sort (most of _rows' time otherwise).
+    rows.sort(key=lambda row: row[CLIENT_ID].int)
     return rows
 
 
