@@ -261,6 +261,16 @@ def test_a_default_changed_in_clinical_yaml_alone_fails_to_load(protocol, spec, 
         build_template(protocol, spec, edited)
 
 
+def test_a_default_whose_reference_states_another_unit_fails_to_load():
+    edited = copy.deepcopy(load_reference())
+    gain = next(e for e in edited["body_weight"]["thresholds"] if e["id"] == "hf_gain_1_day")
+    gain["limits"]["gain"]["unit"] = "[lb_av]"  # 0.9 lb is not the 0.9 kg weight rules compare
+    spec = next(s for s in SPECS["heart_failure"] if s["key"] == "hf_gain_1_day")
+
+    with pytest.raises(ReferenceMismatch, match=r"\[lb_av\]"):
+        build_template("heart_failure", spec, edited)
+
+
 def test_a_number_without_a_source_fails_to_load():
     spec = copy.deepcopy(next(s for s in SPECS["hypertension"] if s["key"] == "bp_crisis"))
     spec["parameters"]["conditions"].append({"component": "systolic", "op": "gt", "value": 170})
