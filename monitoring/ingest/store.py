@@ -86,6 +86,7 @@ class IngestResult:
 # the batch supplies (who sent it, when, through what), or left to the database (the key and
 # the evaluation bookkeeping, which starts empty). A new Reading field is added to one of
 # those three and the insert follows; a field in none of them fails at import, not in use.
+# In the order _rows appends their values to the item's.
 FROM_THE_BATCH = ("patient", "received_at", "source", "device", "device_serial", "part_of")
 LEFT_TO_THE_DATABASE = frozenset({"id", "evaluated_at", "evaluation_failed_at", "evaluation_error"})
 ITEM_ATTRIBUTES = frozenset(field.name for field in fields(ValidReading))
@@ -107,7 +108,8 @@ ITEM_INDEX = {name: index for index, name in enumerate(FROM_THE_ITEM)}
 _item_values = attrgetter(*FROM_THE_ITEM)
 
 # A BP reading's pulse becomes a heart-rate reading of its own: the BP's time, device and
-# fingerprint (of what was sent: the BP with its pulse), none of the BP's other content.
+# fingerprint (of what was sent: the BP with its pulse), none of the BP's content, which is
+# what this lists (an item field added later is copied from the BP unless it is listed here).
 PULSE_CLEARED = {
     "systolic": None,
     "diastolic": None,
