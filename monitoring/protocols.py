@@ -1,16 +1,19 @@
-"""Protocol defaults: the rules a condition's patients start with, built from the clinical
-reference.
+"""Protocol defaults: the rules a condition's patients start with.
 
-protocols.yaml names, per protocol, the clinical.yaml entries to use and how Vigil
-evaluates each; this module reads the numbers out of those entries, whatever shape the
-reference states them in (bounds, `systolic_gt` keys, a sentence such as "INR >= 5.0"), so
-that no clinical number is typed into code. Each template keeps its reference id and
+protocols.yaml writes each default rule as its kind stores it (kind, metric, parameters)
+and names, for every number in it, the clinical.yaml entry that number comes from. Loading
+holds each number to that entry (operator, value, unit) and each template's parameters to
+its kind's schema, so a default that drifts from the reference, a number with no source or
+parameters the kind would refuse fail when the protocols load (and in the tests), never on
+a patient's rule. Nothing here reads prose: the reference states its numbers as data
+(clinical.yaml `limits`, bounds, plain numbers). Each template keeps its reference path and
 sources, which the patient's copy of the rule shows to clinicians.
 """
 
 from __future__ import annotations
 
-import re
+import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,17 +21,23 @@ from pathlib import Path
 import yaml
 
 from monitoring.rules import validate_parameters
-from monitoring.units import REFERENCE_KEYS, load_reference
+from monitoring.units import load_reference, metric_units
 
 PROTOCOLS_PATH = Path(__file__).with_name("protocols.yaml")
-METRIC_OF_SECTION = {section: metric for metric, section in REFERENCE_KEYS.items()}
-METRIC_OF_SECTION["medication_adherence"] = "dose"
-OPS = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
-FLIPPED = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
-NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
-DAYS_PER_MONTH = 365.25 / 12  # calendar arithmetic, not a clinical number
-NUMBER = r"(\d+(?:\.\d+)?)"
-OPERATOR = r"(<=|>=|<|>)"
+# A bound {value, inclusive} (clinical.yaml range_notation) as the operator of a rule that
+# fires inside it.
+BOUND_OPS = {
+    ("lower", True): "ge",
+    ("lower", False): "gt",
+    ("upper", True): "le",
+    ("upper", False): "lt",
+}
+# Units of the reference that a parameter counts in another unit: UCUM "mo" is the mean
+# Julian month (365.25 / 12 days); windows are whole days. Calendar arithmetic, not clinical.
+IN_DAYS = {"mo": 365.25 / 12}
+# Units a parameter may take from the reference as they are, whatever the metric: time,
+# percentages, and counts (UCUM annotations such as {doses}).
+UNITS_AS_GIVEN = {"d", "min", "%"}
 
 
 class ReferenceMismatch(ValueError):
@@ -49,214 +58,113 @@ class RuleTemplate:
     source: str  # evidence status and sources, shown beside the rule
 
 
-def resolve(path: str) -> object:
-    node: object = load_reference()
+def resolve(path: str, reference: dict | None = None) -> object:
+    """The clinical.yaml node at a dotted path; a list item by position or by its `id`."""
+    node: object = load_reference() if reference is None else reference
     for part in path.split("."):
         if isinstance(node, list):
-            # A list is addressed by position, or by the `id` of one of its entries.
-            node = node[int(part)] if part.isdigit() else next(e for e in node if e["id"] == part)
+            node = (
+                node[int(part)] if part.isdigit() else next(e for e in node if e.get("id") == part)
+            )
         else:
             node = node[part]
     return node
 
 
-def _bound(raw: dict, inclusive_op: str, exclusive_op: str) -> dict:
-    return {
-        "component": "value",
-        "op": inclusive_op if raw["inclusive"] else exclusive_op,
-        "value": raw["value"],
-    }
+def _at(parameters: dict, path: str) -> object:
+    node: object = parameters
+    for part in path.split("."):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
 
 
-def conditions_from_bounds(entry: dict) -> dict:
-    """{"lower": {value, inclusive}, "upper": …} -> a band (all conditions)."""
-    conditions = []
-    if "lower" in entry:
-        conditions.append(_bound(entry["lower"], "ge", "gt"))
-    if "upper" in entry:
-        conditions.append(_bound(entry["upper"], "le", "lt"))
-    return {"conditions": conditions, "match": "all"}
+def _numbers_in(node: object, path: str = "") -> Iterator[str]:
+    """The path of every number in a parameters tree."""
+    if isinstance(node, dict):
+        for name, child in node.items():
+            yield from _numbers_in(child, f"{path}.{name}" if path else name)
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from _numbers_in(child, f"{path}.{index}" if path else str(index))
+    elif isinstance(node, int | float) and not isinstance(node, bool):
+        yield path
 
 
-def conditions_from_component_keys(entry: dict) -> dict:
-    """{"systolic_gt": 180, "diastolic_gt": 120, "logic": "or"} -> conditions."""
-    conditions = []
-    for name, value in entry.items():
-        component, _, op = name.rpartition("_")
-        if component in ("systolic", "diastolic") and op in FLIPPED:
-            conditions.append({"component": component, "op": op, "value": value})
-    if not conditions:
-        raise ReferenceMismatch(f"no component limits in {entry}")
-    return {"conditions": conditions, "match": "all" if entry.get("logic") == "and" else "any"}
+def stated_limit(path: str, reference: dict | None = None) -> dict:
+    """What the reference states at `path`, as {op?, value, unit?}.
+
+    A `limits` entry is that already; a bound {value, inclusive} under `lower`/`upper` gives
+    the operator of a rule firing inside it and its entry's unit; a plain number is a value.
+    """
+    node = resolve(path, reference)
+    if isinstance(node, dict) and "inclusive" in node:
+        parent, _, side = path.rpartition(".")
+        entry = resolve(parent, reference)
+        return {"op": BOUND_OPS[side, node["inclusive"]], "value": node["value"]} | (
+            {"unit": entry["unit"]} if "unit" in entry else {}
+        )
+    if isinstance(node, dict):
+        return node
+    return {"value": node}
 
 
-def conditions_from_sentence(sentence: str) -> dict:
-    """'INR >= 5.0', 'HR <= 50 at rest', 'SpO2 <= 87%', '4.5 <= INR <= 10, no bleeding'."""
-    band = re.match(rf"^{NUMBER}%? {OPERATOR} \w+ {OPERATOR} {NUMBER}", sentence)
-    if band:
-        low, low_op, high_op, high = band.groups()
-        return {
-            "conditions": [
-                {"component": "value", "op": FLIPPED[OPS[low_op]], "value": float(low)},
-                {"component": "value", "op": OPS[high_op], "value": float(high)},
-            ],
-            "match": "all",
-        }
-    single = re.match(rf"^(?:single \w+ )?\w+ {OPERATOR} {NUMBER}", sentence)
-    if single:
-        op, value = single.groups()
-        return {
-            "conditions": [{"component": "value", "op": OPS[op], "value": float(value)}],
-            "match": "any",
-        }
-    raise ReferenceMismatch(f"cannot read a limit from {sentence!r}")
+def _in_parameter_units(limit: dict, *, metric: str, where: str) -> object:
+    unit = limit.get("unit")
+    if unit in IN_DAYS:
+        return round(limit["value"] * IN_DAYS[unit])
+    canonical = metric_units()[metric].canonical_unit if metric in metric_units() else None
+    if unit is None or unit in UNITS_AS_GIVEN or unit == canonical or unit.startswith("{"):
+        return limit["value"]
+    raise ReferenceMismatch(f"{where} is in {unit}; {metric} rules compare {canonical}")
 
 
-def _threshold(entry: dict, spec: dict) -> dict:
-    if "low" in entry and "high" in entry:  # a target range: alert outside it
-        return {
-            "conditions": [
-                {"component": "value", "op": "lt", "value": entry["low"]},
-                {"component": "value", "op": "gt", "value": entry["high"]},
-            ],
-            "match": "any",
-        }
-    if "lower" in entry or "upper" in entry:
-        return conditions_from_bounds(entry)
-    if "rule" in entry:
-        return conditions_from_sentence(_clause(entry["rule"], spec))
-    return conditions_from_component_keys(entry)
+def check_number(given: object, source: str, *, metric: str, reference: dict | None = None):
+    """Raise ReferenceMismatch unless `given` (a parameter) says what `source` states."""
+    node = resolve(source, reference)
+    if isinstance(given, dict) and "inclusive" in given:
+        expected = node  # a band's bound: the bound itself
+    elif not isinstance(node, dict):
+        expected = node  # a plain value: a number, or a word such as an operator
+    else:
+        limit = stated_limit(source, reference)
+        value = _in_parameter_units(limit, metric=metric, where=source)
+        if isinstance(given, dict):  # a condition or a target: operator and value
+            if "op" not in limit:
+                raise ReferenceMismatch(f"{source} states no operator for {given}")
+            given, expected = (given.get("op"), given.get("value")), (limit["op"], value)
+        else:  # a size (a delta, a count, a window): the value
+            expected = value
+    if given != expected or isinstance(given, bool) != isinstance(expected, bool):
+        raise ReferenceMismatch(
+            f"protocols.yaml says {given!r} where {source} in clinical.yaml says {expected!r}"
+        )
 
 
-def _clause(sentence: str, spec: dict) -> str:
-    """'two INR >= 5 within 6 months, or any INR >= 8' -> clause 0 or 1 (without 'any')."""
-    if "clause" not in spec:
-        return sentence
-    part = sentence.split(", or ")[spec["clause"]]
-    return part.removeprefix("any ")
+def _covered(path: str, sourced: set[str]) -> bool:
+    """A number is sourced by its own path or by the condition/bound that holds it."""
+    return any(path == name or path.startswith(f"{name}.") for name in sourced)
 
 
-def _rate_of_change(entry: dict, spec: dict) -> dict:
-    if "default" in entry:
-        default = entry["default"]
-        return {
-            "window_days": default["window_days"],
-            "delta": default["delta_kg_gt"],
-            "direction": "gain",
-            "op": "gt",
-        }
-    match = re.match(
-        rf"^(gain|loss) {OPERATOR} .*\({NUMBER} kg\) (?:over|in|within) (\d+) days?", entry["rule"]
-    )
-    if not match:
-        raise ReferenceMismatch(f"cannot read a weight change from {entry['rule']!r}")
-    direction, op, delta, days = match.groups()
-    return {"window_days": int(days), "delta": float(delta), "direction": direction, "op": OPS[op]}
+def check_numbers(spec: dict, reference: dict | None = None) -> None:
+    """Every number of a template equals its source, and none is without one."""
+    parameters, metric = spec["parameters"], spec["metric"]
+    numbers = spec.get("numbers", {})
+    for path, source in numbers.items():
+        check_number(_at(parameters, path), source, metric=metric, reference=reference)
+    if "reference" not in spec:  # an engineering choice as a whole, said in its note
+        return
+    sourced = set(numbers) | set(spec.get("engineering_choices", {}))
+    unsourced = [path for path in _numbers_in(parameters) if not _covered(path, sourced)]
+    if unsourced:
+        raise ReferenceMismatch(f"{spec['key']}: numbers without a source: {unsourced}")
 
 
-def _average(entry: dict, spec: dict) -> dict:
-    formula = resolve(spec["window_ref"])["formula"]
-    days = re.search(r"default (\d+) days", formula)
-    if not days:
-        raise ReferenceMismatch(f"no averaging window in {formula!r}")
-    return conditions_from_component_keys(entry) | {
-        "window_days": int(days[1]),
-        # Not clinical: how many readings make an average worth acting on.
-        "min_readings": spec["min_readings"],
-    }
-
-
-def _count_in_window(entry: dict, spec: dict) -> dict:
-    sentence = _clause(entry["rule"], spec)
-    match = re.match(rf"^(\w+) (\w+) {OPERATOR} {NUMBER} within (\d+) months?", sentence)
-    if not match:
-        raise ReferenceMismatch(f"cannot read a count in a window from {sentence!r}")
-    count, _name, op, value, months = match.groups()
-    return {
-        "conditions": [{"component": "value", "op": OPS[op], "value": float(value)}],
-        "match": "any",
-        "count": NUMBER_WORDS[count],
-        "within_days": round(int(months) * DAYS_PER_MONTH),
-    }
-
-
-def _adherence(entry: dict, spec: dict) -> dict:
-    rule = entry["rule"]
-    consecutive = re.match(r"^>= (\d+) consecutive missed doses", rule)
-    if consecutive:
-        return {"mode": "consecutive_missed", "count": int(consecutive[1]), "medications": []}
-    rate = re.match(rf"^(\d+)-day taking adherence < {NUMBER}%", rule)
-    if rate:
-        return {"mode": "taking_rate", "window_days": int(rate[1]), "below_percent": float(rate[2])}
-    raise ReferenceMismatch(f"cannot read an adherence rule from {rule!r}")
-
-
-def _cgm_band(measure: str) -> dict:
-    ranges = resolve("blood_glucose.cgm_targets.ranges_mg_dL")
-    bands = {
-        "tir_70_180_pct": ranges["in_range"],
-        "tbr_lt70_pct": {"upper": ranges["low"]["upper"]},
-        "tbr_lt54_pct": ranges["very_low"],
-        "tar_gt180_pct": {"lower": ranges["high"]["lower"]},
-        "tar_gt250_pct": ranges["very_high"],
-    }
-    return {
-        side: dict(bands[measure][side]) for side in ("lower", "upper") if side in bands[measure]
-    }
-
-
-def _cgm_summary(entry: dict, spec: dict) -> dict:
-    measure = spec["ref"].rsplit(".", 1)[1]
-    (op, value), *_ = ((k, v) for k, v in entry.items() if k in FLIPPED)
-    sufficiency = resolve("blood_glucose.cgm_targets.data_sufficiency")
-    interval = re.search(r"(\d+)-min sensor", sufficiency["example"])
-    parameters = {
-        "measure": "cv" if measure == "cv_pct" else "percent_in_band",
-        "target": {"op": op, "value": value},
-        "window_days": sufficiency["min_days"],
-        "min_days": sufficiency["min_days"],
-        "min_percent_active": sufficiency["min_percent_active"],
-        "sensor_interval_minutes": int(interval[1]),
-    }
-    if measure != "cv_pct":
-        parameters["band"] = _cgm_band(measure)
-    return parameters
-
-
-def _inr_ttr(entry: dict, spec: dict) -> dict:
-    poor = entry["quality_thresholds"][0]["rule"]
-    below = re.match(rf"^TTR < {NUMBER}%", poor)
-    window = re.search(r"within (\d+) months", resolve("inr.thresholds")[1]["rule"])
-    if not below or not window:
-        raise ReferenceMismatch("cannot read the TTR limit or window from the reference")
-    target = resolve(spec["range_ref"])
-    return {
-        "target_low": target["low"],
-        "target_high": target["high"],
-        "max_gap_days": entry["parameters"]["max_gap_days"],
-        # NICE judges control over 6 months (its poor-control markers' window).
-        "window_days": round(int(window[1]) * DAYS_PER_MONTH),
-        "below_percent": float(below[1]),
-    }
-
-
-BUILDERS = {
-    "threshold": _threshold,
-    "rate_of_change": _rate_of_change,
-    "average": _average,
-    "count_in_window": _count_in_window,
-    "adherence": _adherence,
-    "cgm_summary": _cgm_summary,
-    "inr_ttr": _inr_ttr,
-}
-
-
-def _source(reference: str) -> str:
+def _source(path: str, reference: dict | None = None) -> str:
     """The evidence status and sources of the nearest entry on the path that states them."""
-    parts = reference.split(".")
+    parts = path.split(".")
     entry: dict = {}
     for length in range(len(parts), 0, -1):
-        candidate = resolve(".".join(parts[:length]))
+        candidate = resolve(".".join(parts[:length]), reference)
         if isinstance(candidate, dict) and "status" in candidate:
             entry = candidate
             break
@@ -265,47 +173,53 @@ def _source(reference: str) -> str:
     return f"{status}: {sources}" if sources else status
 
 
-def _template(protocol: str, spec: dict) -> RuleTemplate:
-    if "ref" not in spec:  # an engineering choice with its own parameters
-        parameters, reference, metric = spec["parameters"], "", spec["metric"]
-        source = f"{spec['status']}: {spec['note']}"
-        key = spec["key"]
-        severity = spec["severity"]
-    else:
-        entry = resolve(spec["ref"])
-        parameters = BUILDERS[spec["kind"]](entry, spec)
-        reference = spec["ref"]
-        metric = METRIC_OF_SECTION[reference.split(".")[0]]
-        source = _source(reference)
+def build_template(protocol: str, spec: dict, reference: dict | None = None) -> RuleTemplate:
+    check_numbers(spec, reference)
+    # The kind's own schema: a default its kind would refuse fails here, not on a patient.
+    validate_parameters(spec["kind"], spec["parameters"], metric=spec["metric"])
+    path = spec.get("reference", "")
+    if path:
+        entry = resolve(path, reference)
+        source = _source(path, reference)
         if spec.get("status_note"):
             source += f" ({spec['status_note']})"
-        key = spec.get("key") or entry["id"]
         severity = spec.get("severity") or (
-            resolve(spec["severity_ref"]) if "severity_ref" in spec else entry
+            resolve(spec["severity_ref"], reference) if "severity_ref" in spec else entry
         ).get("severity")
-    validate_parameters(spec["kind"], parameters, metric=metric)
+    else:
+        source, severity = f"{spec['status']}: {spec['note']}", spec["severity"]
     return RuleTemplate(
-        key=key,
+        key=spec["key"],
         protocol=protocol,
         kind=spec["kind"],
-        metric=metric,
+        metric=spec["metric"],
         severity=severity,
         group=spec["group"],
         title=spec["title"],
-        parameters=parameters,
-        reference=reference,
+        # A copy: protocols share rules (YAML anchors), patients must not share a dict.
+        parameters=copy.deepcopy(spec["parameters"]),
+        reference=path,
         source=source,
     )
 
 
-@cache
-def protocol_templates() -> dict[str, tuple[RuleTemplate, ...]]:
-    with PROTOCOLS_PATH.open(encoding="utf-8") as handle:
-        definitions = yaml.safe_load(handle)
+def build_templates(
+    definitions: dict, reference: dict | None = None
+) -> dict[str, tuple[RuleTemplate, ...]]:
     return {
-        protocol: tuple(_template(protocol, spec) for spec in specs)
+        protocol: tuple(build_template(protocol, spec, reference) for spec in specs)
         for protocol, specs in definitions.items()
     }
+
+
+def load_definitions() -> dict:
+    with PROTOCOLS_PATH.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+@cache
+def protocol_templates() -> dict[str, tuple[RuleTemplate, ...]]:
+    return build_templates(load_definitions())
 
 
 def template_for(key: str) -> RuleTemplate:

@@ -1,7 +1,7 @@
 """Writing a validated batch: one INSERT for the batch, the database deciding what is new.
 
 Rows are sorted by key so concurrent retries of overlapping batches cannot deadlock
-(DESIGN.md measured it), and the evaluation is enqueued after commit.
+(docs/architecture.md measured it), and the evaluation is enqueued after commit.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import logging
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import cache
+from operator import attrgetter
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 
@@ -79,13 +81,59 @@ class IngestResult:
 
 # --- Writing the batch --------------------------------------------------------------------
 
-COLUMNS = [
-    "patient_id", "client_id", "metric", "value", "unit", "systolic", "diastolic",
-    "sent_value", "sent_unit", "context", "medication", "dose_status", "scheduled_for",
-    "measured_at", "utc_offset_minutes", "received_at", "source", "device_id",
-    "device_serial", "part_of", "fingerprint",
-]  # fmt: skip
+# The insert's columns come from the model. Each concrete field of Reading is either
+# something the validated item carries (a ValidReading attribute of the same name), something
+# the batch supplies (who sent it, when, through what), or left to the database (the key and
+# the evaluation bookkeeping, which starts empty). A new Reading field is added to one of
+# those three and the insert follows; a field in none of them fails at import, not in use.
+# In the order _rows appends their values to the item's.
+FROM_THE_BATCH = ("patient", "received_at", "source", "device", "device_serial", "part_of")
+LEFT_TO_THE_DATABASE = frozenset({"id", "evaluated_at", "evaluation_failed_at", "evaluation_error"})
+ITEM_ATTRIBUTES = frozenset(field.name for field in fields(ValidReading))
+FROM_THE_ITEM = tuple(
+    field.name
+    for field in Reading._meta.concrete_fields
+    if field.name not in LEFT_TO_THE_DATABASE and field.name not in FROM_THE_BATCH
+)
+_unplaced = set(FROM_THE_ITEM) - ITEM_ATTRIBUTES
+if _unplaced:
+    raise ImproperlyConfigured(f"Reading fields no ingest value is declared for: {_unplaced}")
+FIELDS = tuple(Reading._meta.get_field(name) for name in FROM_THE_ITEM + FROM_THE_BATCH)
+COLUMNS = [field.column for field in FIELDS]
+CLIENT_ID = COLUMNS.index("client_id")
 PART_OF = COLUMNS.index("part_of")
+ITEM_INDEX = {name: index for index, name in enumerate(FROM_THE_ITEM)}
+# The item's values in FROM_THE_ITEM order, in one C-level call per row: building the rows is
+# on the measured path of every batch (benchmarks/README.md), so no Python loop per column.
+_item_values = attrgetter(*FROM_THE_ITEM)
+
+# A BP reading's pulse becomes a heart-rate reading of its own: the BP's time, device and
+# fingerprint (of what was sent: the BP with its pulse), none of the BP's content, which is
+# what this lists (an item field added later is copied from the BP unless it is listed here).
+PULSE_CLEARED = {
+    "systolic": None,
+    "diastolic": None,
+    "context": "",
+    "medication": "",
+    "dose_status": "",
+    "scheduled_for": None,
+}
+
+
+def _pulse_values(reading: ValidReading, *, unit: str) -> tuple:
+    values = list(_item_values(reading))
+    changed = {
+        **PULSE_CLEARED,
+        "client_id": uuid.uuid5(PULSE_NAMESPACE, str(reading.client_id)),
+        "metric": "heart_rate",
+        "value": reading.pulse,
+        "unit": unit,
+        "sent_value": reading.pulse,
+        "sent_unit": unit,
+    }
+    for name, value in changed.items():
+        values[ITEM_INDEX[name]] = value
+    return tuple(values)
 
 
 def _rows(
@@ -97,6 +145,7 @@ def _rows(
     devices: dict[str, int],
     authenticated_device: Device | None,
 ) -> list[tuple]:
+    """One row per reading (two for a BP with a pulse), values in COLUMNS order."""
     rows = []
     for reading in readings:
         if authenticated_device is not None:
@@ -105,30 +154,17 @@ def _rows(
             serial = reading.device_serial or authenticated_device.serial
         else:
             device_id, serial = devices.get(reading.device_serial), reading.device_serial
-        common = (
-            reading.measured_at, reading.utc_offset_minutes, received_at, source, device_id,
-            serial,
-        )  # fmt: skip
-        rows.append(
-            (
-                patient_id, reading.client_id, reading.metric, reading.value, reading.unit,
-                reading.systolic, reading.diastolic, reading.sent_value, reading.sent_unit,
-                reading.context, reading.medication, reading.dose_status, reading.scheduled_for,
-                *common, None, reading.fingerprint,
-            )
-        )  # fmt: skip
+        # FROM_THE_BATCH's values, in its order.
+        batch = (patient_id, received_at, source, device_id, serial)
+        rows.append(_item_values(reading) + batch + (None,))
         if reading.pulse is not None:
-            hr_unit = metric_units()["heart_rate"].canonical_unit
-            rows.append(
-                (
-                    patient_id, uuid.uuid5(PULSE_NAMESPACE, str(reading.client_id)), "heart_rate",
-                    reading.pulse, hr_unit, None, None, reading.pulse, hr_unit, "", "", "", None,
-                    *common, reading.client_id, reading.fingerprint,
-                )
-            )  # fmt: skip
+            pulse = _pulse_values(reading, unit=metric_units()["heart_rate"].canonical_unit)
+            rows.append(pulse + batch + (reading.client_id,))
     # Sorted by the unique key: concurrent batches then take row locks in the same order
-    # and cannot deadlock (DESIGN.md: 7 of 8 racing retries failed with 40P01 unsorted).
-    rows.sort(key=lambda row: row[1])
+    # and cannot deadlock (docs/architecture.md: 7 of 8 racing retries failed with 40P01
+    # unsorted). By the UUID's integer, which is how UUIDs order: one key per row instead of
+    # a Python-level UUID comparison per step of the sort (most of _rows' time otherwise).
+    rows.sort(key=lambda row: row[CLIENT_ID].int)
     return rows
 
 
@@ -136,10 +172,8 @@ def _adapt_for_database(rows: list[tuple]) -> list[tuple]:
     """psycopg adapts UUIDs and datetimes natively; other backends need Django's prep."""
     if connection.vendor == "postgresql":
         return rows
-    by_column = {f.column: f for f in Reading._meta.concrete_fields}
-    fields = [by_column[name] for name in COLUMNS]
     return [
-        tuple(f.get_db_prep_save(value, connection) for f, value in zip(fields, row, strict=True))
+        tuple(f.get_db_prep_save(value, connection) for f, value in zip(FIELDS, row, strict=True))
         for row in rows
     ]
 
@@ -155,12 +189,11 @@ def _unnest_insert_sql() -> str:
     varchar(n)[] would silently truncate it). unnest yields the rows in array order, i.e.
     the sorted order `_rows` produced, as a VALUES list does.
     """
-    by_column = {f.column: f for f in Reading._meta.concrete_fields}
     arrays = ", ".join(
         "%s::text[]"
-        if isinstance(by_column[name], models.CharField)
-        else f"%s::{by_column[name].db_type(connection)}[]"
-        for name in COLUMNS
+        if isinstance(field, models.CharField)
+        else f"%s::{field.db_type(connection)}[]"
+        for field in FIELDS
     )
     return (
         f"INSERT INTO {Reading._meta.db_table} ({', '.join(COLUMNS)}) "
@@ -254,8 +287,6 @@ def record_readings(
 def _store(
     *, patient: Patient, readings: list[ValidReading], device: Device | None, now: datetime
 ) -> set[uuid.UUID]:
-    from monitoring.tasks import evaluate_patient_readings_task
-
     if not readings:
         return set()
     devices = _resolve_devices(patient, readings) if device is None else {}
@@ -278,7 +309,7 @@ def _store(
                 )
                 if created:
                     # After commit, and robust: a broker outage never fails the upload.
-                    enqueue_on_commit(evaluate_patient_readings_task, patient.pk)
+                    enqueue_on_commit("monitoring.tasks.evaluate_patient_readings_task", patient.pk)
             break
         except OperationalError as error:
             if attempt == MAX_INSERT_ATTEMPTS or not _is_retryable(error):

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from monitoring.auth import register_device, revoke_device
 from monitoring.ingest import (
+    COLUMNS,
     IngestResult,
     MalformedBatch,
     ValidReading,
@@ -1034,6 +1035,40 @@ def test_a_blood_pressure_with_pulse_also_stores_a_heart_rate_reading(patient):
     assert heart_rate.client_id != bp.client_id
     assert heart_rate.measured_at == bp.measured_at
     assert Reading.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_pulse_row_is_the_blood_pressures_time_device_and_fingerprint_and_nothing_else(patient):
+    # given
+    device, _ = register_device(patient=patient, kind="bp_monitor", model="C", serial="CUFF-1")
+    item = ReadingItemFactory(
+        type="blood_pressure", systolic=142, diastolic=91, pulse=72, device="CUFF-1"
+    )
+
+    # when
+    record(patient, [item])
+
+    # then
+    bp = Reading.objects.get(metric="blood_pressure")
+    heart_rate = Reading.objects.get(metric="heart_rate")
+    shared = ("patient_id", "measured_at", "utc_offset_minutes", "received_at", "source",
+              "device_id", "device_serial", "fingerprint")  # fmt: skip
+    assert [getattr(heart_rate, name) for name in shared] == [getattr(bp, name) for name in shared]
+    assert heart_rate.device_id == device.pk
+    assert (heart_rate.systolic, heart_rate.diastolic, heart_rate.part_of) == (
+        None,
+        None,
+        bp.client_id,
+    )
+    assert (heart_rate.context, heart_rate.medication, heart_rate.dose_status) == ("", "", "")
+    assert heart_rate.scheduled_for is None and bp.part_of is None
+
+
+def test_the_insert_writes_every_reading_column_but_the_key_and_the_evaluation_bookkeeping():
+    columns = {field.column for field in Reading._meta.concrete_fields}
+    bookkeeping = {"id", "evaluated_at", "evaluation_failed_at", "evaluation_error"}
+
+    assert sorted(COLUMNS) == sorted(columns - bookkeeping)
 
 
 @pytest.mark.django_db

@@ -1,12 +1,17 @@
 """Protocol defaults against the clinical reference.
 
-The expected parameters are read here, straight from clinical.yaml, with the operator each
-entry's wording means written out; the product builds the same rules through its own reader
-(monitoring.protocols). A template whose numbers drift from its reference entry, or a new
-template without an expectation here, fails.
+protocols.yaml writes each default rule with its numbers and names, for every number, the
+clinical.yaml entry it comes from. These tests read both files here (the reference through
+tests.monitoring.rules.conftest.reference, independently of monitoring.protocols) and hold
+every default equal to its entry: value, operator and unit. They also prove that the rules
+patients start with are exactly the ones the product gave them before the numbers became
+data (protocol_defaults.json), and that a number changed in one file but not the other, or
+a number with no source, stops the protocols from loading.
 """
 
-import re
+import copy
+import dataclasses
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -14,12 +19,22 @@ import pytest
 import yaml
 
 from monitoring.models import ProtocolCode
-from monitoring.protocols import protocol_templates
+from monitoring.protocols import (
+    ReferenceMismatch,
+    build_template,
+    build_templates,
+    protocol_templates,
+)
 from monitoring.rules import validate_parameters
+from monitoring.units import load_reference, metric_units
 from tests.monitoring.rules.conftest import reference
 
-PROTOCOLS_YAML = Path(__file__).resolve().parents[2] / "monitoring" / "protocols.yaml"
+HERE = Path(__file__).resolve().parent
+PROTOCOLS_YAML = HERE.parents[1] / "monitoring" / "protocols.yaml"
 SPECS = yaml.safe_load(PROTOCOLS_YAML.read_text(encoding="utf-8"))
+# The templates as the product built them from the prose of the reference, before its
+# numbers became data (captured at commit ba5428e): the stored rules must not change.
+BEFORE = json.loads((HERE / "protocol_defaults.json").read_text(encoding="utf-8"))
 SOURCES = reference("sources")
 SECTION_METRIC = {
     "blood_glucose": "glucose",
@@ -31,218 +46,24 @@ SECTION_METRIC = {
     "body_temperature": "temperature",
     "medication_adherence": "dose",
 }
-NUMBER_WORDS = {"two": 2}
-DAYS_PER_MONTH = 365.25 / 12  # calendar arithmetic: "within 6 months" as days
-
-
-def number(text: str, pattern: str) -> float:
-    match = re.search(pattern, text)
-    assert match, f"{pattern!r} not in {text!r}"
-    return float(match[1])
-
-
-def rule_text(path: str) -> str:
-    return reference(path)["rule"]
-
-
-def condition(op: str, value: float, component: str = "value") -> dict:
-    return {"component": component, "op": op, "value": value}
-
-
-def any_of(*conditions) -> dict:
-    return {"conditions": list(conditions), "match": "any"}
-
-
-def band(path: str) -> dict:
-    """A reference band {lower, upper: {value, inclusive}}: inside it fires."""
-    entry = reference(path)
-    conditions = []
-    if "lower" in entry:
-        lower = entry["lower"]
-        conditions.append(condition("ge" if lower["inclusive"] else "gt", lower["value"]))
-    if "upper" in entry:
-        upper = entry["upper"]
-        conditions.append(condition("le" if upper["inclusive"] else "lt", upper["value"]))
-    return {"conditions": conditions, "match": "all"}
-
-
-def weight_change(path: str) -> dict:
-    default = reference(path)["default"]
-    return {
-        "window_days": default["window_days"],
-        "delta": default["delta_kg_gt"],
-        "direction": "gain",
-        "op": "gt",
-    }
-
-
-def home_average(path: str) -> dict:
-    entry = reference(path)
-    formula = reference("blood_pressure.computed_metrics.home_bp_average")["formula"]
-    spec = next(s for s in SPECS["hypertension"] if s.get("ref") == path)
-    return any_of(
-        condition("ge", entry["systolic_ge"], "systolic"),
-        condition("ge", entry["diastolic_ge"], "diastolic"),
-    ) | {
-        "window_days": number(formula, r"default (\d+) days"),
-        # Not clinical: how many readings make an average (protocols.yaml says so).
-        "min_readings": spec["min_readings"],
-    }
-
-
-def nice_marker(sentence: str, op: str) -> dict:
-    match = re.match(r"(\w+) INR (?:<=|>=) (\d+(?:\.\d+)?) within (\d+) months", sentence)
-    assert match, sentence
-    count, value, months = match.groups()
-    return any_of(condition(op, float(value))) | {
-        "count": NUMBER_WORDS[count],
-        "within_days": round(int(months) * DAYS_PER_MONTH),
-    }
-
-
-def cgm(measure: str, band_entry: dict | None) -> dict:
-    target = reference(f"blood_glucose.cgm_targets.targets.0.{measure}")
-    (op, value), *_ = ((k, v) for k, v in target.items() if k in ("lt", "le", "gt", "ge"))
-    sufficiency = reference("blood_glucose.cgm_targets.data_sufficiency")
-    parameters = {
-        "measure": "percent_in_band" if band_entry else "cv",
-        "target": {"op": op, "value": value},
-        "window_days": sufficiency["min_days"],
-        "min_days": sufficiency["min_days"],
-        "min_percent_active": sufficiency["min_percent_active"],
-        "sensor_interval_minutes": number(sufficiency["example"], r"(\d+)-min sensor"),
-    }
-    if band_entry:
-        parameters["band"] = band_entry
-    return parameters
-
-
-def engineering_choice(protocol: str, key: str) -> dict:
-    return next(s for s in SPECS[protocol] if s.get("key") == key)["parameters"]
-
-
-RANGES = "blood_glucose.cgm_targets.ranges_mg_dL"
-ADHERENCE = "medication_adherence.dose_level_adherence.missed_dose_flag.alert_defaults"
-INR_RANGE = reference("inr.target_ranges.0")
-NICE_HIGH = rule_text("inr.thresholds.inr_nice_high_marker")
-OVERDIURESIS = rule_text("body_weight.thresholds.hf_loss_possible_overdiuresis")
-BP_CRISIS = reference("blood_pressure.thresholds.bp_crisis")
-HYPOTENSION = reference("blood_pressure.thresholds.hypotension")
-HYPOTENSION_SEVERE = reference("blood_pressure.thresholds.hypotension_severe_default")
-TTR = reference("inr.computed_metrics.ttr_rosendaal")
-
-EXPECTED_PARAMETERS = {
-    # heart failure
-    "hf_gain_1_day": weight_change("body_weight.thresholds.hf_gain_1_day"),
-    "hf_gain_1_week": weight_change("body_weight.thresholds.hf_gain_1_week"),
-    "hf_loss_possible_overdiuresis": {  # "loss >= 2 lb (0.9 kg) over 2 days"
-        "window_days": number(OVERDIURESIS, r"over (\d+) days"),
-        "delta": number(OVERDIURESIS, r"\((\d+(?:\.\d+)?) kg\)"),
-        "direction": "loss",
-        "op": "ge",
-    },
-    "hypotension": any_of(
-        condition("lt", HYPOTENSION["systolic_lt"], "systolic"),
-        condition("lt", HYPOTENSION["diastolic_lt"], "diastolic"),
-    ),
-    "hypotension_severe_default": any_of(
-        condition("lt", HYPOTENSION_SEVERE["systolic_lt"], "systolic")
-    ),
-    "dose_taking_rate_7_days": {  # "7-day taking adherence < 80%"
-        "mode": "taking_rate",
-        "window_days": number(reference(f"{ADHERENCE}.1")["rule"], r"^(\d+)-day"),
-        "below_percent": number(reference(f"{ADHERENCE}.1")["rule"], r"< (\d+)%"),
-    },
-    "weight_missing": engineering_choice("heart_failure", "weight_missing"),
-    # hypertension
-    "bp_crisis": any_of(
-        condition("gt", BP_CRISIS["systolic_gt"], "systolic"),
-        condition("gt", BP_CRISIS["diastolic_gt"], "diastolic"),
-    ),
-    "bp_home_avg_stage2_like": home_average("blood_pressure.thresholds.bp_home_avg_stage2_like"),
-    "bp_home_avg_above_goal": home_average("blood_pressure.thresholds.bp_home_avg_above_goal"),
-    "bp_missing": engineering_choice("hypertension", "bp_missing"),
-    # diabetes
-    "hypoglycemia_level_1": band("blood_glucose.thresholds.hypoglycemia_level_1"),
-    "hypoglycemia_level_2": band("blood_glucose.thresholds.hypoglycemia_level_2"),
-    "hyperglycemia_level_1": band("blood_glucose.thresholds.hyperglycemia_level_1"),
-    "hyperglycemia_level_2": band("blood_glucose.thresholds.hyperglycemia_level_2"),
-    "hyperglycemia_critical_default": band(
-        "blood_glucose.thresholds.hyperglycemia_critical_default"
-    ),
-    "cgm_tbr_lt70": cgm("tbr_lt70_pct", {"upper": reference(f"{RANGES}.low.upper")}),
-    "cgm_tbr_lt54": cgm("tbr_lt54_pct", {"upper": reference(f"{RANGES}.very_low.upper")}),
-    "cgm_tir_70_180": cgm(
-        "tir_70_180_pct",
-        {
-            "lower": reference(f"{RANGES}.in_range.lower"),
-            "upper": reference(f"{RANGES}.in_range.upper"),
-        },
-    ),
-    "cgm_tar_gt250": cgm("tar_gt250_pct", {"lower": reference(f"{RANGES}.very_high.lower")}),
-    "cgm_cv": cgm("cv_pct", None),
-    "doses_missed_consecutively": {  # ">= 2 consecutive missed doses of a critical medication"
-        "mode": "consecutive_missed",
-        "count": number(reference(f"{ADHERENCE}.0")["rule"], r"^>= (\d+) consecutive"),
-        "medications": [],
-    },
-    "glucose_missing": engineering_choice("diabetes", "glucose_missing"),
-    # anticoagulation
-    "inr_target_range": any_of(
-        condition("lt", INR_RANGE["low"]), condition("gt", INR_RANGE["high"])
-    ),
-    "inr_critical": any_of(  # "INR >= 5.0"
-        condition("ge", number(rule_text("inr.thresholds.inr_critical"), r"^INR >= (\S+)$"))
-    ),
-    "inr_4_5_to_10": {  # "4.5 <= INR <= 10, no bleeding": inside the band fires
-        "conditions": [
-            condition("ge", number(rule_text("inr.thresholds.inr_4_5_to_10"), r"^(\S+) <= INR")),
-            condition("le", number(rule_text("inr.thresholds.inr_4_5_to_10"), r"<= INR <= (\d+)")),
-        ],
-        "match": "all",
-    },
-    "inr_gt_10": any_of(  # "INR > 10, no bleeding"
-        condition("gt", number(rule_text("inr.thresholds.inr_gt_10"), r"^INR > (\d+),"))
-    ),
-    "inr_nice_high_marker_any": any_of(  # "..., or any INR >= 8"
-        condition("ge", number(NICE_HIGH, r", or any INR >= (\d+)$"))
-    ),
-    "inr_nice_high_marker_repeated": nice_marker(NICE_HIGH.split(", or ")[0], "ge"),
-    "inr_low_nice_marker": nice_marker(rule_text("inr.thresholds.inr_low_nice_marker"), "le"),
-    "inr_ttr_rosendaal": {
-        "target_low": INR_RANGE["low"],
-        "target_high": INR_RANGE["high"],
-        "max_gap_days": TTR["parameters"]["max_gap_days"],
-        # NICE judges control over the 6 months of its poor-control markers.
-        "window_days": round(number(NICE_HIGH, r"within (\d+) months") * DAYS_PER_MONTH),
-        "below_percent": number(TTR["quality_thresholds"][0]["rule"], r"^TTR < (\d+)%"),
-    },
-    # COPD
-    "spo2_copd_warning": any_of(  # "SpO2 <= 87%"
-        condition("le", number(rule_text("spo2.thresholds.spo2_copd_warning"), r"^SpO2 <= (\d+)%"))
-    ),
-    "spo2_copd_critical": any_of(  # "SpO2 <= 83%"
-        condition("le", number(rule_text("spo2.thresholds.spo2_copd_critical"), r"^SpO2 <= (\d+)%"))
-    ),
-    "hr_high_warning": any_of(  # "HR >= 111 at rest"
-        condition("ge", number(rule_text("heart_rate.thresholds.hr_high_warning"), r"^HR >= (\d+)"))
-    ),
-    "hr_high_critical": any_of(  # "HR >= 131"
-        condition(
-            "ge", number(rule_text("heart_rate.thresholds.hr_high_critical"), r"^HR >= (\d+)")
-        )
-    ),
-    "fever": any_of(  # "T >= 38.0 Cel (100.4 degF)"
-        condition("ge", number(rule_text("body_temperature.thresholds.fever"), r"^T >= (\S+) Cel"))
-    ),
-    "high_fever": any_of(  # "T >= 39.1 Cel"
-        condition(
-            "ge", number(rule_text("body_temperature.thresholds.high_fever"), r"^T >= (\S+) Cel")
-        )
-    ),
-    "spo2_missing": engineering_choice("copd", "spo2_missing"),
+OPERATORS = {"lt", "le", "gt", "ge"}
+FLIPPED = {"lt": "ge", "le": "gt", "gt": "le", "ge": "lt"}
+# A range's bound as the operator of a rule firing inside it (clinical.yaml range_notation).
+BOUND_OPS = {
+    ("lower", True): "ge",
+    ("lower", False): "gt",
+    ("upper", True): "le",
+    ("upper", False): "lt",
 }
+DAYS_PER_MONTH = 365.25 / 12  # UCUM "mo", the mean Julian month: calendar arithmetic
+UNITS_ANY_METRIC = {"d", "mo", "min", "%"}  # time and percentages; counts are {annotations}
 
+SPECS_BY_PROTOCOL = [(protocol, spec) for protocol, specs in SPECS.items() for spec in specs]
+NUMBERS = [
+    pytest.param(protocol, spec, path, source, id=f"{protocol}:{spec['key']}:{path}")
+    for protocol, spec in SPECS_BY_PROTOCOL
+    for path, source in spec.get("numbers", {}).items()
+]
 TEMPLATES = [
     pytest.param(template, id=f"{protocol}:{template.key}")
     for protocol, templates in protocol_templates().items()
@@ -250,32 +71,223 @@ TEMPLATES = [
 ]
 
 
+def at(parameters: dict, path: str) -> object:
+    node: object = parameters
+    for part in path.split("."):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
 def spec_of(template) -> dict:
-    return next(
-        spec
-        for spec in SPECS[template.protocol]
-        if spec.get("key") == template.key
-        or (
-            spec.get("ref")
-            and "key" not in spec
-            and reference(spec["ref"]).get("id") == template.key
-        )
-    )
+    return next(spec for spec in SPECS[template.protocol] if spec["key"] == template.key)
+
+
+def as_limit(source: str) -> dict:
+    """What clinical.yaml states at `source`: a limit {op, value, unit} as written, a bound
+    with the operator it implies and its entry's unit, or a bare value."""
+    node = reference(source)
+    if isinstance(node, dict) and "inclusive" in node:
+        parent, _, side = source.rpartition(".")
+        return {
+            "op": BOUND_OPS[side, node["inclusive"]],
+            "value": node["value"],
+            "unit": reference(parent).get("unit"),
+        }
+    return node if isinstance(node, dict) else {"value": node}
+
+
+def number_in_days(limit: dict) -> float:
+    return round(limit["value"] * DAYS_PER_MONTH) if limit.get("unit") == "mo" else limit["value"]
+
+
+def as_data(templates) -> dict:
+    return {p: [dataclasses.asdict(t) for t in ts] for p, ts in templates.items()}
+
+
+# --- Every default equals its reference entry ------------------------------------------------
 
 
 def test_there_is_a_protocol_for_each_condition_we_enrol_patients_for():
     assert set(protocol_templates()) == set(ProtocolCode.values)
 
 
-def test_every_template_has_an_expectation_here_and_every_expectation_a_template():
-    keys = {template.key for templates in protocol_templates().values() for template in templates}
+@pytest.mark.parametrize(("protocol", "spec", "path", "source"), NUMBERS)
+def test_each_default_number_equals_the_reference_entry_it_names(protocol, spec, path, source):
+    given = at(spec["parameters"], path)
+    stated = reference(source)
 
-    assert keys == set(EXPECTED_PARAMETERS)
+    if isinstance(given, dict) and "inclusive" in given:  # a CGM band's bound, as stated
+        assert given == stated
+    elif isinstance(given, dict):  # a condition or a target: operator and value
+        limit = as_limit(source)
+        assert (given["op"], given["value"]) == (limit["op"], limit["value"])
+    elif isinstance(stated, dict):  # a size: a delta, a count, a window
+        assert given == number_in_days(as_limit(source))
+    else:
+        assert given == stated
 
 
-@pytest.mark.parametrize("template", TEMPLATES)
-def test_each_templates_numbers_equal_the_reference_entry_it_names(template):
-    assert template.parameters == EXPECTED_PARAMETERS[template.key]
+@pytest.mark.parametrize(("protocol", "spec", "path", "source"), NUMBERS)
+def test_each_default_number_is_in_a_unit_its_rule_compares(protocol, spec, path, source):
+    unit = as_limit(source).get("unit")
+    canonical = metric_units()[spec["metric"]].canonical_unit if spec["metric"] != "dose" else None
+
+    assert unit is None or unit in UNITS_ANY_METRIC or unit.startswith("{") or unit == canonical
+    if isinstance(at(spec["parameters"], path), dict) and "op" in at(spec["parameters"], path):
+        # A measured value is compared in the metric's canonical unit (or as a percentage).
+        assert unit in (canonical, "%")
+
+
+@pytest.mark.parametrize(("protocol", "spec"), SPECS_BY_PROTOCOL)
+def test_every_number_of_a_referenced_default_names_its_source(protocol, spec):
+    if "reference" not in spec:
+        assert spec["status"] == "engineering_choice" and spec["note"]
+        return
+    sourced = set(spec.get("numbers", {})) | set(spec.get("engineering_choices", {}))
+
+    def numbers(node, path=""):
+        if isinstance(node, dict):
+            for name, child in node.items():
+                yield from numbers(child, f"{path}.{name}" if path else name)
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                yield from numbers(child, f"{path}.{index}" if path else str(index))
+        elif isinstance(node, int | float):
+            yield path
+
+    unsourced = [
+        path
+        for path in numbers(spec["parameters"])
+        if not any(path == name or path.startswith(f"{name}.") for name in sourced)
+    ]
+    assert unsourced == []
+
+
+def test_every_limit_in_the_reference_is_data_with_an_operator_a_value_and_a_unit():
+    def limits(node, path=""):
+        if isinstance(node, list):  # list items by id where they have one
+            node = {(c.get("id", i) if isinstance(c, dict) else i): c for i, c in enumerate(node)}
+        if not isinstance(node, dict):
+            return
+        for name, limit in node.get("limits", {}).items():
+            yield f"{path}.limits.{name}", limit
+        for name, child in node.items():
+            yield from limits(child, f"{path}.{name}" if path else str(name))
+
+    found = dict(limits(load_reference()))
+
+    assert found
+    for path, limit in found.items():
+        assert set(limit) <= {"op", "value", "unit"}, path
+        assert limit.get("op", "lt") in OPERATORS, path
+        assert isinstance(limit["value"], int | float) and limit["unit"], path
+
+
+# --- Behaviour unchanged ---------------------------------------------------------------------
+
+
+def test_the_defaults_are_exactly_the_rules_the_product_gave_patients_before():
+    # json.dumps tells 5.0 from 5: a stored rule's parameters keep their very numbers.
+    assert json.dumps(as_data(protocol_templates()), sort_keys=True) == json.dumps(
+        BEFORE, sort_keys=True
+    )
+
+
+def test_rewording_the_references_prose_changes_no_default():
+    reworded = copy.deepcopy(load_reference())
+
+    def reword(node):
+        if isinstance(node, dict):
+            for name, child in node.items():
+                if name in ("rule", "definition", "example", "formula", "note"):
+                    node[name] = "reworded"
+                else:
+                    reword(child)
+        elif isinstance(node, list):
+            for child in node:
+                reword(child)
+
+    reword(reworded)
+
+    assert as_data(build_templates(SPECS, reworded)) == as_data(protocol_templates())
+
+
+# --- A number changed in one place only stops the protocols from loading --------------------
+
+
+def changed(node: object) -> object:
+    """Another number (or operator) where `node` states one."""
+    if isinstance(node, str):
+        return FLIPPED[node]
+    if isinstance(node, dict):
+        return {**node, "value": node["value"] + 1}
+    return node + 1
+
+
+def change_at(tree: object, path: str) -> None:
+    """Change the number (or operator) at a dotted path; list items by position or id."""
+
+    def key_in(node, part):
+        if not isinstance(node, list):
+            return part
+        return (
+            int(part)
+            if part.isdigit()
+            else next(i for i, item in enumerate(node) if item.get("id") == part)
+        )
+
+    *parents, last = path.split(".")
+    for part in parents:
+        tree = tree[key_in(tree, part)]
+    key = key_in(tree, last)
+    tree[key] = changed(tree[key])
+
+
+@pytest.mark.parametrize(("protocol", "spec", "path", "source"), NUMBERS)
+def test_a_default_changed_in_protocols_yaml_alone_fails_to_load(protocol, spec, path, source):
+    spec = copy.deepcopy(spec)
+    change_at(spec["parameters"], path)
+
+    with pytest.raises(ReferenceMismatch, match=source):
+        build_template(protocol, spec)
+
+
+@pytest.mark.parametrize(("protocol", "spec", "path", "source"), NUMBERS)
+def test_a_default_changed_in_clinical_yaml_alone_fails_to_load(protocol, spec, path, source):
+    edited = copy.deepcopy(load_reference())
+    change_at(edited, source)
+
+    with pytest.raises(ReferenceMismatch, match=source):
+        build_template(protocol, spec, edited)
+
+
+def test_a_default_whose_reference_states_another_unit_fails_to_load():
+    edited = copy.deepcopy(load_reference())
+    gain = next(e for e in edited["body_weight"]["thresholds"] if e["id"] == "hf_gain_1_day")
+    gain["limits"]["gain"]["unit"] = "[lb_av]"  # 0.9 lb is not the 0.9 kg weight rules compare
+    spec = next(s for s in SPECS["heart_failure"] if s["key"] == "hf_gain_1_day")
+
+    with pytest.raises(ReferenceMismatch, match=r"\[lb_av\]"):
+        build_template("heart_failure", spec, edited)
+
+
+def test_a_number_without_a_source_fails_to_load():
+    spec = copy.deepcopy(next(s for s in SPECS["hypertension"] if s["key"] == "bp_crisis"))
+    spec["parameters"]["conditions"].append({"component": "systolic", "op": "gt", "value": 170})
+
+    with pytest.raises(ReferenceMismatch, match="without a source"):
+        build_template("hypertension", spec)
+
+
+def test_parameters_their_kind_refuses_fail_to_load():
+    spec = copy.deepcopy(next(s for s in SPECS["heart_failure"] if s["key"] == "weight_missing"))
+    spec["parameters"]["silent_hours"] = -36
+
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the kind's schema raises
+        build_template("heart_failure", spec)
+
+
+# --- The templates themselves ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
@@ -302,11 +314,22 @@ def test_a_key_shared_by_protocols_is_the_same_rule_in_each():
     assert {key: len(shapes) for key, shapes in by_key.items() if len(shapes) > 1} == {}
 
 
+def test_patients_do_not_share_a_templates_parameters():
+    first, second, *_ = [
+        template
+        for templates in protocol_templates().values()
+        for template in templates
+        if template.key == "dose_taking_rate_7_days"
+    ]
+
+    assert first.parameters == second.parameters and first.parameters is not second.parameters
+
+
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_each_template_keeps_its_reference_path_and_the_metric_of_that_section(template):
     spec = spec_of(template)
 
-    assert template.reference == spec.get("ref", "")
+    assert template.reference == spec.get("reference", "")
     if template.reference:
         assert template.metric == SECTION_METRIC[template.reference.split(".")[0]]
     else:
@@ -318,7 +341,7 @@ def test_each_templates_severity_is_its_reference_entrys_or_a_declared_engineeri
     template,
 ):
     spec = spec_of(template)
-    entry = reference(spec["ref"]) if "ref" in spec else {}
+    entry = reference(spec["reference"]) if "reference" in spec else {}
 
     if "severity" in entry:
         assert "severity" not in spec
@@ -335,18 +358,18 @@ def test_each_templates_severity_is_its_reference_entrys_or_a_declared_engineeri
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_each_template_states_its_evidence_and_every_source_it_names_exists(template):
     spec = spec_of(template)
-    if "ref" not in spec:
+    if "reference" not in spec:
         assert template.source == f"engineering_choice: {spec['note']}"
         return
     # The status and sources of the nearest entry on the path that states them.
-    parts = spec["ref"].split(".")
+    parts = spec["reference"].split(".")
     entry = next(
         candidate
         for candidate in (reference(".".join(parts[:n])) for n in range(len(parts), 0, -1))
         if isinstance(candidate, dict) and "status" in candidate
     )
     status, _, named = template.source.partition(": ")
-    named_sources = re.sub(r" \(.*\)$", "", named)
+    named_sources = named.split(" (")[0]
 
     assert status == entry["status"]
     assert named_sources.split(", ") == entry.get("sources", [""])
