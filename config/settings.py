@@ -119,7 +119,8 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------
 # Persistent connections: with Django's default CONN_MAX_AGE=0 every request pays a new
-# PostgreSQL connection (DESIGN.md measured ~75 vs ~220 readings/s).
+# PostgreSQL connection (docs/architecture.md, "Performance facts we measured": ~75 vs ~220
+# readings/s).
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {
@@ -313,7 +314,7 @@ VIGIL_STAFF_TOKEN_TTL = timedelta(hours=env_int("VIGIL_STAFF_TOKEN_HOURS", 12))
 VIGIL_APP_TOKEN_TTL = timedelta(days=env_int("VIGIL_APP_TOKEN_DAYS", 90))
 
 # Readings: clock-skew allowance for measured_at in the future (clinical.yaml
-# plausibility_summary.general_rules: "+5 min"); batch size limit from API.md.
+# plausibility_summary.general_rules: "+5 min"); batch size limit from docs/api.md.
 VIGIL_FUTURE_SKEW = timedelta(minutes=5)
 # The earliest measured_at (or dose scheduled_for) accepted: a device whose clock was reset
 # reports 1970 or 0001-01-01, which no rule window or schedule slot can hold. An engineering
@@ -325,8 +326,9 @@ VIGIL_EVALUATION_GRACE = timedelta(seconds=env_int("VIGIL_EVALUATION_GRACE_SECON
 VIGIL_SWEEP_BATCH = env_int("VIGIL_SWEEP_BATCH", 500)
 # Info alerts resolve themselves this long after their last trigger (nobody has to act).
 VIGIL_INFO_ALERT_TTL = timedelta(hours=env_int("VIGIL_INFO_ALERT_TTL_HOURS", 24))
-# Readings measured longer ago than this are stored and shown, but raise no threshold
-# alert: a backlog uploaded after days offline is history, not an emergency to page about.
+# Readings measured longer ago than this are late: only a critical finding on one raises an
+# alert, titled as late with its measured time; lesser ones are stored and shown but raise
+# nothing (docs/clinical-policies.md, "Late and out-of-order data").
 VIGIL_STALE_READING_AGE = timedelta(hours=env_int("VIGIL_STALE_READING_HOURS", 24))
 # Scheduled rules (missing data, CGM and INR summaries) are re-checked at most this often.
 VIGIL_SUMMARY_CHECK_INTERVAL = timedelta(minutes=env_int("VIGIL_SUMMARY_CHECK_MINUTES", 60))
@@ -433,14 +435,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # two retries made an upload take 12 s; a Redis that restarted is reconnected by redis-py's
 # pool without a retry (measured with kombu 5.7, redis-py 8.1). A failed publish is logged in
 # one line (config/celery.py) and the row it was about stays pending in its outbox (readings,
-# alert events, notifications, nudges), which a sweep enqueues again: DESIGN.md, the database,
-# not the broker, is the source of truth.
+# alert events, notifications, nudges), which a sweep enqueues again: the database, not the
+# broker, is the source of truth (docs/architecture.md, "The flow of one reading", step 3).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
-# A worker child killed mid-task must not lose the task (DESIGN.md, measured).
+# A worker child killed mid-task must not lose the task (docs/architecture.md, "Reliability
+# facts we measured").
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -456,7 +459,8 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes the DB connection around every task unless this is set
-# (CONN_MAX_AGE is ignored in workers): ~90 vs ~400 tasks/s measured in DESIGN.md.
+# (CONN_MAX_AGE is ignored in workers): ~90 vs ~400 tasks/s (docs/architecture.md,
+# "Performance facts we measured").
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE = {
     "enqueue-unevaluated-readings": {

@@ -1,6 +1,6 @@
 """Units, conversions and plausibility limits, read from the clinical reference.
 
-`clinical.yaml` (a copy of shared/reference/clinical.yaml shipped with the package) is the
+`clinical.yaml` (the project's copy of the clinical reference, shipped with the package) is the
 only source of the numbers used here: conversion factors, canonical units and the
 plausible ranges outside which a value is rejected as a measurement error. This module only
 knows the spellings clients use for those units and how to read the file.
@@ -28,7 +28,7 @@ REFERENCE_KEYS = {
     "temperature": "body_temperature",
 }
 
-# Spellings API.md accepts besides the UCUM codes of the reference.
+# Spellings docs/api.md accepts besides the UCUM codes of the reference.
 UNIT_ALIASES = {
     "lb": "[lb_av]",
     "°C": "Cel",
@@ -163,7 +163,7 @@ def metric_units() -> dict[str, MetricUnits]:
             metric=metric,
             canonical_unit=canonical,
             units=_units(section, canonical),
-            # API.md: glucose, weight and temperature must say their unit.
+            # docs/api.md: glucose, weight and temperature must say their unit.
             unit_required=metric in {"glucose", "weight", "temperature"},
             plausible=limits,
             components=components,

@@ -1,7 +1,8 @@
 """Reading ingestion: validate, normalise, insert a batch in one statement, enqueue on commit.
 
-Validation touches no database (DESIGN.md: per-item queries are what make the textbook
-endpoint slow); the batch is written by one `INSERT … ON CONFLICT DO NOTHING RETURNING`,
+Validation touches no database (docs/architecture.md, "Performance facts we measured":
+per-item queries are what make the textbook endpoint slow); the batch is written by one
+`INSERT … ON CONFLICT DO NOTHING RETURNING`,
 rows sorted by key so concurrent retries of overlapping batches cannot deadlock, and the
 database alone decides which request created a row.
 """

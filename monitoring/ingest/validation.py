@@ -305,7 +305,7 @@ def _validate_dose(raw: dict, reading: ValidReading, errors: _Errors, *, now: da
         errors.add("status", f"Must be one of: {', '.join(DoseStatus.values)}.")
     else:
         reading.dose_status = status
-    # API.md: a dose says which scheduled dose it answers.
+    # docs/api.md: a dose says which scheduled dose it answers.
     if raw.get("scheduled_for") is None:
         errors.add("scheduled_for", "This field is required.")
         return
