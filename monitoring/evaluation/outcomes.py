@@ -48,7 +48,7 @@ def apply_outcomes(
     }
     unresolved = _unresolved_alerts(patient) if findings or clear else []
     inhibited = _inhibited(findings, unresolved)
-    open_groups = {group for group, _, _ in unresolved}
+    open_groups = {group for group, _, _, _ in unresolved}
     raised = []
     for group, group_findings in findings.items():
         if group in inhibited and group not in open_groups:
@@ -89,8 +89,9 @@ def _goes_both_ways(rule: Rule) -> bool:
     return Conditions.from_parameters(rule.parameters).goes_both_ways
 
 
-def _unresolved_alerts(patient) -> list[tuple[str, str, datetime | None]]:
-    """(group, severity, condition_cleared_at) of the patient's unresolved alerts: one query
+def _unresolved_alerts(patient) -> list[tuple[str, str, datetime | None, datetime]]:
+    """(group, severity, condition_cleared_at, first_triggered_at) of the patient's unresolved
+    alerts: one query
     serving both inhibition and clearing. Evaluations of readings hold the patient's lock, so
     no other evaluation changes these meanwhile; the reminder sweep raises only adherence
     alerts without it (warnings and info: they inhibit nothing), and raise_alert and
@@ -98,7 +99,7 @@ def _unresolved_alerts(patient) -> list[tuple[str, str, datetime | None]]:
     lock themselves."""
     return list(
         Alert.objects.filter(patient=patient, status__in=UNRESOLVED).values_list(
-            "dedupe_key", "severity", "condition_cleared_at"
+            "dedupe_key", "severity", "condition_cleared_at", "first_triggered_at"
         )
     )
 
@@ -111,7 +112,7 @@ def _clearable(unresolved, raised: list[Raised]) -> set[str]:
     mark_condition_cleared for each (savepoint, row lock) was ~40 % of an evaluation
     (benchmarks/evaluate_profile.py).
     """
-    waiting = {group for group, _, cleared_at in unresolved if cleared_at is None}
+    waiting = {group for group, _, cleared_at, _ in unresolved if cleared_at is None}
     return waiting | {item.alert.dedupe_key for item in raised}
 
 
@@ -119,27 +120,37 @@ def _inhibited(findings, unresolved) -> set[str]:
     """The groups whose findings page nobody: a critical finding, or an unresolved critical
     alert, of a clinical problem inhibits the lesser findings of the problem's other groups,
     as Alertmanager's inhibition rules do (the critical alert has someone's attention
-    already). Another problem is never touched: an open very high glucose hides no low one."""
-    critical = {
-        (problem_key(group), group)
-        for group, group_findings in findings.items()
-        if any(finding.severity == Severity.CRITICAL for _, finding in group_findings)
-    }
-    critical |= {
-        (problem_key(group), group)
-        for group, severity, _ in unresolved
-        if severity == Severity.CRITICAL
-    }
+    already). Another problem is never touched: an open very high glucose hides no low one.
+
+    In measured order, as if every reading had arrived when it was measured: a critical
+    inhibits what was measured at or after its first finding, not what came before it. So
+    an upload of a day's readings raises what a reading-by-reading upload would have (a
+    warning measured at 18:11 was raised before the 22:12 crisis, not hidden by it), and the
+    alerts do not depend on how a phone batched them.
+    """
+    critical_since: dict[tuple[str, str], datetime] = {}
+    for group, group_findings in findings.items():
+        for _, finding in group_findings:
+            if finding.severity == Severity.CRITICAL:
+                _earliest(critical_since, (problem_key(group), group), finding.triggered_at)
+    for group, severity, _, first_triggered_at in unresolved:
+        if severity == Severity.CRITICAL:
+            _earliest(critical_since, (problem_key(group), group), first_triggered_at)
     inhibited = set()
     for group, group_findings in findings.items():
         problem = problem_key(group)
         worst = max((finding.severity for _, finding in group_findings), key=Severity.rank)
+        first_found = min(finding.triggered_at for _, finding in group_findings)
         if worst != Severity.CRITICAL and any(
-            other_problem == problem and other_group != group
-            for other_problem, other_group in critical
+            other_problem == problem and other_group != group and since <= first_found
+            for (other_problem, other_group), since in critical_since.items()
         ):
             inhibited.add(group)
     return inhibited
+
+
+def _earliest(times: dict, key, at: datetime) -> None:
+    times[key] = min(times.get(key, at), at)
 
 
 def finding_rank(finding: Finding) -> tuple[int, float, float]:
