@@ -30,6 +30,10 @@ from tests.factories import (
 from tests.monitoring.conftest import QueuedTask
 from tests.monitoring.rules.conftest import reference
 
+# The rails as conftest.py spells them out (a fixture these tests ask for by name).
+pytestmark = pytest.mark.usefixtures("_rails")
+
+
 # Monday 2 March 2026, 08:00 in Berlin (CET): a weighing or a dose is due.
 NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 DELIVER = "monitoring.tasks.deliver_nudge_task"
