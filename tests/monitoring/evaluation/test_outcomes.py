@@ -14,7 +14,7 @@ from django.conf import settings
 from alerts.lifecycle import acknowledge_alert
 from alerts.models import Alert, AlertEvent
 from alerts.notify import unrouted_alert_events
-from tests.monitoring.evaluation.test_readings import (
+from tests.monitoring.evaluation.helpers import (
     HYPER_CRITICAL,
     HYPO_1,
     HYPO_2,
