@@ -1,90 +1,49 @@
-"""The triage queue (the Alert changelist) and the alert page, through the admin's own URLs
-on real PostgreSQL: order, colour and word, filters, search, bulk actions through
-alerts.lifecycle, the page's charts, rules and timeline, team scoping, and query counts.
+"""The triage queue (the Alert changelist, alerts/admin.py and alerts/triage.py), through the
+admin's own URLs on real PostgreSQL: order, colour and word, filters, search, bulk actions
+through alerts.lifecycle, team scoping, and query counts.
 
 Most tests log in as a superuser. The scoping and permission tests use the personas'
 roles (tests/conftest.py; alerts.teams): a nurse may view and change (triage) her team's
 alerts, a coordinator only view them.
 """
 
+# Fixtures imported from the helpers module are named as the tests' parameters.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
-from alerts.lifecycle import Trigger, raise_alert
 from alerts.models import (
-    Alert,
     AlertEvent,
     AlertStatus,
     Notification,
-    NotificationAttempt,
 )
-from monitoring.patient_rules import change_rule
+from tests.alerts.triage_helpers import (  # noqa: F401
+    NOW,
+    QUEUE,
+    _messages,
+    alert_of,
+    events_of,
+    frozen,
+    hypo,
+    page_url,
+    root,
+    select,
+    shown,
+)
 from tests.factories import (
-    AlertFactory,
     MembershipFactory,
     PatientFactory,
     ReadingFactory,
     RuleFactory,
 )
-
-# Monday 9 March 2026, 12:00 in New York (EDT since Sunday), where `patient` lives.
-NOW = datetime(2026, 3, 9, 16, 0, tzinfo=UTC)
-QUEUE = "/admin/alerts/alert/"
-
-
-@pytest.fixture(autouse=True)
-def frozen(time_machine):
-    time_machine.move_to(NOW, tick=False)
-
-
-@pytest.fixture
-def root(superuser) -> Client:
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
-def page_url(alert: Alert) -> str:
-    return reverse("admin:alerts_alert_change", args=[alert.pk])
-
-
-def alert_of(patient, *, severity="warning", status=AlertStatus.OPEN, age=timedelta(hours=1), **kw):
-    """An alert raised `age` before NOW, with its own rule of `severity`."""
-    first = NOW - age
-    if "rule" not in kw:
-        kw["rule"] = RuleFactory(patient=patient, severity=severity)
-    return AlertFactory(
-        patient=patient,
-        status=status,
-        first_triggered_at=first,
-        last_triggered_at=kw.pop("last_triggered_at", first),
-        **kw,
-    )
-
-
-def shown(response) -> list[int]:
-    """The alert ids of the queue page, in the order shown."""
-    return [alert.pk for alert in response.context["cl"].result_list]
-
-
-def select(client: Client, action: str, alerts, url: str = QUEUE, **extra):
-    return client.post(url, {"action": action, "_selected_action": [a.pk for a in alerts], **extra})
-
-
-def events_of(alert: Alert) -> list[tuple]:
-    return list(
-        AlertEvent.objects.filter(alert=alert)
-        .order_by("id")
-        .values_list("kind", "actor__username", "note")
-    )
-
 
 # --- Order ----------------------------------------------------------------------------------
 
@@ -361,10 +320,6 @@ def test_bulk_acknowledge_acknowledges_the_open_alerts_through_the_lifecycle(
     ]
 
 
-def _messages(client, response) -> list[str]:
-    return [str(m) for m in client.get(response.url).context["messages"]]
-
-
 def test_bulk_assign_to_me_assigns_through_the_lifecycle(root, patient, superuser, nurse):
     # given
     open_alert = alert_of(patient)
@@ -538,296 +493,6 @@ def test_a_coordinator_sees_the_queue_but_has_no_actions_and_no_buttons(coordina
     assert posted.status_code == 403
     alert.refresh_from_db()
     assert (alert.status, events_of(alert)) == (AlertStatus.OPEN, [])
-
-
-# --- The alert page ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def hypo(patient, nurse):
-    """A critical low-glucose alert, raised through the lifecycle by the reading at 08:30
-    New York time three and a half days ago, paged to the nurse by email (sent on the
-    second attempt), with the patient's own two low-glucose rules."""
-    ReadingFactory(patient=patient, metric="glucose", value=110, unit="mg/dL",
-                   sent_value=6.1, sent_unit="mmol/L", context="fasting",
-                   measured_at=NOW - timedelta(days=20))  # fmt: skip
-    low = ReadingFactory(patient=patient, metric="glucose", value=50, unit="mg/dL",
-                         sent_value=2.8, sent_unit="mmol/L", context="fasting",
-                         measured_at=NOW - timedelta(days=3, hours=12))  # fmt: skip
-    ReadingFactory(patient=patient, metric="glucose", value=98, unit="mg/dL",
-                   measured_at=NOW - timedelta(hours=2))  # fmt: skip
-    level_1 = RuleFactory(
-        patient=patient,
-        key="hypoglycemia_level_1",
-        title="Level 1 hypoglycaemia",
-        severity="warning",
-        group="glucose_low",
-        parameters={
-            "conditions": [
-                {"component": "value", "op": "ge", "value": 54},
-                {"component": "value", "op": "lt", "value": 70},
-            ],
-            "match": "all",
-        },
-        reference="blood_glucose.thresholds.hypoglycemia_level_1",
-        source="verified: ada_soc_glycemic_targets",
-    )
-    level_2 = RuleFactory(
-        patient=patient,
-        key="hypoglycemia_level_2",
-        title="Level 2 hypoglycaemia",
-        severity="critical",
-        group="glucose_low",
-        parameters={"conditions": [{"component": "value", "op": "lt", "value": 54}]},
-        reference="blood_glucose.thresholds.hypoglycemia_level_2",
-        source="verified: ada_soc_glycemic_targets, ihsg_2017",
-    )
-    RuleFactory(patient=patient, key="weight_gain", metric="weight", title="Weight gain")
-    raised = raise_alert(
-        patient=patient,
-        trigger=Trigger(
-            rule=level_2,
-            severity="critical",
-            title="Level 2 hypoglycaemia",
-            detail="50 mg/dL at 2026-03-05 23:00 EST; rule: < 54 mg/dL",
-            first_at=low.measured_at,
-            last_at=low.measured_at,
-            values={"observed": "50 mg/dL"},
-            reading_ids=[low.pk],
-        ),
-        now=low.measured_at + timedelta(minutes=1),
-    )
-    notification = Notification.objects.create(
-        alert=raised.alert,
-        event=raised.event,
-        channel="email",
-        recipient=nurse,
-        target="nurse@clinic.test",
-        status="sent",
-        attempts=2,
-    )
-    NotificationAttempt.objects.create(
-        notification=notification, number=1, at=low.measured_at + timedelta(minutes=1),
-        outcome="transient_failure", error="421 try again later", duration_ms=35,
-    )  # fmt: skip
-    NotificationAttempt.objects.create(
-        notification=notification, number=2, at=low.measured_at + timedelta(minutes=3),
-        outcome="sent", duration_ms=41,
-    )  # fmt: skip
-    raised.alert.level_1 = level_1
-    raised.alert.low = low
-    return raised.alert
-
-
-def _svgs(html: str) -> list[str]:
-    return re.findall(r'<svg [^>]*class="vigil-chart".*?</svg>', html, flags=re.S)
-
-
-def test_the_alert_page_charts_14_and_30_days_with_the_patients_bands_and_the_trigger_marked(
-    root, hypo
-):
-    html = root.get(page_url(hypo)).content.decode()
-
-    fourteen, thirty = _svgs(html)
-    assert ">Blood glucose, last 14 days</title>" in fourteen
-    assert ">Blood glucose, last 30 days</title>" in thirty
-    for svg in (fourteen, thirty):
-        # The patient's own thresholds, as bands coloured by severity…
-        assert len(re.findall(r'<rect class="band band-critical"', svg)) == 1
-        assert len(re.findall(r'<rect class="band band-warning"', svg)) == 1
-        assert "Critical: Level 2 hypoglycaemia (&lt; 54 mg/dL)" in svg
-        assert "Warning: Level 1 hypoglycaemia (≥ 54 mg/dL and &lt; 70 mg/dL)" in svg
-        # …the unit and the patient's time zone…
-        assert '<text class="unit"' in svg and ">mg/dL</text>" in svg
-        assert "America/New_York (EST/EDT)" in svg
-        assert "<script" not in svg
-    # …and the triggering reading marked where it was measured: 3.5 days before the end
-    # of a 14-day (648 units wide) and a 30-day axis that start at x=56.
-    assert re.findall(r'<line class="mark" x1="([\d.]+)"', fourteen) == ["542.0"]
-    assert re.findall(r'<line class="mark" x1="([\d.]+)"', thirty) == ["628.4"]
-    # The 20-day-old reading is on the 30-day chart only.
-    assert fourteen.count('<circle class="point"') == 2
-    assert thirty.count('<circle class="point"') == 3
-
-
-def test_the_alert_page_lists_the_rules_in_force_with_their_source(root, hypo):
-    response = root.get(page_url(hypo))
-
-    rows = response.context["rules"]
-    assert [(r.rule.key, r.parameters, r.source, r.fired) for r in rows] == [
-        (
-            "hypoglycemia_level_2",
-            "< 54 mg/dL",
-            "Added by a clinician · blood_glucose.thresholds.hypoglycemia_level_2 · "
-            "verified: ada_soc_glycemic_targets, ihsg_2017",
-            "Fired this alert at version 1",
-        ),
-        (
-            "hypoglycemia_level_1",
-            "≥ 54 mg/dL and < 70 mg/dL",
-            "Added by a clinician · blood_glucose.thresholds.hypoglycemia_level_1 · "
-            "verified: ada_soc_glycemic_targets",
-            "",
-        ),
-    ]
-    html = response.content.decode()
-    assert "hypoglycemia_level_2 · Threshold" in html
-    assert "weight_gain" not in html  # another metric's rule
-
-
-def test_the_alert_page_says_when_the_rule_changed_since_it_fired(root, hypo, physician):
-    # given: a physician tailors the rule that fired
-    change_rule(
-        rule=hypo.rule,
-        user=physician,
-        parameters={"conditions": [{"component": "value", "op": "lt", "value": 50}]},
-        note="Tolerates lower values.",
-    )
-
-    # when
-    rows = root.get(page_url(hypo)).context["rules"]
-
-    # then
-    assert (rows[0].rule.key, rows[0].parameters, rows[0].rule.version, rows[0].fired) == (
-        "hypoglycemia_level_2",
-        "< 50 mg/dL",
-        2,
-        "Fired this alert at version 1 (< 54 mg/dL); now version 2",
-    )
-
-
-def test_the_alert_page_lists_recent_readings_in_local_time_with_unit_and_as_sent(root, hypo):
-    response = root.get(page_url(hypo))
-
-    rows = response.context["readings"]
-    assert [(r.at, r.value, r.sent, r.context, r.triggering) for r in rows] == [
-        ("09 Mar 2026 10:00 EDT", "98 mg/dL", "98 mg/dL", "", False),
-        ("05 Mar 2026 23:00 EST", "50 mg/dL", "2.8 mmol/L", "Fasting", True),
-        ("17 Feb 2026 11:00 EST", "110 mg/dL", "6.1 mmol/L", "Fasting", False),
-    ]
-    assert "Triggered this alert" in response.content.decode()
-
-
-def test_the_alert_page_timeline_merges_events_and_notifications_with_their_attempts(
-    root, hypo, superuser
-):
-    # given: acknowledged later, with a note
-    root.post(
-        reverse("admin:alerts_alert_acknowledge", args=[hypo.pk]), {"note": "Calling her now."}
-    )
-
-    # when
-    response = root.get(page_url(hypo))
-
-    # then
-    timeline = response.context["timeline"]
-    assert [(e.label, e.at, e.actor, e.note, e.details) for e in timeline] == [
-        ("Raised", "05 Mar 2026 23:01 EST", "Vigil", "", ["Critical", "rule version 1"]),
-        ("Acknowledged", "09 Mar 2026 12:00 EDT", "root", "Calling her now.", []),
-    ]
-    (notification,) = timeline[0].notifications
-    assert (notification.channel, notification.to, notification.status_label) == (
-        "Email",
-        "nurse (nurse@clinic.test)",
-        "Sent",
-    )
-    assert [(a.number, a.at, a.outcome_label, a.detail) for a in notification.attempts] == [
-        (1, "05 Mar 2026 23:01 EST", "Failed, will retry", "35 ms · 421 try again later"),
-        (2, "05 Mar 2026 23:03 EST", "Sent", "41 ms"),
-    ]
-    html = response.content.decode()
-    assert '<span class="vigil-outcome-transient_failure">Failed, will retry</span>' in html
-    assert '<div class="vigil-note">Calling her now.</div>' in html
-
-
-def test_a_dose_alert_page_lists_the_doses_instead_of_a_chart(root, patient):
-    # given: an adherence alert and the doses behind it
-    parameters = {"mode": "consecutive_missed", "count": 2, "medications": []}
-    rule = RuleFactory(
-        patient=patient,
-        kind="adherence",
-        metric="dose",
-        title="Missed doses",
-        parameters=parameters,
-    )
-    alert = alert_of(patient, rule=rule, values={"medication": "warfarin-5mg", "missed": 2})
-    ReadingFactory(patient=patient, metric="dose", value=None, unit="", medication="warfarin-5mg",
-                   dose_status="skipped", measured_at=NOW - timedelta(hours=3))  # fmt: skip
-
-    # when
-    response = root.get(page_url(alert))
-
-    # then
-    assert response.status_code == 200
-    assert response.context["charts"] == []
-    assert _svgs(response.content.decode()) == []
-    assert [(r.at, r.value) for r in response.context["readings"]] == [
-        ("09 Mar 2026 09:00 EDT", "warfarin-5mg skipped")
-    ]
-    assert response.context["values"] == [("medication", "warfarin-5mg"), ("missed", 2)]
-
-
-def test_the_alert_page_is_read_only(root, hypo):
-    # when: a POST to the change form itself
-    response = root.post(page_url(hypo), {"title": "renamed", "status": "resolved"})
-
-    # then
-    assert response.status_code == 403
-    hypo.refresh_from_db()
-    assert (hypo.title, hypo.status) == ("Level 2 hypoglycaemia", AlertStatus.OPEN)
-
-
-def test_the_acknowledge_button_acknowledges_with_the_note(root, hypo, superuser):
-    response = root.post(
-        reverse("admin:alerts_alert_acknowledge", args=[hypo.pk]), {"note": "On it."}
-    )
-
-    assert response.status_code == 302
-    assert response.url == page_url(hypo)
-    hypo.refresh_from_db()
-    assert (hypo.status, hypo.acknowledged_by, hypo.assignee) == (
-        AlertStatus.ACKNOWLEDGED,
-        superuser,
-        superuser,
-    )
-    assert events_of(hypo)[1:] == [("acknowledged", "root", "On it.")]
-    assert _messages(root, response) == ["Alert acknowledged."]
-
-
-def test_the_resolve_button_needs_a_note(root, hypo):
-    # when
-    response = root.post(reverse("admin:alerts_alert_resolve", args=[hypo.pk]), {"note": ""})
-
-    # then
-    assert response.status_code == 302
-    hypo.refresh_from_db()
-    assert (hypo.status, events_of(hypo)[1:]) == (AlertStatus.OPEN, [])
-    assert _messages(root, response) == ["Write a note to resolve the alert."]
-
-
-def test_the_resolve_button_resolves_with_the_note(root, hypo, superuser):
-    response = root.post(
-        reverse("admin:alerts_alert_resolve", args=[hypo.pk]), {"note": "Treated with juice."}
-    )
-
-    hypo.refresh_from_db()
-    assert (hypo.status, hypo.resolved_by, hypo.resolved_at) == (
-        AlertStatus.RESOLVED,
-        superuser,
-        NOW,
-    )
-    assert events_of(hypo)[1:] == [("resolved", "root", "Treated with juice.")]
-    assert _messages(root, response) == ["Alert resolved."]
-    # A resolved alert's page offers no buttons.
-    assert 'value="Resolve"' not in root.get(page_url(hypo)).content.decode()
-
-
-def test_the_buttons_answer_only_post(root, hypo):
-    response = root.get(reverse("admin:alerts_alert_resolve", args=[hypo.pk]))
-
-    assert response.status_code == 405
-    hypo.refresh_from_db()
-    assert hypo.status == AlertStatus.OPEN
 
 
 # --- Query counts -----------------------------------------------------------------------------

@@ -1,9 +1,13 @@
-"""alerts/lifecycle.py: raise, re-trigger, clear, acknowledge, resolve, escalate, expire.
+"""alerts/lifecycle.py: raise, re-trigger, clear, acknowledge, resolve, expire; the only
+writer of alerts.
 
 At most one unresolved alert per patient and dedupe key (the rule group); a new trigger adds
 occurrences and raises the severity if worse, never lowers it; only a person resolves a
 warning or critical alert; info alerts expire. Every transition writes an AlertEvent.
 """
+
+# Fixtures imported from the helpers module are named as the tests' parameters.
+# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -17,106 +21,32 @@ from django.db import IntegrityError, connection, transaction
 
 from alerts.lifecycle import (
     InvalidTransition,
-    Trigger,
     acknowledge_alert,
-    escalate_alert,
     expire_info_alerts,
     mark_condition_cleared,
-    mark_events_routed,
     raise_alert,
     resolve_alert,
 )
-from alerts.models import Alert, AlertEvent, Silence
-from alerts.tasks import route_alert_event_task
-from monitoring.evaluation import evaluate_pending_readings
+from alerts.models import Alert, AlertEvent
+from tests.alerts.lifecycle_helpers import (  # noqa: F401
+    LOW_GLUCOSE,
+    MINUTE,
+    NOW,
+    VERY_LOW_GLUCOSE,
+    critical_rule,
+    events,
+    info_rule,
+    rule,
+    state,
+    trigger,
+)
 from tests.factories import (
     AlertFactory,
-    MembershipFactory,
     PatientFactory,
-    ReadingFactory,
     RuleFactory,
-    UserFactory,
 )
-from tests.monitoring.conftest import QueuedTask
 
 pytestmark = pytest.mark.django_db
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-MINUTE = timedelta(minutes=1)
-LOW_GLUCOSE = {"conditions": [{"component": "value", "op": "lt", "value": 70}], "match": "any"}
-VERY_LOW_GLUCOSE = {"conditions": [{"component": "value", "op": "lt", "value": 54}], "match": "any"}
-
-
-@pytest.fixture
-def rule(patient):
-    """Level 1 hypoglycaemia: a warning in the glucose_low group."""
-    return RuleFactory(
-        patient=patient,
-        key="hypoglycemia_level_1",
-        group="glucose_low",
-        severity="warning",
-        title="Level 1 hypoglycaemia",
-        parameters=LOW_GLUCOSE,
-    )
-
-
-@pytest.fixture
-def critical_rule(patient):
-    """Level 2 hypoglycaemia: critical, in the same group, so it feeds the same alert."""
-    return RuleFactory(
-        patient=patient,
-        key="hypoglycemia_level_2",
-        group="glucose_low",
-        severity="critical",
-        title="Level 2 hypoglycaemia",
-        parameters=VERY_LOW_GLUCOSE,
-    )
-
-
-@pytest.fixture
-def info_rule(patient):
-    return RuleFactory(
-        patient=patient,
-        key="glucose_cv",
-        group="cgm_variability",
-        kind="cgm_summary",
-        severity="info",
-        title="CGM glucose variability above target",
-    )
-
-
-def trigger(rule, *, at=NOW, severity=None, occurrences=1, reading_ids=(101,)) -> Trigger:
-    return Trigger(
-        rule=rule,
-        severity=severity or rule.severity,
-        title=rule.title,
-        detail=f"{rule.title} at {at:%H:%M}",
-        first_at=at,
-        last_at=at,
-        occurrences=occurrences,
-        values={"observed": "62 mg/dL"},
-        reading_ids=list(reading_ids),
-    )
-
-
-def events(alert) -> list[tuple]:
-    return [
-        (e.kind, e.actor.username if e.actor else None, e.at, e.note, e.data)
-        for e in AlertEvent.objects.filter(alert=alert).order_by("at", "id")
-    ]
-
-
-def state(alert) -> dict:
-    """The columns a transition may change, fresh from the database."""
-    alert = Alert.objects.get(pk=alert.pk)
-    return {
-        name: getattr(alert, name)
-        for name in (
-            "status", "severity", "occurrences", "last_triggered_at", "condition_cleared_at",
-            "next_escalation_at", "expires_at", "acknowledged_by_id", "resolved_by_id",
-            "assignee_id",
-        )
-    }  # fmt: skip
 
 
 # --- Raise and re-trigger -----------------------------------------------------------------
@@ -554,105 +484,6 @@ def test_a_resolved_alert_can_be_neither_acknowledged_nor_resolved_again(
     assert [kind for kind, *_ in events(alert)] == ["raised", "resolved"]
 
 
-# --- Escalate ----------------------------------------------------------------------------
-# The policy, swept over time, is tested with alerts/escalation.py; here the one step each
-# overdue alert takes, with the exact row and event it writes.
-
-
-def locked(alert: Alert) -> Alert:
-    """The alert as the escalation sweep holds it (row-locked, with its team)."""
-    return Alert.objects.select_for_update().select_related("patient__care_team").get(pk=alert.pk)
-
-
-def escalation_of(alert: Alert) -> tuple:
-    alert = Alert.objects.get(pk=alert.pk)
-    return alert.status, alert.escalation_level, alert.repeats, alert.next_escalation_at
-
-
-def test_escalating_moves_the_alert_to_the_next_level_with_a_fresh_deadline(
-    patient, critical_rule, nurse, physician
-):
-    # given: a critical alert raised at NOW, overdue 15 minutes later
-    alert = raise_alert(patient=patient, trigger=trigger(critical_rule), now=NOW).alert
-    assert escalation_of(alert) == ("open", 1, 0, NOW + 15 * MINUTE)
-    at = NOW + 15 * MINUTE
-
-    # when
-    with transaction.atomic():
-        event = escalate_alert(alert=locked(alert), now=at)
-
-    # then: level 2 (the physician), the critical delay again from now, one event
-    assert escalation_of(alert) == ("open", 2, 0, at + 15 * MINUTE)
-    assert (event.alert_id, event.kind, event.at, event.actor, event.note, event.data) == (
-        alert.pk,
-        "escalated",
-        at,
-        None,
-        "",
-        {"level": 2, "repeat": 0},
-    )
-    assert event.routed_at is None
-    assert [kind for kind, *_ in events(alert)] == ["raised", "escalated"]
-
-
-def test_escalating_skips_a_level_nobody_holds(patient, critical_rule, nurse, team):
-    # given: on call at levels 1 and 3 only
-    MembershipFactory(team=team, user=UserFactory(username="cardiologist"), escalation_level=3)
-    alert = raise_alert(patient=patient, trigger=trigger(critical_rule), now=NOW).alert
-
-    with transaction.atomic():
-        event = escalate_alert(alert=locked(alert), now=NOW + 15 * MINUTE)
-
-    assert (event.kind, event.data) == ("escalated", {"level": 3, "repeat": 0})
-    assert escalation_of(alert) == ("open", 3, 0, NOW + 30 * MINUTE)
-
-
-def test_at_the_top_level_escalating_repeats_the_page_then_stops(
-    patient, rule, nurse, physician, team
-):
-    # given: a warning alert already at the top level (2); the team repeats every 60 minutes,
-    # at most 3 times
-    alert = raise_alert(patient=patient, trigger=trigger(rule), now=NOW).alert
-    Alert.objects.filter(pk=alert.pk).update(escalation_level=2)
-    assert (team.repeat_minutes, team.max_repeats) == (60, 3)
-
-    # when: four overdue deadlines in turn
-    steps = []
-    for hour in range(1, 5):
-        at = NOW + timedelta(hours=4 + hour)
-        with transaction.atomic():
-            event = escalate_alert(alert=locked(alert), now=at)
-        steps.append((event and (event.kind, event.at, event.data), escalation_of(alert)))
-
-    # then: three repeats, each with the next deadline an hour on; the fourth writes no event
-    # and leaves no deadline (the alert stays open at the top of the queue)
-    start = NOW + timedelta(hours=4)
-    assert steps == [
-        (
-            ("repeated", start + timedelta(hours=n), {"level": 2, "repeat": n}),
-            ("open", 2, n, start + timedelta(hours=n + 1)),
-        )
-        for n in (1, 2, 3)
-    ] + [(None, ("open", 2, 3, None))]
-    assert [kind for kind, *_ in events(alert)] == ["raised", "repeated", "repeated", "repeated"]
-
-
-def test_marking_events_routed_claims_each_once(patient, rule):
-    first = raise_alert(patient=patient, trigger=trigger(rule), now=NOW).event
-    second = raise_alert(
-        patient=patient, trigger=trigger(rule, severity="critical", at=NOW + MINUTE), now=NOW
-    ).event
-
-    assert mark_events_routed(event_ids=[first.pk], now=NOW) == 1
-    assert mark_events_routed(event_ids=[first.pk, second.pk], now=NOW + MINUTE) == 1
-    assert mark_events_routed(event_ids=[first.pk, second.pk], now=NOW + 2 * MINUTE) == 0
-    assert mark_events_routed(event_ids=[], now=NOW) == 0
-    assert dict(AlertEvent.objects.values_list("pk", "routed_at")) == {
-        first.pk: NOW,
-        second.pk: NOW + MINUTE,
-    }
-
-
 # --- The only writer ----------------------------------------------------------------------
 
 WRITES = {"save", "create", "bulk_create", "update", "bulk_update", "delete", "get_or_create"}
@@ -747,83 +578,3 @@ def test_an_info_alert_that_turns_into_a_warning_no_longer_expires(patient, info
     assert (alert.severity, alert.expires_at) == ("warning", None)
     assert alert.next_escalation_at == NOW + timedelta(minutes=240)
     assert expire_info_alerts(now=NOW + timedelta(days=30)) == 0
-
-
-# --- Through evaluation: readings become alerts -------------------------------------------
-
-
-def low_glucose(patient, value: float, at: datetime):
-    return ReadingFactory(
-        patient=patient,
-        metric="glucose",
-        value=value,
-        unit="mg/dL",
-        measured_at=at,
-        received_at=at,
-    )
-
-
-def route_task(alert, kind: str) -> QueuedTask:
-    event = AlertEvent.objects.get(alert=alert, kind=kind)
-    return QueuedTask(name=route_alert_event_task.name, args=[event.pk], kwargs={})
-
-
-def test_low_readings_make_one_alert_counting_each_and_page_once(
-    patient, rule, notifications_queue, django_capture_on_commit_callbacks
-):
-    # given: two low readings, then a third in a later upload
-    low_glucose(patient, 62, NOW - 20 * MINUTE)
-    low_glucose(patient, 65, NOW - 10 * MINUTE)
-    low_glucose(patient, 110, NOW - 15 * MINUTE)  # in range: not an occurrence
-
-    # when
-    with django_capture_on_commit_callbacks(execute=True):
-        evaluate_pending_readings(patient_id=patient.pk, now=NOW)
-    low_glucose(patient, 60, NOW + 5 * MINUTE)
-    with django_capture_on_commit_callbacks(execute=True):
-        evaluate_pending_readings(patient_id=patient.pk, now=NOW + 6 * MINUTE)
-
-    # then
-    alert = Alert.objects.get()
-    assert (alert.dedupe_key, alert.severity, alert.status) == ("glucose_low", "warning", "open")
-    assert alert.occurrences == 3
-    assert (alert.first_triggered_at, alert.last_triggered_at) == (
-        NOW - 20 * MINUTE,
-        NOW + 5 * MINUTE,
-    )
-    assert notifications_queue.tasks() == [route_task(alert, "raised")]
-
-
-def test_evaluating_the_same_readings_again_counts_nothing_twice(
-    patient, rule, notifications_queue, django_capture_on_commit_callbacks
-):
-    low_glucose(patient, 62, NOW - 20 * MINUTE)
-    evaluate_pending_readings(patient_id=patient.pk, now=NOW)
-
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        assert evaluate_pending_readings(patient_id=patient.pk, now=NOW + MINUTE) == 0
-
-    assert Alert.objects.get().occurrences == 1
-    assert callbacks == []
-    assert len(notifications_queue) == 0
-
-
-def test_a_silenced_patient_still_gets_the_alert_recorded_but_nobody_is_paged(
-    patient, rule, nurse, notifications_queue, django_capture_on_commit_callbacks
-):
-    Silence.objects.create(
-        patient=patient,
-        starts_at=NOW - timedelta(hours=1),
-        ends_at=NOW + timedelta(hours=1),
-        author=nurse,
-        reason="Sensor warm-up after insertion",
-    )
-    low_glucose(patient, 62, NOW - 20 * MINUTE)
-
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        evaluate_pending_readings(patient_id=patient.pk, now=NOW)
-
-    alert = Alert.objects.get()
-    assert (alert.status, alert.occurrences) == ("open", 1)
-    assert callbacks == []
-    assert len(notifications_queue) == 0

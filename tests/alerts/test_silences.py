@@ -20,7 +20,7 @@ from alerts.silences import active_silences, covered, is_silenced
 from monitoring.models import Rule, Slot
 from monitoring.nudges import run_reminder_sweep
 from tests.factories import MeasurementScheduleFactory, PatientFactory, RuleFactory, SlotFactory
-from tests.monitoring.test_rule_evaluation import HYPO_2, NOW, enrolled, evaluate, glucose, post
+from tests.monitoring.evaluation.helpers import HYPO_2, NOW, enrolled, evaluate, glucose, post
 
 pytestmark = pytest.mark.django_db
 

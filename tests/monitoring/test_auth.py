@@ -15,7 +15,6 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client, RequestFactory
-from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from monitoring.auth import (
@@ -29,39 +28,17 @@ from monitoring.auth import (
 from monitoring.models import Device, PatientAppToken, Reading, StaffToken
 from tests.conftest import client_with
 from tests.factories import UserFactory
-
-LOGIN_URL = "/api/v1/auth/token"
-PASSWORD = "correct horse battery staple"  # UserFactory's password
-NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-BAD_LOGIN = {
-    "detail": "Invalid input.",
-    "errors": {"non_field_errors": ["Invalid username or password, or not a staff account."]},
-}
-INVALID_TOKEN = {"detail": "Invalid, expired or revoked token."}
-WWW_AUTHENTICATE = 'Bearer realm="api"'
-
-
-def login(client, username, password=PASSWORD, **extra):
-    return client.post(
-        LOGIN_URL, {"username": username, "password": password}, format="json", **extra
-    )
-
-
-def reading(reading_id: str = "7b0d5f8e-3c2a-4f61-9d0b-2a4e6c8f1b3d") -> dict:
-    return {
-        "id": reading_id,
-        "type": "weight",
-        "value": 81.5,
-        "unit": "kg",
-        "measured_at": "2026-03-01T07:00:00+01:00",
-    }
-
-
-def assert_refused(response, body=INVALID_TOKEN):
-    assert response.status_code == 401
-    assert response.json() == body
-    assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
-
+from tests.monitoring.auth_helpers import (
+    BAD_LOGIN,
+    INVALID_TOKEN,
+    LOGIN_URL,
+    NOW,
+    PASSWORD,
+    assert_refused,
+    code_of,
+    login,
+    reading,
+)
 
 # --- Staff login: unhappy paths -----------------------------------------------------------
 
@@ -636,86 +613,3 @@ def test_a_token_of_a_deactivated_user_stays_revoked_when_the_user_is_reactivate
 
     assert_refused(client_with(token).get("/api/v1/patients"))
     assert StaffToken.objects.get().revoked_at is not None
-
-
-# --- Second factor on the API login -----------------------------------------------------------
-
-
-def authenticator(user) -> TOTPDevice:
-    return TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-
-
-def code_of(device: TOTPDevice) -> str:
-    """The code the authenticator app shows now, computed by django-otp's own TOTP."""
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    return f"{totp.token():0{device.digits}d}"
-
-
-def test_a_user_with_an_authenticator_needs_its_code_for_a_staff_token(nurse, anonymous_client):
-    device = authenticator(nurse)
-
-    without = login(anonymous_client, "nurse")
-    right = anonymous_client.post(
-        LOGIN_URL,
-        {"username": "nurse", "password": PASSWORD, "otp_token": code_of(device)},
-        format="json",
-    )
-
-    assert (without.status_code, without.json()["errors"]) == (
-        400,
-        {"otp_token": ["The authenticator code is required."]},
-    )
-    assert right.status_code == 201
-    assert StaffToken.objects.filter(user=nurse).count() == 1
-
-
-def test_a_wrong_authenticator_code_gets_no_staff_token(nurse, anonymous_client):
-    authenticator(nurse)
-
-    response = anonymous_client.post(
-        LOGIN_URL,
-        {"username": "nurse", "password": PASSWORD, "otp_token": "000000"},
-        format="json",
-    )
-
-    assert (response.status_code, response.json()["errors"]) == (
-        400,
-        {"otp_token": ["The authenticator code is wrong or was used."]},
-    )
-    assert StaffToken.objects.count() == 0
-
-
-def test_when_two_factor_is_required_a_user_without_an_authenticator_gets_no_token(
-    settings, nurse, anonymous_client
-):
-    settings.VIGIL_REQUIRE_2FA = True
-
-    response = login(anonymous_client, "nurse")
-
-    assert response.status_code == 400
-    assert list(response.json()["errors"]) == ["otp_token"]
-    assert StaffToken.objects.count() == 0
-
-
-def test_without_an_authenticator_or_the_requirement_the_password_is_enough(
-    nurse, anonymous_client
-):
-    assert login(anonymous_client, "nurse").status_code == 201
-
-
-def test_the_owners_login_does_not_wipe_guesses_spread_over_other_addresses(
-    nurse, anonymous_client, settings
-):
-    # given: guesses at the nurse's account from three addresses, one short of the limit
-    settings.VIGIL_LOGIN_FAILURES_PER_USERNAME = 4
-    for n in range(3):
-        login(anonymous_client, "nurse", "guess", REMOTE_ADDR=f"198.51.100.{n}")
-
-    # when: the nurse logs in from her desk, then the guessing goes on
-    assert login(anonymous_client, "nurse", REMOTE_ADDR="192.0.2.5").status_code == 201
-    fourth = login(anonymous_client, "nurse", "guess", REMOTE_ADDR="198.51.100.9")
-    fifth = login(anonymous_client, "nurse", PASSWORD, REMOTE_ADDR="198.51.100.10")
-
-    # then
-    assert fourth.status_code == 400
-    assert fifth.status_code == 429

@@ -119,7 +119,7 @@ PATIENT_ENDPOINTS = [
     ("get", "/api/v1/me"),
     ("get", "/api/v1/readings"),
     ("post", "/api/v1/readings"),
-    # Nudges and push tokens: staff and device refusals in test_nudges_api.py.
+    # Nudges and push tokens: staff and device refusals in views/test_nudges.py.
     ("get", "/api/v1/nudges"),
     ("post", "/api/v1/nudges/{id}/opened"),
     ("post", "/api/v1/push-tokens"),

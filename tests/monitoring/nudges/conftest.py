@@ -12,9 +12,11 @@ from tests.factories import NudgeVariantFactory
 from tests.monitoring.conftest import BrokerQueue
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _rails(settings):
     # The defaults spelled out, so a changed default does not silently change these tests.
+    # Not autouse: the tests of delivery and of the sweeps (test_delivery.py, test_sweeps.py)
+    # run on the configured settings; the others ask for it in their `pytestmark`.
     settings.VIGIL_NUDGE_WARMUP_DECISIONS = 5
     settings.VIGIL_NUDGE_MIN_PROBABILITY = 0.1
     settings.VIGIL_NUDGE_MAX_PROBABILITY = 0.8

@@ -14,6 +14,10 @@ from monitoring.nudges.availability import (
     unavailable_reason,
 )
 
+# The rails as conftest.py spells them out (a fixture these tests ask for by name).
+pytestmark = pytest.mark.usefixtures("_rails")
+
+
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 NIGHT = {"quiet_start": time(22, 0), "quiet_end": time(7, 0)}

@@ -13,6 +13,10 @@ from monitoring.nudges.policy import (
     population_prior,
 )
 
+# The rails as conftest.py spells them out (a fixture these tests ask for by name).
+pytestmark = pytest.mark.usefixtures("_rails")
+
+
 RAILS = {"warmup": 5, "min_probability": 0.1, "max_probability": 0.8}
 KEYS = ["benefit", "care_team", "plain"]
 

@@ -8,6 +8,7 @@ known (the simulation of benchmarks/nudges.py, which this also keeps working). N
 import math
 import random
 
+import pytest
 from django.conf import settings
 
 from benchmarks.nudges import (
@@ -18,6 +19,10 @@ from benchmarks.nudges import (
     load_product,
     simulate,
 )
+
+# The rails as conftest.py spells them out (a fixture these tests ask for by name).
+pytestmark = pytest.mark.usefixtures("_rails")
+
 
 WEEKS = 8
 

@@ -50,7 +50,7 @@ def evaluate(key, doses, new=1, **rule_overrides):
 
 # --- consecutive missed doses ---------------------------------------------------------------
 # Evaluated when a slot closes (Kind.evaluate_slot; the whole path in
-# tests/monitoring/nudges/test_nudges.py): the parameters, what watching means, the run.
+# tests/monitoring/nudges/test_escalation.py): the parameters, what watching means, the run.
 
 
 def test_the_default_counts_as_many_missed_doses_in_a_row_as_the_reference_says():

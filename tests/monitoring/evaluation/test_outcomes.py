@@ -14,8 +14,7 @@ from django.conf import settings
 from alerts.lifecycle import acknowledge_alert
 from alerts.models import Alert, AlertEvent
 from alerts.notify import unrouted_alert_events
-from tests.monitoring.rules.conftest import reference, stated_limit
-from tests.monitoring.test_rule_evaluation import (
+from tests.monitoring.evaluation.helpers import (
     HYPER_CRITICAL,
     HYPO_1,
     HYPO_2,
@@ -29,6 +28,7 @@ from tests.monitoring.test_rule_evaluation import (
     item,
     post,
 )
+from tests.monitoring.rules.conftest import reference, stated_limit
 
 BP_CRISIS = reference("blood_pressure.thresholds.bp_crisis")  # > 180 or > 120
 HYPOTENSION = reference("blood_pressure.thresholds.hypotension")  # < 90 or < 60

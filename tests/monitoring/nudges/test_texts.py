@@ -1,0 +1,84 @@
+"""Nudge variants as data (monitoring/nudges/texts.py, the variant admin). Time is frozen."""
+
+# Fixtures imported from the helpers module are named as the tests' parameters.
+# ruff: noqa: F811
+
+import importlib
+import json
+
+import pytest
+
+from monitoring.admin import NudgeVariantForm
+from monitoring.models import NudgePurpose, VariantKind
+from monitoring.nudges import placeholders_of
+from tests.monitoring.nudges.helpers import clock, patient, remind, weighing  # noqa: F401
+
+# --- Variants as data ---------------------------------------------------------------------
+
+
+# The rails as conftest.py spells them out (a fixture these tests ask for by name).
+pytestmark = pytest.mark.usefixtures("_rails")
+
+
+def test_the_default_variants_cover_every_kind_in_english_and_german():
+    migration = importlib.import_module("monitoring.migrations.0007_default_nudge_variants")
+    rows = migration.DEFAULT_VARIANTS
+
+    kinds = {(kind, language) for _, kind, _, language, _ in rows}
+    assert kinds == {(kind, language) for kind in VariantKind.values for language in ("en", "de")}
+    assert len({key for key, *_ in rows}) == len(rows)
+    for key, _, purposes, _, text in rows:
+        allowed = {"streak"} if purposes == ["streak"] else {"what", "time"}
+        assert placeholders_of(text) <= allowed, key
+        assert set(purposes) <= set(NudgePurpose.values), key
+    # every purpose has a message in both languages
+    for purpose in NudgePurpose.values:
+        for language in ("en", "de"):
+            assert any(purpose in p and lang == language for _, _, p, lang, _ in rows)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("purposes", "text", "errors"),
+    [
+        (["measurement_due"], "Reminder: {what} at {time}.", set()),
+        (["streak"], "{streak} days!", set()),
+        (["measurement_due"], "{streak} days!", {"text"}),
+        (["streak"], "Reminder: {what}.", {"text"}),
+        (["measurement_due"], "Reminder: {waht}.", {"text"}),
+        (["measurement_due"], "Reminder: {what.upper}.", {"text"}),
+        (["measurement_due"], "Reminder: {what", {"text"}),
+        (["measurement_due", "streak"], "Well done!", {"purposes"}),
+        (["measurement_later"], "Reminder.", {"purposes"}),
+        ([], "Reminder.", {"purposes"}),
+    ],
+)
+def test_the_variant_admin_accepts_only_texts_monitoring_can_fill_in(purposes, text, errors):
+    form = NudgeVariantForm(
+        data={
+            "key": "reminder-test",
+            "kind": "plain",
+            "purposes": json.dumps(purposes),
+            "language": "EN",
+            "text": text,
+            "active": True,
+        }
+    )
+
+    assert set(form.errors) == errors
+    if not errors:
+        assert form.cleaned_data["language"] == "en"
+
+
+@pytest.mark.django_db
+def test_the_nudge_and_variant_admin_pages_show(client, superuser, patient, variants):
+    nudge = remind(patient, weighing(patient))
+    client.force_login(superuser)
+
+    for url in [
+        "/admin/monitoring/nudgevariant/",
+        f"/admin/monitoring/nudgevariant/{variants['plain'].pk}/change/",
+        "/admin/monitoring/nudge/",
+        f"/admin/monitoring/nudge/{nudge.pk}/change/",
+    ]:
+        assert client.get(url).status_code == 200, url
