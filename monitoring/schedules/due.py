@@ -32,7 +32,7 @@ def _open_due_slots(model: type[Owner], now: datetime, batch: int) -> bool:
         # NO KEY UPDATE: a plain FOR UPDATE would block the foreign-key check of a slot that
         # an evaluation inserts for this schedule meanwhile (fulfil_slots), after that insert
         # took the unique entry this one then waits on: a deadlock (measured in
-        # test_reminder_sweep). Two sweeps still exclude each other.
+        # tests/monitoring/nudges/test_sweeps.py). Two sweeps still exclude each other.
         owners = list(
             model.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
             .select_related("patient")

@@ -115,7 +115,7 @@ def alerts_of(patient) -> list[tuple]:
 
 
 def error_at(line: int) -> str:
-    return f"RuntimeError at tests/monitoring/test_evaluation_failures.py:{line} in evaluate"
+    return f"RuntimeError at tests/monitoring/evaluation/test_failures.py:{line} in evaluate"
 
 
 # --- Isolation in evaluate_pending_readings -------------------------------------------------
@@ -371,7 +371,7 @@ def test_describe_error_names_the_class_and_the_line_never_the_message():
 
     line = fail.__code__.co_firstlineno + 1
     assert described == (
-        f"ValueError at tests/monitoring/test_evaluation_failures.py:{line} in fail"
+        f"ValueError at tests/monitoring/evaluation/test_failures.py:{line} in fail"
     )
 
 
@@ -386,7 +386,7 @@ def test_describe_error_names_vigils_own_line_when_a_library_raised():
 
     line = parse.__code__.co_firstlineno + 1
     assert described == (
-        f"JSONDecodeError at tests/monitoring/test_evaluation_failures.py:{line} in parse"
+        f"JSONDecodeError at tests/monitoring/evaluation/test_failures.py:{line} in parse"
     )
 
 
