@@ -91,7 +91,7 @@ class ReadingFactory(factory.django.DjangoModelFactory):
     )
 
 
-# --- Readings as a client posts them (API.md, POST /api/v1/readings ITEM) -----------------
+# --- Readings as a client posts them (docs/api.md, POST /api/v1/readings ITEM) ------------
 
 # A plausible, valid item of each type; measured before the tests' frozen clock (2026-03-01).
 READING_ITEM_DEFAULTS = {

@@ -14,7 +14,8 @@ from drf_spectacular.validation import validate_schema
 from tests import openapi_responses
 
 SCHEMA_URL = "/api/schema/"
-# The contract as merged into the repository (docs/api.md): the sections built so far.
+# The contract as merged into the repository (docs/api.md), accepted sections not yet served
+# included.
 API_MD = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 # Every operation docs/api.md promises, written the way it writes them. docs/api.md may grow,

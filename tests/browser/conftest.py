@@ -31,7 +31,7 @@ from monitoring.ingest import record_readings
 from tests.factories import ReadingItemFactory, UserFactory
 
 CHROMIUM = Path("/usr/bin/chromium")
-# DESIGN.md, "Tried on this machine": headless Chromium as root in a container.
+# docs/architecture.md, "Tried on this machine": headless Chromium as root in a container.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

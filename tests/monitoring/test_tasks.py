@@ -298,7 +298,7 @@ def test_the_evaluation_task_retries_only_database_errors_with_a_bounded_backoff
     assert (task.max_retries, task.retry_backoff, task.retry_backoff_max) == (5, True, 60)
 
 
-# --- Celery configuration (DESIGN.md, "Reliability facts we measured") --------------------
+# --- Celery configuration (docs/architecture.md, "Reliability facts we measured") ---------
 
 
 def test_a_task_is_acknowledged_only_after_it_ran_and_requeued_if_its_process_dies():

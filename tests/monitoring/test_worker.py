@@ -77,7 +77,8 @@ def test_the_worker_keeps_its_database_connection_between_tasks(
     worker, patient, other_patient, broker, evaluation_queue
 ):
     # Celery's Django fixup closes the connection around every task unless it sees
-    # CELERY_DB_REUSE_MAX in the worker's app config (DESIGN.md: ~90 vs ~400 tasks/s).
+    # CELERY_DB_REUSE_MAX in the worker's app config (docs/architecture.md, "Performance
+    # facts we measured": ~90 vs ~400 tasks/s).
     # given: a first task has run and been acknowledged
     first = ReadingFactory(patient=patient)
     evaluate_patient_readings_task.delay(patient.pk)

@@ -461,7 +461,7 @@ def test_a_dose_may_name_a_time_up_to_the_slot_lead_and_clock_skew_ahead():
 
 @pytest.mark.parametrize("scheduled_for", ["absent", None])
 def test_a_dose_without_its_scheduled_time_is_rejected(scheduled_for):
-    # API.md: medication, status and scheduled_for are required for a dose.
+    # docs/api.md: medication, status and scheduled_for are required for a dose.
     item = ReadingItemFactory(type="dose")
     if scheduled_for == "absent":
         del item["scheduled_for"]
