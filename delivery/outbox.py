@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -87,7 +88,7 @@ class Sent:
     changes: dict = field(default_factory=dict)
 
 
-class Outbox:
+class Outbox(ABC):
     """What the outbox needs to know about one table of deliveries; its owner subclasses it."""
 
     model: type[models.Model]
@@ -105,12 +106,13 @@ class Outbox:
         """Why the row must not go out any more (said on the row), or None to send it."""
         return None
 
+    @abstractmethod
     def send(self, row, *, now: datetime) -> Sent:
         """Send the row through its channel; raises DeliveryError."""
-        raise NotImplementedError
 
-    def failed(self, row, *, error: DeliveryError, now: datetime) -> None:
-        """The row has failed for good (after it was recorded): what else that means."""
+    def failed(self, row, *, error: DeliveryError, now: datetime) -> None:  # noqa: B027
+        """The row has failed for good (after it was recorded): what else that means.
+        Nothing, unless the owner says (a hook with a default, not an abstract method)."""
 
 
 def retry_delay(attempts: int) -> timedelta:
