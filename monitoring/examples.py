@@ -60,6 +60,12 @@ READING_ITEM = inline_serializer(
             ["fasting", "before_meal", "after_meal", "bedtime", "random"], required=False
         ),
         "device": serializers.CharField(required=False, help_text="The device's serial."),
+        "entry": serializers.ChoiceField(
+            ["device", "manual"],
+            required=False,
+            help_text="device: measured by a device and sent automatically; manual: typed by "
+            "a person. Default: device for a device key, manual for an app token.",
+        ),
         "medication": serializers.CharField(required=False, help_text="dose: medication id"),
         "status": serializers.ChoiceField(["taken", "skipped"], required=False),
         "scheduled_for": serializers.DateTimeField(required=False),
@@ -189,6 +195,7 @@ READINGS_LIST = [
             "measured_at": "2026-03-01T07:30:00+01:00",
             "received_at": "2026-03-01T06:31:02.120000+00:00",
             "source": "app",
+            "entry": "manual",
             "device": None,
             "value": 97.28424,
             "unit": "mg/dL",
@@ -205,6 +212,7 @@ READINGS_LIST = [
             "measured_at": "2026-03-01T07:35:00+01:00",
             "received_at": "2026-03-01T06:36:00+00:00",
             "source": "device",
+            "entry": "device",
             "device": "BP-88213",
             "systolic": 142.0,
             "diastolic": 91.0,

@@ -19,6 +19,7 @@ from monitoring.models import (
     Device,
     DeviceKind,
     DoseStatus,
+    Entry,
     GlucoseContext,
     GlucoseUnit,
     Metric,
@@ -168,8 +169,16 @@ class ReadingSerializer(serializers.Serializer):
     )
     received_at = AsWrittenDateTimeField()
     source = serializers.ChoiceField(ReadingSource.choices)
+    entry = serializers.ChoiceField(
+        Entry.choices,
+        help_text="`device`: measured by a device and sent automatically; `manual`: typed by a "
+        "person. Only device readings count as RPM transmissions.",
+    )
     device = BlankAsNullCharField(
         source="device_serial", allow_null=True, help_text="The device serial, if any."
+    )
+    trend = serializers.CharField(
+        required=False, help_text="A CGM's trend arrow as its uploader sent it (e.g. `Flat`)."
     )
     value = AsStoredNumberField(required=False, help_text="In the canonical unit.")
     systolic = AsStoredNumberField(required=False, help_text="blood_pressure")
@@ -197,7 +206,7 @@ class ReadingSerializer(serializers.Serializer):
         return {name: value for name, value in data.items() if name in shown}
 
 
-READING_COMMON = {"id", "type", "measured_at", "received_at", "source", "device"}
+READING_COMMON = {"id", "type", "measured_at", "received_at", "source", "entry", "device"}
 READING_SHAPES = {
     Metric.BLOOD_PRESSURE: {"systolic", "diastolic", "unit"},
     Metric.DOSE: {"medication", "status", "scheduled_for"},
@@ -213,6 +222,8 @@ def present(reading: Reading) -> set[str]:
         shown.add("context")
     if reading.part_of:
         shown.add("part_of")
+    if reading.trend:
+        shown.add("trend")
     return shown
 
 

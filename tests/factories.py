@@ -8,7 +8,7 @@ from django.utils import timezone
 from alerts.models import CareTeam, CareTeamMembership, CareTeamRole
 from alerts.teams import sync_role_groups
 from monitoring.ingest import ValidReading
-from monitoring.models import Patient, Reading, ReadingSource
+from monitoring.models import Entry, Patient, Reading, ReadingSource
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -78,6 +78,9 @@ class ReadingFactory(factory.django.DjangoModelFactory):
     measured_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
     received_at = factory.LazyFunction(timezone.now)
     source = ReadingSource.APP
+    entry = factory.LazyAttribute(
+        lambda o: Entry.MANUAL if o.source == ReadingSource.APP else Entry.DEVICE
+    )
     fingerprint = factory.LazyAttribute(
         lambda o: ValidReading(
             client_id=o.client_id,

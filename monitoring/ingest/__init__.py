@@ -8,9 +8,14 @@ database alone decides which request created a row.
 """
 
 from monitoring.ingest.store import (
+    APP,
     COLUMNS,
+    DEVICE_KEY,
+    FHIR,
+    NIGHTSCOUT,
     PART_OF,
     PULSE_NAMESPACE,
+    Channel,
     IngestResult,
     ItemResult,
     ItemStatus,
@@ -27,9 +32,14 @@ from monitoring.ingest.validation import (
 )
 
 __all__ = [
+    "APP",
     "COLUMNS",
+    "DEVICE_KEY",
+    "FHIR",
+    "NIGHTSCOUT",
     "PART_OF",
     "PULSE_NAMESPACE",
+    "Channel",
     "IngestResult",
     "ItemResult",
     "ItemStatus",

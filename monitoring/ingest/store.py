@@ -23,6 +23,7 @@ from config.celery import enqueue_on_commit
 from monitoring.ingest.validation import ValidReading, echo_id, validate_item
 from monitoring.models import (
     Device,
+    Entry,
     Patient,
     Reading,
     ReadingSource,
@@ -36,6 +37,22 @@ logger = logging.getLogger(__name__)
 PULSE_NAMESPACE = uuid.UUID("6f1d3c2e-8a53-4d0f-9a34-3c1f0b7e2a91")
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 MAX_INSERT_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Channel:
+    """The door a batch came in by: what its rows record as their source, the `entry` an
+    item that does not say gets, and which internal fields its own mapping may set."""
+
+    source: str
+    default_entry: str
+    internal: frozenset[str] = frozenset()
+
+
+APP = Channel(ReadingSource.APP, Entry.MANUAL)
+DEVICE_KEY = Channel(ReadingSource.DEVICE, Entry.DEVICE)
+FHIR = Channel(ReadingSource.FHIR, Entry.DEVICE)
+NIGHTSCOUT = Channel(ReadingSource.NIGHTSCOUT, Entry.DEVICE, frozenset({"trend"}))
 
 
 class ItemStatus:
@@ -244,29 +261,41 @@ def record_readings(
     patient: Patient,
     items: list[object],
     device: Device | None = None,
+    channel: Channel | None = None,
     received_at: datetime | None = None,
 ) -> IngestResult:
     """Validate and store a batch of readings for one patient.
 
+    `channel`: the interface the items came through (default: a device key's or the app's).
+    Every interface (REST, FHIR, Nightscout) stores through here: one ingest path.
     Writes: new Reading rows (one INSERT for the batch; a BP pulse adds a heart-rate row).
     Enqueues: one evaluation task for the patient, after commit, when anything was created.
     Returns a result per item, in request order.
     """
     now = received_at or timezone.now()
+    if channel is None:
+        channel = DEVICE_KEY if device is not None else APP
     results: list[ItemResult] = []
     valid: list[tuple[ItemResult, ValidReading]] = []
     first: dict[uuid.UUID, ValidReading] = {}  # the first item with each id in this batch
     for raw in items:
-        outcome = validate_item(raw, now=now)
+        outcome = validate_item(raw, now=now, internal=channel.internal)
         if isinstance(outcome, dict):
             results.append(ItemResult(echo_id(raw), ItemStatus.REJECTED, outcome))
             continue
+        outcome.entry = outcome.entry or channel.default_entry
         result = ItemResult(str(outcome.client_id), ItemStatus.CREATED)
         results.append(result)
         valid.append((result, outcome))
         first.setdefault(outcome.client_id, outcome)
 
-    created = _store(patient=patient, readings=list(first.values()), device=device, now=now)
+    created = _store(
+        patient=patient,
+        readings=list(first.values()),
+        device=device,
+        source=channel.source,
+        now=now,
+    )
     stored = _stored_fingerprints(patient, set(first) - created)
     for result, reading in valid:
         client_id = reading.client_id
@@ -282,7 +311,12 @@ def record_readings(
 
 
 def _store(
-    *, patient: Patient, readings: list[ValidReading], device: Device | None, now: datetime
+    *,
+    patient: Patient,
+    readings: list[ValidReading],
+    device: Device | None,
+    source: str,
+    now: datetime,
 ) -> set[uuid.UUID]:
     if not readings:
         return set()
@@ -291,7 +325,7 @@ def _store(
         readings,
         patient_id=patient.pk,
         received_at=now,
-        source=ReadingSource.DEVICE if device else ReadingSource.APP,
+        source=source,
         devices=devices,
         authenticated_device=device,
     )

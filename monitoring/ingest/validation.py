@@ -18,6 +18,7 @@ from django.conf import settings
 
 from monitoring.models import (
     DoseStatus,
+    Entry,
     GlucoseContext,
     Metric,
 )
@@ -32,7 +33,11 @@ RFC3339 = re.compile(
 # insert, and an offset no clock shows is a client bug either way.
 MAX_UTC_OFFSET = timedelta(hours=14)
 
-COMMON_FIELDS = {"id", "type", "measured_at", "device"}
+COMMON_FIELDS = {"id", "type", "measured_at", "device", "entry"}
+# Fields no client names in a native item, set by an interface's own mapping (Nightscout's
+# trend arrow): validate_item accepts them only when its caller passes them as `internal`.
+INTERNAL_FIELDS = frozenset({"trend"})
+ENTRIES = frozenset(Entry.values)
 FIELDS_BY_TYPE = {
     "glucose": {"value", "unit", "context"},
     "blood_pressure": {"systolic", "diastolic", "pulse", "unit"},
@@ -72,6 +77,11 @@ class ValidReading:
     dose_status: str = ""
     scheduled_for: datetime | None = None
     device_serial: str = ""
+    # How the value was entered; "" until the channel's default is applied (store._rows).
+    # Not content: neither it nor the trend is in the fingerprint, so a re-send that differs
+    # only there stays a duplicate (and readings stored before they existed still match).
+    entry: str = ""
+    trend: str = ""
     fingerprint: str = field(default="")
 
     def compute_fingerprint(self) -> str:
@@ -337,8 +347,14 @@ def echo_id(raw: object) -> str | None:
     return None
 
 
-def validate_item(raw: object, *, now: datetime) -> ValidReading | dict[str, list[str]]:
-    """A ValidReading, or the per-field errors that stop this item from being stored."""
+def validate_item(
+    raw: object, *, now: datetime, internal: frozenset[str] = frozenset()
+) -> ValidReading | dict[str, list[str]]:
+    """A ValidReading, or the per-field errors that stop this item from being stored.
+
+    `internal`: which of INTERNAL_FIELDS the caller's own mapping may set (an interface
+    adapter, never a client's raw item).
+    """
     errors = _Errors()
     if not isinstance(raw, dict):
         return {"non_field_errors": ["Each reading must be a JSON object."]}
@@ -363,7 +379,7 @@ def validate_item(raw: object, *, now: datetime) -> ValidReading | dict[str, lis
         )
         return dict(errors)
 
-    for name in sorted(set(raw) - COMMON_FIELDS - FIELDS_BY_TYPE[metric]):
+    for name in sorted(set(raw) - COMMON_FIELDS - FIELDS_BY_TYPE[metric] - internal):
         errors.add(name, f"Not a field of a {metric} reading.")
 
     measured_at = None
@@ -387,6 +403,14 @@ def validate_item(raw: object, *, now: datetime) -> ValidReading | dict[str, lis
         else 0,
     )
     reading.device_serial = _text(raw, "device", errors, max_length=120)
+    entry = raw.get("entry")
+    if entry is not None:
+        if isinstance(entry, str) and entry in ENTRIES:
+            reading.entry = entry
+        else:
+            errors.add("entry", f"Must be one of: {', '.join(Entry.values)}.")
+    if "trend" in internal:
+        reading.trend = _text(raw, "trend", errors, max_length=24)
     if metric == Metric.DOSE:
         _validate_dose(raw, reading, errors, now=now)
     else:

@@ -29,7 +29,14 @@ from monitoring.models.patients import (
     new_secret,
     validate_timezone,
 )
-from monitoring.models.readings import DoseStatus, GlucoseContext, Metric, Reading, ReadingSource
+from monitoring.models.readings import (
+    DoseStatus,
+    Entry,
+    GlucoseContext,
+    Metric,
+    Reading,
+    ReadingSource,
+)
 from monitoring.models.rules import Rule, RuleKind, RuleRevision, Severity
 from monitoring.models.schedules import MeasurementSchedule, MedicationPlan, Slot, SlotStatus
 
@@ -41,6 +48,7 @@ __all__ = [
     "Device",
     "DeviceKind",
     "DoseStatus",
+    "Entry",
     "GlucoseContext",
     "GlucoseUnit",
     "MeasurementSchedule",

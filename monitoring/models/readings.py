@@ -31,8 +31,19 @@ class DoseStatus(models.TextChoices):
 
 
 class ReadingSource(models.TextChoices):
+    """Which door a reading came in by (the credential's kind, or the interface)."""
+
     APP = "app", "Patient app"
     DEVICE = "device", "Device key"
+    FHIR = "fhir", "FHIR client"
+    NIGHTSCOUT = "nightscout", "Nightscout uploader"
+
+
+class Entry(models.TextChoices):
+    """How the value was entered: only device readings count as RPM transmissions."""
+
+    DEVICE = "device", "Measured by a device"
+    MANUAL = "manual", "Typed by a person"
 
 
 class Reading(models.Model):
@@ -63,11 +74,21 @@ class Reading(models.Model):
     # The UTC offset the client stated, so the local clock time it saw can be shown.
     utc_offset_minutes = models.SmallIntegerField(default=0)
     received_at = models.DateTimeField()
-    source = models.CharField(max_length=8, choices=ReadingSource.choices)
+    source = models.CharField(max_length=16, choices=ReadingSource.choices)
+    entry = models.CharField(max_length=8, choices=Entry.choices)
+    # Only a minority of readings name a registered device: the partial index in Meta serves
+    # the device's readings (and SET NULL on its deletion) without indexing every NULL.
     device = models.ForeignKey(
-        Device, null=True, blank=True, on_delete=models.SET_NULL, related_name="readings"
+        Device,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="readings",
+        db_index=False,
     )
     device_serial = models.CharField(max_length=120, blank=True)
+    # A CGM's trend arrow as its uploader sent it (Nightscout's `direction`), shown beside it.
+    trend = models.CharField(max_length=24, blank=True)
     # A heart rate taken with a blood pressure points at that reading's client id.
     part_of = models.UUIDField(null=True, blank=True)
     fingerprint = models.CharField(max_length=64)
@@ -97,11 +118,19 @@ class Reading(models.Model):
             models.Index(
                 fields=["patient", "metric", "-measured_at"], name="reading_patient_metric_time"
             ),
+            # "This patient's readings, every metric, newest first" (the readings lists, whose
+            # cursor orders by measured_at then id).
+            models.Index(fields=["patient", "-measured_at", "-id"], name="reading_patient_time"),
+            models.Index(
+                fields=["device"], condition=Q(device__isnull=False), name="reading_device"
+            ),
             # The evaluation sweep reads only the (few) rows still waiting; /healthz counts
             # them, failed ones included, and the admin's "evaluation failed" filter finds
             # those here too (a failed reading stays unevaluated).
+            # Led by the patient: one patient's pending readings are found in its own slice
+            # of the index, whatever the rest of the system's backlog.
             models.Index(
-                fields=["received_at"],
+                fields=["patient", "received_at"],
                 condition=Q(evaluated_at__isnull=True),
                 name="reading_unevaluated",
             ),

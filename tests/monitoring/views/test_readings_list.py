@@ -37,7 +37,7 @@ def test_the_list_shows_each_reading_canonical_and_as_sent_newest_first(patient,
     )
     post(patient_client, {"readings": [glucose, bp, dose, weight]})
     heart_rate_id = str(Reading.objects.get(metric="heart_rate").client_id)
-    common = {"received_at": RECEIVED, "source": "app", "device": None}
+    common = {"received_at": RECEIVED, "source": "app", "entry": "manual", "device": None}
 
     # when
     response = patient_client.get(READINGS)
