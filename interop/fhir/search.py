@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.db.models import Q
@@ -47,16 +47,17 @@ def _one(params, name: str) -> str | None:
 
 
 def _instant(text: str, name: str, *, upper: bool) -> datetime:
-    moment = parse_datetime(text) if "T" in text else None
-    if moment is not None and moment.tzinfo is None:
-        moment = None
-    if moment is None and "T" not in text:
-        day = parse_date(text) if len(text) == 10 else None
-        if day is not None:
+    try:
+        moment = parse_datetime(text) if "T" in text else None
+        if moment is not None and moment.tzinfo is None:
+            moment = None
+        if "T" not in text and len(text) == 10 and parse_date(text) is not None:
             # A bare date is that UTC day (FHIR leaves a date without zone to the server).
-            moment = datetime.fromisoformat(f"{day.isoformat()}T00:00:00+00:00")
+            moment = datetime.fromisoformat(f"{text}T00:00:00+00:00")
             if upper:
-                moment = moment.replace(hour=23, minute=59, second=59, microsecond=999999)
+                moment += timedelta(days=1, microseconds=-1)
+    except (ValueError, OverflowError):  # well-formed but impossible: month 13, Feb 30
+        moment = None
     if moment is None:
         raise FhirError.one(
             400,

@@ -3,6 +3,7 @@ identifier, every refusal an OperationOutcome that says where."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -285,12 +286,9 @@ def test_hostile_bodies_are_4xx_operation_outcomes(
 
 
 def test_huge_numbers_are_refused_not_a_500(patient, patient_client):
-    body = (
-        '{"resourceType":"Observation","status":"final","code":{"coding":[{"system":'
-        '"http://loinc.org","code":"2339-0"}]},"subject":{"reference":"Patient/%d"},'
-        '"effectiveDateTime":"2026-03-01T07:30:00+01:00","valueQuantity":{"value":1e400,'
-        '"system":"http://unitsofmeasure.org","code":"mg/dL"}}' % patient.pk
-    )
+    # 1e400 is no double: JSON parsers read it as infinity.
+    resource = observation(patient, "2339-0", value=123456789, unit="mg/dL")
+    body = json.dumps(resource).replace("123456789", "1e400")
     response = patient_client.post(
         "/fhir/Observation", data=body, content_type="application/fhir+json"
     )
