@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitoring.models import Reading
+from tests.factories import PatientFactory
 from tests.interop.fhir.helpers import (
     assert_valid_r4,
     blood_pressure,
@@ -107,8 +108,6 @@ def test_a_transaction_naming_an_unreachable_patient_stores_nothing(
 
 
 def test_staff_batch_for_several_patients_of_their_teams(patient, nurse, nurse_client, team):
-    from tests.factories import PatientFactory
-
     second = PatientFactory(care_team=team)
     entries = [
         observation(patient, "2339-0", value=100, unit="mg/dL"),
