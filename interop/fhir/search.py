@@ -194,15 +194,17 @@ def searchset(*, self_url: str, resources: list[dict], next_url: str | None, bas
 
 
 def observation_bundle(*, principal, params, self_url: str, base: str, own_patient_id) -> dict:
+    """{"bundle": the searchset, "patient_id": whose readings it shows}."""
     query = parse_observation_query(params, own_patient_id=own_patient_id)
     page, more = search_observations(principal=principal, query=query)
     next_url = next_link(self_url.split("?")[0], params, page[-1]) if more and page else None
-    return searchset(
+    bundle = searchset(
         self_url=self_url,
         resources=[to_observation(reading) for reading in page],
         next_url=next_url,
         base=base,
     )
+    return {"bundle": bundle, "patient_id": query.patient_id}
 
 
 # --- Patients -----------------------------------------------------------------------------

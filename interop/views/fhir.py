@@ -20,8 +20,9 @@ from interop.fhir.create import REASONS, bundle_entries, create_observations
 from interop.fhir.observations import check_structure, to_observation
 from interop.fhir.outcomes import FhirError, Issue, operation_outcome
 from interop.fhir.search import find_patients, observation_bundle, searchset, to_patient
+from monitoring.audit import record, record_for_patients
 from monitoring.auth import BearerTokenAuthentication, PatientPrincipal
-from monitoring.models import Metric, Reading
+from monitoring.models import AuditAction, Metric, Patient, Reading
 
 FHIR_JSON = "application/fhir+json"
 ACCEPTED_TYPES = frozenset({FHIR_JSON, "application/json"})
@@ -128,6 +129,7 @@ def patient_read(request, patient_id: str):
     patient = reachable_patients(principal).filter(pk=pk).first()
     if patient is None:
         raise FhirError.one(404, f"Patient/{patient_id} is not known.", code="not-found")
+    record(user=principal, patient=patient, action=AuditAction.VIEW, what=patient, request=request)
     return fhir_response(to_patient(patient, base=base_url(request)))
 
 
@@ -136,6 +138,13 @@ def patient_search(request):
     principal = authenticate(request, reading=True)
     base = base_url(request)
     patients = find_patients(principal=principal, params=request.GET, base=base)
+    record_for_patients(
+        user=principal,
+        patient_ids=[patient.pk for patient in patients],
+        action=AuditAction.VIEW,
+        what=Patient,
+        request=request,
+    )
     return fhir_response(
         searchset(
             self_url=request.build_absolute_uri(),
@@ -157,6 +166,13 @@ def observation_read(request, observation_id: str):
     )
     if reading is None:
         raise FhirError.one(404, f"Observation/{observation_id} is not known.", code="not-found")
+    record(
+        user=principal,
+        patient=reading.patient_id,
+        action=AuditAction.VIEW,
+        what=reading,
+        request=request,
+    )
     return fhir_response(to_observation(reading))
 
 
@@ -181,15 +197,21 @@ def _if_none_exist(request, resource: object) -> object:
 def observations(request):
     if request.method == "GET":
         principal = authenticate(request, reading=True)
-        return fhir_response(
-            observation_bundle(
-                principal=principal,
-                params=request.GET,
-                self_url=request.build_absolute_uri(),
-                base=base_url(request),
-                own_patient_id=_own_patient_id(principal),
-            )
+        found = observation_bundle(
+            principal=principal,
+            params=request.GET,
+            self_url=request.build_absolute_uri(),
+            base=base_url(request),
+            own_patient_id=_own_patient_id(principal),
         )
+        record(
+            user=principal,
+            patient=found["patient_id"],
+            action=AuditAction.VIEW,
+            what=Reading,
+            request=request,
+        )
+        return fhir_response(found["bundle"])
     principal = authenticate(request, reading=False)
     resource = _if_none_exist(request, read_body(request))
     check_structure(resource)
@@ -198,9 +220,21 @@ def observations(request):
     )
     if not created.ok:
         raise FhirError(created.status, created.issues)
+    _record_created(principal, [created], request)
     location = f"{base_url(request)}/Observation/{created.reading.pk}"
     headers = {"Location": location} if created.status == 201 else {}
     return fhir_response(to_observation(created.reading), created.status, headers)
+
+
+def _record_created(principal, outcomes: list, request) -> None:
+    """One audit event per patient a request stored readings for (as a native batch)."""
+    record_for_patients(
+        user=principal,
+        patient_ids=[outcome.reading.patient_id for outcome in outcomes if outcome.status == 201],
+        action=AuditAction.CREATE,
+        what=Reading,
+        request=request,
+    )
 
 
 @fhir_view("POST")
@@ -214,6 +248,7 @@ def bundle(request):
         failed = [outcome for outcome in outcomes if not outcome.ok and outcome.issues]
         issues: list[Issue] = [issue for outcome in failed for issue in outcome.issues]
         raise FhirError(failed[0].status if failed else 400, issues)
+    _record_created(principal, outcomes, request)
     entries = []
     for outcome in outcomes:
         response: dict = {"status": REASONS[outcome.status]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring.models import Reading
+from monitoring.models import AuditEvent, Reading
 from tests.factories import PatientFactory
 from tests.interop.fhir.helpers import (
     assert_valid_r4,
@@ -118,6 +118,14 @@ def test_staff_batch_for_several_patients_of_their_teams(patient, nurse, nurse_c
 
     assert [e["response"]["status"] for e in response.json()["entry"]] == ["201 Created"] * 2
     assert Reading.objects.get(patient=second).value == 101.0
+    # One audit event per patient the batch stored readings for, as a native batch.
+    events = AuditEvent.objects.order_by("patient_id").values_list(
+        "user_id", "patient_id", "action", "model"
+    )
+    assert list(events) == [
+        (nurse.pk, patient.pk, "create", "monitoring.reading"),
+        (nurse.pk, second.pk, "create", "monitoring.reading"),
+    ]
 
 
 def test_a_bundle_of_501_entries_is_refused_whole(patient, patient_client):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitoring.models import Reading
+from monitoring.models import AuditEvent, Reading
 from tests.factories import ReadingFactory
 from tests.interop.fhir.helpers import assert_valid_r4, issues
 
@@ -148,3 +148,26 @@ def test_a_patient_token_searches_its_own_observations_without_naming_itself(
     assert [entry["resource"]["id"] for entry in body["entry"]] == [
         str(r.pk) for r in reversed(readings)
     ]
+
+
+def test_what_staff_read_through_fhir_is_in_the_audit_log(patient, nurse, nurse_client):
+    [reading] = _readings(patient, 1)
+
+    nurse_client.get(f"/fhir/Patient/{patient.pk}")
+    nurse_client.get(f"/fhir/Observation/{reading.pk}")
+    nurse_client.get(f"/fhir/Observation?patient=Patient/{patient.pk}")
+
+    events = AuditEvent.objects.order_by("id").values_list(
+        "user_id", "patient_id", "action", "model", "object_id", "surface", "method"
+    )
+    assert list(events) == [
+        (nurse.pk, patient.pk, "view", "monitoring.patient", str(patient.pk), "api", "GET"),
+        (nurse.pk, patient.pk, "view", "monitoring.reading", str(reading.pk), "api", "GET"),
+        (nurse.pk, patient.pk, "view", "monitoring.reading", "", "api", "GET"),
+    ]
+
+
+def test_a_refused_read_writes_no_audit_event_of_the_data(other_patient, nurse_client):
+    nurse_client.get(f"/fhir/Patient/{other_patient.pk}")
+
+    assert not AuditEvent.objects.filter(action="view").exists()
