@@ -196,7 +196,7 @@ def _entry(resource: dict, item: dict, paths: dict, problems: _Problems) -> None
         if isinstance(extension, dict) and extension.get("url") == url:
             value = extension.get("valueCode")
             path = f"extension[{position}].valueCode"
-            if value not in ENTRIES:
+            if not isinstance(value, str) or value not in ENTRIES:
                 problems.add(path, f"Must be one of: {', '.join(Entry.values)}.")
                 return
             item["entry"], paths["entry"] = value, path
@@ -249,7 +249,7 @@ def to_item(resource: object, *, base: str = "Observation") -> MappedObservation
     status = resource.get("status")
     if status is None:
         problems.add("status", "This field is required.", code="required")
-    elif status not in RESULT_STATUSES:
+    elif not isinstance(status, str) or status not in RESULT_STATUSES:
         problems.add(
             "status",
             f"Must be one of: {', '.join(sorted(RESULT_STATUSES))} (a result to monitor).",

@@ -79,7 +79,9 @@ def parse_observation_query(params, *, own_patient_id: int | None) -> Observatio
     reference = _one(params, "patient") or _one(params, "subject")
     if reference is not None:
         match = PATIENT_REFERENCE.search(reference) or (
-            PATIENT_REFERENCE.search(f"Patient/{reference}") if reference.isdigit() else None
+            PATIENT_REFERENCE.search(f"Patient/{reference}")
+            if reference.isascii() and reference.isdigit()
+            else None
         )
         if match is None:
             raise FhirError.one(400, "Must be Patient/{id}.", "patient")
@@ -119,7 +121,7 @@ def parse_observation_query(params, *, own_patient_id: int | None) -> Observatio
 def _count(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_COUNT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_COUNT:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= MAX_COUNT):
         raise FhirError.one(400, f"_count must be a whole number from 1 to {MAX_COUNT}.", "_count")
     return int(raw)
 
@@ -135,7 +137,8 @@ def _cursor(raw: str | None) -> tuple[datetime, int] | None:
     try:
         moment, pk = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         parsed = datetime.fromisoformat(moment)
-        if not isinstance(pk, int) or parsed.tzinfo is None:
+        # A bigint id: anything else would reach the query and fail there.
+        if not isinstance(pk, int) or not 0 < pk < 2**63 or parsed.tzinfo is None:
             raise ValueError
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise FhirError.one(400, "_cursor is not one this server issued.", "_cursor") from None

@@ -112,7 +112,8 @@ def _own_patient_id(principal) -> int | None:
 
 
 def _numeric_id(raw: str, kind: str) -> int:
-    if not (raw.isdigit() and len(raw) <= 18):
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
         raise FhirError.one(404, f"{kind}/{raw} is not known.", code="not-found")
     return int(raw)
 

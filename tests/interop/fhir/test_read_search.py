@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -46,7 +48,9 @@ def test_staff_find_their_teams_patients_by_identifier(patient, nurse_client, ou
     assert assert_valid_r4(hidden.json())["entry"] == []
 
 
-@pytest.mark.parametrize("path", ["/fhir/Patient/abc", "/fhir/Observation/99999999999999999999"])
+@pytest.mark.parametrize(
+    "path", ["/fhir/Patient/abc", "/fhir/Patient/²", "/fhir/Observation/99999999999999999999"]
+)
 def test_ids_that_name_nothing_are_404(patient_client, path):
     assert patient_client.get(path).status_code == 404
 
@@ -55,6 +59,10 @@ def test_a_device_key_does_not_read(patient, device_client):
     response = device_client.get(f"/fhir/Patient/{patient.pk}")
 
     assert response.status_code == 403
+
+
+def encoded_cursor(moment: str, pk: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([moment, pk]).encode()).decode()
 
 
 def _readings(patient, count: int) -> list[Reading]:
@@ -128,6 +136,9 @@ def test_observation_search_of_another_patient_is_404(
         ("_count=501", ["_count"]),
         ("_sort=date", ["_sort"]),
         ("_cursor=garbage", ["_cursor"]),
+        # A well-formed cursor naming an id past bigint: refused before the query.
+        ("_cursor=" + encoded_cursor("2026-03-01T00:00:00+00:00", 10**30), ["_cursor"]),
+        ("_count=²", ["_count"]),
         ("color=red", ["color"]),
     ],
 )
