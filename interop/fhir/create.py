@@ -13,10 +13,10 @@ from django.conf import settings
 from django.db import transaction
 
 from interop.fhir.access import reachable_patients
-from interop.fhir.observations import MappedObservation, native_issues, to_item
+from interop.fhir.observations import MappedObservation, native_issues, observation_id, to_item
 from interop.fhir.outcomes import FhirError, Issue
+from monitoring.auth import PatientPrincipal
 from monitoring.ingest import FHIR, ItemStatus, record_readings
-from monitoring.models import Reading
 
 REASONS = {
     200: "200 OK",
@@ -30,12 +30,17 @@ REASONS = {
 
 @dataclass
 class Created:
-    """What became of one Observation: the HTTP status, the stored reading (201, 200), or
-    the issues that kept it out."""
+    """What became of one Observation: the HTTP status, the stored reading's patient and
+    client id (201, 200), or the issues that kept it out."""
 
     status: int
-    reading: Reading | None = None
+    patient_id: int | None = None
+    client_id: str | None = None
     issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def observation_id(self) -> str:
+        return observation_id(self.patient_id, self.client_id)
 
     @property
     def ok(self) -> bool:
@@ -72,7 +77,10 @@ def create_observations(
         pending.setdefault(mapped.patient_id, []).append(_Pending(position, mapped, base))
     if all_or_nothing and any(outcome is not None for outcome in outcomes):
         return [outcome or Created(400, issues=[]) for outcome in outcomes]
-    patients = reachable_patients(principal).in_bulk(list(pending))
+    if isinstance(principal, PatientPrincipal):  # its own patient, already loaded
+        patients = {principal.patient.pk: principal.patient}
+    else:
+        patients = reachable_patients(principal).in_bulk(list(pending))
     device = getattr(principal, "device", None)
     with transaction.atomic():
         for patient_id, entries in pending.items():
@@ -103,21 +111,12 @@ def _store(patient, entries: list[_Pending], device, outcomes: list) -> None:
         device=device,
         channel=FHIR,
     )
-    stored_ids = [
-        entry.mapped.item["id"]
-        for entry, item in zip(entries, result.results, strict=True)
-        if item.status in (ItemStatus.CREATED, ItemStatus.DUPLICATE)
-    ]
-    # One query for the batch's readings, by the (patient, client_id) unique index.
-    readings = {
-        str(reading.client_id): reading
-        for reading in Reading.objects.filter(patient=patient, client_id__in=stored_ids)
-    }
+    # The Observation id is the reading's key (patient, client id): no query to name it.
     for entry, item in zip(entries, result.results, strict=True):
         if item.status == ItemStatus.CREATED:
-            outcomes[entry.position] = Created(201, readings[entry.mapped.item["id"]])
+            outcomes[entry.position] = Created(201, patient.pk, entry.mapped.item["id"])
         elif item.status == ItemStatus.DUPLICATE:
-            outcomes[entry.position] = Created(200, readings[entry.mapped.item["id"]])
+            outcomes[entry.position] = Created(200, patient.pk, entry.mapped.item["id"])
         elif item.status == ItemStatus.CONFLICT:
             outcomes[entry.position] = Created(
                 409,

@@ -334,6 +334,23 @@ def native_issues(
 # --- Reading -> Observation ---------------------------------------------------------------
 
 
+def observation_id(patient_id: int, client_id) -> str:
+    """An Observation's id: the reading's key, `{patient id}-{client id}` (a client id is
+    unique per patient). Naming a created reading needs no query, and the id does not
+    depend on the table's own primary key."""
+    return f"{patient_id}-{client_id}"
+
+
+OBSERVATION_ID = re.compile(
+    r"^(?P<patient>[0-9]{1,18})-(?P<client>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
+
+
+def parse_observation_id(text: str) -> tuple[int, str] | None:
+    match = OBSERVATION_ID.match(text)
+    return (int(match["patient"]), match["client"]) if match else None
+
+
 def _number(value: float) -> float | int:
     return int(value) if math.isfinite(value) and value == int(value) else value
 
@@ -355,7 +372,7 @@ def to_observation(reading: Reading) -> dict:
     )
     resource = {
         "resourceType": "Observation",
-        "id": str(reading.pk),
+        "id": observation_id(reading.patient_id, reading.client_id),
         "meta": {"profile": codes.profiles(metric)},
         "identifier": [{"system": URI_SYSTEM, "value": f"urn:uuid:{reading.client_id}"}],
         "status": "final",

@@ -17,7 +17,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from interop.fhir.access import reachable_patients
 from interop.fhir.capability import capability_statement
 from interop.fhir.create import REASONS, bundle_entries, create_observations
-from interop.fhir.observations import check_structure, to_observation
+from interop.fhir.observations import check_structure, parse_observation_id, to_observation
 from interop.fhir.outcomes import FhirError, Issue, operation_outcome
 from interop.fhir.search import find_patients, observation_bundle, searchset, to_patient
 from monitoring.audit import record, record_for_patients
@@ -159,12 +159,19 @@ def patient_search(request):
 @fhir_view("GET")
 def observation_read(request, observation_id: str):
     principal = authenticate(request, reading=True)
-    pk = _numeric_id(observation_id, "Observation")
-    reading = (
-        Reading.objects.filter(pk=pk, patient__in=reachable_patients(principal))
-        .exclude(metric=Metric.DOSE)
-        .first()
-    )
+    key = parse_observation_id(observation_id)
+    reading = None
+    if key is not None:
+        patient_id, client_id = key
+        reading = (
+            Reading.objects.filter(
+                patient_id=patient_id,
+                client_id=client_id,
+                patient__in=reachable_patients(principal).filter(pk=patient_id),
+            )
+            .exclude(metric=Metric.DOSE)
+            .first()
+        )
     if reading is None:
         raise FhirError.one(404, f"Observation/{observation_id} is not known.", code="not-found")
     record(
@@ -222,16 +229,17 @@ def observations(request):
     if not created.ok:
         raise FhirError(created.status, created.issues)
     _record_created(principal, [created], request)
-    location = f"{base_url(request)}/Observation/{created.reading.pk}"
+    location = f"{base_url(request)}/Observation/{created.observation_id}"
     headers = {"Location": location} if created.status == 201 else {}
-    return fhir_response(to_observation(created.reading), created.status, headers)
+    reading = Reading.objects.get(patient_id=created.patient_id, client_id=created.client_id)
+    return fhir_response(to_observation(reading), created.status, headers)
 
 
 def _record_created(principal, outcomes: list, request) -> None:
     """One audit event per patient a request stored readings for (as a native batch)."""
     record_for_patients(
         user=principal,
-        patient_ids=[outcome.reading.patient_id for outcome in outcomes if outcome.status == 201],
+        patient_ids=[outcome.patient_id for outcome in outcomes if outcome.status == 201],
         action=AuditAction.CREATE,
         what=Reading,
         request=request,
@@ -254,9 +262,8 @@ def bundle(request):
     for outcome in outcomes:
         response: dict = {"status": REASONS[outcome.status]}
         if outcome.ok:
-            response["location"] = f"Observation/{outcome.reading.pk}"
-            response["etag"] = 'W/"1"'
-            response["lastModified"] = outcome.reading.received_at.isoformat()
+            response["location"] = f"Observation/{outcome.observation_id}"
+            response["etag"] = 'W/"1"'  # a reading is never changed: always its first version
         else:
             response["outcome"] = operation_outcome(outcome.issues)
         entries.append({"response": response})

@@ -97,3 +97,8 @@ def issues(response) -> list[tuple[str, list[str]]]:
     assert body["resourceType"] == "OperationOutcome", body
     assert_valid_r4(body)
     return [(issue["diagnostics"], issue.get("expression", [])) for issue in body["issue"]]
+
+
+def fhir_id(reading) -> str:
+    """The Observation id of a stored reading: its key, patient and client id."""
+    return f"{reading.patient_id}-{reading.client_id}"

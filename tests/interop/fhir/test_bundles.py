@@ -10,6 +10,7 @@ from tests.interop.fhir.helpers import (
     assert_valid_r4,
     blood_pressure,
     bundle,
+    fhir_id,
     issues,
     observation,
     post,
@@ -43,7 +44,7 @@ def test_a_batch_answers_each_entry_in_order(patient, patient_client):
         "201 Created",
     ]
     glucose = Reading.objects.get(patient=patient, metric="glucose")
-    assert body["entry"][0]["response"]["location"] == f"Observation/{glucose.pk}"
+    assert body["entry"][0]["response"]["location"] == f"Observation/{fhir_id(glucose)}"
     assert body["entry"][2]["response"]["outcome"]["issue"][0]["expression"] == [
         "Bundle.entry[2].resource.valueQuantity.value"
     ]

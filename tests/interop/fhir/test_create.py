@@ -14,6 +14,7 @@ from monitoring.models import Reading
 from tests.interop.fhir.helpers import (
     assert_valid_r4,
     blood_pressure,
+    fhir_id,
     fixture,
     issues,
     observation,
@@ -34,7 +35,7 @@ def test_a_glucose_observation_is_stored_as_a_reading_and_answered_as_r4(patient
     assert response.status_code == 201
     assert response["Content-Type"] == "application/fhir+json; charset=utf-8"
     reading = Reading.objects.get(patient=patient)
-    assert response["Location"] == f"http://testserver/fhir/Observation/{reading.pk}"
+    assert response["Location"] == f"http://testserver/fhir/Observation/{fhir_id(reading)}"
     assert (reading.metric, reading.value, reading.unit, reading.source, reading.entry) == (
         "glucose",
         112.0,
@@ -46,7 +47,7 @@ def test_a_glucose_observation_is_stored_as_a_reading_and_answered_as_r4(patient
     assert reading.utc_offset_minutes == 60
     assert reading.client_id == uuid.uuid5(IDENTIFIER_NAMESPACE, "https://clinic.example/obs|obs-1")
     body = assert_valid_r4(response.json())
-    assert body["id"] == str(reading.pk)
+    assert body["id"] == f"{patient.pk}-{reading.client_id}"
     assert body["meta"]["profile"] == ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]
     assert body["code"]["coding"] == [
         {

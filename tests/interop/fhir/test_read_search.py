@@ -10,7 +10,7 @@ import pytest
 
 from monitoring.models import AuditEvent, Reading
 from tests.factories import ReadingFactory
-from tests.interop.fhir.helpers import assert_valid_r4, issues
+from tests.interop.fhir.helpers import assert_valid_r4, fhir_id, issues
 
 pytestmark = pytest.mark.django_db
 
@@ -101,14 +101,14 @@ def test_observation_search_pages_newest_first_with_next_links(patient, patient_
         pages += 1
 
     # 07:00..10:00 UTC holds the readings at 07, 08, 09 and 10 o'clock.
-    assert seen == [str(r.pk) for r in reversed(readings[1:5])]
+    assert seen == [fhir_id(r) for r in reversed(readings[1:5])]
     assert pages == 2
 
 
 def test_a_found_observation_states_the_offset_it_was_measured_with(patient, patient_client):
     [reading] = _readings(patient, 1)
 
-    body = patient_client.get(f"/fhir/Observation/{reading.pk}").json()
+    body = patient_client.get(f"/fhir/Observation/{fhir_id(reading)}").json()
 
     assert_valid_r4(body)
     assert body["effectiveDateTime"] == "2026-03-01T01:00:00-05:00"
@@ -157,7 +157,7 @@ def test_a_patient_token_searches_its_own_observations_without_naming_itself(
     body = patient_client.get("/fhir/Observation").json()
 
     assert [entry["resource"]["id"] for entry in body["entry"]] == [
-        str(r.pk) for r in reversed(readings)
+        fhir_id(r) for r in reversed(readings)
     ]
 
 
@@ -165,7 +165,7 @@ def test_what_staff_read_through_fhir_is_in_the_audit_log(patient, nurse, nurse_
     [reading] = _readings(patient, 1)
 
     nurse_client.get(f"/fhir/Patient/{patient.pk}")
-    nurse_client.get(f"/fhir/Observation/{reading.pk}")
+    nurse_client.get(f"/fhir/Observation/{fhir_id(reading)}")
     nurse_client.get(f"/fhir/Observation?patient=Patient/{patient.pk}")
 
     events = AuditEvent.objects.order_by("id").values_list(
@@ -182,3 +182,17 @@ def test_a_refused_read_writes_no_audit_event_of_the_data(other_patient, nurse_c
     nurse_client.get(f"/fhir/Patient/{other_patient.pk}")
 
     assert not AuditEvent.objects.filter(action="view").exists()
+
+
+def test_another_patients_observation_is_404_to_a_patient_and_an_outsider(
+    patient, other_patient, patient_client, outsider_client, nurse_client
+):
+    [theirs] = _readings(other_patient, 1)
+    [own] = _readings(patient, 1)
+    # The client id of another patient's reading under one's own patient id names nothing.
+    forged = f"{patient.pk}-{theirs.client_id}"
+
+    assert patient_client.get(f"/fhir/Observation/{fhir_id(theirs)}").status_code == 404
+    assert patient_client.get(f"/fhir/Observation/{forged}").status_code == 404
+    assert outsider_client.get(f"/fhir/Observation/{fhir_id(own)}").status_code == 404
+    assert nurse_client.get(f"/fhir/Observation/{fhir_id(own)}").status_code == 200
