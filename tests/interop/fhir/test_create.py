@@ -392,3 +392,68 @@ def test_the_bp_and_body_weight_examples_need_a_time_of_day_with_an_offset(
     stored = Reading.objects.filter(patient=patient).values(*expected).get()
     assert {name: round(value, 8) for name, value in stored.items()} == expected
     assert_valid_r4(accepted.json())
+
+
+@pytest.mark.parametrize("header", ["identifier", "identifier=", "patient=Patient/1", "x|y"])
+def test_an_if_none_exist_that_names_no_identifier_is_400(patient, patient_client, header):
+    response = post(
+        patient_client,
+        "/fhir/Observation",
+        observation(patient, "2339-0", value=100, unit="mg/dL"),
+        HTTP_IF_NONE_EXIST=header,
+    )
+
+    assert response.status_code == 400
+    assert issues(response) == [
+        ("If-None-Exist takes identifier={system}|{value}.", ["If-None-Exist"])
+    ]
+    assert not Reading.objects.exists()
+
+
+def test_a_method_the_endpoint_does_not_have_is_405_operation_outcome(patient_client):
+    response = patient_client.get("/fhir")
+
+    assert response.status_code == 405
+    assert issues(response) == [("GET is not supported here.", [])]
+
+
+def test_a_lone_systolic_is_refused_pointing_at_the_panel(patient, patient_client):
+    response = post(
+        patient_client,
+        "/fhir/Observation",
+        observation(patient, "8480-6", value=120, unit="mm[Hg]"),
+    )
+
+    assert response.status_code == 422
+    assert issues(response) == [
+        (
+            "A blood pressure is sent as the 85354-9 panel with both components.",
+            ["Observation.code"],
+        )
+    ]
+
+
+def test_a_panel_without_its_diastolic_is_refused_at_the_components(patient, patient_client):
+    resource = blood_pressure(patient, 128, 82)
+    del resource["component"][1]
+
+    response = post(patient_client, "/fhir/Observation", resource)
+
+    assert response.status_code == 400
+    assert issues(response) == [
+        (
+            "A blood pressure panel needs its diastolic component (LOINC 8462-4).",
+            ["Observation.component"],
+        )
+    ]
+    assert not Reading.objects.exists()
+
+
+def test_an_entered_in_error_observation_is_422_and_not_stored(patient, patient_client):
+    resource = observation(patient, "2339-0", value=100, unit="mg/dL", status="entered-in-error")
+
+    response = post(patient_client, "/fhir/Observation", resource)
+
+    assert response.status_code == 422
+    assert [expression for _, expression in issues(response)] == [["Observation.status"]]
+    assert not Reading.objects.exists()
