@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -213,22 +214,23 @@ def observation_bundle(*, principal, params, self_url: str, base: str, own_patie
 # --- Patients -----------------------------------------------------------------------------
 
 
-def patient_identifier_system(base: str) -> str:
-    """The system of Vigil's patient identifiers (Patient.external_id, unique per team)."""
-    return f"{base}/sid/patient-external-id"
+def patient_identifier_system() -> str:
+    """The system of Vigil's patient identifiers (Patient.external_id, unique per team):
+    the configured address, not the request's, so it is the same however a client came."""
+    return f"{settings.VIGIL_BASE_URL}/fhir/sid/patient-external-id"
 
 
-def to_patient(patient: Patient, *, base: str) -> dict:
+def to_patient(patient: Patient) -> dict:
     return {
         "resourceType": "Patient",
         "id": str(patient.pk),
-        "identifier": [{"system": patient_identifier_system(base), "value": patient.external_id}],
+        "identifier": [{"system": patient_identifier_system(), "value": patient.external_id}],
         "name": [{"text": patient.name}],
         "active": True,
     }
 
 
-def find_patients(*, principal, params, base: str) -> list[Patient]:
+def find_patients(*, principal, params) -> list[Patient]:
     for name in params:
         if name not in ("identifier", "_format"):
             raise FhirError.one(
@@ -238,7 +240,7 @@ def find_patients(*, principal, params, base: str) -> list[Patient]:
     if identifier is None:
         raise FhirError.one(400, "Search patients by identifier={system}|{value}.", "identifier")
     system, bar, value = identifier.rpartition("|")
-    if bar and system not in ("", patient_identifier_system(base)):
+    if bar and system not in ("", patient_identifier_system()):
         return []  # a system Vigil does not issue names none of its patients
     return list(
         reachable_patients(principal)

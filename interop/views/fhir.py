@@ -131,14 +131,14 @@ def patient_read(request, patient_id: str):
     if patient is None:
         raise FhirError.one(404, f"Patient/{patient_id} is not known.", code="not-found")
     record(user=principal, patient=patient, action=AuditAction.VIEW, what=patient, request=request)
-    return fhir_response(to_patient(patient, base=base_url(request)))
+    return fhir_response(to_patient(patient))
 
 
 @fhir_view("GET")
 def patient_search(request):
     principal = authenticate(request, reading=True)
     base = base_url(request)
-    patients = find_patients(principal=principal, params=request.GET, base=base)
+    patients = find_patients(principal=principal, params=request.GET)
     record_for_patients(
         user=principal,
         patient_ids=[patient.pk for patient in patients],
@@ -149,7 +149,7 @@ def patient_search(request):
     return fhir_response(
         searchset(
             self_url=request.build_absolute_uri(),
-            resources=[to_patient(patient, base=base) for patient in patients],
+            resources=[to_patient(patient) for patient in patients],
             next_url=None,
             base=base,
         )

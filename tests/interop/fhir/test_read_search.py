@@ -24,21 +24,29 @@ def test_metadata_needs_no_credential_and_is_a_capability_statement(anonymous_cl
     assert [r["type"] for r in body["rest"][0]["resource"]] == ["Patient", "Observation"]
 
 
-def test_a_patient_reads_itself_and_no_one_else(patient, other_patient, patient_client):
+def test_a_patient_reads_itself_and_no_one_else(patient, other_patient, patient_client, settings):
+    settings.VIGIL_BASE_URL = "https://vigil.clinic.example"
     own = patient_client.get(f"/fhir/Patient/{patient.pk}")
     other = patient_client.get(f"/fhir/Patient/{other_patient.pk}")
 
     assert own.status_code == 200
     body = assert_valid_r4(own.json())
     assert body["identifier"] == [
-        {"system": "http://testserver/fhir/sid/patient-external-id", "value": patient.external_id}
+        {
+            "system": "https://vigil.clinic.example/fhir/sid/patient-external-id",
+            "value": patient.external_id,
+        }
     ]
     assert other.status_code == 404
     assert issues(other) == [(f"Patient/{other_patient.pk} is not known.", [])]
 
 
-def test_staff_find_their_teams_patients_by_identifier(patient, nurse_client, outsider_client):
-    query = f"identifier=http://testserver/fhir/sid/patient-external-id|{patient.external_id}"
+def test_staff_find_their_teams_patients_by_identifier(
+    patient, nurse_client, outsider_client, settings
+):
+    settings.VIGIL_BASE_URL = "https://vigil.clinic.example"
+    system = "https://vigil.clinic.example/fhir/sid/patient-external-id"
+    query = f"identifier={system}|{patient.external_id}"
 
     found = nurse_client.get(f"/fhir/Patient?{query}")
     hidden = outsider_client.get(f"/fhir/Patient?{query}")
