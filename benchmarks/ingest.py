@@ -13,6 +13,12 @@ postgres://postgres@127.0.0.1:5432/vigil_bench), with the product's schema (migr
   batch100   the same with batches of 100.
   textbook   benchmarks/textbook.py: ModelSerializer + CreateAPIView, one item per request,
              under gunicorn with benchmarks.settings (the product's settings + that URL).
+  fhir500    POST /fhir, transaction Bundles of 500 Observation entries, the same
+             measurements as FHIR R4 (LOINC/UCUM from the clinical reference, identifier
+             urn:uuid:<the item's id>). FHIR carries no medication doses and no glucose meal
+             context: this phase posts the workload's measurements (doses left out) and its
+             table must equal the COPY phase's measurement rows in every content column but
+             source, context and fingerprint (which hashes the context).
 
 Every phase starts from an emptied readings table (TRUNCATE + CHECKPOINT) and must end with
 exactly the expected rows, whose content (everything but id and received_at) must be
@@ -58,6 +64,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/vigil_bench"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/10"
 BATCH_PATH = "/api/v1/readings"
 TEXTBOOK_PATH = "/bench/textbook/readings"
+FHIR_PATH = "/fhir"
 SEED = 20260301
 TABLE = "monitoring_reading"
 # Content columns compared across phases (id, received_at differ by design).
@@ -65,6 +72,12 @@ CONTENT_COLUMNS = (
     "patient_id, client_id, metric, value, unit, systolic, diastolic, sent_value, sent_unit, "
     "context, medication, dose_status, scheduled_for, measured_at, utc_offset_minutes, source, "
     "device_id, device_serial, part_of, fingerprint"
+)
+# What a FHIR upload of the same measurements must reproduce (see fhir500 above).
+FHIR_COMPARED_COLUMNS = ", ".join(
+    column
+    for column in CONTENT_COLUMNS.split(", ")
+    if column not in ("source", "context", "fingerprint")
 )
 
 
@@ -233,12 +246,17 @@ def empty_table(database_url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def table_state(database_url: str, patient_ids: list[int]) -> tuple[int, str]:
-    """(rows, md5 of their content in key order) for the benchmark patients."""
+def table_state(
+    database_url: str, patient_ids: list[int], columns: str = CONTENT_COLUMNS
+) -> tuple[int, str]:
+    """(rows, md5 of their content in key order) for the benchmark patients; with the FHIR
+    columns, of their measurements only."""
+    measurements = " AND metric <> 'dose'" if columns == FHIR_COMPARED_COLUMNS else ""
     with pg_connect(database_url) as conn:
         count, digest = conn.execute(
-            f"SELECT count(*), md5(string_agg(ROW({CONTENT_COLUMNS})::text, E'\\n' "
-            f"ORDER BY patient_id, client_id)) FROM {TABLE} WHERE patient_id = ANY(%s)",
+            f"SELECT count(*), md5(string_agg(ROW({columns})::text, E'\\n' "
+            f"ORDER BY patient_id, client_id)) FROM {TABLE} WHERE patient_id = ANY(%s)"
+            f"{measurements}",
             [patient_ids],
         ).fetchone()
     return count, digest or ""
@@ -338,6 +356,7 @@ class Request:
     token: str
     body: bytes
     items: int
+    expect: int = 201  # a Bundle answers 200 with a 201 per entry
 
 
 @dataclass
@@ -388,7 +407,7 @@ def _client(port: int, counter, barrier, deadline_seconds: float, queue) -> None
             continue
         report.requests += 1
         report.statuses[response.status] = report.statuses.get(response.status, 0) + 1
-        if response.status != 201:
+        if response.status != request.expect:
             if len(report.problems) < 5:
                 report.problems.append(f"request {index}: {response.status} {payload[:300]!r}")
             continue
@@ -398,6 +417,13 @@ def _client(port: int, counter, barrier, deadline_seconds: float, queue) -> None
                 report.problems.append(
                     f"request {index}: created {result['created']} of {request.items}: "
                     f"{payload[:300]!r}"
+                )
+        elif request.path == FHIR_PATH:
+            entries = json.loads(payload)["entry"]
+            created = sum(1 for entry in entries if entry["response"]["status"] == "201 Created")
+            if created != request.items:
+                report.problems.append(
+                    f"request {index}: created {created} of {request.items}: {payload[:300]!r}"
                 )
     report.finished = time.monotonic()
     conn.close()
@@ -457,23 +483,94 @@ def textbook_requests(per_patient: list[list[dict]], tokens: list[str]) -> list[
     return [request for group in zip_longest_flat(chunks) for request in group]
 
 
+def item_observation(item: dict, patient_id: int) -> dict:
+    """A workload item as the FHIR Observation a device platform would send: codes from
+    the clinical reference (interop.fhir.codes), UCUM codes for the item's unit spellings."""
+    from interop.fhir import codes
+
+    ucum = {"mmHg": "mm[Hg]", "lb": "[lb_av]", "°F": "[degF]"}
+    metric = item["type"]
+    unit = ucum.get(item.get("unit"), item.get("unit")) or codes.canonical_unit(metric)
+
+    def quantity(value, code):
+        return {"value": value, "system": codes.UCUM, "code": code}
+
+    resource = {
+        "resourceType": "Observation",
+        "identifier": [{"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{item['id']}"}],
+        "status": "final",
+        "code": {"coding": [codes.emitted_codings(metric)[0]]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": item["measured_at"],
+    }
+    if metric == "blood_pressure":
+        bp = codes.blood_pressure_codes()
+        resource["component"] = [
+            {"code": {"coding": [code.coding()]}, "valueQuantity": quantity(item[name], unit)}
+            for name, code in (("systolic", bp.systolic), ("diastolic", bp.diastolic))
+        ]
+        if "pulse" in item:
+            resource["component"].append(
+                {"code": {"coding": [codes.emitted_codings("heart_rate")[0]]},
+                 "valueQuantity": quantity(item["pulse"], codes.canonical_unit("heart_rate"))}
+            )  # fmt: skip
+    else:
+        resource["valueQuantity"] = quantity(item["value"], unit)
+    return resource
+
+
+def fhir_bundle(items: list[dict], patient_id: int) -> bytes:
+    request = {"method": "POST", "url": "Observation"}
+    entries = [
+        {"resource": item_observation(item, patient_id), "request": request} for item in items
+    ]
+    return json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}).encode()
+
+
+def fhir_requests(
+    per_patient: list[list[dict]], patient_ids: list[int], tokens: list[str], size: int
+) -> list[Request]:
+    chunks = []
+    for items, patient_id, token in zip(per_patient, patient_ids, tokens, strict=True):
+        measurements = [item for item in items if item["type"] != "dose"]
+        chunks.append(
+            [
+                Request(FHIR_PATH, token, fhir_bundle(measurements[i : i + size], patient_id),
+                        len(measurements[i : i + size]), expect=200)
+                for i in range(0, len(measurements), size)
+            ]
+        )  # fmt: skip
+    return [request for group in zip_longest_flat(chunks) for request in group]
+
+
 def zip_longest_flat(lists: list[list]) -> list[list]:
     longest = max(len(chunk) for chunk in lists)
     return [[chunk[i] for chunk in lists if i < len(chunk)] for i in range(longest)]
 
 
-def warm_up(server: Server, path: str, token: str, connections: int, rng_seed: int) -> None:
+def warm_up(
+    server: Server, path: str, token: str, connections: int, rng_seed: int, patient_id: int
+) -> None:
     """Load every worker's code, DB and broker connections before the clock runs."""
     rng = random.Random(rng_seed)
     requests = []
     for _ in range(connections * 4):
         items = [make_item(rng, minutes=-1000) for _ in range(2)]
+        if path == FHIR_PATH:
+            items = [item for item in items if item["type"] != "dose"] or [
+                {**items[0], "type": "heart_rate", "value": 60}
+            ]
+            requests.append(
+                Request(path, token, fhir_bundle(items, patient_id), len(items), expect=200)
+            )
+            continue
         body = {"readings": items} if path == BATCH_PATH else items[0]
         requests.append(
             Request(path, token, json.dumps(body).encode(), 2 if path == BATCH_PATH else 1)
         )
     outcome = drive(server.port, requests, connections, deadline=60)
-    if outcome["problems"] or set(outcome["statuses"]) != {201}:
+    expected = {200} if path == FHIR_PATH else {201}
+    if outcome["problems"] or set(outcome["statuses"]) != expected:
         raise SystemExit(
             f"warm-up failed: {outcome['statuses']} {outcome['problems'][:3]}\n{server.log_tail()}"
         )
@@ -499,8 +596,15 @@ class BenchmarkFailure(Exception):
     pass
 
 
-def verify_table(database_url: str, patients: Patients, expected_rows: int, digest: str, name: str):
-    count, found = table_state(database_url, patients.ids)
+def verify_table(
+    database_url: str,
+    patients: Patients,
+    expected_rows: int,
+    digest: str,
+    name: str,
+    columns: str = CONTENT_COLUMNS,
+):
+    count, found = table_state(database_url, patients.ids, columns)
     if count != expected_rows:
         raise BenchmarkFailure(f"{name}: {count} rows in the table, expected {expected_rows}")
     if digest and found != digest:
@@ -542,8 +646,16 @@ def run_http_phase(
     connections: int,
     deadline: float,
     repeat: int,
+    columns: str = CONTENT_COLUMNS,
 ) -> PhaseResult:
-    warm_up(server, requests[0].path, patients.warmup_token, connections, rng_seed=len(name))
+    warm_up(
+        server,
+        requests[0].path,
+        patients.warmup_token,
+        connections,
+        rng_seed=len(name),
+        patient_id=patients.warmup_id,
+    )
     seconds = []
     for _ in range(repeat):
         empty_table(database_url)
@@ -554,14 +666,14 @@ def run_http_phase(
                 f"{name}: stopped at the {deadline:.0f} s limit after {outcome['requests']} of "
                 f"{len(requests)} requests (use fewer --readings or a larger --deadline)"
             )
-        if outcome["problems"] or set(outcome["statuses"]) != {201}:
+        if outcome["problems"] or set(outcome["statuses"]) != {requests[0].expect}:
             raise BenchmarkFailure(
                 f"{name}: responses {outcome['statuses']}; {outcome['problems'][:5]}\n"
                 f"{server.log_tail()}"
             )
         if outcome["requests"] != len(requests):
             raise BenchmarkFailure(f"{name}: {outcome['requests']} of {len(requests)} answered")
-        verify_table(database_url, patients, expected_rows, digest, name)
+        verify_table(database_url, patients, expected_rows, digest, name, columns)
         published = broker_queue_length(redis_client) - queued_before
         if published != len(requests):
             print(
@@ -572,7 +684,8 @@ def run_http_phase(
         seconds.append(outcome["seconds"])
         print(
             f"  {name}: {expected_rows} rows in {outcome['seconds']:.2f} s "
-            f"({expected_rows / outcome['seconds']:,.0f}/s), {len(requests)} requests all 201"
+            f"({expected_rows / outcome['seconds']:,.0f}/s), {len(requests)} requests all "
+            f"{requests[0].expect}"
         )
     return PhaseResult(
         name,
@@ -599,8 +712,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--deadline", type=float, default=300, help="seconds allowed per phase")
     parser.add_argument(
         "--phases",
-        default="copy,batch500,batch100,textbook",
-        help="comma-separated subset of copy,batch500,batch100,textbook",
+        default="copy,batch500,batch100,textbook,fhir500",
+        help="comma-separated subset of copy,batch500,batch100,textbook,fhir500",
     )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument("--broker-url", default=os.environ.get("BENCH_BROKER_URL"))
@@ -610,7 +723,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.database_url = args.database_url or DEFAULT_DATABASE_URL
     args.broker_url = args.broker_url or DEFAULT_BROKER_URL
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    unknown = set(args.phases) - {"copy", "batch500", "batch100", "textbook"}
+    unknown = set(args.phases) - {"copy", "batch500", "batch100", "textbook", "fhir500"}
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     broker = urlsplit(args.broker_url)
@@ -635,7 +748,7 @@ def print_table(results: dict[str, PhaseResult], args, load: tuple) -> None:
         "pressures whose pulse is stored as its own heart-rate row"
     )
     print(f"{'phase':<10} {'readings':>9} {'seconds':>8} {'readings/s':>11}  detail")
-    for name in ("batch500", "batch100", "textbook", "copy"):
+    for name in ("batch500", "batch100", "fhir500", "textbook", "copy"):
         if name in results:
             r = results[name]
             runs = ", ".join(f"{s:.2f}" for s in r.runs) if len(r.runs) > 1 else ""
@@ -651,6 +764,8 @@ def print_table(results: dict[str, PhaseResult], args, load: tuple) -> None:
         ("batch500 / textbook", ratio("batch500", "textbook"), "x", 30),
         ("batch500 / COPY", ratio("batch500", "copy"), "%", 0.10),
         ("batch100 / COPY", ratio("batch100", "copy"), "%", 0.10),
+        # Issue 12: FHIR transaction Bundles at least half the native batch rate.
+        ("fhir500 / batch500", ratio("fhir500", "batch500"), "%", 0.50),
     ]
     for label, value, kind, target in lines:
         if value is None:
@@ -717,10 +832,28 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             logdir=logdir,
         )
-        batch_phases = [p for p in args.phases if p.startswith("batch")]
+        if "fhir500" in args.phases:
+            # The reference for the FHIR phase: the COPY rows' measurements (run_copy left
+            # them in the table), in the columns a FHIR upload reproduces.
+            fhir_rows, fhir_digest = table_state(
+                args.database_url, patients.ids, FHIR_COMPARED_COLUMNS
+            )
+        batch_phases = [p for p in args.phases if p.startswith(("batch", "fhir"))]
         if batch_phases:
             server = start_gunicorn(settings_module="config.settings", **server_options)
             for name in batch_phases:
+                if name == "fhir500":
+                    requests = fhir_requests(per_patient, patients.ids, patients.tokens, 500)
+                    fhir_common = common | {"expected_rows": fhir_rows, "digest": fhir_digest}
+                    results[name] = run_http_phase(
+                        name=name,
+                        server=server,
+                        requests=requests,
+                        repeat=args.repeat,
+                        columns=FHIR_COMPARED_COLUMNS,
+                        **fhir_common,
+                    )
+                    continue
                 size = int(name.removeprefix("batch"))
                 requests = batch_requests(per_patient, patients.tokens, size)
                 results[name] = run_http_phase(

@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "csp",
     "monitoring",
     "alerts",
+    # FHIR R4 at /fhir and Nightscout uploads (issue 12).
+    "interop",
 ]
 
 MIDDLEWARE = [

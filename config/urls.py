@@ -14,6 +14,8 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", template_name="api/docs.html"),
         name="docs",
     ),
+    # FHIR R4 (interop/urls.py).
+    path("", include("interop.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -74,7 +74,7 @@ def _is_trusted(address, networks) -> bool:
 
 def _surface(request: HttpRequest | None) -> str:
     path = request.path if request is not None else ""
-    if path.startswith("/api/"):
+    if path.startswith(("/api/", "/fhir")):  # /fhir: the FHIR R4 API (interop.views.fhir)
         return AuditSurface.API
     if path.startswith("/admin/"):
         return AuditSurface.ADMIN
