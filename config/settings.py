@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "csp",
     "monitoring",
     "alerts",
+    # Interoperability: FHIR R4 and Nightscout uploads (issue 12).
+    "interop",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,42 @@
+"""interop's URLs, included at the root (config/urls.py).
+
+Nightscout: the staff endpoint under /api/v1/, and each patient's Nightscout API v1 under
+its base URL /nightscout/<slug>/ (`.json` optional and a trailing slash allowed, as
+Nightscout's routes take them: uploaders differ in which they send).
+"""
+
+from django.urls import path, re_path
+
+from interop.views import nightscout
+
+BASE = r"^nightscout/(?P<slug>[A-Za-z0-9_-]{1,32})/api/v1/"
+
+urlpatterns = [
+    path(
+        "api/v1/patients/<int:patient_id>/nightscout",
+        nightscout.PatientNightscoutApi.as_view(),
+        name="patient-nightscout",
+    ),
+    re_path(BASE + r"status(?:\.json)?/?$", nightscout.StatusView.as_view(), name="ns-status"),
+    re_path(
+        BASE + r"verifyauth(?:\.json)?/?$",
+        nightscout.VerifyAuthView.as_view(),
+        name="ns-verifyauth",
+    ),
+    re_path(BASE + r"entries(?:\.json)?/?$", nightscout.EntriesView.as_view(), name="ns-entries"),
+    re_path(
+        BASE + r"entries/(?P<kind>sgv|mbg|cal|current)(?:\.json)?/?$",
+        nightscout.EntriesView.as_view(),
+        name="ns-entries-kind",
+    ),
+    re_path(
+        BASE + r"treatments(?:\.json)?/?$",
+        nightscout.TreatmentsView.as_view(),
+        name="ns-treatments",
+    ),
+    re_path(
+        BASE + r"devicestatus(?:\.json)?/?$",
+        nightscout.DeviceStatusView.as_view(),
+        name="ns-devicestatus",
+    ),
+]
