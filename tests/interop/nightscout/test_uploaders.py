@@ -31,9 +31,10 @@ def test_a_coordinator_issues_the_patients_base_url_and_secret_shown_once(
     assert body["api_secret"] not in uploader.secret_hash
     assert sha1 not in uploader.secret_hash
     assert uploader.created_by.username == "coordinator"
-    assert Uploader(uploader, body["api_secret"]).get("verifyauth").json()["message"][
-        "message"
-    ] == "OK"
+    assert (
+        Uploader(uploader, body["api_secret"]).get("verifyauth").json()["message"]["message"]
+        == "OK"
+    )
     assert list(AuditEvent.objects.values_list("action", "model", "patient_id")) == [
         ("create", "interop.nightscoutuploader", patient.pk)
     ]
