@@ -9,7 +9,7 @@ import pytest
 from alerts.models import Alert
 from tests.monitoring.evaluation.helpers import NOW, clock, enrolled, evaluate  # noqa: F401
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 FIVE_MINUTES_MS = 300_000
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -48,7 +48,7 @@ def alerts(patient) -> list[tuple]:
 
 
 def test_a_day_uploaded_at_once_with_a_low_hours_ago_raises_the_low(
-    clock, uploader, patient, django_capture_on_commit_callbacks
+    uploader, patient, django_capture_on_commit_callbacks
 ):
     # given: the phone was offline for a day; 6 hours ago (index 215 of 288) the glucose
     # fell to 50 mg/dL for 15 minutes (level 2), then recovered
@@ -73,7 +73,7 @@ def test_a_day_uploaded_at_once_with_a_low_hours_ago_raises_the_low(
 
 
 def test_a_low_more_than_a_day_old_is_raised_as_late(
-    clock, uploader, patient, django_capture_on_commit_callbacks
+    uploader, patient, django_capture_on_commit_callbacks
 ):
     # given: the day ending 6 hours ago; its oldest hour is more than
     # VIGIL_STALE_READING_HOURS (24) old, with a level-2 low in it (index 3: 29 h 40 min ago)
