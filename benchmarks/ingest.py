@@ -13,6 +13,10 @@ postgres://postgres@127.0.0.1:5432/vigil_bench), with the product's schema (migr
   batch100   the same with batches of 100.
   textbook   benchmarks/textbook.py: ModelSerializer + CreateAPIView, one item per request,
              under gunicorn with benchmarks.settings (the product's settings + that URL).
+  nightscout a CGM workload (sgv only, 288 per request: a day of CGM) through each
+             patient's Nightscout base URL (POST /nightscout/<slug>/api/v1/entries), beside
+             `batch288`, the same readings as native items in batches of 288; the two
+             phases' rows must be identical but for `source` (issue 12).
 
 Every phase starts from an emptied readings table (TRUNCATE + CHECKPOINT) and must end with
 exactly the expected rows, whose content (everything but id and received_at) must be
@@ -821,6 +825,11 @@ def print_table(results: dict[str, PhaseResult], args, load: tuple) -> None:
         f"readings = rows stored: {args.readings} items, {rows - args.readings} of them blood "
         "pressures whose pulse is stored as its own heart-rate row"
     )
+    if "nightscout" in results:
+        print(
+            f"batch288 and nightscout: a CGM workload of {results['nightscout'].rows} sgv "
+            "readings (one row each), posted as native items and as Nightscout entries"
+        )
     print(f"{'phase':<10} {'readings':>9} {'seconds':>8} {'readings/s':>11}  detail")
     for name in ("batch500", "batch100", "textbook", "copy", "batch288", "nightscout"):
         if name in results:
