@@ -3,6 +3,7 @@ times as Nightscout writes them, and keeping documents that are not readings."""
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -106,7 +107,11 @@ def keep_documents(documents: list[NightscoutDocument]) -> None:
 
 def new_document(
     *, patient: Patient, collection: str, key: str, occurred_at: datetime, document: dict
-) -> NightscoutDocument:
+) -> NightscoutDocument | None:
+    """The row keeping `document` (its `_id` set), or None for one PostgreSQL's jsonb cannot
+    hold: a NUL character anywhere in it would fail the whole request's insert."""
+    if "\\u0000" in json.dumps(document):
+        return None
     document_id = object_id(derived_uuid(f"{collection}:{key}"))
     document["_id"] = document_id
     return NightscoutDocument(

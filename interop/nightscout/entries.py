@@ -23,6 +23,7 @@ Decisions:
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from django.db.models import Q
@@ -89,10 +90,11 @@ def _normalised(raw: dict, kind: str, instant: datetime, minutes: int) -> dict:
     return document
 
 
-def _glucose_item(raw: dict, kind: str, instant: datetime, minutes: int, value: float) -> dict:
-    date = epoch_ms(instant)
+def _glucose_item(
+    raw: dict, kind: str, client_id: uuid.UUID, instant: datetime, minutes: int, value: float
+) -> dict:
     item = {
-        "id": str(derived_uuid(f"{kind}:{date}")),
+        "id": str(client_id),
         "type": Metric.GLUCOSE,
         "measured_at": local(instant, minutes).isoformat(timespec="milliseconds"),
         "value": value,
@@ -126,23 +128,24 @@ def store_entries(*, patient: Patient, body: object) -> list[dict]:
         document = _normalised(raw, kind, instant, minutes)
         value = number(raw.get(kind)) if kind in GLUCOSE_TYPES else None
         if value is not None and not (kind == "sgv" and value < SENSOR_CODE_LIMIT):
-            item = _glucose_item(raw, kind, instant, minutes, value)
-            document["_id"] = object_id(derived_uuid(f"{kind}:{document['date']}"))
+            client_id = derived_uuid(f"{kind}:{document['date']}")
+            item = _glucose_item(raw, kind, client_id, instant, minutes, value)
+            document["_id"] = object_id(client_id)
             items.append(item)
             pending.append((position, document))
             continue
         if kind in GLUCOSE_TYPES and value is None:
             continue  # an sgv or mbg without a number is nothing to keep
-        documents.append(
-            new_document(
-                patient=patient,
-                collection=NightscoutCollection.ENTRIES,
-                key=f"{kind}:{document['date']}",
-                occurred_at=instant,
-                document=document,
-            )
+        kept = new_document(
+            patient=patient,
+            collection=NightscoutCollection.ENTRIES,
+            key=f"{kind}:{document['date']}",
+            occurred_at=instant,
+            document=document,
         )
-        answer.append((position, document))
+        if kept is not None:
+            documents.append(kept)
+            answer.append((position, document))
     if items:
         result = record_readings(patient=patient, items=items, channel=NIGHTSCOUT)
         answer += [

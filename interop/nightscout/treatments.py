@@ -86,15 +86,16 @@ def store_treatments(*, patient: Patient, body: object) -> list[dict]:
         instant, minutes = _created_at(raw, now)
         document = dict(raw, created_at=iso_utc(instant), utcOffset=minutes)
         event = raw.get("eventType") if isinstance(raw.get("eventType"), str) else ""
-        documents.append(
-            new_document(
-                patient=patient,
-                collection=NightscoutCollection.TREATMENTS,
-                key=f"{event}:{document['created_at']}",
-                occurred_at=instant,
-                document=document,
-            )
+        kept = new_document(
+            patient=patient,
+            collection=NightscoutCollection.TREATMENTS,
+            key=f"{event}:{document['created_at']}",
+            occurred_at=instant,
+            document=document,
         )
+        if kept is None:
+            continue
+        documents.append(kept)
         answer.append(document)
         item = _bg_check_item(raw, instant, minutes)
         if item is not None:
@@ -114,16 +115,16 @@ def store_device_statuses(*, patient: Patient, body: object) -> list[dict]:
         instant, minutes = _created_at(raw, now)
         document = dict(raw, created_at=iso_utc(instant), utcOffset=minutes)
         device = raw.get("device") if isinstance(raw.get("device"), str) else ""
-        documents.append(
-            new_document(
-                patient=patient,
-                collection=NightscoutCollection.DEVICESTATUS,
-                key=f"{document['created_at']}:{device}",
-                occurred_at=instant,
-                document=document,
-            )
+        kept = new_document(
+            patient=patient,
+            collection=NightscoutCollection.DEVICESTATUS,
+            key=f"{document['created_at']}:{device}",
+            occurred_at=instant,
+            document=document,
         )
-        answer.append(document)
+        if kept is not None:
+            documents.append(kept)
+            answer.append(document)
     keep_documents(documents)
     return answer
 

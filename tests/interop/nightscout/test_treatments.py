@@ -101,3 +101,20 @@ def test_a_secret_in_the_body_is_never_kept(uploader):
     )
 
     assert "secret" not in NightscoutDocument.objects.get().document
+
+
+def test_a_document_jsonb_cannot_hold_is_left_out_not_a_500(uploader):
+    # PostgreSQL's jsonb refuses the NUL character: one such document must not fail the rest
+    response = uploader.post(
+        "treatments",
+        [
+            {"eventType": "Note", "notes": "a\u0000b", "created_at": "2026-01-18T12:00:00Z"},
+            {"eventType": "Note", "notes": "fine", "created_at": "2026-01-18T12:01:00Z"},
+        ],
+    )
+    entries = uploader.post("entries", {"type": "cal", "date": 1768732200000, "x": "\u0000"})
+
+    assert response.status_code == 200
+    assert [t["notes"] for t in response.json()] == ["fine"]
+    assert (entries.status_code, entries.json()) == (200, [])
+    assert list(NightscoutDocument.objects.values_list("document__notes", flat=True)) == ["fine"]
