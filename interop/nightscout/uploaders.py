@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from interop.models import NightscoutUploader, secret_digest
@@ -14,28 +14,37 @@ from monitoring.models import Patient
 # 192 random bits each; URL-safe, as xDrip+ takes the secret in the URL's user part.
 SLUG_BYTES = 12
 SECRET_BYTES = 24
+ISSUE_ATTEMPTS = 3
 
 
 def issue_uploader(*, patient: Patient, created_by) -> tuple[NightscoutUploader, str]:
     """Revokes the patient's active uploader, if any, and writes a new one, in one
     transaction; returns it with the plaintext secret, which is not stored.
 
-    Two concurrent issues cannot both leave an active uploader: the partial unique
-    constraint nightscout_uploader_one_active_per_patient refuses the second insert
-    (IntegrityError for the caller to answer).
+    The partial unique constraint nightscout_uploader_one_active_per_patient keeps one
+    active uploader: of two concurrent issues, the second's insert fails when the first
+    commits (its revoking UPDATE could not see the first's new row); it then tries again,
+    revoking that one, so the last issue wins and both callers get a working secret until
+    the next replaces it.
     """
-    plaintext = secrets.token_urlsafe(SECRET_BYTES)
-    with transaction.atomic():
-        NightscoutUploader.objects.filter(patient=patient, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-        uploader = NightscoutUploader.objects.create(
-            patient=patient,
-            slug=secrets.token_urlsafe(SLUG_BYTES),
-            secret_hash=secret_digest(hashlib.sha1(plaintext.encode()).hexdigest()),
-            created_by=created_by,
-        )
-    return uploader, plaintext
+    for attempt in range(1, ISSUE_ATTEMPTS + 1):
+        plaintext = secrets.token_urlsafe(SECRET_BYTES)
+        try:
+            with transaction.atomic():
+                NightscoutUploader.objects.filter(patient=patient, revoked_at__isnull=True).update(
+                    revoked_at=timezone.now()
+                )
+                uploader = NightscoutUploader.objects.create(
+                    patient=patient,
+                    slug=secrets.token_urlsafe(SLUG_BYTES),
+                    secret_hash=secret_digest(hashlib.sha1(plaintext.encode()).hexdigest()),
+                    created_by=created_by,
+                )
+            return uploader, plaintext
+        except IntegrityError:
+            if attempt == ISSUE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def revoke_uploader(*, patient: Patient) -> NightscoutUploader | None:

@@ -14,11 +14,12 @@ The Nightscout endpoints answer as Nightscout's server does (nightscout/cgm-remo
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -47,6 +48,8 @@ from monitoring.auth import IsStaff
 from monitoring.models import AuditAction, Patient
 from monitoring.views.access import ERROR
 
+logger = logging.getLogger(__name__)
+
 # --- Staff: issue and revoke -------------------------------------------------------------
 
 
@@ -72,7 +75,6 @@ ISSUED_EXAMPLE = OpenApiExample(
 # device (the team's coordinators), and revoking it as revoking one.
 ISSUE_REFUSAL = "Only the patient's coordinators may issue Nightscout uploaders."
 REVOKE_REFUSAL = "Only the patient's coordinators may revoke Nightscout uploaders."
-ISSUE_ATTEMPTS = 3
 
 
 def base_url(request: HttpRequest, uploader: NightscoutUploader) -> str:
@@ -104,15 +106,7 @@ class PatientNightscoutApi(APIView):
     )
     def post(self, request, patient_id: int):
         patient = self._patient(request, patient_id, REGISTER_DEVICES, ISSUE_REFUSAL)
-        for attempt in range(1, ISSUE_ATTEMPTS + 1):
-            try:
-                uploader, secret = issue_uploader(patient=patient, created_by=request.user)
-                break
-            except IntegrityError:
-                # A concurrent issue committed its uploader between our revoke and insert
-                # (nightscout_uploader_one_active_per_patient): revoke that one and retry.
-                if attempt == ISSUE_ATTEMPTS:
-                    raise
+        uploader, secret = issue_uploader(patient=patient, created_by=request.user)
         data = {"base_url": base_url(request, uploader), "api_secret": secret}
         return Response(data, status=status.HTTP_201_CREATED)
 
@@ -188,13 +182,24 @@ class NightscoutView(View):
         return self.uploader.patient
 
     def audit(self, action: str, what: str) -> None:
-        record(
-            user=UploaderPrincipal(self.uploader),
-            patient=self.patient,
-            action=action,
-            what=what,
-            request=self.request,
-        )
+        """One audit event per call, as ApiAuditMiddleware writes for /api/v1/ (which it
+        does not see here). What was stored stays stored and is answered if writing the
+        event fails: logged with ids only, never a 500 for a stored upload."""
+        try:
+            with transaction.atomic():
+                record(
+                    user=UploaderPrincipal(self.uploader),
+                    patient=self.patient,
+                    action=action,
+                    what=what,
+                    request=self.request,
+                )
+        except DatabaseError as error:
+            logger.error(
+                "audit event of nightscout uploader %s not written: %s",
+                self.uploader.pk,
+                type(error).__name__,
+            )
 
     def body(self) -> object | JsonResponse:
         try:
@@ -290,8 +295,9 @@ class EntriesView(NightscoutView):
         body = self.body()
         if isinstance(body, JsonResponse):
             return body
-        with transaction.atomic():
-            stored = store_entries(patient=self.patient, body=body)
+        # No transaction around it: record_readings retries its own insert on a deadlock,
+        # which it can only do in a transaction of its own; both stores are idempotent.
+        stored = store_entries(patient=self.patient, body=body)
         self.audit(AuditAction.CREATE, "monitoring.reading")
         return _json(stored)
 
@@ -313,8 +319,7 @@ class DocumentsView(NightscoutView):
         body = self.body()
         if isinstance(body, JsonResponse):
             return body
-        with transaction.atomic():
-            stored = self.store(body)
+        stored = self.store(body)  # idempotent stores, no outer transaction (see entries)
         self.audit(AuditAction.CREATE, "interop.nightscoutdocument")
         return _json(stored)
 

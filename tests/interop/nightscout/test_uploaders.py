@@ -180,3 +180,31 @@ def test_status_json_as_uploaders_read_it(uploader, time_machine):
         "authorized": None,
         "runtimeState": "loaded",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_issues_leave_one_active_uploader(patient, coordinator, run_concurrently):
+    issued = run_concurrently(
+        lambda: issue_uploader(patient=patient, created_by=coordinator),
+        lambda: issue_uploader(patient=patient, created_by=coordinator),
+    )
+
+    assert NightscoutUploader.objects.filter(patient=patient).count() == 2
+    [active] = NightscoutUploader.objects.filter(patient=patient, revoked_at=None)
+    assert active.pk in {uploader.pk for uploader, _ in issued}
+
+
+def test_uploads_and_reads_are_audited_as_the_uploader(uploader, patient):
+    uploader.post("entries", {"type": "sgv", "sgv": 100, "date": 1768732200000})
+    uploader.get("entries/sgv.json")
+    uploader.get("treatments.json")
+
+    actor = f"nightscout:{uploader.record.pk}"
+    events = AuditEvent.objects.order_by("id").values_list(
+        "actor", "patient_id", "action", "model", "surface", "method"
+    )
+    assert list(events) == [
+        (actor, patient.pk, "create", "monitoring.reading", "other", "POST"),
+        (actor, patient.pk, "view", "monitoring.reading", "other", "GET"),
+        (actor, patient.pk, "view", "interop.nightscoutdocument", "other", "GET"),
+    ]
