@@ -23,6 +23,11 @@ urlpatterns = [
         nightscout.VerifyAuthView.as_view(),
         name="ns-verifyauth",
     ),
+    re_path(
+        BASE + r"experiments/test(?:\.json)?/?$",
+        nightscout.ExperimentsTestView.as_view(),
+        name="ns-experiments-test",
+    ),
     re_path(BASE + r"entries(?:\.json)?/?$", nightscout.EntriesView.as_view(), name="ns-entries"),
     re_path(
         BASE + r"entries/(?P<kind>sgv|mbg|cal|current)(?:\.json)?/?$",

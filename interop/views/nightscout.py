@@ -254,6 +254,16 @@ class StatusView(NightscoutView):
         )
 
 
+class ExperimentsTestView(NightscoutView):
+    """lib/api/experiments/index.js `GET /experiments/test`: 200 `{"status": "ok"}` with a
+    valid credential. Loop checks its Nightscout credentials here."""
+
+    http_method_names = ["get"]
+
+    def get(self, request):
+        return _json({"status": "ok"})
+
+
 class VerifyAuthView(NightscoutView):
     """lib/api/verifyauth.js: 200 either way; the API secret is the base URL's admin."""
 

@@ -208,3 +208,10 @@ def test_uploads_and_reads_are_audited_as_the_uploader(uploader, patient):
         (actor, patient.pk, "view", "monitoring.reading", "other", "GET"),
         (actor, patient.pk, "view", "interop.nightscoutdocument", "other", "GET"),
     ]
+
+
+def test_experiments_test_is_where_loop_checks_its_credentials(uploader):
+    # lib/api/experiments/index.js
+    assert uploader.get("experiments/test").json() == {"status": "ok"}
+    refused = uploader.get("experiments/test", **{"x-none": ""})
+    assert (refused.status_code, refused.json()) == (401, UNAUTHORIZED)
