@@ -9,9 +9,11 @@ evaluation. The mapping makes no query of its own.
 
 Decisions:
 - `sgv` is a CGM's sensor glucose: entry `device`, the trend arrow (`direction`) and the
-  uploader's device name (`device`) kept. An `sgv` below 40 is not a glucose value but a CGM
-  status code (lib/plugins/errorcodes.js: 1 ?SN, 5 ?NC, 9 ?AD, 10 ???, 12 ?RF …): kept as a
-  document, never a reading.
+  uploader's device name (`device`) kept. An `sgv` below 39 is not a glucose value but a CGM
+  status code (lib/plugins/errorcodes.js: 1 ?SN, 5 ?NC, 9 ?AD, 10 ???, 12 ?RF …; the client
+  shows `value < 39` as the code, lib/client/index.js updateCurrentSGV): kept as a document,
+  never a reading. 39 is the sensor's "LOW" (below its 40 mg/dL floor, shown as LOW there):
+  a glucose reading of 39 mg/dL, so a severe low is evaluated as one, never dropped.
 - `mbg` is a meter fingerstick, which Nightscout uploaders mostly take typed in by hand (a
   calibration in xDrip+, a BG in AndroidAPS): entry `manual`, so it never counts as an RPM
   transmission it may not be.
@@ -48,7 +50,9 @@ from monitoring.ingest import NIGHTSCOUT, ItemStatus, record_readings
 from monitoring.models import Entry, Metric, Patient, Reading, ReadingSource
 
 GLUCOSE_TYPES = {"sgv": Entry.DEVICE, "mbg": Entry.MANUAL}
-SENSOR_CODE_LIMIT = 40  # sgv below this is a CGM status code (lib/plugins/errorcodes.js)
+# sgv below this is a CGM status code; 39 itself is the sensor's LOW, a glucose value
+# (lib/client/index.js: `value < 39` an error code, `value < 40` "LOW").
+SENSOR_CODE_LIMIT = 39
 STORED = frozenset({ItemStatus.CREATED, ItemStatus.DUPLICATE})
 DEVICE_LENGTH = 120  # Reading.device_serial
 TREND_LENGTH = 24  # Reading.trend

@@ -263,3 +263,22 @@ def test_the_rest_api_shows_the_nightscout_reading_with_its_device_and_trend(
         "unit": "mg/dL",
     }
     assert Reading.objects.get().client_id == uuid.uuid5(NAMESPACE, "sgv:1768732200000")
+
+
+def test_39_is_the_sensors_low_a_reading_and_below_it_a_status_code(uploader, patient):
+    # lib/client/index.js: below 39 an error code (?SN, ?NC …), 39 "LOW" (under 40 mg/dL)
+    response = uploader.post(
+        "entries",
+        [
+            {"type": "sgv", "sgv": 39, "date": DAY_MS, "direction": "DoubleDown"},
+            {"type": "sgv", "sgv": 38, "date": DAY_MS + 300_000},
+            {"type": "sgv", "sgv": 10, "date": DAY_MS + 600_000},
+        ],
+    )
+
+    assert [e["sgv"] for e in response.json()] == [39, 38, 10]
+    assert list(patient.readings.values_list("value", "trend")) == [(39.0, "DoubleDown")]
+    assert sorted(NightscoutDocument.objects.values_list("key", flat=True)) == [
+        f"sgv:{DAY_MS + 300_000}",
+        f"sgv:{DAY_MS + 600_000}",
+    ]
