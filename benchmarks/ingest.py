@@ -19,6 +19,10 @@ postgres://postgres@127.0.0.1:5432/vigil_bench), with the product's schema (migr
              context: this phase posts the workload's measurements (doses left out) and its
              table must equal the COPY phase's measurement rows in every content column but
              source, context and fingerprint (which hashes the context).
+  nightscout a CGM workload (sgv only, 288 per request: a day of CGM) through each
+             patient's Nightscout base URL (POST /nightscout/<slug>/api/v1/entries), beside
+             `batch288`, the same readings as native items in batches of 288; the two
+             phases' rows must be identical but for `source` (issue 12).
 
 Every phase starts from an emptied readings table (TRUNCATE + CHECKPOINT) and must end with
 exactly the expected rows, whose content (everything but id and received_at) must be
@@ -65,6 +69,7 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/10"
 BATCH_PATH = "/api/v1/readings"
 TEXTBOOK_PATH = "/bench/textbook/readings"
 FHIR_PATH = "/fhir"
+NIGHTSCOUT_PREFIX = "/nightscout/"
 SEED = 20260301
 TABLE = "monitoring_reading"
 # Content columns compared across phases (id, received_at differ by design).
@@ -390,10 +395,11 @@ def _client(port: int, counter, barrier, deadline_seconds: float, queue) -> None
             report.timed_out = True
             break
         request = _REQUESTS[index]
-        headers = {
-            "Authorization": f"Bearer {request.token}",
-            "Content-Type": "application/json",
-        }
+        headers = {"Content-Type": "application/json"}
+        if request.path.startswith(NIGHTSCOUT_PREFIX):
+            headers["api-secret"] = request.token  # the secret's SHA-1 hex, as uploaders send
+        else:
+            headers["Authorization"] = f"Bearer {request.token}"
         try:
             conn.request("POST", request.path, request.body, headers)
             response = conn.getresponse()
@@ -411,6 +417,8 @@ def _client(port: int, counter, barrier, deadline_seconds: float, queue) -> None
             if len(report.problems) < 5:
                 report.problems.append(f"request {index}: {response.status} {payload[:300]!r}")
             continue
+        if request.path.startswith(NIGHTSCOUT_PREFIX) and len(json.loads(payload)) != request.items:
+            report.problems.append(f"request {index}: not every entry stored: {payload[:300]!r}")
         if request.path == BATCH_PATH:
             result = json.loads(payload)
             if result["created"] != request.items or result["rejected"] or result["duplicates"]:
@@ -696,6 +704,187 @@ def run_http_phase(
     )
 
 
+# --- Nightscout entries (issue 12) ----------------------------------------------------------
+#
+# A CGM's day per request: 288 sgv entries (one every 5 minutes) POSTed to each patient's
+# Nightscout base URL, beside the native batch endpoint posting the same readings as native
+# items in batches of the same size (`batch288`). The rows must be the same: the table's
+# content, less `source` (app vs nightscout), is compared between the two phases, so the
+# Nightscout mapping is checked to store exactly what the native items store.
+
+NIGHTSCOUT_ENTRIES = 288
+CGM_DIRECTIONS = ["Flat", "FortyFiveUp", "FortyFiveDown", "SingleUp", "SingleDown"]
+CGM_DEVICE = "xDrip-DexcomG6"
+CGM_CONTENT_COLUMNS = CONTENT_COLUMNS.replace(" source,", "")
+
+
+def make_cgm_workload(readings: int, patients: int) -> list[list[dict]]:
+    """sgv entries per patient as uploaders send them, deterministic for (readings, patients)."""
+    rng = random.Random(SEED + 12)
+    base = int(BASE_TIME.timestamp() * 1000)
+    per_patient: list[list[dict]] = [[] for _ in range(patients)]
+    for index in range(readings):
+        entries = per_patient[index % patients]
+        date = base + len(entries) * 300_000
+        entries.append({
+            "type": "sgv",
+            "sgv": rng.randint(40, 400),
+            "date": date,
+            "dateString": _iso_ms(date),
+            "direction": rng.choice(CGM_DIRECTIONS),
+            "device": CGM_DEVICE,
+        })  # fmt: skip
+    return per_patient
+
+
+def _iso_ms(date: int) -> str:
+    moment = datetime.fromtimestamp(date / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def native_cgm_items(entries: list[dict]) -> list[dict]:
+    """The same readings as native items, written here independently of the mapping: the id
+    Nightscout's key (type and date) derives, the time, mg/dL, the device, entry device."""
+    from interop.nightscout.documents import NAMESPACE
+
+    return [
+        {
+            "id": str(uuid.uuid5(NAMESPACE, f"sgv:{entry['date']}")),
+            "type": "glucose",
+            "measured_at": entry["dateString"],
+            "value": entry["sgv"],
+            "unit": "mg/dL",
+            "device": entry["device"],
+            "entry": "device",
+        }
+        for entry in entries
+    ]
+
+
+def issue_uploaders(patients: Patients) -> tuple[list[tuple[str, str]], tuple[str, str]]:
+    """(slug, SHA-1 hex of the secret) per patient, and the warm-up patient's."""
+    import hashlib
+
+    from interop.nightscout.uploaders import issue_uploader
+    from monitoring.models import Patient
+
+    def issue(patient_id: int) -> tuple[str, str]:
+        uploader, secret = issue_uploader(
+            patient=Patient.objects.get(pk=patient_id), created_by=None
+        )
+        return uploader.slug, hashlib.sha1(secret.encode()).hexdigest()
+
+    return [issue(pk) for pk in patients.ids], issue(patients.warmup_id)
+
+
+def nightscout_requests(
+    per_patient: list[list[dict]], uploaders: list[tuple[str, str]], size: int
+) -> list[Request]:
+    chunks = [
+        [
+            Request(f"{NIGHTSCOUT_PREFIX}{slug}/api/v1/entries", sha1,
+                    json.dumps(entries[i : i + size]).encode(), len(entries[i : i + size]),
+                    expect=200)
+            for i in range(0, len(entries), size)
+        ]
+        for entries, (slug, sha1) in zip(per_patient, uploaders, strict=True)
+    ]  # fmt: skip
+    return [request for group in zip_longest_flat(chunks) for request in group]
+
+
+def cgm_table_state(database_url: str, patient_ids: list[int]) -> tuple[int, str]:
+    with pg_connect(database_url) as conn:
+        count, digest = conn.execute(
+            f"SELECT count(*), md5(string_agg(ROW({CGM_CONTENT_COLUMNS})::text, E'\\n' "
+            f"ORDER BY patient_id, client_id)) FROM {TABLE} WHERE patient_id = ANY(%s)",
+            [patient_ids],
+        ).fetchone()
+    return count, digest or ""
+
+
+def run_cgm_phase(
+    *, name: str, server: Server, requests: list[Request], warm: list[Request], expected_rows: int,
+    digest: str, database_url: str, patients: Patients, connections: int, deadline: float,
+    repeat: int,
+) -> tuple[PhaseResult, str]:  # fmt: skip
+    """As run_http_phase, for the CGM workload: Nightscout answers 200, and the rows are
+    checked against the other CGM phase's (the COPY reference is the mixed workload's)."""
+    outcome = drive(server.port, warm, connections, deadline=60)
+    if outcome["problems"] or len(outcome["statuses"]) != 1:
+        raise SystemExit(f"{name} warm-up failed: {outcome['statuses']} {outcome['problems'][:3]}")
+    seconds, found = [], ""
+    for _ in range(repeat):
+        empty_table(database_url)
+        outcome = drive(server.port, requests, connections, deadline)
+        if outcome["timed_out"] or outcome["problems"] or outcome["requests"] != len(requests):
+            raise BenchmarkFailure(
+                f"{name}: responses {outcome['statuses']}; {outcome['problems'][:5]}\n"
+                f"{server.log_tail()}"
+            )
+        count, found = cgm_table_state(database_url, patients.ids)
+        if count != expected_rows:
+            raise BenchmarkFailure(f"{name}: {count} rows in the table, expected {expected_rows}")
+        if digest and found != digest:
+            raise BenchmarkFailure(f"{name}: rows differ from the other CGM phase's")
+        seconds.append(outcome["seconds"])
+        print(
+            f"  {name}: {expected_rows} rows in {outcome['seconds']:.2f} s "
+            f"({expected_rows / outcome['seconds']:,.0f}/s), {len(requests)} requests all stored"
+        )
+    detail = f"{len(requests)} requests of {NIGHTSCOUT_ENTRIES}, {connections} connections"
+    return PhaseResult(name, expected_rows, statistics.median(seconds), detail, seconds), found
+
+
+def run_cgm_phases(*, server: Server, args, patients: Patients) -> dict[str, PhaseResult]:
+    """batch288 (native items) and nightscout (sgv entries): the same readings, both ways."""
+    from django.db import connections as django_connections
+
+    uploaders, warm_uploader = issue_uploaders(patients)
+    django_connections.close_all()
+    cgm = make_cgm_workload(args.readings, args.patients)
+    native = [native_cgm_items(entries) for entries in cgm]
+    rows = sum(len(entries) for entries in cgm)
+    warm_entries = [
+        {"type": "sgv", "sgv": 100 + i, "date": int(BASE_TIME.timestamp() * 1000) - i * 60_000}
+        for i in range(args.connections * 4)
+    ]
+    warm_native = [
+        native_cgm_items([{**entry, "device": CGM_DEVICE, "dateString": _iso_ms(entry["date"])}])
+        for entry in warm_entries
+    ]
+    common = dict(
+        server=server, expected_rows=rows, database_url=args.database_url, patients=patients,
+        connections=args.connections, deadline=args.deadline, repeat=args.repeat,
+    )  # fmt: skip
+    results: dict[str, PhaseResult] = {}
+    results["batch288"], digest = run_cgm_phase(
+        name="batch288",
+        requests=batch_requests(native, patients.tokens, NIGHTSCOUT_ENTRIES),
+        warm=[
+            Request(BATCH_PATH, patients.warmup_token, json.dumps({"readings": items}).encode(), 1)
+            for items in warm_native
+        ],
+        digest="",
+        **common,
+    )
+    results["nightscout"], _ = run_cgm_phase(
+        name="nightscout",
+        requests=nightscout_requests(cgm, uploaders, NIGHTSCOUT_ENTRIES),
+        warm=[
+            Request(
+                f"{NIGHTSCOUT_PREFIX}{warm_uploader[0]}/api/v1/entries",
+                warm_uploader[1],
+                json.dumps([entry]).encode(),
+                1,
+            )
+            for entry in warm_entries
+        ],
+        digest=digest,
+        **common,
+    )
+    return results
+
+
 # --- Main -----------------------------------------------------------------------------------
 
 
@@ -712,8 +901,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--deadline", type=float, default=300, help="seconds allowed per phase")
     parser.add_argument(
         "--phases",
-        default="copy,batch500,batch100,textbook,fhir500",
-        help="comma-separated subset of copy,batch500,batch100,textbook,fhir500",
+        default="copy,batch500,batch100,textbook,fhir500,nightscout",
+        help="comma-separated subset of copy,batch500,batch100,textbook,fhir500,nightscout "
+        "(nightscout: the CGM workload through /nightscout/<slug>/api/v1/entries and as "
+        "native batches of the same size, batch288)",
     )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument("--broker-url", default=os.environ.get("BENCH_BROKER_URL"))
@@ -723,7 +914,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.database_url = args.database_url or DEFAULT_DATABASE_URL
     args.broker_url = args.broker_url or DEFAULT_BROKER_URL
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    unknown = set(args.phases) - {"copy", "batch500", "batch100", "textbook", "fhir500"}
+    unknown = set(args.phases) - {
+        "copy",
+        "batch500",
+        "batch100",
+        "textbook",
+        "fhir500",
+        "nightscout",
+    }
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     broker = urlsplit(args.broker_url)
@@ -747,8 +945,13 @@ def print_table(results: dict[str, PhaseResult], args, load: tuple) -> None:
         f"readings = rows stored: {args.readings} items, {rows - args.readings} of them blood "
         "pressures whose pulse is stored as its own heart-rate row"
     )
+    if "nightscout" in results:
+        print(
+            f"batch288 and nightscout: a CGM workload of {results['nightscout'].rows} sgv "
+            "readings (one row each), posted as native items and as Nightscout entries"
+        )
     print(f"{'phase':<10} {'readings':>9} {'seconds':>8} {'readings/s':>11}  detail")
-    for name in ("batch500", "batch100", "fhir500", "textbook", "copy"):
+    for name in ("batch500", "batch100", "fhir500", "textbook", "copy", "batch288", "nightscout"):
         if name in results:
             r = results[name]
             runs = ", ".join(f"{s:.2f}" for s in r.runs) if len(r.runs) > 1 else ""
@@ -764,8 +967,9 @@ def print_table(results: dict[str, PhaseResult], args, load: tuple) -> None:
         ("batch500 / textbook", ratio("batch500", "textbook"), "x", 30),
         ("batch500 / COPY", ratio("batch500", "copy"), "%", 0.10),
         ("batch100 / COPY", ratio("batch100", "copy"), "%", 0.10),
-        # Issue 12: FHIR transaction Bundles at least half the native batch rate.
+        # Issue 12: each interface at least half the native batch path's rate, same batch size.
         ("fhir500 / batch500", ratio("fhir500", "batch500"), "%", 0.50),
+        ("nightscout / batch288", ratio("nightscout", "batch288"), "%", 0.50),
     ]
     for label, value, kind, target in lines:
         if value is None:
@@ -839,7 +1043,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.database_url, patients.ids, FHIR_COMPARED_COLUMNS
             )
         batch_phases = [p for p in args.phases if p.startswith(("batch", "fhir"))]
-        if batch_phases:
+        if batch_phases or "nightscout" in args.phases:
             server = start_gunicorn(settings_module="config.settings", **server_options)
             for name in batch_phases:
                 if name == "fhir500":
@@ -859,6 +1063,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = run_http_phase(
                     name=name, server=server, requests=requests, repeat=args.repeat, **common
                 )
+            if "nightscout" in args.phases:
+                results |= run_cgm_phases(server=server, args=args, patients=patients)
             server.stop()
             server = None
         if "textbook" in args.phases:

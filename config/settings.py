@@ -77,7 +77,7 @@ INSTALLED_APPS = [
     "csp",
     "monitoring",
     "alerts",
-    # FHIR R4 at /fhir and Nightscout uploads (issue 12).
+    # Interoperability: FHIR R4 at /fhir and Nightscout uploads (issue 12).
     "interop",
 ]
 

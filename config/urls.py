@@ -7,6 +7,8 @@ from config import health
 urlpatterns = [
     path("api/v1/", include("monitoring.urls")),
     path("api/v1/", include("alerts.urls")),
+    # interop: Nightscout (/api/v1/patients/{id}/nightscout, /nightscout/<slug>/api/v1/…).
+    path("", include("interop.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Our template: drf-spectacular's, with the CSP nonce on its inline script.
     path(

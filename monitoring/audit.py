@@ -239,6 +239,8 @@ API_AUDIT: dict[str, ApiAudit] = {
     ),
     "patient-medications": ApiAudit("monitoring.medicationplan"),
     "patient-medication-detail": ApiAudit("monitoring.medicationplan", object_kwarg="plan_id"),
+    # interop: issuing (create) and revoking (delete) a patient's Nightscout uploader.
+    "patient-nightscout": ApiAudit("interop.nightscoutuploader"),
     "alerts": ApiAudit("alerts.alert", patients_in_response="patient"),
     "alert-acknowledge": ApiAudit(
         "alerts.alert",

@@ -55,9 +55,11 @@ CONTRACT = [
     ("POST", "/api/v1/patients/{id}/medications"),
     ("PATCH", "/api/v1/patients/{id}/medications/{plan_id}"),
     ("DELETE", "/api/v1/patients/{id}/medications/{plan_id}"),
+    # docs/api.md "Nightscout-compatible uploads" (issue 12).
+    ("POST", "/api/v1/patients/{id}/nightscout"),
+    ("DELETE", "/api/v1/patients/{id}/nightscout"),
     # docs/api.md "Accepted contract, not yet implemented" (issues 12 and 13): contract, not
     # yet served, so the schema is not asked for them until the URLconf serves them.
-    ("POST", "/api/v1/patients/{id}/nightscout"),
     ("POST", "/api/v1/patients/{id}/episodes"),
     ("POST", "/api/v1/patients/{id}/time-entries"),
     ("POST", "/api/v1/time-entries/{id}/approve"),
@@ -82,6 +84,8 @@ IMPLEMENTED_AT_LEAST = {
     ("POST", "/api/v1/patients/{id}/devices"),
     ("DELETE", "/api/v1/patients/{id}/devices/{device_id}"),
     ("GET", "/api/v1/patients/{id}/readings"),
+    ("POST", "/api/v1/patients/{id}/nightscout"),
+    ("DELETE", "/api/v1/patients/{id}/nightscout"),
 }
 PAGINATED = {
     ("GET", "/api/v1/readings"),

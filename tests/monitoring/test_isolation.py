@@ -12,6 +12,7 @@ import pytest
 from django.urls import URLResolver, get_resolver
 
 from alerts.models import Alert, CareTeam, CareTeamMembership
+from interop.models import NightscoutUploader
 from monitoring.auth import issue_app_token, issue_staff_token, register_device
 from monitoring.models import (
     Device,
@@ -35,7 +36,7 @@ NEEDS_APP_OR_DEVICE = {"detail": "This endpoint needs a patient app token or a d
 def row_counts() -> dict[str, int]:
     models = (
         Patient, PatientAppToken, Device, Reading, Rule, Alert, CareTeam, CareTeamMembership,
-        StaffToken, MeasurementSchedule, MedicationPlan,
+        StaffToken, MeasurementSchedule, MedicationPlan, NightscoutUploader,
     )  # fmt: skip
     return {model.__name__: model.objects.count() for model in models}
 
@@ -96,6 +97,8 @@ PATIENT_OPERATIONS = [
     ("post", "/api/v1/patients/{patient}/schedules", SCHEDULE),
     ("get", "/api/v1/patients/{patient}/medications", None),
     ("post", "/api/v1/patients/{patient}/medications", PLAN),
+    ("post", "/api/v1/patients/{patient}/nightscout", None),
+    ("delete", "/api/v1/patients/{patient}/nightscout", None),
 ]
 PATIENT_OPERATION_IDS = [f"{method}-{url}" for method, url, _ in PATIENT_OPERATIONS]
 
