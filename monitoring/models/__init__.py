@@ -35,6 +35,7 @@ from monitoring.models.readings import (
     GlucoseContext,
     Metric,
     Reading,
+    ReadingKey,
     ReadingSource,
 )
 from monitoring.models.rules import Rule, RuleKind, RuleRevision, Severity
@@ -69,6 +70,7 @@ __all__ = [
     "PushPlatform",
     "PushToken",
     "Reading",
+    "ReadingKey",
     "ReadingSource",
     "Rule",
     "RuleKind",

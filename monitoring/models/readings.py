@@ -102,11 +102,11 @@ class Reading(models.Model):
     evaluation_error = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
+        # The idempotency key, one reading per client id per patient whatever races, is held
+        # by ReadingKey's primary key: on PostgreSQL this table is partitioned by month of
+        # measured_at (docs/retention.md), and a partitioned table's unique keys must include
+        # the partition key, which (patient, client id) does not.
         constraints = [
-            # The idempotency key: one reading per client id per patient, whatever races.
-            models.UniqueConstraint(
-                fields=["patient", "client_id"], name="reading_client_id_unique_per_patient"
-            ),
             models.CheckConstraint(
                 condition=~Q(metric="blood_pressure")
                 | Q(systolic__isnull=False, diastolic__isnull=False),
@@ -143,3 +143,28 @@ class Reading(models.Model):
     @property
     def is_evaluated(self) -> bool:
         return self.evaluated_at is not None
+
+
+class ReadingKey(models.Model):
+    """The idempotency key of a stored reading: one row per (patient, client id), ever.
+
+    Claimed with `INSERT … ON CONFLICT DO NOTHING` in the same statement as the reading's own
+    insert (monitoring.ingest.store), so whichever request claims the key is the one that
+    stores the reading, however many retries race. It holds what telling a re-sent item
+    apart needs (the fingerprint) and where the reading is (its id and measured_at, which on
+    PostgreSQL name its partition), so a duplicate or a conflict is classified here without
+    touching the readings table. Not a foreign key to Reading: PostgreSQL cannot reference
+    `id` alone on a table partitioned by time. Kept when raw CGM readings are replaced by
+    their hourly summary, so a late retry of one is still a duplicate, not a new reading.
+    """
+
+    pk = models.CompositePrimaryKey("patient_id", "client_id")
+    # The primary key, led by the patient, serves the patient's keys: no index of its own.
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+", db_index=False)
+    client_id = models.UUIDField()
+    reading_id = models.BigIntegerField()
+    measured_at = models.DateTimeField()
+    fingerprint = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"reading key {self.reading_id}"
