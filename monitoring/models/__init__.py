@@ -30,6 +30,7 @@ from monitoring.models.patients import (
     validate_timezone,
 )
 from monitoring.models.readings import (
+    CgmHourlySummary,
     DoseStatus,
     Entry,
     GlucoseContext,
@@ -46,6 +47,7 @@ __all__ = [
     "AuditEvent",
     "AuditLogIsAppendOnly",
     "AuditSurface",
+    "CgmHourlySummary",
     "Device",
     "DeviceKind",
     "DoseStatus",

@@ -168,3 +168,40 @@ class ReadingKey(models.Model):
 
     def __str__(self) -> str:
         return f"reading key {self.reading_id}"
+
+
+class CgmHourlySummary(models.Model):
+    """One patient's CGM glucose over one clock hour (UTC): what replaces the raw readings.
+
+    Written only where the clinic chose to replace raw CGM readings older than
+    VIGIL_CGM_RAW_REPLACED_AFTER (monitoring.retention; off by default). Sums rather than a
+    mean and a deviation, so that readings of an hour replaced in two runs (a late upload)
+    add up exactly: mean = total / count, variance = total_of_squares / count - mean².
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+", db_index=False)
+    hour = models.DateTimeField()
+    unit = models.CharField(max_length=16)
+    count = models.PositiveIntegerField()
+    total = models.FloatField()
+    total_of_squares = models.FloatField()
+    minimum = models.FloatField()
+    maximum = models.FloatField()
+
+    class Meta:
+        constraints = [
+            # One row per patient and hour; also serves "this patient's hours in a window".
+            models.UniqueConstraint(fields=["patient", "hour"], name="cgm_summary_patient_hour")
+        ]
+        ordering = ["patient", "hour"]
+
+    def __str__(self) -> str:
+        return f"CGM hour summary {self.pk}"
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count
+
+    @property
+    def standard_deviation(self) -> float:
+        return max(self.total_of_squares / self.count - self.mean**2, 0.0) ** 0.5
