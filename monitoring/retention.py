@@ -183,6 +183,8 @@ def delete_readings(*, before: datetime) -> dict[str, int]:
 def _drop_partition(name: str) -> None:
     slots, keys = Slot._meta.db_table, ReadingKey._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
+        # Deferred foreign-key checks still pending in this transaction would block the drop.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         # No late reading may slip in between clearing its references and the drop.
         cursor.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
         cursor.execute(
