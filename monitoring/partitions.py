@@ -26,6 +26,7 @@ from django.utils import timezone
 
 PARENT = "monitoring_reading"
 DEFAULT = "monitoring_reading_default"
+PARTITIONS_LOCK = 7303
 
 
 def month_start(at: datetime) -> datetime:
@@ -87,8 +88,9 @@ def create_month_partition(start: datetime) -> bool:
     name, end = partition_name(start), add_months(start, 1)
     bounds = f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
     with transaction.atomic(), connection.cursor() as cursor:
-        # Two runs at once: the second waits here, then finds the partition made.
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [PARENT])
+        # Two runs at once: the second waits here, then finds the partition made. (Class
+        # 7303 beside the evaluation's 7301 and the nudges' 7302 per-patient locks.)
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [PARTITIONS_LOCK])
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
         if cursor.fetchone()[0]:
             return False

@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from alerts.models import Alert, AlertStatus
+from alerts.lifecycle import delete_resolved_alerts
 from monitoring.models import (
     AuditEvent,
     CgmHourlySummary,
@@ -69,6 +69,7 @@ def apply_retention(*, now: datetime | None = None) -> dict[str, int]:
     if settings.VIGIL_RETAIN_READINGS is not None:
         done.update(delete_readings(before=month_start(now - settings.VIGIL_RETAIN_READINGS)))
     if settings.VIGIL_RETAIN_ALERTS is not None:
+        # Alerts are written by alerts.lifecycle alone, their deletion included.
         done["alerts"] = delete_resolved_alerts(before=now - settings.VIGIL_RETAIN_ALERTS)
     if settings.VIGIL_RETAIN_AUDIT is not None:
         done["audit_events"] = delete_audit_events(before=now - settings.VIGIL_RETAIN_AUDIT)
@@ -219,18 +220,7 @@ def _delete_rows(table: str, *, before: datetime) -> int:
         return cursor.rowcount
 
 
-# --- Alerts and audit ---------------------------------------------------------------------
-
-
-def delete_resolved_alerts(*, before: datetime) -> int:
-    """Delete alerts resolved before `before` (their events and notifications with them)."""
-    resolved = Alert.objects.filter(status=AlertStatus.RESOLVED, resolved_at__lt=before)
-    deleted = 0
-    while ids := list(resolved.order_by("pk").values_list("pk", flat=True)[:CHUNK]):
-        with transaction.atomic():
-            Alert.objects.filter(pk__in=ids).delete()
-        deleted += len(ids)
-    return deleted
+# --- Audit ---------------------------------------------------------------------
 
 
 def delete_audit_events(*, before: datetime) -> int:
