@@ -1,7 +1,7 @@
 """Readings: one table for every metric, immutable once stored."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Subquery
 
 from monitoring.models.patients import Device, Patient
 
@@ -44,6 +44,23 @@ class Entry(models.TextChoices):
 
     DEVICE = "device", "Measured by a device"
     MANUAL = "manual", "Typed by a person"
+
+
+class ReadingQuerySet(models.QuerySet):
+    def by_client_id(self, *, patient_id: int, client_id) -> "ReadingQuerySet":
+        """The patient's reading of this client id (none or one), found through its key.
+
+        The readings have no index on client ids (their unique key lives in ReadingKey:
+        docs/retention.md); the key names the reading's id and measured_at, which on
+        PostgreSQL select its one partition (pruned at run time) and its primary-key entry.
+        Filtering the readings by client_id instead reads the patient's whole history.
+        """
+        key = ReadingKey.objects.filter(patient_id=patient_id, client_id=client_id)
+        return self.filter(
+            patient_id=patient_id,
+            id=Subquery(key.values("reading_id")[:1]),
+            measured_at=Subquery(key.values("measured_at")[:1]),
+        )
 
 
 class Reading(models.Model):
@@ -100,6 +117,8 @@ class Reading(models.Model):
     # The error's class and the line that raised it, never its message: a message may quote
     # the reading's value or date. A database default: ingest's INSERT names its columns.
     evaluation_error = models.CharField(max_length=200, blank=True, default="", db_default="")
+
+    objects = ReadingQuerySet.as_manager()
 
     class Meta:
         # The idempotency key, one reading per client id per patient whatever races, is held

@@ -210,3 +210,26 @@ def test_a_slot_fulfilled_by_a_reading_keeps_django_s_set_null():
     slot.refresh_from_db()
     assert slot.fulfilled_by_id is None
     assert Slot.objects.filter(pk=slot.pk).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_reading_is_found_by_its_client_id_through_its_key_in_its_partition_alone():
+    # given: two patients' readings, one of them with the same client id
+    patient, other = PatientFactory(), PatientFactory()
+    wanted = ReadingFactory(patient=patient, measured_at=DECEMBER)
+    ReadingFactory(patient=patient, measured_at=DECEMBER - timedelta(hours=1))
+    ReadingFactory(patient=other, client_id=wanted.client_id, measured_at=DECEMBER)
+    found = Reading.objects.by_client_id(patient_id=patient.pk, client_id=wanted.client_id)
+
+    # when
+    plan = found.explain(analyze=True)
+
+    # then: that reading, read in its month's partition only (the others pruned at run time)
+    assert list(found) == [wanted]
+    read = [
+        line.split(" on ")[1].split()[0]
+        for line in plan.splitlines()
+        if " on monitoring_reading_" in line and "never executed" not in line
+    ]
+    assert read == ["monitoring_reading_2026_12"]
+    assert list(Reading.objects.by_client_id(patient_id=other.pk, client_id=uuid.uuid4())) == []
