@@ -365,3 +365,19 @@ def expire_info_alerts(*, now: datetime | None = None, limit: int = 500) -> int:
             _event(alert, AlertEventKind.EXPIRED, at=now)
             expired += 1
     return expired
+
+
+# --- partition: retention (docs/retention.md) ---------------------------------------------
+
+
+def delete_resolved_alerts(*, before: datetime, batch: int = 2000) -> int:
+    """Delete the alerts resolved before `before`, as the clinic's records policy allows
+    (monitoring.retention; never an open or acknowledged alert). Deletes: those alerts, their
+    events and notifications (cascade), `batch` alerts per transaction. Returns how many."""
+    resolved = Alert.objects.filter(status=AlertStatus.RESOLVED, resolved_at__lt=before)
+    deleted = 0
+    while ids := list(resolved.order_by("pk").values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            Alert.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted

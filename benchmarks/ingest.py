@@ -72,6 +72,7 @@ FHIR_PATH = "/fhir"
 NIGHTSCOUT_PREFIX = "/nightscout/"
 SEED = 20260301
 TABLE = "monitoring_reading"
+KEYS = "monitoring_readingkey"
 # Content columns compared across phases (id, received_at differ by design).
 CONTENT_COLUMNS = (
     "patient_id, client_id, metric, value, unit, systolic, diastolic, sent_value, sent_unit, "
@@ -183,6 +184,12 @@ def django_setup() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+    # The readings table is partitioned by month (PostgreSQL): the workload's months get
+    # their partitions, as the beat job makes them ahead in production, not DEFAULT.
+    from monitoring.partitions import add_months, create_month_partition, month_start
+
+    for offset in range(-1, 3):
+        create_month_partition(add_months(month_start(BASE_TIME), offset))
 
 
 @dataclass
@@ -247,7 +254,8 @@ def pg_connect(database_url: str):
 
 def empty_table(database_url: str) -> None:
     with pg_connect(database_url) as conn:
-        conn.execute(f"TRUNCATE {TABLE} RESTART IDENTITY CASCADE")
+        # The idempotency keys too: a batch phase must find every item new.
+        conn.execute(f"TRUNCATE {TABLE}, {KEYS} RESTART IDENTITY CASCADE")
         conn.execute("CHECKPOINT")
 
 

@@ -501,7 +501,33 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Streak milestones, in each patient's late morning (monitoring/nudges/sweeps.py).
     "nudge-streaks": {"task": "monitoring.tasks.nudge_streaks_task", "schedule": 900.0},
+    # --- partition: the readings' monthly partitions ahead, and retention (docs/retention.md).
+    "maintain-reading-partitions": {
+        "task": "monitoring.tasks.maintain_reading_partitions_task",
+        "schedule": 6 * 3600.0,
+    },
+    "apply-retention": {"task": "monitoring.tasks.apply_retention_task", "schedule": 24 * 3600.0},
 }
+
+# --- partition: readings partitions and retention per data class (docs/retention.md) -----
+
+
+def env_days(name: str) -> timedelta | None:
+    """A number of days, or None (the default: kept forever) when unset or empty."""
+    value = os.environ.get(name)
+    return None if value in (None, "") else timedelta(days=int(value))
+
+
+# Monthly partitions of the readings kept ready ahead of the current month (PostgreSQL).
+VIGIL_READING_PARTITIONS_AHEAD = env_int("VIGIL_READING_PARTITIONS_AHEAD", 3)
+# The clinic's records policy, per data class: how long each is kept at least. None (the
+# default) keeps it forever; nothing is deleted.
+VIGIL_RETAIN_READINGS = env_days("VIGIL_RETAIN_READINGS_DAYS")
+VIGIL_RETAIN_ALERTS = env_days("VIGIL_RETAIN_ALERTS_DAYS")
+VIGIL_RETAIN_AUDIT = env_days("VIGIL_RETAIN_AUDIT_DAYS")
+# Only where the clinic chooses: raw CGM readings older than this are replaced by their
+# hourly summaries (monitoring.CgmHourlySummary). None (the default): raw CGM is kept.
+VIGIL_CGM_RAW_REPLACED_AFTER = env_days("VIGIL_CGM_RAW_REPLACED_AFTER_DAYS")
 
 # --- Logging ------------------------------------------------------------------------------
 # Ids only, never names, values or MRNs (no PHI in logs). A database error's message quotes

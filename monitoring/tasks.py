@@ -13,6 +13,8 @@ from monitoring.evaluation import (
 from monitoring.nudges import nudge_streaks, run_reminder_sweep, settle_nudge_outcomes
 from monitoring.nudges.delivery import NUDGES, deliver_nudge, enqueue_pending_nudges
 from monitoring.nudges.outcomes import SETTLE_BATCH
+from monitoring.partitions import ensure_reading_partitions
+from monitoring.retention import apply_retention
 
 # Database hiccups (failover, a killed connection) are worth retrying; everything else is a
 # bug to see in the logs, not to loop on.
@@ -79,3 +81,16 @@ def nudge_streaks_task(after_patient_id: int | None = None) -> int:
     if last_patient_id is not None:
         enqueue_on_commit(nudge_streaks_task, last_patient_id)
     return written
+
+
+# --- partition: the readings' partitions and retention (docs/retention.md) ----------------
+
+
+@shared_task(**RETRY)
+def maintain_reading_partitions_task() -> list[str]:
+    return ensure_reading_partitions()
+
+
+@shared_task(**RETRY)
+def apply_retention_task() -> dict[str, int]:
+    return apply_retention()

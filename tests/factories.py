@@ -8,7 +8,7 @@ from django.utils import timezone
 from alerts.models import CareTeam, CareTeamMembership, CareTeamRole
 from alerts.teams import sync_role_groups
 from monitoring.ingest import ValidReading
-from monitoring.models import Entry, Patient, Reading, ReadingSource
+from monitoring.models import Entry, Patient, Reading, ReadingKey, ReadingSource
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -67,6 +67,7 @@ class ReadingFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Reading
+        skip_postgeneration_save = True
 
     patient = factory.SubFactory(PatientFactory)
     client_id = factory.LazyFunction(uuid.uuid4)
@@ -92,6 +93,18 @@ class ReadingFactory(factory.django.DjangoModelFactory):
             sent_unit=o.sent_unit,
         ).compute_fingerprint()
     )
+
+    @factory.post_generation
+    def key(reading, create, extracted, **kwargs):
+        """A stored reading has its idempotency key, as ingest writes them together."""
+        if create:
+            ReadingKey.objects.create(
+                patient_id=reading.patient_id,
+                client_id=reading.client_id,
+                reading_id=reading.pk,
+                measured_at=reading.measured_at,
+                fingerprint=reading.fingerprint,
+            )
 
 
 # --- Readings as a client posts them (docs/api.md, POST /api/v1/readings ITEM) ------------

@@ -1,4 +1,8 @@
-"""Writing a validated batch: one INSERT for the batch, the database deciding what is new.
+"""Writing a validated batch: one statement for the batch, the database deciding what is new.
+
+The (patient, client id) key is claimed in ReadingKey in the same statement that inserts the
+readings (the readings table is partitioned by time on PostgreSQL, so it cannot hold that
+unique key itself: docs/retention.md).
 
 Rows are sorted by key so concurrent retries of overlapping batches cannot deadlock
 (docs/architecture.md measured it), and the evaluation is enqueued after commit.
@@ -26,6 +30,7 @@ from monitoring.models import (
     Entry,
     Patient,
     Reading,
+    ReadingKey,
     ReadingSource,
 )
 from monitoring.units import metric_units
@@ -192,27 +197,57 @@ def _adapt_for_database(rows: list[tuple]) -> list[tuple]:
     ]
 
 
+# The idempotency key's columns: which patient and client id, where the reading is, and the
+# fingerprint that tells a re-sent item (duplicate) from other content (conflict).
+KEY_COLUMNS = ("patient_id", "client_id", "reading_id", "measured_at", "fingerprint")
+PATIENT = COLUMNS.index("patient_id")
+MEASURED_AT = COLUMNS.index("measured_at")
+FINGERPRINT = COLUMNS.index("fingerprint")
+# The readings' id sequence on PostgreSQL: owned by the partitioned table's id since
+# migration 0016, under the name the identity column's sequence had before it.
+ID_SEQUENCE = f"{Reading._meta.db_table}_id_seq"
+
+
 @cache
 def _unnest_insert_sql() -> str:
-    """PostgreSQL: one array parameter per column, so the statement text never changes.
+    """PostgreSQL: one statement claims the keys and inserts the readings whose key it claimed.
 
-    A multi-row VALUES list has 21 placeholders per row (10,500 for a 500-item batch):
-    psycopg re-parses such a long query on every call and PostgreSQL re-plans it, which cost
-    more than validating the batch. Character columns are passed as text[] so that the
-    assignment to varchar(n) still rejects an over-long value (an explicit cast to
-    varchar(n)[] would silently truncate it). unnest yields the rows in array order, i.e.
-    the sorted order `_rows` produced, as a VALUES list does.
+    One array parameter per column, so the statement text never changes: a multi-row VALUES
+    list has 21 placeholders per row (10,500 for a 500-item batch), which psycopg re-parses
+    and PostgreSQL re-plans on every call, costing more than validating the batch. Character
+    columns are passed as text[] so that the assignment to varchar(n) still rejects an
+    over-long value (an explicit cast to varchar(n)[] would silently truncate it).
+
+    The readings table is partitioned by time, so it cannot hold the (patient, client id)
+    unique key; ReadingKey's primary key does. The batch takes its reading ids from the
+    sequence first (materialised: each row's id is drawn once), `claimed` inserts the keys
+    in key order with ON CONFLICT DO NOTHING (a key another transaction holds uncommitted is
+    waited for, then skipped if it committed: the database alone decides which request
+    created a reading, and the sorted order means racing retries wait, never deadlock), and
+    only the rows whose key this statement claimed are inserted. A duplicate costs an id
+    from the sequence, nothing else.
     """
+    readings = Reading._meta.db_table
     arrays = ", ".join(
         "%s::text[]"
         if isinstance(field, models.CharField)
         else f"%s::{field.db_type(connection)}[]"
         for field in FIELDS
     )
+    columns = ", ".join(COLUMNS)
+    keys = ReadingKey._meta.db_table
     return (
-        f"INSERT INTO {Reading._meta.db_table} ({', '.join(COLUMNS)}) "
-        f"SELECT * FROM unnest({arrays}) "
-        "ON CONFLICT (patient_id, client_id) DO NOTHING RETURNING client_id"
+        f"WITH batch AS MATERIALIZED ("
+        f"SELECT nextval('{ID_SEQUENCE}') AS id, item.* "
+        f"FROM unnest({arrays}) AS item({columns})), "
+        f"claimed AS (INSERT INTO {keys} ({', '.join(KEY_COLUMNS)}) "
+        "SELECT patient_id, client_id, id, measured_at, fingerprint FROM batch "
+        "ORDER BY client_id "
+        "ON CONFLICT (patient_id, client_id) DO NOTHING RETURNING reading_id) "
+        f"INSERT INTO {readings} (id, {columns}) "
+        f"SELECT batch.id, {', '.join('batch.' + column for column in COLUMNS)} "
+        "FROM batch JOIN claimed ON claimed.reading_id = batch.id "
+        "RETURNING client_id"
     )
 
 
@@ -226,18 +261,48 @@ def _insert_rows(rows: list[tuple]) -> set[uuid.UUID]:
                 _unnest_insert_sql(), [list(column) for column in zip(*rows, strict=True)]
             )
             return {value for (value,) in cursor.fetchall()}
+    return _insert_rows_serialised(rows)
+
+
+def _insert_rows_serialised(rows: list[tuple]) -> set[uuid.UUID]:
+    """SQLite: its transactions are IMMEDIATE (config/settings.py), so one writer at a time
+    holds the database from BEGIN to COMMIT and a key looked up here cannot be claimed
+    meanwhile by another request. Readings first (their ids come from the insert), then
+    their keys."""
+    patient_id = rows[0][PATIENT]
+    known = set(
+        ReadingKey.objects.filter(
+            patient_id=patient_id, client_id__in=[row[CLIENT_ID] for row in rows]
+        ).values_list("client_id", flat=True)
+    )
+    new = [row for row in rows if row[CLIENT_ID] not in known]
+    if not new:
+        return set()
     table = Reading._meta.db_table
     placeholders = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
     sql = (
         f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES "
-        + ", ".join([placeholders] * len(rows))
-        + " ON CONFLICT (patient_id, client_id) DO NOTHING RETURNING client_id"
+        + ", ".join([placeholders] * len(new))
+        + " RETURNING client_id, id"
     )
-    params = [value for row in _adapt_for_database(rows) for value in row]
+    params = [value for row in _adapt_for_database(new) for value in row]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        returned = cursor.fetchall()
-    return {value if isinstance(value, uuid.UUID) else uuid.UUID(value) for (value,) in returned}
+        ids = {
+            value if isinstance(value, uuid.UUID) else uuid.UUID(value): reading_id
+            for value, reading_id in cursor.fetchall()
+        }
+    ReadingKey.objects.bulk_create(
+        ReadingKey(
+            patient_id=patient_id,
+            client_id=row[CLIENT_ID],
+            reading_id=ids[row[CLIENT_ID]],
+            measured_at=row[MEASURED_AT],
+            fingerprint=row[FINGERPRINT],
+        )
+        for row in new
+    )
+    return set(ids)
 
 
 def _is_retryable(error: OperationalError) -> bool:
@@ -354,8 +419,9 @@ def _store(
 def _stored_fingerprints(patient: Patient, client_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not client_ids:
         return {}
+    # From the keys: classifying a re-sent item never reads the (partitioned) readings.
     return dict(
-        Reading.objects.filter(patient=patient, client_id__in=client_ids).values_list(
+        ReadingKey.objects.filter(patient=patient, client_id__in=client_ids).values_list(
             "client_id", "fingerprint"
         )
     )

@@ -30,11 +30,13 @@ from monitoring.models.patients import (
     validate_timezone,
 )
 from monitoring.models.readings import (
+    CgmHourlySummary,
     DoseStatus,
     Entry,
     GlucoseContext,
     Metric,
     Reading,
+    ReadingKey,
     ReadingSource,
 )
 from monitoring.models.rules import Rule, RuleKind, RuleRevision, Severity
@@ -45,6 +47,7 @@ __all__ = [
     "AuditEvent",
     "AuditLogIsAppendOnly",
     "AuditSurface",
+    "CgmHourlySummary",
     "Device",
     "DeviceKind",
     "DoseStatus",
@@ -69,6 +72,7 @@ __all__ = [
     "PushPlatform",
     "PushToken",
     "Reading",
+    "ReadingKey",
     "ReadingSource",
     "Rule",
     "RuleKind",

@@ -1,7 +1,7 @@
 """Readings: one table for every metric, immutable once stored."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Subquery
 
 from monitoring.models.patients import Device, Patient
 
@@ -44,6 +44,23 @@ class Entry(models.TextChoices):
 
     DEVICE = "device", "Measured by a device"
     MANUAL = "manual", "Typed by a person"
+
+
+class ReadingQuerySet(models.QuerySet):
+    def by_client_id(self, *, patient_id: int, client_id) -> "ReadingQuerySet":
+        """The patient's reading of this client id (none or one), found through its key.
+
+        The readings have no index on client ids (their unique key lives in ReadingKey:
+        docs/retention.md); the key names the reading's id and measured_at, which on
+        PostgreSQL select its one partition (pruned at run time) and its primary-key entry.
+        Filtering the readings by client_id instead reads the patient's whole history.
+        """
+        key = ReadingKey.objects.filter(patient_id=patient_id, client_id=client_id)
+        return self.filter(
+            patient_id=patient_id,
+            id=Subquery(key.values("reading_id")[:1]),
+            measured_at=Subquery(key.values("measured_at")[:1]),
+        )
 
 
 class Reading(models.Model):
@@ -101,12 +118,14 @@ class Reading(models.Model):
     # the reading's value or date. A database default: ingest's INSERT names its columns.
     evaluation_error = models.CharField(max_length=200, blank=True, default="", db_default="")
 
+    objects = ReadingQuerySet.as_manager()
+
     class Meta:
+        # The idempotency key, one reading per client id per patient whatever races, is held
+        # by ReadingKey's primary key: on PostgreSQL this table is partitioned by month of
+        # measured_at (docs/retention.md), and a partitioned table's unique keys must include
+        # the partition key, which (patient, client id) does not.
         constraints = [
-            # The idempotency key: one reading per client id per patient, whatever races.
-            models.UniqueConstraint(
-                fields=["patient", "client_id"], name="reading_client_id_unique_per_patient"
-            ),
             models.CheckConstraint(
                 condition=~Q(metric="blood_pressure")
                 | Q(systolic__isnull=False, diastolic__isnull=False),
@@ -143,3 +162,65 @@ class Reading(models.Model):
     @property
     def is_evaluated(self) -> bool:
         return self.evaluated_at is not None
+
+
+class ReadingKey(models.Model):
+    """The idempotency key of a stored reading: one row per (patient, client id), ever.
+
+    Claimed with `INSERT … ON CONFLICT DO NOTHING` in the same statement as the reading's own
+    insert (monitoring.ingest.store), so whichever request claims the key is the one that
+    stores the reading, however many retries race. It holds what telling a re-sent item
+    apart needs (the fingerprint) and where the reading is (its id and measured_at, which on
+    PostgreSQL name its partition), so a duplicate or a conflict is classified here without
+    touching the readings table. Not a foreign key to Reading: PostgreSQL cannot reference
+    `id` alone on a table partitioned by time. Kept when raw CGM readings are replaced by
+    their hourly summary, so a late retry of one is still a duplicate, not a new reading.
+    """
+
+    pk = models.CompositePrimaryKey("patient_id", "client_id")
+    # The primary key, led by the patient, serves the patient's keys: no index of its own.
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+", db_index=False)
+    client_id = models.UUIDField()
+    reading_id = models.BigIntegerField()
+    measured_at = models.DateTimeField()
+    fingerprint = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"reading key {self.reading_id}"
+
+
+class CgmHourlySummary(models.Model):
+    """One patient's CGM glucose over one clock hour (UTC): what replaces the raw readings.
+
+    Written only where the clinic chose to replace raw CGM readings older than
+    VIGIL_CGM_RAW_REPLACED_AFTER (monitoring.retention; off by default). Sums rather than a
+    mean and a deviation, so that readings of an hour replaced in two runs (a late upload)
+    add up exactly: mean = total / count, variance = total_of_squares / count - mean².
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+", db_index=False)
+    hour = models.DateTimeField()
+    unit = models.CharField(max_length=16)
+    count = models.PositiveIntegerField()
+    total = models.FloatField()
+    total_of_squares = models.FloatField()
+    minimum = models.FloatField()
+    maximum = models.FloatField()
+
+    class Meta:
+        constraints = [
+            # One row per patient and hour; also serves "this patient's hours in a window".
+            models.UniqueConstraint(fields=["patient", "hour"], name="cgm_summary_patient_hour")
+        ]
+        ordering = ["patient", "hour"]
+
+    def __str__(self) -> str:
+        return f"CGM hour summary {self.pk}"
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count
+
+    @property
+    def standard_deviation(self) -> float:
+        return max(self.total_of_squares / self.count - self.mean**2, 0.0) ** 0.5

@@ -111,8 +111,17 @@ class Slot(models.Model):
     due_at = models.DateTimeField()
     closes_at = models.DateTimeField()
     status = models.CharField(max_length=8, choices=SlotStatus.choices, default=SlotStatus.OPEN)
+    # No database constraint: on PostgreSQL the readings table is partitioned by time and
+    # its primary key is (id, measured_at), which `id` alone cannot reference. Django still
+    # sets it NULL when a reading is deleted through the ORM (a patient's erasure), and the
+    # retention job clears it before it drops readings in bulk (monitoring.retention).
     fulfilled_by = models.ForeignKey(
-        Reading, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Reading,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     reminded_at = models.DateTimeField(null=True, blank=True)
     miss_handled_at = models.DateTimeField(null=True, blank=True)
