@@ -163,12 +163,10 @@ def observation_read(request, observation_id: str):
     reading = None
     if key is not None:
         patient_id, client_id = key
+        # Through the reading's key: the readings table has no index on client ids.
         reading = (
-            Reading.objects.filter(
-                patient_id=patient_id,
-                client_id=client_id,
-                patient__in=reachable_patients(principal).filter(pk=patient_id),
-            )
+            Reading.objects.by_client_id(patient_id=patient_id, client_id=client_id)
+            .filter(patient__in=reachable_patients(principal).filter(pk=patient_id))
             .exclude(metric=Metric.DOSE)
             .first()
         )
@@ -231,7 +229,9 @@ def observations(request):
     _record_created(principal, [created], request)
     location = f"{base_url(request)}/Observation/{created.observation_id}"
     headers = {"Location": location} if created.status == 201 else {}
-    reading = Reading.objects.get(patient_id=created.patient_id, client_id=created.client_id)
+    reading = Reading.objects.by_client_id(
+        patient_id=created.patient_id, client_id=created.client_id
+    ).get()
     return fhir_response(to_observation(reading), created.status, headers)
 
 
