@@ -55,6 +55,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import multiprocessing
 import os
 import random
 import statistics
@@ -564,53 +565,62 @@ def fill_key_table(conn, patient_ids: list[int]) -> str:
     )
 
 
-def generate_history(url: str, plan: dict, shape: Shape, chunk_rows: int) -> dict:
-    """COPY the history into `url`, a transaction per ~chunk_rows rows. Returns the stats."""
+_GENERATOR: Generator | None = None  # set before the generating processes fork
+
+
+def _patient_text(patient: dict) -> tuple[str, int]:
+    lines = _GENERATOR.rows(patient, random.Random(SEED + patient["id"]))
+    return "".join(lines), len(lines)
+
+
+def generate_history(url: str, plan: dict, shape: Shape, chunk_rows: int, jobs: int) -> dict:
+    """COPY the history into `url`, a transaction per ~chunk_rows rows; the text is made by
+    `jobs` processes while this one sends it. Returns the stats."""
+    global _GENERATOR
     fields = copy_fields()
     columns = ", ".join(field.column for field in fields)
     end = int(time.time()) // 60 * 60 - 600  # ten minutes ago, on the minute
-    generator = Generator(fields, end, shape)
+    _GENERATOR = Generator(fields, end, shape)
     days = max(shape.cgm_days, shape.other_days) + 1
     rows = 0
-    python_seconds = 0.0
+    waited = 0.0  # for the generating processes: the text, not the database, was the limit
     began = time.monotonic()
-    with evaluate.pg(url) as conn:
+    ctx = multiprocessing.get_context("fork")
+    with evaluate.pg(url) as conn, ctx.Pool(jobs) as pool:
         partitions = ensure_partitions(
             conn,
             datetime.fromtimestamp(end, UTC) - timedelta(days=days),
             datetime.fromtimestamp(end, UTC) + timedelta(days=40),
         )
         conn.autocommit = False
-        patients = plan["patients"]
-        position = 0
-        while position < len(patients):
+        texts = pool.imap(_patient_text, plan["patients"])
+        done = 0
+        while done < len(plan["patients"]):
+            in_chunk = 0
             with conn.cursor() as cursor:
                 with cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
-                    in_chunk = 0
-                    while position < len(patients) and in_chunk < chunk_rows:
-                        patient = patients[position]
-                        position += 1
+                    while done < len(plan["patients"]) and in_chunk < chunk_rows:
                         started = time.perf_counter()
-                        lines = generator.rows(patient, random.Random(SEED + patient["id"]))
-                        block = "".join(lines)
-                        python_seconds += time.perf_counter() - started
-                        copy.write(block)
-                        in_chunk += len(lines)
+                        text, count = next(texts)
+                        waited += time.perf_counter() - started
+                        copy.write(text)
+                        in_chunk += count
+                        done += 1
                 conn.commit()
             rows += in_chunk
             elapsed = time.monotonic() - began
             print(
-                f"  {rows:,} rows, {position} of {len(patients)} patients, {elapsed:.0f} s "
+                f"  {rows:,} rows, {done} of {len(plan['patients'])} patients, {elapsed:.0f} s "
                 f"({rows / elapsed:,.0f} rows/s)",
                 flush=True,
             )
         copy_seconds = time.monotonic() - began
         conn.autocommit = True
-        keys = fill_key_table(conn, [p["id"] for p in patients])
+        keys = fill_key_table(conn, [p["id"] for p in plan["patients"]])
     return {
         "rows": rows,
         "seconds": copy_seconds,
-        "python_seconds": python_seconds,
+        "waited": waited,
         "partitions": partitions,
         "keys": keys,
     }
@@ -816,12 +826,13 @@ def measure_reads(port: int, plan: dict, args) -> list[Result]:
     bp = plan["bp_probes"][0]["id"]
     alert = Alert.objects.filter(patient_id=cgm).exclude(status="resolved").order_by("-id").first()
     readings = f"/api/v1/patients/{cgm}/readings"
-    _, _, first = request(port, "GET", readings, api)
+    # Pages of 10 here: the empty database's patient has a second page too (the live posts).
+    _, _, first = request(port, "GET", f"{readings}?page_size=10", api)
     next_url = json.loads(first).get("next") if first.startswith(b"{") else None
     paths = [
         ("API readings, default page (CGM patient)", readings, api),
         ("API readings, ?type=glucose", f"{readings}?type=glucose", api),
-        ("API readings, second page (next)",
+        ("API readings, second page of 10 (next)",
          urlsplit(next_url)._replace(scheme="", netloc="").geturl() if next_url else None, api),
         ("API readings, default page (BP patient)", f"/api/v1/patients/{bp}/readings", api),
         ("admin readings changelist (nurse's team)", "/admin/monitoring/reading/", admin),
@@ -944,6 +955,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--cgm-share", type=float, default=0.1, help="share wearing a CGM")
     parser.add_argument("--cgm-days", type=int, default=90, help="days of CGM per wearer")
     parser.add_argument("--teams", type=int, default=3, help="care teams (the nurse: team 0)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes making the COPY text")
     parser.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows per COPY")
     parser.add_argument("--server-url", default=os.environ.get("SCALE_SERVER_URL",
                                                                 DEFAULT_SERVER_URL))  # fmt: skip
@@ -1020,7 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
         connections.close_all()
         clone_database(large_url, f"{args.database_prefix}_empty")
         print("generating the history (COPY) …")
-        stats["copy"] = generate_history(large_url, plan, shape, args.chunk_rows)
+        stats["copy"] = generate_history(large_url, plan, shape, args.chunk_rows, args.jobs)
         stats["alerts"] = open_alerts(plan)
         connections.close_all()
         evaluate.flush_broker(args.broker_url)
@@ -1044,8 +1056,8 @@ def main(argv: list[str] | None = None) -> int:
         copied = stats["copy"]
         print(
             f"history: {copied['rows']:,} readings by COPY in {copied['seconds']:.0f} s "
-            f"({copied['rows'] / copied['seconds']:,.0f} rows/s; generating the text "
-            f"{copied['python_seconds']:.0f} s of it); {copied['keys']}; partitions created "
+            f"({copied['rows'] / copied['seconds']:,.0f} rows/s; {args.jobs} processes making "
+            f"the text, waited for {copied['waited']:.0f} s); {copied['keys']}; partitions created "
             f"{copied['partitions']}; {stats['alerts']} open alerts; enrolment "
             f"{stats['enrol']:.0f} s; VACUUM ANALYZE {stats['vacuum']:.0f} s"
         )
