@@ -69,13 +69,11 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-# Run as a script: import the project, not sibling modules of this file by bare name.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-sys.path.insert(0, str(ROOT))
+if not __package__:  # run as a script: the project's root, not this folder, on the path
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks import evaluate, ingest
 
-from benchmarks import evaluate, ingest  # noqa: E402  (after the path above)
+ROOT = evaluate.ROOT
 
 DATABASE_PREFIX = "vigil_scale"
 DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/"
