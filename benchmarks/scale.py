@@ -479,32 +479,39 @@ def clip(name: str, value):
 
 
 def ensure_partitions(conn, start: datetime, end: datetime) -> int:
-    """A partitioned readings table gets a monthly partition wherever none covers the history
-    (a pluggable step: the product's own partition maintenance may replace it). Returns the
-    partitions created."""
+    """A partitioned readings table gets a partition for every month of the history (a
+    pluggable step): with the product's own partition maintenance (`monitoring.partitions.
+    create_month_partition`) where it has one, else a monthly range partition wherever none
+    covers the month. Returns the partitions created."""
     from psycopg import errors
 
     row = conn.execute(
-        "SELECT pg_get_partkeydef(c.oid) FROM pg_class c JOIN pg_partitioned_table p "
-        "ON p.partrelid = c.oid WHERE c.relname = %s",
+        "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON p.partrelid = c.oid "
+        "WHERE c.relname = %s",
         [TABLE],
     ).fetchone()
     if row is None:
         return 0
+    try:
+        from monitoring.partitions import create_month_partition
+    except ImportError:
+        create_month_partition = None
     created = 0
-    month = date(start.year, start.month, 1)
-    while month <= end.date():
-        following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-        name = f"{TABLE}_scale_{month:%Y%m}"
-        try:
-            with conn.transaction():
-                conn.execute(
-                    f'CREATE TABLE "{name}" PARTITION OF {TABLE} '
-                    f"FOR VALUES FROM ('{month}') TO ('{following}')"
-                )
-            created += 1
-        except (errors.InvalidObjectDefinition, errors.DuplicateTable):
-            pass  # covered already: an existing partition overlaps the month
+    month = datetime(start.year, start.month, 1, tzinfo=UTC)
+    while month <= end:
+        following = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+        if create_month_partition is not None:
+            created += bool(create_month_partition(month))
+        else:
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        f'CREATE TABLE "{TABLE}_scale_{month:%Y%m}" PARTITION OF {TABLE} '
+                        f"FOR VALUES FROM ('{month.isoformat()}') TO ('{following.isoformat()}')"
+                    )
+                created += 1
+            except (errors.InvalidObjectDefinition, errors.DuplicateTable):
+                pass  # covered already: an existing partition overlaps the month
         month = following
     return created
 
@@ -529,8 +536,8 @@ def key_model():
 
 def fill_key_table(conn, patient_ids: list[int]) -> str:
     """The generated readings' idempotency keys, from the readings: each key column is the
-    reading column of the same name, or the reading's id for a foreign key to Reading; a
-    column with a default is left to it. Nothing to do without a key table."""
+    reading column of the same name, or the reading's id for `reading_id` or a foreign key
+    to Reading; a column with a default is left to it. Nothing to do without a key table."""
     from django.db import models
 
     from monitoring.models import Reading
@@ -541,7 +548,9 @@ def fill_key_table(conn, patient_ids: list[int]) -> str:
     reading_columns = {field.column for field in Reading._meta.concrete_fields}
     columns, values = [], []
     for field in model._meta.concrete_fields:
-        if getattr(field, "related_model", None) is Reading:
+        if field.column is None:
+            continue  # a composite primary key: its fields are listed on their own
+        if getattr(field, "related_model", None) is Reading or field.column == "reading_id":
             columns.append(field.column)
             values.append("r.id")
         elif field.column in reading_columns and field.column != "id":
