@@ -28,7 +28,9 @@ it). If the schema keeps idempotency keys in a table of their own (a monitoring 
 `patient` and `client_id` whose table name says `key`), it is filled from the readings. Then
 VACUUM ANALYZE on both databases, so plans are the plans of a live system.
 
-Measured against each database by the same code in a subprocess of its own, empty first:
+Measured against each database by the same code in a subprocess of its own, empty first
+(in the order: live evaluation, reads, summaries, ingestion, which adds readings; the table
+shows ingestion first):
 
   ingestion        POST /api/v1/readings, 500-item batches over 4 connections, no worker
                    (readings/s, median of --ingest-runs)
@@ -902,22 +904,22 @@ def measure(args) -> None:
         procs = evaluate.Subprocesses(Path(logdir))
         try:
             port, _web = evaluate.start_gunicorn(procs, env, workers=2)
+            worker = evaluate.start_worker(procs, env, "scale")
+            results += measure_latency(port, plan, args.measure, args)
+            print(f"    live: {[round(r.value or 0, 1) for r in results]}", flush=True)
+            procs.stop(worker.process)
+            results += measure_reads(port, plan, args)
+            results.append(measure_summaries(plan, args.repeat))
+            # Last, so the reads above found the empty database empty: it adds readings.
             connections.close_all()  # ingest.drive forks its clients
-            results.append(measure_ingestion(port, plan, args))
-            print(f"    ingestion: {results[-1].value:,.0f} readings/s", flush=True)
-            with evaluate.pg(args.measure) as conn:
+            results.insert(0, measure_ingestion(port, plan, args))
+            print(f"    ingestion: {results[0].value:,.0f} readings/s", flush=True)
+            with evaluate.pg(args.measure) as conn:  # no backlog left for a --reuse run
                 conn.execute(
                     f"UPDATE {TABLE} SET evaluated_at = now() "
                     "WHERE evaluated_at IS NULL AND patient_id = ANY(%s)",
                     [[p["id"] for p in plan["ingest"]]],
                 )
-            evaluate.flush_broker(args.broker_url)
-            worker = evaluate.start_worker(procs, env, "scale")
-            results += measure_latency(port, plan, args.measure, args)
-            print(f"    live: {[round(r.value or 0, 1) for r in results[1:]]}", flush=True)
-            results += measure_reads(port, plan, args)
-            procs.stop(worker.process)
-            results.append(measure_summaries(plan, args.repeat))
         finally:
             procs.stop_all()
             evaluate.flush_broker(args.broker_url)
