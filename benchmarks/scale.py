@@ -494,10 +494,14 @@ def ensure_partitions(conn, start: datetime, end: datetime) -> int:
     ).fetchone()
     if row is None:
         return 0
+    from django.db import connection
+
     try:
         from monitoring.partitions import create_month_partition
     except ImportError:
         create_month_partition = None
+    if connection.settings_dict["NAME"] != conn.info.dbname:
+        create_month_partition = None  # the product's function works on Django's database
     created = 0
     month = datetime(start.year, start.month, 1, tzinfo=UTC)
     while month <= end:
@@ -582,13 +586,14 @@ def _patient_text(patient: dict) -> tuple[str, int]:
     return "".join(lines), len(lines)
 
 
-def generate_history(url: str, plan: dict, shape: Shape, chunk_rows: int, jobs: int) -> dict:
-    """COPY the history into `url`, a transaction per ~chunk_rows rows; the text is made by
-    `jobs` processes while this one sends it. Returns the stats."""
+def generate_history(
+    url: str, plan: dict, shape: Shape, end: int, chunk_rows: int, jobs: int
+) -> dict:
+    """COPY the history up to `end` (epoch s) into `url`, a transaction per ~chunk_rows rows;
+    the text is made by `jobs` processes while this one sends it. Returns the stats."""
     global _GENERATOR
     fields = copy_fields()
     columns = ", ".join(field.column for field in fields)
-    end = int(time.time()) // 60 * 60 - 600  # ten minutes ago, on the minute
     _GENERATOR = Generator(fields, end, shape)
     days = max(shape.cgm_days, shape.other_days) + 1
     rows = 0
@@ -633,6 +638,37 @@ def generate_history(url: str, plan: dict, shape: Shape, chunk_rows: int, jobs: 
         "partitions": partitions,
         "keys": keys,
     }
+
+
+def copy_window(url: str, plan: dict, shape: Shape, end: int, days: int) -> int:
+    """The last `days` of the read and posting patients' history, the very rows the large
+    database has, into the empty twin: the paths measured there return the same rows and
+    evaluate the same windows, so the two differ only by the history beyond them."""
+    if days <= 0:
+        return 0
+    fields = copy_fields()
+    columns = ", ".join(field.column for field in fields)
+    measured = [field.name for field in fields].index("measured_at")
+    cutoff = stamp(end - days * 86400)
+    generator = Generator(fields, end, shape)
+    patients = plan["cgm_probes"] + plan["bp_probes"]
+    rows = 0
+    with evaluate.pg(url) as conn:
+        ensure_partitions(
+            conn,
+            datetime.fromtimestamp(end, UTC) - timedelta(days=days + 1),
+            datetime.fromtimestamp(end, UTC) + timedelta(days=40),
+        )
+        with conn.cursor() as cursor, cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
+            for patient in patients:
+                lines = generator.rows(patient, random.Random(SEED + patient["id"]))
+                recent = [
+                    line for line in lines if line.split("\t", measured + 1)[measured] >= cutoff
+                ]
+                copy.write("".join(recent))
+                rows += len(recent)
+        fill_key_table(conn, [p["id"] for p in patients])
+    return rows
 
 
 def open_alerts(plan: dict) -> int:
@@ -964,6 +1000,12 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--cgm-share", type=float, default=0.1, help="share wearing a CGM")
     parser.add_argument("--cgm-days", type=int, default=90, help="days of CGM per wearer")
     parser.add_argument("--teams", type=int, default=3, help="care teams (the nurse: team 0)")
+    parser.add_argument(
+        "--window-days",
+        type=int,
+        default=14,
+        help="days of the read patients' recent history the empty twin gets too (0: none)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="processes making the COPY text")
     parser.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows per COPY")
     parser.add_argument("--server-url", default=os.environ.get("SCALE_SERVER_URL",
@@ -1041,7 +1083,9 @@ def main(argv: list[str] | None = None) -> int:
         connections.close_all()
         clone_database(large_url, f"{args.database_prefix}_empty")
         print("generating the history (COPY) …")
-        stats["copy"] = generate_history(large_url, plan, shape, args.chunk_rows, args.jobs)
+        end = int(time.time()) // 60 * 60 - 600  # ten minutes ago, on the minute
+        stats["copy"] = generate_history(large_url, plan, shape, end, args.chunk_rows, args.jobs)
+        stats["window"] = copy_window(empty_url, plan, shape, end, args.window_days)
         stats["alerts"] = open_alerts(plan)
         connections.close_all()
         evaluate.flush_broker(args.broker_url)
@@ -1063,12 +1107,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "copy" in stats:
         copied = stats["copy"]
+        rate = copied["rows"] / copied["seconds"]
         print(
             f"history: {copied['rows']:,} readings by COPY in {copied['seconds']:.0f} s "
-            f"({copied['rows'] / copied['seconds']:,.0f} rows/s; {args.jobs} processes making "
-            f"the text, waited for {copied['waited']:.0f} s); {copied['keys']}; partitions created "
-            f"{copied['partitions']}; {stats['alerts']} open alerts; enrolment "
-            f"{stats['enrol']:.0f} s; VACUUM ANALYZE {stats['vacuum']:.0f} s"
+            f"({rate:,.0f} rows/s; {args.jobs} processes making the text, waited for "
+            f"{copied['waited']:.0f} s); {copied['keys']}; partitions created "
+            f"{copied['partitions']}; {stats['alerts']} open alerts"
+        )
+        print(
+            f"empty twin: the last {args.window_days} days of the read patients, "
+            f"{stats['window']:,} readings; enrolment {stats['enrol']:.0f} s; "
+            f"VACUUM ANALYZE {stats['vacuum']:.0f} s"
         )
     print(
         f"database size: large {database_size(large_url) / 2**30:.2f} GiB, empty "
