@@ -10,7 +10,9 @@ Two databases in one run (dropped and re-created; names start `vigil_scale`):
   large   the patients, their rules and tokens, and a generated history of `--readings`
           readings, already evaluated, with a few open alerts;
   empty   a copy of `large` taken after enrolment (CREATE DATABASE … TEMPLATE), before any
-          history: the same patients, rules, tokens and ids, no readings.
+          history: the same patients, rules, tokens and ids, and of the history only the
+          last `--window-days` (14) of the patients whose paths are measured, the same rows
+          (so pages, charts and evaluation windows hold the same data in both; 0: none).
 
 Population: `--patients` (default readings / 4,000) in `--teams` care teams (a nurse of team
 0 is the one who reads). A share (`--cgm-share`, 10 %) wear a CGM: a glucose every 5 minutes
@@ -24,8 +26,9 @@ plausible ranges (checked against `monitoring.units` before generating).
 Generation: text COPY (psycopg 3 `cursor.copy`) into the readings table in big chunks, its
 columns taken from `Reading._meta.concrete_fields` (whatever the table is: plain or
 partitioned; a partitioned table gets monthly partitions over the history where none covers
-it). If the schema keeps idempotency keys in a table of their own (a monitoring model with
-`patient` and `client_id` whose table name says `key`), it is filled from the readings. Then
+it, through `monitoring.partitions` where the product has it). If the schema keeps
+idempotency keys in a table of their own (a monitoring model with `patient` and `client_id`
+whose table name says `key`), it is filled from the readings. Then
 VACUUM ANALYZE on both databases, so plans are the plans of a live system.
 
 Measured against each database by the same code in a subprocess of its own, empty first
