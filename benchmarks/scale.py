@@ -572,7 +572,9 @@ def fill_key_table(conn, patient_ids: list[int]) -> str:
     began = time.monotonic()
     cursor = conn.execute(
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} "
-        f"FROM {TABLE} r WHERE r.patient_id = ANY(%s) ON CONFLICT DO NOTHING",
+        f"FROM {TABLE} r WHERE r.patient_id = ANY(%s) "
+        # In key order: the key index is written left to right, dense (as the migration does).
+        "ORDER BY r.patient_id, r.client_id ON CONFLICT DO NOTHING",
         [patient_ids],
     )
     return (
