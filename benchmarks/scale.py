@@ -970,6 +970,19 @@ def measure(args) -> None:
 # --- The run ----------------------------------------------------------------------------------
 
 
+def combine(runs: list[list[dict]]) -> list[dict]:
+    """Per path, the median of the rounds' values (each a median itself)."""
+    combined = []
+    for row in runs[0]:
+        values = [r["value"] for run in runs for r in run if r["name"] == row["name"]]
+        values = [v for v in values if v is not None]
+        note = row["note"] if len(runs) == 1 else f"rounds {', '.join(f'{v:.0f}' for v in values)}"
+        combined.append(
+            row | {"value": statistics.median(values) if values else None, "note": note}
+        )
+    return combined
+
+
 def print_table(large: list[dict], empty: list[dict]) -> list[str]:
     by_name = {row["name"]: row for row in empty}
     header = f"{'path':<48} {'large':>10} {'empty':>10} {'ratio':>7}  note (large)"
@@ -1023,6 +1036,9 @@ def parse_args(argv: list[str] | None = None):
         "--reuse", action="store_true", help="measure the databases of an earlier run again"
     )
     parser.add_argument("--repeat", type=int, default=10, help="timed GETs per path")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measurements of each database, alternately"
+    )
     parser.add_argument("--ingest-items", type=int, help="items per ingestion run (20,000)")
     parser.add_argument("--ingest-runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=4, help="ingestion clients")
@@ -1096,13 +1112,15 @@ def main(argv: list[str] | None = None) -> int:
         evaluate.flush_broker(args.broker_url)
         stats["vacuum"] = vacuum_analyze(large_url) + vacuum_analyze(empty_url)
     plan = json.loads(Path(args.plan).read_text())
-    results = {}
+    rounds: dict[str, list[list[dict]]] = {"empty": [], "large": []}
     with tempfile.TemporaryDirectory(prefix="vigil-scale-") as folder:
-        for label, url in (("empty", empty_url), ("large", large_url)):
-            print(f"measuring {label} …")
-            out = Path(folder) / f"{label}.json"
-            subprocess.run(child_arguments(args, url, out), cwd=ROOT, check=True)
-            results[label] = json.loads(out.read_text())
+        for number in range(args.rounds):  # alternately, so a busy spell hits both
+            for label, url in (("empty", empty_url), ("large", large_url)):
+                print(f"measuring {label} (round {number + 1} of {args.rounds}) …")
+                out = Path(folder) / f"{label}.json"
+                subprocess.run(child_arguments(args, url, out), cwd=ROOT, check=True)
+                rounds[label].append(json.loads(out.read_text()))
+    results = {label: combine(runs) for label, runs in rounds.items()}
     print()
     shape = plan["shape"]
     print(
