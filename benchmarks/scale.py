@@ -984,7 +984,11 @@ def combine(runs: list[list[dict]]) -> list[dict]:
     for row in runs[0]:
         values = [r["value"] for run in runs for r in run if r["name"] == row["name"]]
         values = [v for v in values if v is not None]
-        note = row["note"] if len(runs) == 1 else f"rounds {', '.join(f'{v:.0f}' for v in values)}"
+        note = (
+            f"rounds {', '.join(f'{v:,.0f}' for v in values)}"
+            if len(runs) > 1 and values
+            else row["note"]
+        )
         combined.append(
             row | {"value": statistics.median(values) if values else None, "note": note}
         )
