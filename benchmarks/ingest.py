@@ -163,14 +163,15 @@ def make_workload(readings: int, patients: int) -> list[list[dict]]:
 # --- Database and broker setup --------------------------------------------------------------
 
 
-def setup_database(database_url: str) -> None:
-    """Drop and re-create the benchmark database (never another one)."""
+def setup_database(database_url: str, *, prefix: str = "vigil_bench") -> None:
+    """Drop and re-create the benchmark database (never another one: its name must start
+    with the benchmark's own `prefix`)."""
     import psycopg
 
     parts = urlsplit(database_url)
     name = parts.path.lstrip("/")
-    if not name.startswith("vigil_bench"):
-        raise SystemExit(f"refusing to drop database {name!r}: its name must start vigil_bench")
+    if not name.startswith(prefix):
+        raise SystemExit(f"refusing to drop database {name!r}: its name must start {prefix}")
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
