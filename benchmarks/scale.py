@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/scale.py --readings 2000000    # a smaller history
     .venv/bin/python benchmarks/scale.py --small               # ~200,000 readings: a check
     .venv/bin/python benchmarks/scale.py --reuse               # measure again, no generation
+    .venv/bin/python benchmarks/scale.py --rounds 0            # generate only
 
 Two databases in one run (dropped and re-created; names start `vigil_scale`):
 
@@ -1123,6 +1124,9 @@ def main(argv: list[str] | None = None) -> int:
         connections.close_all()
         evaluate.flush_broker(args.broker_url)
         stats["vacuum"] = vacuum_analyze(large_url) + vacuum_analyze(empty_url)
+    if args.rounds == 0:  # generate now, measure later with --reuse (e.g. on other code)
+        print(f"generated in {time.monotonic() - began:.0f} s; measure with --reuse")
+        return 0
     plan = json.loads(Path(args.plan).read_text())
     rounds: dict[str, list[list[dict]]] = {"empty": [], "large": []}
     with tempfile.TemporaryDirectory(prefix="vigil-scale-") as folder:
