@@ -7,12 +7,10 @@ patients only, and a guessed URL for another team's object is a 404.
 from monitoring.admin import nudges, patients, records, schedules, users
 from monitoring.admin.nudges import NudgeVariantForm
 from monitoring.admin.patients import describe_parameters
-from monitoring.admin.records import describe_provenance
 
 __all__ = [
     "NudgeVariantForm",
     "describe_parameters",
-    "describe_provenance",
     "nudges",
     "patients",
     "records",

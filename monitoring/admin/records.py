@@ -10,14 +10,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from alerts.admin_scoping import TeamScopedAdmin
+from alerts.triage import describe_provenance
 from monitoring.admin.bounded import BoundedChangeListMixin
 from monitoring.evaluation.failures import retry_failed_evaluations
 from monitoring.models import (
     Device,
-    Entry,
     Patient,
     Reading,
-    ReadingSource,
     Rule,
     RuleRevision,
 )
@@ -44,34 +43,6 @@ class DeviceAdmin(TeamScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-# --- Where a reading came from (issue 12.3/12.4) -------------------------------------------
-
-# A CGM's trend as Nightscout names it (`direction`), with the arrow uploaders draw.
-TREND_ARROWS = {
-    "DoubleUp": "⇈",
-    "SingleUp": "↑",
-    "FortyFiveUp": "↗",
-    "Flat": "→",
-    "FortyFiveDown": "↘",
-    "SingleDown": "↓",
-    "DoubleDown": "⇊",
-}
-
-
-def describe_provenance(
-    *, source: str, entry: str, device_serial: str = "", trend: str = ""
-) -> str:
-    """Where a reading came from, as the readings list, the patient page and the alert page
-    show it: "Nightscout uploader · xDrip-DexcomG6 · Measured by a device · ↗ FortyFiveUp"."""
-    parts = [
-        ReadingSource(source).label if source in ReadingSource.values else source,
-        device_serial,
-        Entry(entry).label if entry in Entry.values else entry,
-        f"{TREND_ARROWS[trend]} {trend}" if trend in TREND_ARROWS else trend,
-    ]
-    return " · ".join(part for part in parts if part)
 
 
 class EvaluationFailedFilter(admin.SimpleListFilter):
@@ -132,14 +103,12 @@ class PatientFilter(admin.SimpleListFilter):
             return queryset.none()
         if self.patient_id() is not None:
             return queryset.filter(patient_id=self.patient_id())
-        # Every patient's: among the latest stored only, found by a backward scan of the
-        # primary key (the LATEST_STORED-th newest id; none yet: from the first).
-        nth_latest = Reading.objects.order_by("-id").values("id")[LATEST_STORED - 1 :][:1]
-        return queryset.filter(id__gte=Coalesce(Subquery(nth_latest), 0))
+        return queryset
 
 
 class BeforeFilter(admin.SimpleListFilter):
-    """?before=<YYYY-MM-DD>: read by PeriodFilter (the window's end); offers no choices."""
+    """?before=<YYYY-MM-DD>: read by PeriodFilter (the window's end); offers no choices, so
+    Django only takes its parameter off the lookups (it calls no queryset() of it)."""
 
     title = "before"
     parameter_name = "before"
@@ -174,7 +143,14 @@ class PeriodFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         _, length = PERIODS.get(self.value(), PERIODS[DEFAULT_PERIOD])
         end = window_end(request)
-        return queryset.filter(measured_at__gte=end - length, measured_at__lt=end)
+        queryset = queryset.filter(measured_at__gte=end - length, measured_at__lt=end)
+        if PatientFilter.parameter_name not in request.GET:
+            # Every patient's: among the latest stored only, found by a backward scan of the
+            # primary key (the LATEST_STORED-th newest id; fewer stored: from the first).
+            # Here, not in PatientFilter: Django skips a filter that offers no choices.
+            nth_latest = Reading.objects.order_by("-id").values("id")[LATEST_STORED - 1 :][:1]
+            queryset = queryset.filter(id__gte=Coalesce(Subquery(nth_latest), 0))
+        return queryset
 
 
 def window_end(request) -> datetime:

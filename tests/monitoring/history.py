@@ -39,10 +39,12 @@ def generate_readings(
                    %(unit)s,
                    CASE WHEN %(bp)s THEN 110 + (n * 7) %% 60 END,
                    CASE WHEN %(bp)s THEN 70 + (n * 3) %% 30 END,
-                   NULL, '', '', '', '', at, 0, at, %(source)s, %(entry)s, '', '',
+                   CASE WHEN %(bp)s THEN NULL ELSE %(low)s + (n * 7) %% %(span)s END,
+                   %(unit)s, '', '', '', at, 0, at, %(source)s, %(entry)s, '', '',
                    md5(n::text), at, ''
             FROM generate_series(0, %(count)s - 1) AS n,
                  LATERAL (SELECT %(until)s::timestamptz - n * %(every)s::interval AS at) AS t
+            ORDER BY at  -- ids grow with time, as they do when readings arrive
             """,
             {
                 "patient": patient_id,
@@ -79,7 +81,8 @@ def buffers(plan: dict) -> int:
 def rows_read(plan: dict) -> int:
     """Rows every scan node of the plan produced or filtered away: what it read."""
     own = 0
-    if "Scan" in plan["Node Type"]:
+    # A bitmap index scan's rows are the ones its heap scan reads: counted there.
+    if "Scan" in plan["Node Type"] and plan["Node Type"] != "Bitmap Index Scan":
         loops = plan.get("Actual Loops", 1)
         own = (plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)) * loops
     return own + sum(rows_read(child) for child in plan.get("Plans", []))
