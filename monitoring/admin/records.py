@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_date
 
 from alerts.admin_scoping import TeamScopedAdmin
 from alerts.triage import describe_provenance
-from monitoring.admin.bounded import BoundedChangeListMixin
+from config.admin_lists import BoundedChangeListMixin
 from monitoring.evaluation.failures import retry_failed_evaluations
 from monitoring.models import (
     Device,
