@@ -85,11 +85,13 @@ class PatientFilter(admin.SimpleListFilter):
     parameter_name = "patient"
 
     def lookups(self, request, model_admin):
-        patient_id = self.patient_id()
-        if patient_id is None:
+        # Offered only when chosen (a typed or linked id): Django applies a filter that
+        # offers something, and an id that is not one must list nothing, not everyone's.
+        if self.value() is None:
             return []
+        patient_id = self.patient_id()
         patient = Patient.objects.filter(pk=patient_id).only("external_id").first()
-        return [(str(patient_id), patient.external_id if patient else f"#{patient_id}")]
+        return [(self.value(), patient.external_id if patient else f"#{self.value()}")]
 
     def patient_id(self) -> int | None:
         value = self.value()
