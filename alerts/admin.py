@@ -46,6 +46,7 @@ from alerts.triage import (
     StatusFilter,
     with_queue_annotations,
 )
+from config.admin_lists import BoundedChangeListMixin
 from monitoring.audit import record
 from monitoring.models import AuditAction
 
@@ -374,10 +375,14 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(TeamScopedAdmin):
+class NotificationAdmin(BoundedChangeListMixin, TeamScopedAdmin):
     team_path = "alert__patient__care_team"
     list_display = ["id", "alert", "channel", "recipient", "status", "attempts", "sent_at"]
     list_filter = ["channel", "status"]
+    # A growing table (config/admin_lists.py): newest first by the primary key, no
+    # count, no sorting by a column no index serves.
+    ordering = ["-id"]
+    sortable_by = ()
     readonly_fields = [f.name for f in Notification._meta.fields]
     inlines = [AttemptInline]
 

@@ -17,7 +17,7 @@ from django.db.models import Prefetch, Q
 from django.utils.safestring import SafeString
 
 from alerts.models import Alert, AlertEventKind, Notification, NotificationAttempt
-from alerts.triage import display_unit, format_value, local_time
+from alerts.triage import describe_provenance, display_unit, format_value, local_time
 from monitoring.admin import describe_parameters
 from monitoring.charts import bands_from_rules, line_chart, multi_line_chart
 from monitoring.models import GlucoseContext, Metric, Reading, Rule, Severity
@@ -206,11 +206,15 @@ def rule_row(rule: Rule, alert: Alert) -> RuleRow:
 
 
 def recent_readings(alert: Alert) -> list[ReadingRow]:
+    """The metric's latest RECENT_READINGS readings, with where each came from (issue 12.4):
+    one query on reading_patient_metric_time, those rows only, as tuples."""
     zone = alert.patient.zone
     triggering = set(alert.reading_ids)
-    readings = Reading.objects.filter(patient_id=alert.patient_id, metric=alert.metric).order_by(
-        "-measured_at", "-id"
-    )[:RECENT_READINGS]
+    readings = (
+        Reading.objects.filter(patient_id=alert.patient_id, metric=alert.metric)
+        .order_by("-measured_at", "-id")
+        .values_list(*READING_ROW_FIELDS, named=True)[:RECENT_READINGS]
+    )
     return [
         ReadingRow(
             at=local_time(reading.measured_at, zone),
@@ -224,14 +228,38 @@ def recent_readings(alert: Alert) -> list[ReadingRow]:
             ),
             sent=_as_sent(reading),
             context=GlucoseContext(reading.context).label if reading.context else "",
-            source=" ".join(filter(None, [reading.get_source_display(), reading.device_serial])),
-            triggering=reading.pk in triggering,
+            source=describe_provenance(
+                source=reading.source,
+                entry=reading.entry,
+                device_serial=reading.device_serial,
+                trend=reading.trend,
+            ),
+            triggering=reading.id in triggering,
         )
         for reading in readings
     ]
 
 
-def _as_sent(reading: Reading) -> str:
+READING_ROW_FIELDS = (
+    "id",
+    "metric",
+    "measured_at",
+    "value",
+    "systolic",
+    "diastolic",
+    "medication",
+    "dose_status",
+    "sent_value",
+    "sent_unit",
+    "context",
+    "source",
+    "entry",
+    "device_serial",
+    "trend",
+)
+
+
+def _as_sent(reading) -> str:
     if reading.sent_value is None:
         return ""
     return f"{format_number(reading.sent_value)} {reading.sent_unit}".strip()

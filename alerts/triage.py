@@ -30,7 +30,7 @@ from django.utils.timesince import timesince
 from alerts.lifecycle import UNRESOLVED
 from alerts.models import AlertStatus, CareTeam
 from monitoring.evaluation import unit_of
-from monitoring.models import Metric, Reading, Severity
+from monitoring.models import Entry, Metric, Reading, ReadingSource, Severity
 from monitoring.rules import kind_of
 from monitoring.rules.threshold import shown
 
@@ -79,6 +79,34 @@ def format_value(
     return f"{shown(value, unit)} {display_unit(metric)}".strip()
 
 
+# --- Where a reading came from (issue 12.3/12.4) -------------------------------------------
+
+# A CGM's trend as Nightscout names it (`direction`), with the arrow uploaders draw.
+TREND_ARROWS = {
+    "DoubleUp": "⇈",
+    "SingleUp": "↑",
+    "FortyFiveUp": "↗",
+    "Flat": "→",
+    "FortyFiveDown": "↘",
+    "SingleDown": "↓",
+    "DoubleDown": "⇊",
+}
+
+
+def describe_provenance(
+    *, source: str, entry: str, device_serial: str = "", trend: str = ""
+) -> str:
+    """Where a reading came from, as the readings list, the patient page and the alert page
+    show it: "Nightscout uploader · xDrip-DexcomG6 · Measured by a device · ↗ FortyFiveUp"."""
+    parts = [
+        ReadingSource(source).label if source in ReadingSource.values else source,
+        device_serial,
+        Entry(entry).label if entry in Entry.values else entry,
+        f"{TREND_ARROWS[trend]} {trend}" if trend in TREND_ARROWS else trend,
+    ]
+    return " · ".join(part for part in parts if part)
+
+
 def local_time(at: datetime | None, zone) -> str:
     return f"{at.astimezone(zone):%d %b %Y %H:%M %Z}" if at else "—"
 
@@ -105,6 +133,10 @@ def with_queue_annotations(queryset: QuerySet) -> QuerySet:
                 medication="medication",
                 dose_status="dose_status",
                 measured_at="measured_at",
+                source="source",
+                entry="entry",
+                device_serial="device_serial",
+                trend="trend",
             )
         )[:1]
     )
@@ -254,10 +286,18 @@ class QueueColumns:
             dose_status=reading["dose_status"] or "",
         )
         at = datetime.fromisoformat(reading["measured_at"])
+        # Where it came from (issue 12.4): app, device key, FHIR client, Nightscout uploader.
+        came_from = describe_provenance(
+            source=reading.get("source") or "",
+            entry=reading.get("entry") or "",
+            device_serial=reading.get("device_serial") or "",
+            trend=reading.get("trend") or "",
+        )
         return format_html(
-            '{}<br><span class="vigil-quiet">{}</span>',
+            '{}<br><span class="vigil-quiet">{}</span><br><span class="vigil-quiet">{}</span>',
             value,
             short_time(at, alert.patient.zone),
+            came_from,
         )
 
     @admin.display(description="Since", ordering="first_triggered_at")

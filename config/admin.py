@@ -18,6 +18,7 @@ import base64
 import qrcode
 import qrcode.image.svg
 from django import forms
+from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -36,6 +37,7 @@ from django_otp import devices_for_user, user_has_device
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from config.admin_lists import BoundedChangeListMixin
 from monitoring.auth import claim_login_attempt, login_succeeded
 from monitoring.models import AuditEvent
 
@@ -226,7 +228,22 @@ def qr_svg(data: str) -> str:
 # --- The audit log: superusers read it, nobody edits it -----------------------------------
 
 
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditModelFilter(admin.SimpleListFilter):
+    """The model an event is about, offered from the installed models: Django's all-values
+    filter would read every audit row for the distinct values (paths, issue 15.2)."""
+
+    title = "model"
+    parameter_name = "model"
+
+    def lookups(self, request, model_admin):
+        labels = sorted(model._meta.label_lower for model in apps.get_models())
+        return [(label, label) for label in labels]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(model=self.value()) if self.value() else queryset
+
+
+class AuditEventAdmin(BoundedChangeListMixin, admin.ModelAdmin):
     list_display = [
         "at",
         "actor_link",
@@ -240,9 +257,12 @@ class AuditEventAdmin(admin.ModelAdmin):
         "path",
         "ip",
     ]
-    list_filter = ["action", "surface", "model"]
+    list_filter = ["action", "surface", AuditModelFilter]
     search_fields = ["actor", "=object_id", "path"]
-    date_hierarchy = "at"
+    # The audit log grows with every page viewed (config/admin_lists.py): newest first
+    # by the primary key, no count, no date hierarchy, no sorting by a column no index serves.
+    ordering = ["-id"]
+    sortable_by = ()
     actions = None
 
     @admin.display(description="who", ordering="actor")

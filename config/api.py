@@ -7,9 +7,12 @@ and every API test response is checked against it (tests/openapi_responses.py). 
 response is stored by a browser or a shared cache (NoStoreApiMiddleware).
 """
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.db import OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.cache import patch_cache_control
 from django.views import defaults
 from rest_framework import exceptions, pagination
@@ -77,6 +80,49 @@ def server_error(request):
     return defaults.server_error(request)
 
 
+# --- A query past the statement timeout (paths, issue 15.2) --------------------------------
+
+logger = logging.getLogger(__name__)
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled (statement_timeout)
+TOO_LONG = (
+    "This request took longer than the database allows a page and was stopped. "
+    "Try again, or ask for less (a shorter period, one patient)."
+)
+
+
+class StatementTimeoutMiddleware:
+    """A request whose query PostgreSQL cancelled at the statement_timeout (config/settings.py)
+    answers 503 with a Retry-After: JSON under /api/, a short page elsewhere (the admin), not
+    a stack trace or a bare 500. Logged with the path only (it may name a patient's id)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_statement_timeout(exception):
+            return None
+        logger.warning("statement timeout: %s %s cancelled", request.method, request.path)
+        if request.path.startswith("/api/"):
+            response = json_error(request, 503, TOO_LONG)
+        else:
+            response = HttpResponse(
+                f"<!doctype html><title>Too slow</title><h1>Too slow</h1><p>{TOO_LONG}</p>",
+                status=503,
+            )
+        response["Retry-After"] = "30"
+        return response
+
+
+def is_statement_timeout(error: BaseException) -> bool:
+    cause = error.__cause__
+    return isinstance(error, OperationalError) and getattr(cause, "sqlstate", None) == (
+        QUERY_CANCELED
+    )
+
+
 # --- Caching ------------------------------------------------------------------------------
 
 
@@ -122,6 +168,7 @@ NO_SUCH_PAGE = "No such page: past the last one, or a cursor this list did not g
 BAD_BODY = (
     "The body could not be read (not JSON, or larger than the limit) or its fields were wrong."
 )
+TIMED_OUT = "The request's database work ran past the statement timeout and was stopped."
 UNSUPPORTED_MEDIA_TYPE = "The body is not declared `Content-Type: application/json`."
 CHALLENGE = {
     "WWW-Authenticate": {
@@ -155,7 +202,8 @@ def add_error_responses(result, generator, request, public):
 
 def _error_answers(operation: dict) -> dict[str, str]:
     parameters = operation.get("parameters", [])
-    answers = {}
+    # Any operation's queries may be cancelled at the statement timeout (paths, issue 15.2).
+    answers = {"503": TIMED_OUT}
     if any("bearer" in requirement for requirement in operation.get("security", [])):
         answers |= {"401": UNAUTHENTICATED, "403": FORBIDDEN}
     if any(parameter.get("in") == "path" for parameter in parameters):

@@ -7,6 +7,7 @@ suite set both and use PostgreSQL and Redis.
 
 import ipaddress
 import os
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,6 +99,8 @@ MIDDLEWARE = [
     "monitoring.audit.ApiAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # paths (issue 15.2): a query cancelled at the statement timeout answers 503, not a 500.
+    "config.api.StatementTimeoutMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -132,6 +135,31 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
+    # --- paths (issue 15.2): a statement_timeout, so a page cannot run on after gunicorn ---
+    # A web request's queries are cancelled by PostgreSQL past DATABASE_STATEMENT_TIMEOUT_MS
+    # (default 30 s, gunicorn's worker timeout): killing a gunicorn worker does not stop its
+    # query, which ran on for minutes over a 13-million-row count. The request then answers a
+    # clean 503 (config.api.StatementTimeoutMiddleware). Workers are bounded by their task's
+    # hard time limit instead (DATABASE_WORKER_STATEMENT_TIMEOUT_MS, default that limit);
+    # migrations, shells and beat have none: an index build on a big table may take longer.
+    # Which process this is: config/wsgi.py says "web"; a `celery` command is a worker.
+    # Sent as a startup option: behind PgBouncer (transaction pooling) set it on the role
+    # instead (ALTER ROLE … SET statement_timeout), as PgBouncer refuses `options`.
+    VIGIL_PROCESS = os.environ.get("VIGIL_PROCESS") or (
+        "worker" if Path(sys.argv[0]).name == "celery" else ""
+    )
+    STATEMENT_TIMEOUT_MS = {
+        "web": env_int("DATABASE_STATEMENT_TIMEOUT_MS", 30_000),
+        "worker": env_int(
+            "DATABASE_WORKER_STATEMENT_TIMEOUT_MS",
+            1000 * env_int("CELERY_TASK_TIME_LIMIT", 180),
+        ),
+    }.get(VIGIL_PROCESS, 0)
+    if STATEMENT_TIMEOUT_MS > 0 and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+            f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        )
+    # --- end paths ---
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

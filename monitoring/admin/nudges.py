@@ -9,6 +9,7 @@ from django.db.models import OuterRef, Subquery, Sum
 from django.utils.html import format_html
 
 from alerts.admin_scoping import TeamScopedAdmin
+from config.admin_lists import BoundedChangeListMixin
 from monitoring import nudges
 from monitoring.models import (
     Nudge,
@@ -116,7 +117,7 @@ class NudgeVariantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Nudge)
-class NudgeAdmin(TeamScopedAdmin):
+class NudgeAdmin(BoundedChangeListMixin, TeamScopedAdmin):
     """Read-only: nudges are written by monitoring.nudges, with the decision that chose
     their variant, and settled when their outcome window closes."""
 
@@ -131,7 +132,10 @@ class NudgeAdmin(TeamScopedAdmin):
         "acted",
     ]
     list_filter = ["purpose", "status", "channel", "acted"]
-    date_hierarchy = "created_at"
+    # A growing table (config/admin_lists.py): newest first by the primary key, no
+    # count, no date hierarchy, no sorting by a column no index serves.
+    ordering = ["-id"]
+    sortable_by = ()
     search_fields = ["patient__external_id"]
     list_select_related = ["patient", "variant"]
     exclude = ["decision"]

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from alerts.admin_scoping import TeamScopedAdmin
 from alerts.teams import TAILOR_RULES, can, teams_where
+from alerts.triage import describe_provenance, format_value, local_time
 from monitoring import rules as rule_kinds
 from monitoring.audit import record
 from monitoring.auth import issue_app_token, register_device, revoke_app_token, revoke_device
@@ -27,8 +28,10 @@ from monitoring.evaluation import SINGLE_READING_KINDS, unit_of
 from monitoring.models import (
     AuditAction,
     Device,
+    Metric,
     Patient,
     PatientAppToken,
+    Reading,
     Rule,
 )
 from monitoring.patient_forms import (
@@ -75,6 +78,31 @@ def rule_row(rule: Rule) -> RuleRow:
     )
 
 
+# The patient page's "Recent readings": a display count, not a clinical number.
+RECENT_READINGS = 20
+RECENT_FIELDS = (
+    "metric",
+    "measured_at",
+    "value",
+    "systolic",
+    "diastolic",
+    "medication",
+    "dose_status",
+    "source",
+    "entry",
+    "device_serial",
+    "trend",
+)
+
+
+@dataclass(frozen=True)
+class RecentReading:
+    at: str
+    metric: str
+    value: str
+    came_from: str  # issue 12.4: app, device key, FHIR client, Nightscout uploader and device
+
+
 class PatientPage:
     """The sections of a patient's change page below the form: summaries, charts, rules and
     credentials. Built when the page is rendered, so a save that redirects computes none."""
@@ -109,6 +137,43 @@ class PatientPage:
             (chart, render_chart(chart, zone=zone))
             for chart in chart_data(patient=self.patient, now=self.now, rules=self.rules)
         ]
+
+    @cached_property
+    def recent_readings(self) -> list[RecentReading]:
+        """The latest RECENT_READINGS readings, every metric, with where each came from: one
+        query on reading_patient_time, reading those rows only whatever the history."""
+        zone = self.patient.zone
+        rows = (
+            Reading.objects.filter(patient=self.patient)
+            .order_by("-measured_at", "-id")
+            .values_list(*RECENT_FIELDS, named=True)[:RECENT_READINGS]
+        )
+        return [
+            RecentReading(
+                at=local_time(row.measured_at, zone),
+                metric=Metric(row.metric).label,
+                value=format_value(
+                    row.metric,
+                    value=row.value,
+                    systolic=row.systolic,
+                    diastolic=row.diastolic,
+                    medication=row.medication,
+                    dose_status=row.dose_status,
+                ),
+                came_from=describe_provenance(
+                    source=row.source,
+                    entry=row.entry,
+                    device_serial=row.device_serial,
+                    trend=row.trend,
+                ),
+            )
+            for row in rows
+        ]
+
+    @property
+    def readings_url(self) -> str:
+        """The readings list, this patient's, from their latest on."""
+        return f"{reverse('admin:monitoring_reading_changelist')}?patient={self.patient.pk}"
 
     @cached_property
     def app_tokens(self) -> list[PatientAppToken]:

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from alerts.admin_scoping import TeamScopedAdmin
+from config.admin_lists import BoundedChangeListMixin
 from monitoring import schedules
 from monitoring.models import (
     MeasurementSchedule,
@@ -113,7 +114,7 @@ class MedicationPlanAdmin(ScheduleAdmin):
 
 
 @admin.register(Slot)
-class SlotAdmin(TeamScopedAdmin):
+class SlotAdmin(BoundedChangeListMixin, TeamScopedAdmin):
     """Read-only: slots are written by the reminder sweep and by readings."""
 
     list_display = [
@@ -128,7 +129,10 @@ class SlotAdmin(TeamScopedAdmin):
         "miss_handled_at",
     ]
     list_filter = ["status"]
-    date_hierarchy = "due_at"
+    # A growing table (config/admin_lists.py): newest first by the primary key, no
+    # count, no date hierarchy, no sorting by a column no index serves.
+    ordering = ["-id"]
+    sortable_by = ()
     search_fields = ["patient__external_id"]
     list_select_related = ["patient", "schedule", "plan"]
 

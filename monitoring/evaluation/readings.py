@@ -55,14 +55,20 @@ def evaluate_pending_readings(*, patient_id: int, now: datetime | None = None) -
     try:
         with transaction.atomic():
             lock_patient(patient_id)
+            # In the order they were received, which reading_unevaluated (patient,
+            # received_at) WHERE evaluated_at IS NULL holds: the run reads the patient's
+            # pending rows only. Ordered by measured time, PostgreSQL walked the patient's
+            # whole history on reading_patient_time instead (105,850 rows for none pending,
+            # 98 ms, with 243,000 other readings pending). Evaluated in measured order.
             pending = list(
                 Reading.objects.filter(
                     patient_id=patient_id,
                     evaluated_at__isnull=True,
                     evaluation_failed_at__isnull=True,
-                ).order_by("measured_at", "id")[: MAX_READINGS_PER_RUN + 1]
+                ).order_by("received_at", "id")[: MAX_READINGS_PER_RUN + 1]
             )
             more, pending = len(pending) > MAX_READINGS_PER_RUN, pending[:MAX_READINGS_PER_RUN]
+            pending.sort(key=lambda reading: (reading.measured_at, reading.id))
             _evaluate_readings(patient_id, pending, now)
         evaluated = len(pending)
     except TRANSIENT_ERRORS:

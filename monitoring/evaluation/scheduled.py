@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from datetime import datetime
 
@@ -30,14 +31,19 @@ def evaluate_scheduled_rules(
         lock_patient(patient_id)
         patient = Patient.objects.select_related("care_team").get(pk=patient_id)
         rules = list(Rule.objects.filter(patient_id=patient_id, id__in=rule_ids, active=True))
+        # One load per metric, of the widest window its rules need, as tuples: five CGM
+        # summary rules used to load the same 14 days five times as model objects (90 % of a
+        # 0.5 s run building rows, issue 15). Each rule then reads its own window of it.
+        loaded = {
+            metric: _load_windows(patient_id, metric, [r for r in rules if r.metric == metric], now)
+            for metric in {rule.metric for rule in rules}
+        }
         outcomes = []
         for rule in rules:
             kind = kind_of(rule)
-            history = window_history(
-                patient_id=patient_id,
-                metric=rule.metric,
+            history = rule_window(
+                loaded[rule.metric],
                 since=now - kind.lookback(rule.parameters),
-                now=now,
                 reading_before=kind.reading_before_window,
             )
             context = Context(
@@ -52,19 +58,51 @@ def evaluate_scheduled_rules(
     return sum(len(evaluation.findings) for _, evaluation in outcomes)
 
 
+# What a rule kind reads of a reading (monitoring.rules.base.ReadingLike).
+READING_FIELDS = ("id", "metric", "measured_at", "value", "systolic", "diastolic")
+
+
+def _load_windows(patient_id: int, metric: str, rules: list[Rule], now: datetime) -> list:
+    kinds = [kind_of(rule) for rule in rules]
+    return window_history(
+        patient_id=patient_id,
+        metric=metric,
+        since=now
+        - max(kind.lookback(rule.parameters) for kind, rule in zip(kinds, rules, strict=True)),
+        now=now,
+        reading_before=any(kind.reading_before_window for kind in kinds),
+    )
+
+
+def rule_window(readings: list, *, since: datetime, reading_before: bool) -> list:
+    """One rule's part of a metric's loaded window (oldest first): its readings from `since`
+    on and, with `reading_before`, the latest one before `since` if loaded."""
+    start = bisect_left(readings, since, key=lambda reading: reading.measured_at)
+    if reading_before and start > 0:
+        start -= 1
+    return readings[start:]
+
+
 def window_history(
     *, patient_id: int, metric: str, since: datetime, now: datetime, reading_before: bool
-) -> list[Reading]:
-    """The patient's readings of the metric in [since, now], oldest first; with
-    `reading_before`, preceded by the latest reading before `since` (an INR time in range
-    interpolates from it into the window). Bounded: the window, plus one row found by a
-    backward scan of reading_patient_metric_time."""
+) -> list:
+    """The patient's readings of the metric in [since, now], oldest first, as named tuples of
+    READING_FIELDS; with `reading_before`, preceded by the latest reading before `since` (an
+    INR time in range interpolates from it into the window). Bounded: the window, plus one
+    row found by a backward scan of reading_patient_metric_time."""
     readings = Reading.objects.filter(patient_id=patient_id, metric=metric)
     history = list(
-        readings.filter(measured_at__gte=since, measured_at__lte=now).order_by("measured_at", "id")
+        readings.filter(measured_at__gte=since, measured_at__lte=now)
+        .order_by("measured_at", "id")
+        .values_list(*READING_FIELDS, named=True)
     )
     if reading_before:
-        before = readings.filter(measured_at__lt=since).order_by("-measured_at", "-id").first()
+        before = (
+            readings.filter(measured_at__lt=since)
+            .order_by("-measured_at", "-id")
+            .values_list(*READING_FIELDS, named=True)
+            .first()
+        )
         if before is not None:
             history.insert(0, before)
     return history

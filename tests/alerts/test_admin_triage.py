@@ -125,7 +125,11 @@ def test_each_row_shows_patient_metric_latest_value_since_occurrences_cleared_as
             f'<span class="vigil-quiet">{patient.external_id}</span>'
         ),
         "metric_column": "Blood glucose",
-        "latest_value": '96 mg/dL<br><span class="vigil-quiet">09 Mar 11:40 EDT</span>',
+        # and where the value came from (issue 12.4)
+        "latest_value": (
+            '96 mg/dL<br><span class="vigil-quiet">09 Mar 11:40 EDT</span>'
+            '<br><span class="vigil-quiet">Patient app · Typed by a person</span>'
+        ),
         "since": (
             '<time datetime="2026-03-09T11:30:00+00:00">4\xa0hours ago</time><br>'
             '<span class="vigil-quiet">09 Mar 07:30 EDT</span>'
