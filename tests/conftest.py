@@ -23,7 +23,7 @@ def pytest_report_header(config):
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings):
+def django_db_modify_db_settings(django_db_modify_db_settings, django_db_blocker):
     """Behind a transaction pooler (DATABASE_POOLER=transaction, ./scripts/test's pooler run)
     the test database is created and dropped on PostgreSQL itself (DATABASE_DIRECT_URL), the
     tests run through the pooler: pytest-django's CREATE and DROP DATABASE must not share
@@ -36,7 +36,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings):
             )
             for alias in connections
         }
-        pooled.direct(connections)
+        with django_db_blocker.unblock():
+            pooled.direct(connections)
 
 
 @pytest.fixture(scope="session")

@@ -67,9 +67,11 @@ def direct(connections) -> None:
     name = connection.settings_dict["NAME"]
     test_name = name if name.startswith("test_") else connection.creation._get_test_db_name()
     _console(connection, f'KILL "{test_name}"')
-    _end_sessions(connection, test_name)
-    if test_name != name:  # set-up, not tear-down: the tests will connect through the pooler
-        _console(connection, f'RESUME "{test_name}"')
+    try:
+        _end_sessions(connection, test_name)
+    finally:
+        if test_name != name:  # set-up, not tear-down: the tests connect through the pooler
+            _console(connection, f'RESUME "{test_name}"')
 
 
 def through(connections) -> None:
