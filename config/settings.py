@@ -472,6 +472,11 @@ else:
         # is retried for CELERY_BROKER_CONNECTION_TIMEOUT with 2 s pauses (4 s measured).
         "max_retries": 0,
     }
+if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # RabbitMQ (docs/deployment.md): Celery declares durable queues and publishes persistent
+    # messages. "quorum" replicates the queues over a RabbitMQ cluster (declare them on a fresh
+    # vhost: an existing classic queue cannot change type).
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = os.environ.get("CELERY_QUEUE_TYPE", "classic")
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing is not retried: with Redis frozen (SIGSTOP) each try waits the socket timeout, and

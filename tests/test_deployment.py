@@ -5,6 +5,9 @@ what the deployment guide promises."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -89,3 +92,26 @@ def test_the_app_services_follow_the_layout_and_migrate_talks_to_postgresql_itse
         "condition": "service_healthy",
         "required": False,
     }
+
+
+def test_on_rabbitmq_the_queue_type_is_chosen_by_the_environment():
+    script = (
+        "import django; django.setup(); from config.celery import app; "
+        "print(app.conf.task_default_queue_type)"
+    )
+
+    def queue_type(**environment: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env=os.environ | {"DJANGO_SETTINGS_MODULE": "config.settings"} | environment,
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    amqp = "amqp://guest:guest@127.0.0.1:5672//"
+    assert queue_type(CELERY_BROKER_URL=amqp) == "classic"
+    assert queue_type(CELERY_BROKER_URL=amqp, CELERY_QUEUE_TYPE="quorum") == "quorum"
