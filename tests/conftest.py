@@ -55,7 +55,10 @@ def pytest_collection_modifyitems(config, items):
     """On the embedded SQLite default (./scripts/test's second run, DATABASE_URL unset), the
     tests of what only PostgreSQL does (advisory locks, SKIP LOCKED races, COPY, the roles'
     grants) and those that start a Celery worker (marker `worker`: it is handed the
-    PostgreSQL test database) are skipped, with the reason; all others must pass."""
+    PostgreSQL test database) are skipped, with the reason; all others must pass. Behind a
+    transaction pooler (DATABASE_POOLER) and on a broker other than Redis, the few tests that
+    cannot hold there (markers `direct_database`, `redis_broker`) are skipped with the reason,
+    and the tests of the pooler itself (marker `pooler`) run only there."""
     if settings.DATABASE_POOLER:
         # ./scripts/test's pooler run: through PgBouncer in transaction pooling a server
         # connection serves whichever client has a transaction, so no worker owns a backend.
@@ -65,6 +68,11 @@ def pytest_collection_modifyitems(config, items):
         )
         for item in items:
             if item.get_closest_marker("direct_database"):
+                item.add_marker(skip)
+    else:
+        skip = pytest.mark.skip(reason="runs behind a transaction pooler (./scripts/test --pooler)")
+        for item in items:
+            if item.get_closest_marker("pooler"):
                 item.add_marker(skip)
     if not settings.CELERY_BROKER_URL.startswith("redis"):
         # ./scripts/test's RabbitMQ run: the worker tests are broker-agnostic (tests/broker.py);

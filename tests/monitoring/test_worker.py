@@ -182,3 +182,34 @@ def test_the_worker_reconnects_after_its_database_connection_is_lost(
     wait_for("acknowledgement", lambda: is_settled(), worker)
     assert len(worker.backends()) == 1
     assert worker.backends() != [lost]
+
+
+@pytest.mark.pooler
+def test_behind_a_pooler_a_database_restart_costs_the_worker_no_task(
+    worker, patient, other_patient
+):
+    # given: a first task evaluated through PgBouncer (./scripts/test's pooler run)
+    first = ReadingFactory(patient=patient)
+    evaluate_patient_readings_task.delay(patient.pk)
+    wait_for("first evaluation", lambda: evaluated(first), worker)
+    wait_for("acknowledgement", is_settled, worker)
+
+    # when: PostgreSQL ends every session on the database but this statement's (a restart, a
+    # failover); the worker's own connection is to PgBouncer, which drops the dead servers
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        [(ended,)] = cursor.fetchall()
+    assert ended >= 1  # at least the server connection the first task ran on
+    second = ReadingFactory(patient=other_patient)
+    evaluate_patient_readings_task.delay(other_patient.pk)
+
+    # then: evaluated at the first try, on a new server connection, with no error
+    wait_for("evaluation after the restart", lambda: evaluated(second), worker)
+    wait_for("acknowledgement", is_settled, worker)
+    log = worker.log()
+    assert len(re.findall(r"evaluate_patient_readings_task\[[-0-9a-f]+\] succeeded", log)) == 2
+    assert "OperationalError" not in log
+    assert "Retry in" not in log
