@@ -183,6 +183,10 @@ if DATABASE_URL and DATABASE_POOLER == "transaction":
     for _database in DATABASES.values():
         _database["DISABLE_SERVER_SIDE_CURSORS"] = True
         _database.setdefault("OPTIONS", {})["prepare_threshold"] = None
+        # PgBouncer 1.18 refuses startup options (`options=-c statement_timeout=…`): the
+        # pooler sets such limits on its server connections instead, one pool per limit
+        # (connect_query in its [databases] entries, docs/deployment.md).
+        _database["OPTIONS"].pop("options", None)
         if _database["OPTIONS"].get("server_side_binding"):
             raise ImproperlyConfigured("server_side_binding prepares statements: no pooler")
 # GET pages that read the replica (regular expressions on the path), and how long a browser
