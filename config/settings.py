@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF, UNSAFE_HASHES, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VIGIL_VAR_DIR", BASE_DIR / "var"))
@@ -180,6 +181,52 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- More machines: a transaction pooler, a read replica (docs/deployment.md) -------------
+# DATABASE_POOLER=transaction: DATABASE_URL (and DATABASE_REPLICA_URL) point at PgBouncer in
+# transaction pooling, where consecutive transactions of one client connection may run on
+# different server connections. Vigil keeps no session state (no SET, advisory locks only
+# pg_advisory_xact_lock, no LISTEN, no temporary tables); what Django would keep is turned
+# off here: server-side cursors (.iterator() would open a named cursor that the next
+# statement may not find) and prepared statements (PgBouncer < 1.21 does not track them;
+# Django's client-side binding cursors never prepare, and prepare_threshold=None says so
+# for any other). CONN_MAX_AGE keeps the client connection to PgBouncer, which is cheap;
+# the server connections are PgBouncer's (default_pool_size per database and user).
+DATABASE_POOLER = os.environ.get("DATABASE_POOLER", "")
+if DATABASE_POOLER not in ("", "transaction"):
+    raise ImproperlyConfigured(f"DATABASE_POOLER is '' or 'transaction', not {DATABASE_POOLER!r}")
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL and not DATABASE_URL:
+    raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL (PostgreSQL)")
+if DATABASE_URL and DATABASE_REPLICA_URL:
+    # Read-only admin pages on a streaming replica (config/db_router.py says which, and how
+    # a read never follows a write there). In tests the alias mirrors the test database.
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600),
+        conn_health_checks=True,
+    )
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["config.db_router.ReplicaRouter"]
+    MIDDLEWARE.insert(0, "config.db_router.ReplicaRoutingMiddleware")
+if DATABASE_URL and DATABASE_POOLER == "transaction":
+    for _database in DATABASES.values():
+        _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+        _database.setdefault("OPTIONS", {})["prepare_threshold"] = None
+        # PgBouncer 1.18 refuses startup options (`options=-c statement_timeout=…`): the
+        # pooler sets such limits on its server connections instead, one pool per limit
+        # (connect_query in its [databases] entries, docs/deployment.md).
+        _database["OPTIONS"].pop("options", None)
+        if _database["OPTIONS"].get("server_side_binding"):
+            raise ImproperlyConfigured("server_side_binding prepares statements: no pooler")
+# GET pages that read the replica (regular expressions on the path), and how long a browser
+# that changed something reads the primary instead (above the replica's allowed lag).
+DATABASE_REPLICA_PATHS = [
+    r"^/admin/$",
+    r"^/admin/(monitoring|alerts|delivery)/[a-z]+/$",
+    r"^/admin/(monitoring|alerts|delivery)/[a-z]+/\d+/(change|history)/$",
+]
+DATABASE_REPLICA_PIN_SECONDS = env_int("DATABASE_REPLICA_PIN_SECONDS", 30)
 
 # --- Cache (login throttling) -------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -459,6 +506,11 @@ else:
         # is retried for CELERY_BROKER_CONNECTION_TIMEOUT with 2 s pauses (4 s measured).
         "max_retries": 0,
     }
+if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # RabbitMQ (docs/deployment.md): Celery declares durable queues and publishes persistent
+    # messages. "quorum" replicates the queues over a RabbitMQ cluster (declare them on a fresh
+    # vhost: an existing classic queue cannot change type).
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = os.environ.get("CELERY_QUEUE_TYPE", "classic")
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing is not retried: with Redis frozen (SIGSTOP) each try waits the socket timeout, and

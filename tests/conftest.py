@@ -9,10 +9,11 @@ credentials issued the way the product issues them.
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections
 from rest_framework.test import APIClient
 
 from monitoring.auth import issue_app_token, issue_staff_token, register_device
-from tests import openapi_responses
+from tests import openapi_responses, pooled
 from tests.factories import CareTeamFactory, MembershipFactory, PatientFactory, UserFactory
 
 
@@ -21,11 +22,66 @@ def pytest_report_header(config):
     return f"database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}"
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings, django_db_blocker):
+    """Behind a transaction pooler (DATABASE_POOLER=transaction, ./scripts/test's pooler run)
+    the test database is created and dropped on PostgreSQL itself (DATABASE_DIRECT_URL), the
+    tests run through the pooler: pytest-django's CREATE and DROP DATABASE must not share
+    PgBouncer's server connections, and the DROP must find none open."""
+    if settings.DATABASE_POOLER:
+        pooled.through_pooler = {
+            alias: (
+                connections[alias].settings_dict["HOST"],
+                connections[alias].settings_dict["PORT"],
+            )
+            for alias in connections
+        }
+        with django_db_blocker.unblock():
+            pooled.direct(connections)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    if not settings.DATABASE_POOLER:
+        yield
+        return
+    pooled.through(connections)
+    yield
+    with django_db_blocker.unblock():
+        pooled.direct(connections)
+
+
 def pytest_collection_modifyitems(config, items):
     """On the embedded SQLite default (./scripts/test's second run, DATABASE_URL unset), the
     tests of what only PostgreSQL does (advisory locks, SKIP LOCKED races, COPY, the roles'
     grants) and those that start a Celery worker (marker `worker`: it is handed the
-    PostgreSQL test database) are skipped, with the reason; all others must pass."""
+    PostgreSQL test database) are skipped, with the reason; all others must pass. Behind a
+    transaction pooler (DATABASE_POOLER) and on a broker other than Redis, the few tests that
+    cannot hold there (markers `direct_database`, `redis_broker`) are skipped with the reason,
+    and the tests of the pooler itself (marker `pooler`) run only there."""
+    if settings.DATABASE_POOLER:
+        # ./scripts/test's pooler run: through PgBouncer in transaction pooling a server
+        # connection serves whichever client has a transaction, so no worker owns a backend.
+        skip = pytest.mark.skip(
+            reason="asserts on a worker's own PostgreSQL backends; behind a transaction "
+            "pooler server connections change hands between transactions"
+        )
+        for item in items:
+            if item.get_closest_marker("direct_database"):
+                item.add_marker(skip)
+    else:
+        skip = pytest.mark.skip(reason="runs behind a transaction pooler (./scripts/test --pooler)")
+        for item in items:
+            if item.get_closest_marker("pooler"):
+                item.add_marker(skip)
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        # ./scripts/test's RabbitMQ run: the worker tests are broker-agnostic (tests/broker.py);
+        # these read Redis lists and hashes, or restart a redis-server of their own.
+        scheme = settings.CELERY_BROKER_URL.split(":")[0]
+        skip = pytest.mark.skip(reason=f"reads Redis structures; this run's broker is {scheme}")
+        for item in items:
+            if item.get_closest_marker("redis_broker"):
+                item.add_marker(skip)
     engine = settings.DATABASES["default"]["ENGINE"]
     if engine.endswith("postgresql"):
         return

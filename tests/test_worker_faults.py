@@ -33,6 +33,7 @@ from alerts.tasks import (
 from monitoring.auth import issue_app_token
 from monitoring.enrolment import enrol_patient
 from monitoring.tasks import evaluate_patient_readings_task
+from tests import broker
 from tests.celery_worker import WorkerProcess, start_worker, stop_worker, wait_for
 from tests.factories import CareTeamFactory, MembershipFactory, RuleFactory, UserFactory
 from tests.http_receiver import HttpReceiver
@@ -111,6 +112,7 @@ def own_broker(tmp_path) -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.mark.redis_broker  # a Redis without persistence restarted: RabbitMQ's queues are durable
 def test_a_critical_alert_whose_routing_was_lost_in_a_broker_restart_is_paged_once(
     team, own_broker, tmp_path
 ):
@@ -185,14 +187,14 @@ def test_a_critical_alert_whose_routing_was_lost_in_a_broker_restart_is_paged_on
 
 
 @pytest.fixture
-def test_broker() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    purge(client)
-    yield client
-    purge(client)
-    client.close()
+def test_broker() -> Iterator[None]:
+    """The test broker (Redis or RabbitMQ), its queues empty before and after."""
+    broker.purge(*QUEUES)
+    yield
+    broker.purge(*QUEUES)
 
 
+@pytest.mark.direct_database
 @pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_a_notifications_worker_whose_database_connection_was_dropped_routes_the_next_event(
     team, test_broker, tmp_path, pool
@@ -211,7 +213,7 @@ def test_a_notifications_worker_whose_database_connection_was_dropped_routes_the
             lambda: Notification.objects.filter(event=first, status="sent").exists(),
             worker,
         )
-        wait_for("settled queues", lambda: settled(test_broker), worker)
+        wait_for("settled queues", lambda: broker.settled(*QUEUES), worker)
         assert notifications() == [(first.pk, "email", NURSE_EMAIL, "sent")]
 
         # when: PostgreSQL drops its connections (failover, pg_terminate_backend, a pooler)
@@ -228,7 +230,7 @@ def test_a_notifications_worker_whose_database_connection_was_dropped_routes_the
             lambda: Notification.objects.filter(event=second, status="sent").exists(),
             worker,
         )
-        wait_for("settled queues", lambda: settled(test_broker), worker)
+        wait_for("settled queues", lambda: broker.settled(*QUEUES), worker)
         assert notifications() == [
             (first.pk, "email", NURSE_EMAIL, "sent"),
             (second.pk, "email", NURSE_EMAIL, "sent"),
@@ -289,7 +291,7 @@ def test_a_page_whose_worker_was_killed_mid_send_is_recorded_and_sent_again(
             lambda: succeeded(worker, deliver_notification_task) == ["'skipped'"],
             worker,
         )
-        wait_for("settled queues", lambda: settled(test_broker), worker)
+        wait_for("settled queues", lambda: broker.settled(*QUEUES), worker)
         notification.refresh_from_db()
         assert (notification.status, notification.attempts) == ("pending", 1)
         assert attempts(notification) == [(1, "unknown", None, "")]
@@ -309,7 +311,7 @@ def test_a_page_whose_worker_was_killed_mid_send_is_recorded_and_sent_again(
             lambda: Notification.objects.filter(pk=notification_id, status="sent").exists(),
             worker,
         )
-        wait_for("settled queues", lambda: settled(test_broker), worker)
+        wait_for("settled queues", lambda: broker.settled(*QUEUES), worker)
         assert attempts(notification) == [(1, "unknown", None, ""), (2, "sent", 200, "")]
         assert len(receiver.requests) == 2
     finally:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from django.conf import settings
 from django.utils import timezone
 
@@ -26,6 +25,7 @@ from alerts.models import Alert, AlertEvent, Notification
 from monitoring.auth import issue_app_token
 from monitoring.enrolment import enrol_patient
 from monitoring.models import Reading
+from tests import broker
 from tests.celery_worker import WorkerProcess, start_worker, stop_worker, wait_for
 from tests.factories import CareTeamFactory, MembershipFactory, UserFactory
 
@@ -41,7 +41,6 @@ class Worker:
 
     process: WorkerProcess
     mail_dir: Path
-    broker: redis.Redis
 
     def emails(self) -> list[str]:
         """What the file-based backend wrote: one file per connection, oldest first."""
@@ -51,22 +50,15 @@ class Worker:
 
     def is_settled(self) -> bool:
         """Nothing queued and nothing delivered but unacknowledged (acks_late)."""
-        return all(self.broker.llen(name) == 0 for name in QUEUES) and not self.broker.hlen(
-            "unacked"
-        )
-
-
-def purge(broker: redis.Redis) -> None:
-    # Leftovers of an earlier run would be delivered to (or restored into) this worker.
-    broker.delete(*QUEUES, "unacked", "unacked_index")
+        return broker.settled(*QUEUES)
 
 
 @pytest.fixture
 def worker(transactional_db, tmp_path) -> Iterator[Worker]:
     """`celery -A config worker --pool solo -Q evaluation,notifications` on the test database,
     mailing into tmp_path."""
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    purge(broker)
+    # Leftovers of an earlier run would be delivered to (or restored into) this worker.
+    broker.purge(*QUEUES)
     mail_dir = tmp_path / "mail"
     process = start_worker(
         tmp_path,
@@ -78,11 +70,10 @@ def worker(transactional_db, tmp_path) -> Iterator[Worker]:
         },
     )
     try:
-        yield Worker(process, mail_dir, broker)
+        yield Worker(process, mail_dir)
     finally:
         stop_worker(process)
-        purge(broker)
-        broker.close()
+        broker.purge(*QUEUES)
 
 
 def glucose(mmol_per_litre: float, *, minutes_ago: int) -> dict:

@@ -15,6 +15,7 @@ from django.db import connection
 from monitoring.auth import issue_app_token
 from monitoring.models import Reading
 from monitoring.tasks import evaluate_patient_readings_task
+from tests import broker
 from tests.celery_worker import (
     WorkerProcess,
     start_worker,
@@ -28,25 +29,24 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def worker(transactional_db, evaluation_queue, broker, tmp_path) -> Iterator[WorkerProcess]:
+def worker(transactional_db, tmp_path) -> Iterator[WorkerProcess]:
     """`celery -A config worker --pool prefork -c 1 -Q evaluation`, stopped when the test ends."""
-    # Leftovers of an earlier run would be restored into the queue by the new worker.
-    broker.delete("unacked", "unacked_index")
+    # Leftovers of an earlier run would be delivered to (or restored into) the new worker.
+    broker.purge("evaluation")
     worker = start_worker(tmp_path, queues=["evaluation"], pool="prefork")
     try:
         yield worker
     finally:
         stop_worker(worker)
+        broker.purge("evaluation")
 
 
-def is_settled(broker, evaluation_queue) -> bool:
+def is_settled() -> bool:
     """Nothing waiting in the queue and nothing delivered but unacknowledged (acks_late)."""
-    return len(evaluation_queue) == 0 and broker.hlen("unacked") == 0
+    return broker.settled("evaluation")
 
 
-def test_a_reading_posted_over_http_is_evaluated_by_a_real_worker(
-    worker, live_server, patient, broker, evaluation_queue
-):
+def test_a_reading_posted_over_http_is_evaluated_by_a_real_worker(worker, live_server, patient):
     # given
     _, token = issue_app_token(patient=patient)
     item = ReadingItemFactory(type="weight")
@@ -69,13 +69,12 @@ def test_a_reading_posted_over_http_is_evaluated_by_a_real_worker(
         worker,
     )
     assert evaluated_at > reading.received_at
-    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    wait_for("acknowledgement", lambda: is_settled(), worker)
     assert re.search(r"evaluate_patient_readings_task\[[-0-9a-f]+\] succeeded", worker.log())
 
 
-def test_the_worker_keeps_its_database_connection_between_tasks(
-    worker, patient, other_patient, broker, evaluation_queue
-):
+@pytest.mark.direct_database
+def test_the_worker_keeps_its_database_connection_between_tasks(worker, patient, other_patient):
     # Celery's Django fixup closes the connection around every task unless it sees
     # CELERY_DB_REUSE_MAX in the worker's app config (docs/architecture.md, "Performance
     # facts we measured": ~90 vs ~400 tasks/s).
@@ -83,14 +82,14 @@ def test_the_worker_keeps_its_database_connection_between_tasks(
     first = ReadingFactory(patient=patient)
     evaluate_patient_readings_task.delay(patient.pk)
     wait_for("first evaluation", lambda: evaluated(first), worker)
-    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    wait_for("acknowledgement", lambda: is_settled(), worker)
     backends_after_first = worker.backends()
 
     # when
     second = ReadingFactory(patient=other_patient)
     evaluate_patient_readings_task.delay(other_patient.pk)
     wait_for("second evaluation", lambda: evaluated(second), worker)
-    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    wait_for("acknowledgement", lambda: is_settled(), worker)
 
     # then: one connection, still open after each task, the same one both times
     assert len(backends_after_first) == 1, worker.log()
@@ -126,9 +125,7 @@ def row_lock(worker) -> Iterator[RowLock]:
         lock.holder.close()
 
 
-def test_a_task_whose_worker_process_is_killed_mid_run_is_run_again(
-    worker, row_lock, patient, broker, evaluation_queue
-):
+def test_a_task_whose_worker_process_is_killed_mid_run_is_run_again(worker, row_lock, patient):
     # given: the evaluation blocked mid-run on a row this test holds locked
     reading = ReadingFactory(patient=patient)
     row_lock.take(reading)
@@ -155,21 +152,22 @@ def test_a_task_whose_worker_process_is_killed_mid_run_is_run_again(
 
     # then: delivered twice, run to the end once, acknowledged, nothing left in the queue
     wait_for("evaluation", lambda: evaluated(reading), worker)
-    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    wait_for("acknowledgement", lambda: is_settled(), worker)
     log = worker.log()
     assert log.count("WorkerLostError('Worker exited prematurely: signal 9 (SIGKILL)") == 1
     assert len(re.findall(r"evaluate_patient_readings_task\[[-0-9a-f]+\] received", log)) == 2
     assert len(re.findall(r"evaluate_patient_readings_task\[[-0-9a-f]+\] succeeded", log)) == 1
 
 
+@pytest.mark.direct_database
 def test_the_worker_reconnects_after_its_database_connection_is_lost(
-    worker, patient, other_patient, broker, evaluation_queue
+    worker, patient, other_patient
 ):
     # given: the worker's kept connection, killed as a database restart or failover would
     first = ReadingFactory(patient=patient)
     evaluate_patient_readings_task.delay(patient.pk)
     wait_for("first evaluation", lambda: evaluated(first), worker)
-    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    wait_for("acknowledgement", lambda: is_settled(), worker)
     [lost] = worker.backends()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [lost])
@@ -181,6 +179,37 @@ def test_the_worker_reconnects_after_its_database_connection_is_lost(
 
     # then
     wait_for("evaluation on a new connection", lambda: evaluated(second), worker)
-    wait_for("acknowledgement", lambda: is_settled(broker, evaluation_queue), worker)
+    wait_for("acknowledgement", lambda: is_settled(), worker)
     assert len(worker.backends()) == 1
     assert worker.backends() != [lost]
+
+
+@pytest.mark.pooler
+def test_behind_a_pooler_a_database_restart_costs_the_worker_no_task(
+    worker, patient, other_patient
+):
+    # given: a first task evaluated through PgBouncer (./scripts/test's pooler run)
+    first = ReadingFactory(patient=patient)
+    evaluate_patient_readings_task.delay(patient.pk)
+    wait_for("first evaluation", lambda: evaluated(first), worker)
+    wait_for("acknowledgement", is_settled, worker)
+
+    # when: PostgreSQL ends every session on the database but this statement's (a restart, a
+    # failover); the worker's own connection is to PgBouncer, which drops the dead servers
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        [(ended,)] = cursor.fetchall()
+    assert ended >= 1  # at least the server connection the first task ran on
+    second = ReadingFactory(patient=other_patient)
+    evaluate_patient_readings_task.delay(other_patient.pk)
+
+    # then: evaluated at the first try, on a new server connection, with no error
+    wait_for("evaluation after the restart", lambda: evaluated(second), worker)
+    wait_for("acknowledgement", is_settled, worker)
+    log = worker.log()
+    assert len(re.findall(r"evaluate_patient_readings_task\[[-0-9a-f]+\] succeeded", log)) == 2
+    assert "OperationalError" not in log
+    assert "Retry in" not in log

@@ -24,6 +24,7 @@ from delivery.outbox import Outcome
 from monitoring.models import Nudge, PushToken
 from monitoring.nudges.delivery import deliver_nudge, enqueue_pending_nudges
 from monitoring.tasks import deliver_nudge_task
+from tests.broker import purge as purge_broker_queues
 from tests.celery_worker import WorkerProcess, start_worker, stop_worker, wait_for
 from tests.delivery.channels.fake_fcm import (
     SEND_PATH,
@@ -546,10 +547,10 @@ def test_the_task_returns_what_the_delivery_did(google, patient):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_delivers_a_push_nudge_from_the_notifications_queue(
-    google, patient, broker, notifications_queue, tmp_path
+    google, patient, tmp_path
 ):
     # given: a worker on the notifications queue, configured for push like production
-    broker.delete("unacked", "unacked_index")
+    purge_broker_queues("notifications")
     token = PushTokenFactory(patient=patient)
     nudge = NudgeFactory(patient=patient, channel="push", text=TEXT)
     worker: WorkerProcess = start_worker(
@@ -573,6 +574,7 @@ def test_a_real_worker_delivers_a_push_nudge_from_the_notifications_queue(
         assert re.search(r"deliver_nudge_task\[[-0-9a-f]+\] succeeded .*'sent'", worker.log())
     finally:
         stop_worker(worker)
+        purge_broker_queues("notifications")
 
 
 # --- Late deliveries and lost tasks ---------------------------------------------------------
