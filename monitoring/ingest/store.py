@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 
-from config.celery import enqueue_on_commit
+from config.celery import enqueue_coalesced_on_commit
 from monitoring.ingest.validation import ValidReading, echo_id, validate_item
 from monitoring.models import (
     Device,
@@ -339,8 +339,12 @@ def _store(
                     [row for row in rows if row[PART_OF] is not None and row[PART_OF] in created]
                 )
                 if created:
-                    # After commit, and robust: a broker outage never fails the upload.
-                    enqueue_on_commit("monitoring.tasks.evaluate_patient_readings_task", patient.pk)
+                    # After commit, and robust: a broker outage never fails the upload. One
+                    # wake-up for many uploads while a drain is still to start
+                    # (monitoring/evaluation/drain.py).
+                    enqueue_coalesced_on_commit(
+                        "monitoring.tasks.drain_pending_readings_task", patient.pk
+                    )
             break
         except OperationalError as error:
             if attempt == MAX_INSERT_ATTEMPTS or not _is_retryable(error):
