@@ -11,6 +11,8 @@ from celery import Celery
 from celery.signals import task_prerun
 from django.db import close_old_connections, transaction
 from kombu.exceptions import OperationalError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -138,6 +140,9 @@ def _broker_redis() -> redis.Redis | None:
             url,
             socket_timeout=options.get("socket_timeout", 1),
             socket_connect_timeout=options.get("socket_connect_timeout", 1),
+            # Not retried, like a publish (CELERY_TASK_PUBLISH_RETRY_POLICY): redis-py's
+            # default retries a refused connection with backoff for ~4 s, during an upload.
+            retry=Retry(NoBackoff(), 0),
         )
         _redis_clients[key] = client
     return client
