@@ -29,6 +29,17 @@ with Django's locmem email backend), and get app tokens from `issue_app_token`.
               component spent per posted reading (gunicorn, worker, their PostgreSQL backends,
               the load generator) and how busy the whole machine was meanwhile: on this
               2-core machine that budget, not the code path alone, sets the latency.
+              One run of the phase starts gunicorn and the worker once, then makes `--runs`
+              runs at `--rate` (default 5 × 30 s) and one run per rate of `--curve` (default
+              50,100,200,300,400/s, 15 s each), every run reported: POST → evaluated and →
+              alert p50/p99/max, CPU per posted reading by process group with the all-in
+              total (web + worker + postgres), the evaluation messages the worker received,
+              and the stalls (runs of posts slower than `--stall-ms`, by start time, with
+              their HTTP share). Then the repeated runs side by side (how many met the p99
+              POST → alert target, `--target-p99-ms`) and the curve with its knee: the
+              highest rate up to which every rate kept pace (achieved ≥ 95 % of offered)
+              with p99 POST → evaluated ≤ max(`--knee-factor` × the lowest rate's p99,
+              `--knee-floor-ms`).
   batch       A backlog inserted with the product's `record_readings` (no worker running; the
               tasks it enqueues are purged), then one `evaluate_patient_readings_task` per
               patient is published to a ready worker (same command, product settings) and the
@@ -988,6 +999,9 @@ def report_latency(
         f"scheduled start instead, POST → evaluated p50 {statistics.median(from_schedule):.0f} "
         f"ms, p99 {percentile(from_schedule, 0.99):.0f} ms)"
     )
+    stall_note = stalls(by_client, evaluated_at, args.stall_ms)
+    if stall_note:
+        results.notes.append(f"{run}: {stall_note}")
     return {
         "offered": offered,
         "p50": statistics.median(to_evaluated),
@@ -995,6 +1009,35 @@ def report_latency(
         "max": max(to_evaluated),
         "alert_p99": percentile(to_alert, 0.99) if to_alert else None,
     }
+
+
+def stalls(by_client: dict, evaluated_at: dict, threshold_ms: float) -> str:
+    """Where the slow readings were: runs of posts (by start time) whose POST → evaluated
+    exceeded `threshold_ms`, merged when less than a second apart, each with where its time
+    went (the HTTP response, or after it: queue and evaluation)."""
+    slow = sorted(
+        (s.started, (evaluated_at[c] - s.started) * 1000, (s.finished - s.started) * 1000)
+        for c, s in by_client.items()
+        if (evaluated_at[c] - s.started) * 1000 > threshold_ms
+    )
+    if not slow:
+        return ""
+    origin = min(s.started for s in by_client.values())
+    spans: list[list] = []
+    for started, total, response in slow:
+        if spans and started - spans[-1][1] < 1.0:
+            span = spans[-1]
+            span[1], span[2] = started, span[2] + 1
+            span[3], span[4] = max(span[3], total), max(span[4], response)
+        else:
+            spans.append([started, started, 1, total, response])
+    shown = "; ".join(
+        f"{first - origin:.1f}–{last - origin:.1f} s: {count} posts, worst {total:.0f} ms "
+        f"(HTTP {response:.0f} ms)"
+        for first, last, count, total, response in spans[:8]
+    )
+    more = f" (+{len(spans) - 8} more)" if len(spans) > 8 else ""
+    return f"stalls over {threshold_ms:g} ms, by post start: {shown}{more}"
 
 
 def stats(values: list[float]) -> tuple[float, float, float]:
@@ -1270,6 +1313,9 @@ def parse_args(argv: list[str] | None = None):
     )
     parser.add_argument("--curve-duration", type=float, help="seconds per curve rate (15)")
     parser.add_argument("--target-p99-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--stall-ms", type=float, default=250.0, help="report posts slower than this, by time"
+    )
     parser.add_argument("--knee-factor", type=float, default=3.0)
     parser.add_argument("--knee-floor-ms", type=float, default=50.0)
     parser.add_argument("--patients", type=int, help="patients posting (500)")
