@@ -194,11 +194,16 @@ def take_coalesced(task) -> set[int]:
     if client is None:
         return set()
     task = task_named(task)
-    with client.pipeline(transaction=True) as pipe:
-        pipe.delete(_wake_key(task))
-        pipe.smembers(_items_key(task))
-        pipe.delete(_items_key(task))
-        _cleared, items, _deleted = pipe.execute()
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.delete(_wake_key(task))
+            pipe.smembers(_items_key(task))
+            pipe.delete(_items_key(task))
+            _cleared, items, _deleted = pipe.execute()
+    except redis.RedisError as error:
+        # The task still does its own item; the others wait in Redis, or in their outbox.
+        logger.warning("taking the items of %s failed (%s)", task.name, type(error).__name__)
+        return set()
     return {int(item) for item in items}
 
 

@@ -269,7 +269,8 @@ def record_readings(
     `channel`: the interface the items came through (default: a device key's or the app's).
     Every interface (REST, FHIR, Nightscout) stores through here: one ingest path.
     Writes: new Reading rows (one INSERT for the batch; a BP pulse adds a heart-rate row).
-    Enqueues: one evaluation task for the patient, after commit, when anything was created.
+    Enqueues: a wake-up of the evaluation drain for the patient (coalesced with the wake-ups
+    not yet taken), after commit, when anything was created.
     Returns a result per item, in request order.
     """
     now = received_at or timezone.now()

@@ -177,3 +177,23 @@ def test_on_a_broker_other_than_redis_every_upload_publishes_its_own_message(
     # then: a message per item, its item as the argument; nothing to take
     assert published == [(5,), (6,)]
     assert taken == set()
+
+
+@pytest.mark.django_db
+def test_a_drain_whose_broker_refuses_still_evaluates_its_own_patient(
+    three_patients, refused_broker, clock, caplog
+):
+    # given
+    patient = three_patients[0]
+    post(patient, glucose(NORMAL_GLUCOSE))
+
+    # when: the broker refuses connections as the drain starts
+    with refused_broker():
+        evaluated = drain_pending_readings(patient_id=patient.pk)
+
+    # then: its own patient evaluated; one warning line
+    assert evaluated == 1
+    assert pending(patient) == 0
+    assert [r.getMessage() for r in caplog.records if r.name == "config.celery"] == [
+        f"taking the items of {DRAIN_TASK} failed (ConnectionError)"
+    ]
