@@ -954,7 +954,8 @@ def summarise_runs(args, runs: list[RunResult], results: Results) -> None:
             )
         )
         results.notes.append(
-            f"knee: {fmt(knee, 'g') or 'below the lowest rate'} readings/s (the highest rate up "
+            f"knee: {f'{knee:g} readings/s' if knee else 'below the lowest rate'} (the highest "
+            "rate up "
             f"to which every rate kept pace, within 5 %, with p99 POST → evaluated ≤ "
             f"max({args.knee_factor:g} × the lowest rate's p99, {args.knee_floor_ms:g} ms))"
         )
