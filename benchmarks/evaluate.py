@@ -29,6 +29,17 @@ with Django's locmem email backend), and get app tokens from `issue_app_token`.
               component spent per posted reading (gunicorn, worker, their PostgreSQL backends,
               the load generator) and how busy the whole machine was meanwhile: on this
               2-core machine that budget, not the code path alone, sets the latency.
+              One run of the phase starts gunicorn and the worker once, then makes `--runs`
+              runs at `--rate` (default 5 × 30 s) and one run per rate of `--curve` (default
+              50,100,200,300,400/s, 15 s each), every run reported: POST → evaluated and →
+              alert p50/p99/max, CPU per posted reading by process group with the all-in
+              total (web + worker + postgres), the evaluation messages the worker received,
+              and the stalls (runs of posts slower than `--stall-ms`, by start time, with
+              their HTTP share). Then the repeated runs side by side (how many met the p99
+              POST → alert target, `--target-p99-ms`) and the curve with its knee: the
+              highest rate up to which every rate kept pace (achieved ≥ 95 % of offered)
+              with p99 POST → evaluated ≤ max(`--knee-factor` × the lowest rate's p99,
+              `--knee-floor-ms`).
   batch       A backlog inserted with the product's `record_readings` (no worker running; the
               tasks it enqueues are purged), then one `evaluate_patient_readings_task` per
               patient is published to a ready worker (same command, product settings) and the
@@ -64,6 +75,7 @@ import multiprocessing
 import os
 import queue
 import random
+import re
 import resource
 import signal
 import socket
@@ -441,6 +453,44 @@ def cpu_of_pids(pids: list[int]) -> float:
     return total
 
 
+class BackendCpu:
+    """CPU seconds the benchmark database's client backends used while it ran, counting the
+    backends that started meanwhile (a worker reconnects every CELERY_DB_REUSE_MAX tasks):
+    sampled every 0.2 s from a thread; a backend that exits loses at most its last 0.2 s."""
+
+    def __init__(self, database_url: str, exclude: set[int]) -> None:
+        self.database_url = database_url
+        self.exclude = exclude  # the benchmark's own polling connection
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self, conn, *, initial: bool = False) -> None:
+        for pid in set(database_backends(conn)) - self.exclude:
+            used = cpu_of_pids([pid])
+            self.first.setdefault(pid, used if initial else 0.0)
+            self.last[pid] = max(self.last.get(pid, 0.0), used)
+
+    def _run(self) -> None:
+        with pg(self.database_url) as conn:
+            self._sample(conn, initial=True)
+            self.ready.set()
+            while not self.done.wait(0.2):
+                self._sample(conn)
+            self._sample(conn)
+
+    def start(self) -> None:
+        self.ready = threading.Event()
+        self.thread.start()
+        self.ready.wait(30)
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join(30)
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -606,17 +656,28 @@ def _send(port: int, posts: list[Post], start_at: float, threads: int, limit: fl
     pipe.close()
 
 
+def crossing_slots(population: Population, seed: int) -> list[tuple[int, str]]:
+    """Every (patient index, alert group) with no alert yet, shuffled; the runs of one
+    benchmark take from one list, so each crossing still opens a new alert."""
+    slots = [(index, group) for index in range(len(population.latency_ids)) for group in CROSSINGS]
+    random.Random(seed).shuffle(slots)
+    return slots
+
+
 def latency_plan(
-    population: Population, rate: float, duration: float, crossing_share: float, seed: int
+    population: Population,
+    rate: float,
+    duration: float,
+    crossing_share: float,
+    seed: int,
+    free_slots: list[tuple[int, str]] | None = None,
 ) -> tuple[list[Post], list[Planted], dict[str, int]]:
     rng = random.Random(seed)
     total = int(rate * duration)
     base = datetime.now(UTC)  # measured_at ≤ the moment each post is sent
     posts, planted = [], []
-    free_slots = [
-        (index, group) for index in range(len(population.latency_ids)) for group in CROSSINGS
-    ]
-    rng.shuffle(free_slots)
+    if free_slots is None:
+        free_slots = crossing_slots(population, seed)
     patient_of: dict[str, int] = {}
     for number in range(total):
         offset = number / rate
@@ -696,94 +757,227 @@ def http_post(port: int, token: str, body: dict) -> None:
         raise SystemExit(f"warm-up post failed: {response.status} {payload[:300]!r}")
 
 
-def run_latency(args, procs: Subprocesses, env: dict, population: Population, results: Results):
-    from django.db import connections
+@dataclass
+class RunResult:
+    label: str
+    rate: float
+    offered: float
+    p50: float
+    p99: float
+    worst: float
+    alert_p99: float | None
+    cpu: dict[str, float]  # ms per posted reading, by process group
+    drained_after: float  # s from the last response until every reading was evaluated
+    messages: int  # evaluation messages the worker received
 
-    ctx = multiprocessing.get_context("fork")
+
+def run_latency(args, procs: Subprocesses, env: dict, population: Population, results: Results):
+    """Gunicorn and the worker once; then `--runs` runs at `--rate`, then one run per rate of
+    `--curve` (each `--curve-duration` s). Every run is reported."""
     port, web = start_gunicorn(procs, env, workers=2)
     worker = start_worker(procs, env, "latency")
     redis_client = broker_client(args.broker_url)
+    slots = crossing_slots(population, SEED)
+    plan = [(f"run {n}/{args.runs}", args.rate, args.duration) for n in range(1, args.runs + 1)]
+    plan += [(f"curve {rate:g}/s", rate, args.curve_duration) for rate in args.curve]
+    runs: list[RunResult] = []
     with pg(args.database_url) as conn:
         warm_up(port, population, conn)
         wait_until("the warm-up's notifications", lambda: queues_settled(redis_client), 60, worker)
         conn.execute(TRIGGERS_SQL)
-        posts, planted, patient_of = latency_plan(
-            population, args.rate, args.duration, args.crossing_share, SEED
-        )
-        connections.close_all()  # nothing Django-owned crosses the fork
-        ready, stop = ctx.Event(), ctx.Event()
-        listen_in, listen_out = ctx.Pipe(duplex=False)
-        listener = ctx.Process(
-            target=_listen, args=(args.database_url, ready, stop, listen_out), daemon=True
-        )
-        procs.children.append(listener)
-        listener.start()
-        if not ready.wait(30):
-            raise SystemExit("the NOTIFY listener did not start")
-        send_in, send_out = ctx.Pipe(duplex=False)
-        start_at = time.monotonic() + 0.5
-        # Bounded: the schedule, then as long again plus a minute for a backed-up server.
-        limit = 2 * args.duration + 60
-        sender = ctx.Process(
-            target=_send,
-            args=(port, posts, start_at, args.client_threads, args.duration + 60, send_out),
-            daemon=True,
-        )
-        procs.children.append(sender)
-        backends = database_backends(conn)
-        groups = {"web": web.pid, "worker": worker.process.pid}
-        cpu_before = cpu_by_group(groups) | {"postgres": cpu_of_pids(backends)}
-        machine_before = machine_busy()
-        sender.start()
-        if not send_in.poll(limit + 30):
-            raise SystemExit("the load generator did not finish in time")
-        sent, client_cpu = send_in.recv()
-        sender.join(10)
-        sending_ended = time.monotonic()
-        wait_until(
-            "every posted reading to be evaluated",
-            lambda: none_pending(conn, population.latency_ids),
-            timeout=60,
-            worker=worker,
-        )
-        drained = time.monotonic()
-        wait_until("the notification tasks", lambda: queues_settled(redis_client), 120, worker)
-        cpu_after = cpu_by_group(groups) | {"postgres": cpu_of_pids(backends)}
-        machine_after = machine_busy()
-        time.sleep(0.5)  # notifications in flight reach the listener
-        stop.set()
-        if not listen_in.poll(30):
-            raise SystemExit("the NOTIFY listener did not report")
-        seen = listen_in.recv()
-        listener.join(10)
-        conn.execute(DROP_TRIGGERS_SQL)
-        report_latency(args, conn, posts, sent, seen, planted, patient_of, results)
-        results.notes.append(
-            f"latency: all posted readings evaluated {drained - sending_ended:.2f} s after the "
-            f"last response"
-        )
-        cpu_before["client"], cpu_after["client"] = 0.0, client_cpu  # its own getrusage
-        per_reading = {
-            label: (cpu_after[label] - cpu_before[label]) * 1000 / len(posts) for label in cpu_after
-        }
-        busy = machine_after[0] - machine_before[0]
-        available = machine_after[1] - machine_before[1]  # CPU seconds of all cores
-        wall = available / (os.cpu_count() or 1)
-        ours = sum(cpu_after.values()) - sum(cpu_before.values())
-        results.notes.append(
-            "latency: CPU per posted reading: "
-            + ", ".join(f"{label} {ms:.1f} ms" for label, ms in per_reading.items())
-            + " (web = gunicorn, worker = celery incl. notifications, postgres = their "
-            "backends, client = the load generator)"
-            f"; the machine was {100 * busy / available:.0f} % busy over "
-            f"those {wall:.1f} s, {100 * ours / busy:.0f} % of it these processes"
-        )
+        try:
+            for number, (label, rate, duration) in enumerate(plan):
+                print(f"    {label}: {rate:g} posts/s for {duration:g} s …", flush=True)
+                run = latency_run(
+                    args, procs, conn, port, {"web": web.pid, "worker": worker.process.pid},
+                    worker, redis_client, population, slots, label, rate, duration,
+                    SEED + 1000 * number, results,
+                )  # fmt: skip
+                runs.append(run)
+                print(
+                    f"      POST → evaluated p50 {run.p50:.1f} ms, p99 {run.p99:.1f} ms, max "
+                    f"{run.worst:.1f} ms; CPU {sum(run.cpu[g] for g in CPU_GROUPS):.2f} ms/reading",
+                    flush=True,
+                )
+        finally:
+            conn.execute(DROP_TRIGGERS_SQL)
     procs.stop(worker.process)
     redis_client.close()
+    summarise_runs(args, runs, results)
     return port
 
 
-def report_latency(args, conn, posts, sent, seen, planted, patient_of, results: Results) -> None:
+CPU_GROUPS = ("web", "worker", "postgres")
+
+
+def latency_run(
+    args, procs, conn, port, groups, worker, redis_client, population, slots, label, rate,
+    duration, seed, results,
+) -> RunResult:  # fmt: skip
+    from django.db import connections
+
+    ctx = multiprocessing.get_context("fork")
+    posts, planted, patient_of = latency_plan(
+        population, rate, duration, args.crossing_share, seed, slots
+    )
+    connections.close_all()  # nothing Django-owned crosses the fork
+    ready, stop = ctx.Event(), ctx.Event()
+    listen_in, listen_out = ctx.Pipe(duplex=False)
+    listener = ctx.Process(
+        target=_listen, args=(args.database_url, ready, stop, listen_out), daemon=True
+    )
+    procs.children.append(listener)
+    listener.start()
+    if not ready.wait(30):
+        raise SystemExit("the NOTIFY listener did not start")
+    send_in, send_out = ctx.Pipe(duplex=False)
+    start_at = time.monotonic() + 0.5
+    # Bounded: the schedule, then as long again plus a minute for a backed-up server.
+    limit = 2 * duration + 60
+    sender = ctx.Process(
+        target=_send,
+        args=(port, posts, start_at, args.client_threads, duration + 60, send_out),
+        daemon=True,
+    )
+    procs.children.append(sender)
+    backends = BackendCpu(args.database_url, exclude={conn.info.backend_pid})
+    messages_before = worker_messages(worker)
+    cpu_before = cpu_by_group(groups) | {"postgres": 0.0}
+    machine_before = machine_busy()
+    backends.start()
+    sender.start()
+    if not send_in.poll(limit + 30):
+        raise SystemExit("the load generator did not finish in time")
+    sent, client_cpu = send_in.recv()
+    sender.join(10)
+    sending_ended = time.monotonic()
+    wait_until(
+        "every posted reading to be evaluated",
+        lambda: none_pending(conn, population.latency_ids),
+        timeout=120,
+        worker=worker,
+    )
+    drained = time.monotonic()
+    wait_until("the notification tasks", lambda: queues_settled(redis_client), 120, worker)
+    cpu_after = cpu_by_group(groups) | {"postgres": backends.stop()}
+    machine_after = machine_busy()
+    messages = worker_messages(worker) - messages_before
+    time.sleep(0.5)  # notifications in flight reach the listener
+    stop.set()
+    if not listen_in.poll(30):
+        raise SystemExit("the NOTIFY listener did not report")
+    seen = listen_in.recv()
+    listener.join(10)
+    summary = report_latency(
+        args, conn, posts, sent, seen, planted, patient_of, results, label, rate
+    )
+    results.notes.append(
+        f"{label}: all posted readings evaluated {drained - sending_ended:.2f} s after the "
+        f"last response; the worker received {messages} evaluation messages for "
+        f"{len(posts)} posts"
+    )
+    cpu_before["client"], cpu_after["client"] = 0.0, client_cpu  # its own getrusage
+    per_reading = {
+        label: (cpu_after[label] - cpu_before[label]) * 1000 / len(posts) for label in cpu_after
+    }
+    busy = machine_after[0] - machine_before[0]
+    available = machine_after[1] - machine_before[1]  # CPU seconds of all cores
+    wall = available / (os.cpu_count() or 1)
+    ours = sum(cpu_after.values()) - sum(cpu_before.values())
+    results.notes.append(
+        f"{label}: CPU per posted reading: "
+        + ", ".join(f"{group} {ms:.2f} ms" for group, ms in per_reading.items())
+        + f"; all-in (web + worker + postgres) "
+        f"{sum(per_reading[group] for group in CPU_GROUPS):.2f} ms"
+        f"; the machine was {100 * busy / available:.0f} % busy over "
+        f"those {wall:.1f} s, {100 * ours / max(busy, 1e-9):.0f} % of it these processes"
+    )
+    return RunResult(
+        label=label,
+        rate=rate,
+        offered=summary["offered"],
+        p50=summary["p50"],
+        p99=summary["p99"],
+        worst=summary["max"],
+        alert_p99=summary["alert_p99"],
+        cpu=per_reading,
+        drained_after=drained - sending_ended,
+        messages=messages,
+    )
+
+
+EVALUATION_TASKS = (
+    "monitoring.tasks.drain_pending_readings_task",
+    "monitoring.tasks.evaluate_patient_readings_task",
+)
+
+
+def worker_messages(worker: Worker) -> int:
+    """Evaluation messages the worker has received so far (its INFO log, one line each)."""
+    text = worker.log_path.read_text(errors="replace")
+    return sum(
+        len(re.findall(rf"Task {re.escape(name)}\[[-0-9a-f]+\] received", text))
+        for name in EVALUATION_TASKS
+    )
+
+
+def summarise_runs(args, runs: list[RunResult], results: Results) -> None:
+    """The runs at `--rate` side by side, and the latency curve with its knee."""
+    repeated = [run for run in runs if run.label.startswith("run ")]
+    curve = sorted((run for run in runs if run.label.startswith("curve ")), key=lambda r: r.rate)
+    if repeated:
+        results.notes.append(
+            f"{len(repeated)} runs at {args.rate:g}/s, POST → evaluated p50 / p99 ms: "
+            + ", ".join(f"{run.p50:.0f} / {run.p99:.0f}" for run in repeated)
+            + "; POST → alert p99 ms: "
+            + ", ".join(fmt(run.alert_p99, ".0f") or "–" for run in repeated)
+            + f"; runs with p99 POST → alert < {args.target_p99_ms:g} ms: "
+            f"{sum(under_target(run, args.target_p99_ms) for run in repeated)} of {len(repeated)}"
+        )
+        results.notes.append(
+            "CPU per live reading, all-in (web + worker + postgres), ms: "
+            + ", ".join(f"{sum(run.cpu[g] for g in CPU_GROUPS):.2f}" for run in repeated)
+            + " (by group, median of the runs: "
+            + ", ".join(
+                f"{group} {statistics.median(run.cpu[group] for run in repeated):.2f}"
+                for group in CPU_GROUPS
+            )
+            + ")"
+        )
+    if curve:
+        knee = knee_of(curve, args.knee_factor, args.knee_floor_ms)
+        results.notes.append(
+            "latency curve, rate → achieved/s, POST → evaluated p50 / p99 ms: "
+            + "; ".join(
+                f"{run.rate:g} → {run.offered:.0f}/s, {run.p50:.0f} / {run.p99:.0f}"
+                for run in curve
+            )
+        )
+        results.notes.append(
+            f"knee: {f'{knee:g} readings/s' if knee else 'below the lowest rate'} (the highest "
+            "rate up "
+            f"to which every rate kept pace, within 5 %, with p99 POST → evaluated ≤ "
+            f"max({args.knee_factor:g} × the lowest rate's p99, {args.knee_floor_ms:g} ms))"
+        )
+
+
+def under_target(run: RunResult, target_ms: float) -> bool:
+    return run.alert_p99 is not None and run.alert_p99 < target_ms
+
+
+def knee_of(curve: list[RunResult], factor: float, floor_ms: float) -> float | None:
+    bound = max(factor * curve[0].p99, floor_ms)
+    knee = None
+    for run in curve:
+        if run.p99 > bound or run.offered < 0.95 * run.rate:
+            break
+        knee = run.rate
+    return knee
+
+
+def report_latency(
+    args, conn, posts, sent, seen, planted, patient_of, results: Results, run: str, rate: float
+) -> dict:
     problems = [s for s in sent if s.status != 201 or s.outcome != "created"]
     if len(sent) != len(posts) or problems:
         sample = "; ".join(f"{s.status} {s.outcome}" for s in problems[:3])
@@ -829,7 +1023,7 @@ def report_latency(args, conn, posts, sent, seen, planted, patient_of, results: 
     span = max(s.started for s in sent) - min(s.started for s in sent)
     offered = (len(sent) - 1) / span if span else float("nan")
     # The readings/s column is the rate the posts really started at.
-    label = f"(a) single posts, {args.rate:g}/s scheduled"
+    label = f"(a) {run}, {rate:g}/s"
     results.rows += [
         Row(f"{label}: POST → evaluated", len(to_evaluated), span, offered,
             *stats(to_evaluated)),
@@ -839,12 +1033,51 @@ def report_latency(args, conn, posts, sent, seen, planted, patient_of, results: 
             *stats(server_ms)),
     ]  # fmt: skip
     results.notes.append(
-        f"latency: {len(sent)} posts over {len(set(patient_of.values()))} patients, "
+        f"{run}: {len(sent)} posts over {len(set(patient_of.values()))} patients, "
         f"{len(planted)} threshold crossings (each opened its alert); post start behind "
         f"schedule p99 {percentile(lag, 0.99):.1f} ms, max {max(lag):.1f} ms (counted from the "
         f"scheduled start instead, POST → evaluated p50 {statistics.median(from_schedule):.0f} "
         f"ms, p99 {percentile(from_schedule, 0.99):.0f} ms)"
     )
+    stall_note = stalls(by_client, evaluated_at, args.stall_ms)
+    if stall_note:
+        results.notes.append(f"{run}: {stall_note}")
+    return {
+        "offered": offered,
+        "p50": statistics.median(to_evaluated),
+        "p99": percentile(to_evaluated, 0.99),
+        "max": max(to_evaluated),
+        "alert_p99": percentile(to_alert, 0.99) if to_alert else None,
+    }
+
+
+def stalls(by_client: dict, evaluated_at: dict, threshold_ms: float) -> str:
+    """Where the slow readings were: runs of posts (by start time) whose POST → evaluated
+    exceeded `threshold_ms`, merged when less than a second apart, each with where its time
+    went (the HTTP response, or after it: queue and evaluation)."""
+    slow = sorted(
+        (s.started, (evaluated_at[c] - s.started) * 1000, (s.finished - s.started) * 1000)
+        for c, s in by_client.items()
+        if (evaluated_at[c] - s.started) * 1000 > threshold_ms
+    )
+    if not slow:
+        return ""
+    origin = min(s.started for s in by_client.values())
+    spans: list[list] = []
+    for started, total, response in slow:
+        if spans and started - spans[-1][1] < 1.0:
+            span = spans[-1]
+            span[1], span[2] = started, span[2] + 1
+            span[3], span[4] = max(span[3], total), max(span[4], response)
+        else:
+            spans.append([started, started, 1, total, response])
+    shown = "; ".join(
+        f"{first - origin:.1f}–{last - origin:.1f} s: {count} posts, worst {total:.0f} ms "
+        f"(HTTP {response:.0f} ms)"
+        for first, last, count, total, response in spans[:8]
+    )
+    more = f" (+{len(spans) - 8} more)" if len(spans) > 8 else ""
+    return f"stalls over {threshold_ms:g} ms, by post start: {shown}{more}"
 
 
 def stats(values: list[float]) -> tuple[float, float, float]:
@@ -1112,7 +1345,19 @@ def parse_args(argv: list[str] | None = None):
         "--broker-url", default=os.environ.get("BENCH_EVAL_BROKER_URL", DEFAULT_BROKER_URL)
     )
     parser.add_argument("--rate", type=float, default=100.0, help="posts per second")
-    parser.add_argument("--duration", type=float, help="seconds of steady load (30)")
+    parser.add_argument("--duration", type=float, help="seconds of steady load per run (30)")
+    parser.add_argument("--runs", type=int, help="latency runs at --rate (5)")
+    parser.add_argument(
+        "--curve",
+        help="rates of the latency curve, comma-separated (50,100,200,300,400; 'none' for none)",
+    )
+    parser.add_argument("--curve-duration", type=float, help="seconds per curve rate (15)")
+    parser.add_argument("--target-p99-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--stall-ms", type=float, default=250.0, help="report posts slower than this, by time"
+    )
+    parser.add_argument("--knee-factor", type=float, default=3.0)
+    parser.add_argument("--knee-floor-ms", type=float, default=50.0)
     parser.add_argument("--patients", type=int, help="patients posting (500)")
     parser.add_argument("--crossing-share", type=float, default=0.03)
     parser.add_argument(
@@ -1132,6 +1377,10 @@ def parse_args(argv: list[str] | None = None):
     args = parser.parse_args(argv)
     quick = args.quick
     args.duration = args.duration or (8.0 if quick else 30.0)
+    args.runs = args.runs if args.runs is not None else (1 if quick else 5)
+    curve = args.curve or ("100,200" if quick else "50,100,200,300,400")
+    args.curve = [] if curve == "none" else [float(rate) for rate in curve.split(",") if rate]
+    args.curve_duration = args.curve_duration or (5.0 if quick else 15.0)
     args.patients = args.patients or (100 if quick else 500)
     args.backlog_patients = args.backlog_patients or (30 if quick else 200)
     args.textbook_patients = args.textbook_patients or (6 if quick else 30)

@@ -105,7 +105,7 @@ def main() -> None:
     connection.force_debug_cursor = True  # count queries
     # Nothing leaves the process: the evaluations this would enqueue are not published.
     with (
-        mock.patch("monitoring.ingest.store.enqueue_on_commit"),
+        mock.patch("monitoring.ingest.store.enqueue_coalesced_on_commit"),
         mock.patch("monitoring.evaluation.readings.route_after_commit"),
     ):
         if args.shape == "backlog":

@@ -1,14 +1,18 @@
 """Celery application: `celery -A config worker`, `celery -A config beat`."""
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
 from functools import cache
 
+import redis
 from celery import Celery
 from celery.signals import task_prerun
 from django.db import close_old_connections, transaction
 from kombu.exceptions import OperationalError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -93,6 +97,142 @@ def _publish(task, args: tuple, kwargs: dict) -> bool:
         )
         return False
     return True
+
+
+# --- Coalesced wake-ups: one message for many items while a consumer is still to start -----
+#
+# A task that drains a set of items (patients with new readings) need not be published once
+# per item: while one published message has not been taken up yet, the items that arrive meanwhile
+# join its set and publish nothing. Kept in the broker's own Redis database, two keys per task:
+# `vigil:wake:<task>` (a message is on its way; set with NX, so one publisher of many wins) and
+# `vigil:items:<task>` (the set of items). Each side is one MULTI transaction, so an item is either
+# taken by a consumer's take_coalesced() or finds the flag cleared and publishes a new message.
+# On any other broker (RabbitMQ, the embedded filesystem transport) every call publishes, with
+# the item as the task's argument: the same task then does the work of that item.
+# The database stays the outbox: items lost with Redis are found by the sweep.
+
+# A message that never arrives (published, then lost with a broker restart) must not silence
+# publishing for long: the flag expires, and the next item publishes again.
+WAKE_TTL_SECONDS = 30
+
+
+def _wake_key(task) -> str:
+    return f"vigil:wake:{task.name}"
+
+
+def _items_key(task) -> str:
+    return f"vigil:items:{task.name}"
+
+
+_redis_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def _broker_redis() -> redis.Redis | None:
+    """A client of the broker's Redis database (None for any other broker), one per process."""
+    url = app.conf.broker_write_url or app.conf.broker_url or ""
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    key = (os.getpid(), url)
+    client = _redis_clients.get(key)
+    if client is None:
+        options = app.conf.broker_transport_options or {}
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=options.get("socket_timeout", 1),
+            socket_connect_timeout=options.get("socket_connect_timeout", 1),
+            # Not retried, like a publish (CELERY_TASK_PUBLISH_RETRY_POLICY): redis-py's
+            # default retries a refused connection with backoff for ~4 s, during an upload.
+            retry=Retry(NoBackoff(), 0),
+        )
+        _redis_clients[key] = client
+    return client
+
+
+def enqueue_coalesced_on_commit(task, item: int) -> None:
+    """Once the current transaction commits, add `item` to the task's set and publish `task`
+    (with `item` as its argument) unless a message published earlier has not been taken up
+    yet (take_coalesced). The task must take its items with take_coalesced() and treat its
+    argument as one more item. Robust like enqueue_on_commit: a broker error is logged, never
+    raised; the work stays pending in its outbox."""
+    task = task_named(task)
+
+    def publish() -> None:
+        _publish_coalesced(task, item)
+
+    publish.__qualname__ = f"publish coalesced {task.name}"
+    publish.task, publish.args, publish.kwargs = task, (item,), {}
+    transaction.on_commit(publish, robust=True)
+
+
+def _publish_coalesced(task, item: int) -> bool:
+    client = _broker_redis()
+    if client is None:
+        return _publish(task, (item,), {})
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.sadd(_items_key(task), item)
+            pipe.set(_wake_key(task), 1, nx=True, ex=WAKE_TTL_SECONDS)
+            _added, first = pipe.execute()
+    except redis.RedisError as error:
+        _log_failed_publish(task, error)
+        return False
+    if not first:
+        return True  # a message is on its way; it takes this item with the others
+    if _publish(task, (item,), {}):
+        return True
+    # Nothing is on its way after all: the next item must publish again.
+    with contextlib.suppress(redis.RedisError):
+        client.delete(_wake_key(task))
+    return False
+
+
+def take_coalesced(task) -> set[int]:
+    """Clear the task's wake-up flag and take every item waiting in its set (both at once):
+    an item added after this publishes a new message. Called by the task as it starts, and
+    again as it runs to take what arrived meanwhile. Empty on a broker other than Redis."""
+    client = _broker_redis()
+    if client is None:
+        return set()
+    task = task_named(task)
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.delete(_wake_key(task))
+            pipe.smembers(_items_key(task))
+            pipe.delete(_items_key(task))
+            _cleared, items, _deleted = pipe.execute()
+    except redis.RedisError as error:
+        # The task still does its own item; the others wait in Redis, or in their outbox.
+        logger.warning("taking the items of %s failed (%s)", task.name, type(error).__name__)
+        return set()
+    return {int(item) for item in items}
+
+
+def give_back_coalesced(task, items) -> None:
+    """Put items taken but not done back into the task's set and publish a message for them
+    (a consumer that ran out of time, or failed, hands them on)."""
+    task = task_named(task)
+    items = sorted(items)
+    if not items:
+        return
+    client = _broker_redis()
+    if client is None:
+        for item in items:
+            _publish(task, (item,), {})
+        return
+    try:
+        client.sadd(_items_key(task), *items)
+    except redis.RedisError as error:
+        _log_failed_publish(task, error)
+        return
+    _publish_coalesced(task, items[0])
+
+
+def _log_failed_publish(task, error: BaseException) -> None:
+    logger.warning(
+        "publish of %s failed (%s); its outbox sweep enqueues it again",
+        task.name,
+        type(error).__name__,
+    )
 
 
 @cache

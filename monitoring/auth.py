@@ -14,6 +14,7 @@ refused and revoked at its next use.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import unicodedata
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -65,6 +67,49 @@ def _touch(credential, column: str, now: datetime) -> None:
     ).update(**{column: now})
 
 
+# --- The credential lookup on every patient request ----------------------------------------
+#
+# A device or app posts one reading per request, so the lookup is on the hot path of every
+# reading: building the ORM query (select_related, ordering for .first()) cost about as much
+# CPU as the insert of the reading (profiled: benchmarks/README.md, "Cost per live reading").
+# The statement is the ORM's own, compiled once per process; each request executes it and
+# builds the two objects from the row, as the ORM would (every field's from_db_value).
+
+
+@functools.cache
+def _lookup_statement(model, hash_field: str) -> tuple[str, list, list]:
+    """(SQL with one parameter, the credential's fields, the patient's fields)."""
+    query = model.objects.select_related("patient").filter(**{hash_field: "?"}).query
+    sql, params = query.sql_with_params()
+    assert params == ("?",), params
+    return sql, list(model._meta.concrete_fields), list(Patient._meta.concrete_fields)
+
+
+def _from_row(model, fields, values):
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        for converter in field.get_db_converters(connection):
+            value = converter(value, field, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [field.attname for field in fields], converted)
+
+
+def credential_with_patient(model, hash_field: str, digest: str):
+    """The PatientAppToken or Device whose `hash_field` is `digest`, its patient loaded
+    (as `.select_related("patient").filter(...).first()` would return it), or None."""
+    sql, own, patients = _lookup_statement(model, hash_field)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [digest])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    credential = _from_row(model, own, row[: len(own)])
+    model._meta.get_field("patient").set_cached_value(
+        credential, _from_row(Patient, patients, row[len(own) :])
+    )
+    return credential
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -97,14 +142,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 # revoked for good, so reactivating the account does not revive it.
                 revoke_stale_staff_tokens(user=found.user)
         elif prefix == PatientAppToken.PREFIX:
-            found = (
-                PatientAppToken.objects.select_related("patient").filter(token_hash=digest).first()
-            )
+            found = credential_with_patient(PatientAppToken, "token_hash", digest)
             if found and found.is_usable(now):
                 _touch(found, "last_used_at", now)
                 return PatientPrincipal(patient=found.patient), found
         elif prefix == Device.KEY_PREFIX:
-            found = Device.objects.select_related("patient").filter(key_hash=digest).first()
+            found = credential_with_patient(Device, "key_hash", digest)
             if found and found.is_active:
                 _touch(found, "last_seen_at", now)
                 return PatientPrincipal(patient=found.patient, device=found), found

@@ -5,6 +5,7 @@ from django.utils import timezone
 from config.celery import enqueue_on_commit
 from delivery.outbox import Outcome, retry_countdown
 from monitoring.evaluation import (
+    drain_pending_readings,
     enqueue_due_scheduled_rules,
     enqueue_unevaluated_readings,
     evaluate_pending_readings,
@@ -29,6 +30,13 @@ RETRY = {
 @shared_task(**RETRY)
 def evaluate_patient_readings_task(patient_id: int) -> int:
     return evaluate_pending_readings(patient_id=patient_id)
+
+
+@shared_task(**RETRY)
+def drain_pending_readings_task(patient_id: int | None = None) -> int:
+    # Ingest's wake-up (monitoring/evaluation/drain.py): this patient and every one that
+    # joined the wake-up set before this task took it.
+    return drain_pending_readings(patient_id=patient_id)
 
 
 @shared_task(**RETRY)

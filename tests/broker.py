@@ -29,7 +29,10 @@ def purge(*queues: str) -> None:
     earlier run would be delivered to, or restored into, the next worker)."""
     if is_redis():
         with redis.Redis.from_url(settings.CELERY_BROKER_URL) as client:
-            client.delete(*queues, *REDIS_UNACKED)
+            # The coalesced wake-ups (config.celery) too: a flag left set by an earlier run
+            # would keep the next upload from publishing its drain message.
+            coalesced = client.keys("vigil:wake:*") + client.keys("vigil:items:*")
+            client.delete(*queues, *REDIS_UNACKED, *coalesced)
         return
     # RabbitMQ returns an unacknowledged message to its queue when the consumer's channel
     # closes: with the tests' workers stopped, purging the queue is all.

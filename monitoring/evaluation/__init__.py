@@ -8,6 +8,7 @@ transaction: evaluating a reading twice, or two workers on one patient, changes 
 than one evaluation would.
 """
 
+from monitoring.evaluation.drain import DRAIN_TASK, drain_pending_readings
 from monitoring.evaluation.locking import lock_patient, unit_of
 from monitoring.evaluation.outcomes import apply_outcomes
 from monitoring.evaluation.readings import (
@@ -23,9 +24,11 @@ from monitoring.evaluation.scheduled import (
 from monitoring.evaluation.sweep import enqueue_unevaluated_readings
 
 __all__ = [
+    "DRAIN_TASK",
     "SINGLE_READING_KINDS",
     "apply_outcomes",
     "claim_due_scheduled_rules",
+    "drain_pending_readings",
     "enqueue_due_scheduled_rules",
     "enqueue_unevaluated_readings",
     "evaluate_dose_adherence",

@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 
-from config.celery import enqueue_on_commit
+from config.celery import enqueue_coalesced_on_commit
 from monitoring.ingest.validation import ValidReading, echo_id, validate_item
 from monitoring.models import (
     Device,
@@ -334,7 +334,8 @@ def record_readings(
     `channel`: the interface the items came through (default: a device key's or the app's).
     Every interface (REST, FHIR, Nightscout) stores through here: one ingest path.
     Writes: new Reading rows (one INSERT for the batch; a BP pulse adds a heart-rate row).
-    Enqueues: one evaluation task for the patient, after commit, when anything was created.
+    Enqueues: a wake-up of the evaluation drain for the patient (coalesced with the wake-ups
+    not yet taken), after commit, when anything was created.
     Returns a result per item, in request order.
     """
     now = received_at or timezone.now()
@@ -404,8 +405,12 @@ def _store(
                     [row for row in rows if row[PART_OF] is not None and row[PART_OF] in created]
                 )
                 if created:
-                    # After commit, and robust: a broker outage never fails the upload.
-                    enqueue_on_commit("monitoring.tasks.evaluate_patient_readings_task", patient.pk)
+                    # After commit, and robust: a broker outage never fails the upload. One
+                    # wake-up for many uploads while a drain is still to start
+                    # (monitoring/evaluation/drain.py).
+                    enqueue_coalesced_on_commit(
+                        "monitoring.tasks.drain_pending_readings_task", patient.pk
+                    )
             break
         except OperationalError as error:
             if attempt == MAX_INSERT_ATTEMPTS or not _is_retryable(error):

@@ -44,7 +44,14 @@ class BrokerQueue:
         return [_decode(raw) for raw in reversed(self.client.lrange(self.name, 0, -1))]
 
     def purge(self) -> None:
-        self.client.delete(self.name)
+        """Drop the queued messages, and with them the coalesced wake-ups they carried
+        (config.celery.enqueue_coalesced_on_commit): the next upload publishes again."""
+        self.client.delete(self.name, *self.client.keys("vigil:wake:*"))
+        self.client.delete(*self.client.keys("vigil:items:*") or ["vigil:items:"])
+
+    def waiting(self, task) -> set[int]:
+        """The items waiting in a coalesced task's set."""
+        return {int(item) for item in self.client.smembers(f"vigil:items:{task.name}")}
 
 
 def _decode(raw: bytes) -> QueuedTask:

@@ -12,7 +12,11 @@ from config.celery import app as celery_app
 from monitoring.evaluation import enqueue_unevaluated_readings
 from monitoring.ingest import record_readings
 from monitoring.models import Reading
-from monitoring.tasks import enqueue_unevaluated_readings_task, evaluate_patient_readings_task
+from monitoring.tasks import (
+    drain_pending_readings_task,
+    enqueue_unevaluated_readings_task,
+    evaluate_patient_readings_task,
+)
 from tests.factories import ReadingFactory, ReadingItemFactory
 from tests.monitoring.conftest import QueuedTask
 
@@ -23,15 +27,20 @@ def evaluate(patient) -> QueuedTask:
     return QueuedTask(name=EVALUATE, args=[patient.pk], kwargs={})
 
 
+def wake(patient) -> QueuedTask:
+    """Ingest's coalesced wake-up of the evaluation drain (monitoring/evaluation/drain.py)."""
+    return QueuedTask(name=drain_pending_readings_task.name, args=[patient.pk], kwargs={})
+
+
 def post_readings(client, items):
     return client.post("/api/v1/readings", {"readings": items}, format="json")
 
 
-# --- One task per patient, after commit ---------------------------------------------------
+# --- One wake-up after commit, shared by the uploads before a drain starts ---------------
 
 
 @pytest.mark.django_db
-def test_a_committed_batch_enqueues_one_evaluation_task_for_its_patient(
+def test_a_committed_batch_wakes_the_evaluation_drain_for_its_patient(
     patient, patient_client, evaluation_queue, django_capture_on_commit_callbacks
 ):
     # given: three items, one a blood pressure whose pulse becomes a fourth row
@@ -51,11 +60,12 @@ def test_a_committed_batch_enqueues_one_evaluation_task_for_its_patient(
     assert response.json()["created"] == 3
     assert Reading.objects.filter(patient=patient).count() == 4
     assert len(callbacks) == 1
-    assert evaluation_queue.tasks() == [evaluate(patient)]
+    assert evaluation_queue.tasks() == [wake(patient)]
+    assert evaluation_queue.waiting(drain_pending_readings_task) == {patient.pk}
 
 
 @pytest.mark.django_db
-def test_batches_of_two_patients_enqueue_one_task_each(
+def test_batches_of_two_patients_before_a_drain_starts_share_one_wake_up(
     patient,
     patient_client,
     other_patient,
@@ -68,11 +78,13 @@ def test_batches_of_two_patients_enqueue_one_task_each(
     with django_capture_on_commit_callbacks(execute=True):
         post_readings(other_patient_client, ReadingItemFactory.create_batch(3))
 
-    assert evaluation_queue.tasks() == [evaluate(patient), evaluate(other_patient)]
+    # then: one message; both patients wait in its set
+    assert evaluation_queue.tasks() == [wake(patient)]
+    assert evaluation_queue.waiting(drain_pending_readings_task) == {patient.pk, other_patient.pk}
 
 
 @pytest.mark.django_db
-def test_a_batch_of_only_duplicates_enqueues_nothing(
+def test_a_batch_of_only_duplicates_wakes_nothing(
     patient_client, evaluation_queue, django_capture_on_commit_callbacks
 ):
     # given: a batch already stored and its evaluation enqueued
@@ -93,7 +105,7 @@ def test_a_batch_of_only_duplicates_enqueues_nothing(
 
 
 @pytest.mark.django_db
-def test_a_batch_of_only_rejected_readings_enqueues_nothing(
+def test_a_batch_of_only_rejected_readings_wakes_nothing(
     patient, patient_client, evaluation_queue, django_capture_on_commit_callbacks
 ):
     items = [ReadingItemFactory(value=-5), ReadingItemFactory(type="weight", unit="stone")]
@@ -109,7 +121,7 @@ def test_a_batch_of_only_rejected_readings_enqueues_nothing(
 
 
 @pytest.mark.django_db
-def test_a_mixed_batch_enqueues_one_task_for_what_it_created(
+def test_a_mixed_batch_wakes_the_drain_for_what_it_created(
     patient, patient_client, evaluation_queue, django_capture_on_commit_callbacks
 ):
     # given
@@ -127,11 +139,11 @@ def test_a_mixed_batch_enqueues_one_task_for_what_it_created(
     body = response.json()
     assert (body["created"], body["duplicates"], body["rejected"]) == (2, 1, 1)
     assert len(callbacks) == 1
-    assert evaluation_queue.tasks() == [evaluate(patient)]
+    assert evaluation_queue.tasks() == [wake(patient)]
 
 
 @pytest.mark.django_db
-def test_readings_recorded_in_a_transaction_that_rolls_back_enqueue_nothing(
+def test_readings_recorded_in_a_transaction_that_rolls_back_wake_nothing(
     patient, evaluation_queue, django_capture_on_commit_callbacks
 ):
     with (
@@ -148,14 +160,14 @@ def test_readings_recorded_in_a_transaction_that_rolls_back_enqueue_nothing(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_evaluation_task_is_in_the_queue_when_the_response_arrives(
+def test_the_wake_up_is_in_the_queue_when_the_response_arrives(
     patient, patient_client, evaluation_queue
 ):
     # A real commit, no test transaction around the request: the hook runs inside it.
     response = post_readings(patient_client, ReadingItemFactory.create_batch(2))
 
     assert response.status_code == 201
-    assert evaluation_queue.tasks() == [evaluate(patient)]
+    assert evaluation_queue.tasks() == [wake(patient)]
 
 
 # --- The broker is down when the batch commits --------------------------------------------

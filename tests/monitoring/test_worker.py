@@ -6,14 +6,18 @@ import os
 import re
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
 import pytest
 from django.db import connection
 
+from alerts.models import Alert
 from monitoring.auth import issue_app_token
 from monitoring.models import Reading
+from monitoring.patient_rules import apply_protocols
 from monitoring.tasks import evaluate_patient_readings_task
 from tests import broker
 from tests.celery_worker import (
@@ -23,7 +27,7 @@ from tests.celery_worker import (
     wait_for,
     worker_database_url,
 )
-from tests.factories import ReadingFactory, ReadingItemFactory
+from tests.factories import PatientFactory, ReadingFactory, ReadingItemFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -70,7 +74,7 @@ def test_a_reading_posted_over_http_is_evaluated_by_a_real_worker(worker, live_s
     )
     assert evaluated_at > reading.received_at
     wait_for("acknowledgement", lambda: is_settled(), worker)
-    assert re.search(r"evaluate_patient_readings_task\[[-0-9a-f]+\] succeeded", worker.log())
+    assert re.search(r"drain_pending_readings_task\[[-0-9a-f]+\] succeeded", worker.log())
 
 
 @pytest.mark.direct_database
@@ -213,3 +217,77 @@ def test_behind_a_pooler_a_database_restart_costs_the_worker_no_task(
     assert len(re.findall(r"evaluate_patient_readings_task\[[-0-9a-f]+\] succeeded", log)) == 2
     assert "OperationalError" not in log
     assert "Retry in" not in log
+
+
+# --- The evaluation drain under real uploads ----------------------------------------------
+
+
+@pytest.fixture
+def two_process_worker(transactional_db, tmp_path):
+    """The production shape: prefork, two processes, draining the evaluation queue."""
+    broker.purge("evaluation")
+    worker = start_worker(tmp_path, queues=["evaluation"], pool="prefork", concurrency=2)
+    try:
+        yield worker
+    finally:
+        stop_worker(worker)
+        broker.purge("evaluation")
+
+
+def test_concurrent_uploads_are_evaluated_once_each_in_measured_order_by_draining_workers(
+    two_process_worker, live_server, team
+):
+    # given: six patients on the diabetes protocol, each posting five readings one per
+    # request, in measured order, the patients at once; each patient's second is low
+    patients = [PatientFactory(care_team=team) for _ in range(6)]
+    for patient in patients:
+        apply_protocols(patient=patient, codes=["diabetes"])
+    tokens = {patient.pk: issue_app_token(patient=patient)[1] for patient in patients}
+    now = datetime.now(UTC)
+
+    def upload_all(patient) -> list[int]:
+        statuses = []
+        with httpx.Client(base_url=live_server.url, timeout=30) as client:
+            for number, minutes in enumerate((50, 40, 30, 20, 10)):
+                value = 62 if number == 1 else 112
+                item = ReadingItemFactory(
+                    type="glucose",
+                    value=value,
+                    unit="mg/dL",
+                    measured_at=(now - timedelta(minutes=minutes)).isoformat(),
+                )
+                response = client.post(
+                    "/api/v1/readings",
+                    json={"readings": [item]},
+                    headers={"Authorization": f"Bearer {tokens[patient.pk]}"},
+                )
+                statuses.append(response.status_code)
+        return statuses
+
+    # when
+    with ThreadPoolExecutor(max_workers=len(patients)) as pool:
+        statuses = list(pool.map(upload_all, patients))
+    wait_for(
+        "every reading evaluated",
+        lambda: not Reading.objects.filter(evaluated_at__isnull=True).exists(),
+        two_process_worker,
+    )
+    wait_for("acknowledgement", is_settled, two_process_worker)
+
+    # then: every upload stored; one alert per patient, raised once
+    assert statuses == [[201] * 5] * len(patients)
+    assert Reading.objects.count() == 30
+    alerts = sorted(Alert.objects.values_list("patient_id", "dedupe_key", "occurrences"))
+    assert alerts == sorted((patient.pk, "glucose_low", 1) for patient in patients)
+    # per patient, no reading was evaluated before one measured earlier
+    for patient in patients:
+        times = list(
+            Reading.objects.filter(patient=patient)
+            .order_by("measured_at")
+            .values_list("evaluated_at", flat=True)
+        )
+        assert times == sorted(times)
+    log = two_process_worker.log()
+    received = len(re.findall(r"drain_pending_readings_task\[[-0-9a-f]+\] received", log))
+    assert 1 <= received <= 30
+    assert not re.search(r"evaluate_patient_readings_task\[[-0-9a-f]+\] received", log)
