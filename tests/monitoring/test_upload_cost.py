@@ -102,8 +102,9 @@ def test_a_revoked_token_is_refused_by_the_compiled_lookup(patient):
     assert not Reading.objects.exists()
 
 
+@pytest.mark.postgres  # the statements are PostgreSQL's (one WITH for keys and readings)
 @pytest.mark.django_db(transaction=True)
-def test_a_single_reading_upload_is_four_statements_and_one_transaction(
+def test_a_single_reading_upload_is_five_statements_and_one_transaction(
     patient, django_capture_on_commit_callbacks
 ):
     # given: a token whose last use was just written (within TOUCH_INTERVAL)
@@ -117,12 +118,15 @@ def test_a_single_reading_upload_is_four_statements_and_one_transaction(
             "/api/v1/readings", {"readings": [ReadingItemFactory()]}, format="json"
         )
 
-    # then: the credential (with its patient), the readings' transaction, the audit row
+    # then: the credential (with its patient), the readings' transaction (one statement:
+    # the keys claimed and the readings inserted, monitoring/ingest/store.py), the audit row
     assert response.status_code == 201
     statements = [q["sql"].split()[0] for q in queries]
-    assert statements == ["SELECT", "BEGIN", "INSERT", "COMMIT", "INSERT"]
+    assert statements == ["SELECT", "BEGIN", "WITH", "COMMIT", "INSERT"]
+    assert "INSERT INTO monitoring_readingkey" in queries[2]["sql"]
+    assert "INSERT INTO monitoring_reading " in queries[2]["sql"]
     assert "monitoring_patientapptoken" in queries[0]["sql"]
-    assert 'INSERT INTO "monitoring_auditevent"' in queries[4]["sql"]
+    assert 'INSERT INTO "monitoring_auditevent"' in queries[-1]["sql"]
     assert Reading.objects.filter(patient=patient).count() == 2
     event = AuditEvent.objects.filter(patient=patient).order_by("-id").first()
     assert (event.action, event.model, event.actor) == (
