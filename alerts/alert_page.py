@@ -103,7 +103,7 @@ def alert_page_context(*, alert: Alert, now: datetime) -> dict:
         "values": [(name.replace("_", " "), value) for name, value in sorted(alert.values.items())],
         "charts": charts(alert=alert, rules=rules, now=now),
         "rules": [rule_row(rule, alert) for rule in _fired_first(rules, alert)],
-        "readings": recent_readings(alert),
+        "readings": recent_readings(alert, now=now),
         "timeline": timeline(alert),
     }
 
@@ -205,15 +205,17 @@ def rule_row(rule: Rule, alert: Alert) -> RuleRow:
 # --- Readings -----------------------------------------------------------------------------
 
 
-def recent_readings(alert: Alert) -> list[ReadingRow]:
+def recent_readings(alert: Alert, *, now: datetime) -> list[ReadingRow]:
     """The metric's latest RECENT_READINGS readings, with where each came from (issue 12.4):
-    one query on reading_patient_metric_time, those rows only, as tuples."""
+    one query on reading_patient_metric_time, those rows only, as tuples (looked for in the
+    longest chart's days first: Reading.objects.newest)."""
     zone = alert.patient.zone
     triggering = set(alert.reading_ids)
     readings = (
         Reading.objects.filter(patient_id=alert.patient_id, metric=alert.metric)
         .order_by("-measured_at", "-id")
-        .values_list(*READING_ROW_FIELDS, named=True)[:RECENT_READINGS]
+        .values_list(*READING_ROW_FIELDS, named=True)
+        .newest(RECENT_READINGS, since=now - timedelta(days=max(CHART_DAYS)))
     )
     return [
         ReadingRow(

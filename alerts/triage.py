@@ -9,7 +9,7 @@ for 10 alerts or 100.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib import admin
 from django.db.models import (
@@ -22,8 +22,9 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import JSONObject
+from django.db.models.functions import Coalesce, JSONObject
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
@@ -116,11 +117,20 @@ def short_time(at: datetime, zone) -> str:
     return f"{at.astimezone(zone):%d %b %H:%M %Z}"
 
 
+# Where the queue looks for an alert's latest reading first: a display period, not a clinical
+# number (with_queue_annotations).
+LATEST_READING_RECENT = timedelta(days=30)
+
+
 def with_queue_annotations(queryset: QuerySet) -> QuerySet:
     """The ranks the queue orders by, and the latest reading of each alert's metric.
 
     The latest reading is one correlated subquery per row, served by the index on
     (patient, metric, -measured_at); it comes back as one JSON object, so no second query.
+    It is looked for in the last LATEST_READING_RECENT first, and in the whole history only
+    when none is that recent (COALESCE runs the second subquery only then): on PostgreSQL an
+    unbounded "latest" opens every monthly partition of the readings, one index descent
+    each, a cost per row of the queue that grows with every month of history.
     """
     latest = (
         Reading.objects.filter(patient_id=OuterRef("patient_id"), metric=OuterRef("metric"))
@@ -138,12 +148,17 @@ def with_queue_annotations(queryset: QuerySet) -> QuerySet:
                 device_serial="device_serial",
                 trend="trend",
             )
-        )[:1]
+        )
     )
+    recent = latest.filter(measured_at__gte=timezone.now() - LATEST_READING_RECENT)
     return queryset.select_related("patient", "assignee").annotate(
         status_rank=STATUS_RANK,
         severity_rank=SEVERITY_RANK,
-        latest_reading=Subquery(latest, output_field=JSONField()),
+        latest_reading=Coalesce(
+            Subquery(recent[:1], output_field=JSONField()),
+            Subquery(latest[:1], output_field=JSONField()),
+            output_field=JSONField(),
+        ),
     )
 
 

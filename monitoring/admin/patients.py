@@ -141,12 +141,14 @@ class PatientPage:
     @cached_property
     def recent_readings(self) -> list[RecentReading]:
         """The latest RECENT_READINGS readings, every metric, with where each came from: one
-        query on reading_patient_time, reading those rows only whatever the history."""
+        query on reading_patient_time, reading those rows only whatever the history (looked
+        for in the charts' CHART_DAYS first: Reading.objects.newest)."""
         zone = self.patient.zone
         rows = (
             Reading.objects.filter(patient=self.patient)
             .order_by("-measured_at", "-id")
-            .values_list(*RECENT_FIELDS, named=True)[:RECENT_READINGS]
+            .values_list(*RECENT_FIELDS, named=True)
+            .newest(RECENT_READINGS, since=self.now - timedelta(days=CHART_DAYS))
         )
         return [
             RecentReading(
