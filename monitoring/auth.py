@@ -85,10 +85,18 @@ def _lookup_statement(model, hash_field: str) -> tuple[str, list, list]:
     return sql, list(model._meta.concrete_fields), list(Patient._meta.concrete_fields)
 
 
+@functools.cache  # per process, like the statement: one database vendor per process
+def _converters(field) -> list:
+    """What the ORM's compiler applies to a column's value: the backend's converters first
+    (SQLite's turn its datetime text into aware datetimes), then the field's own."""
+    column = field.get_col(field.model._meta.db_table)
+    return connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+
+
 def _from_row(model, fields, values):
     converted = []
     for field, value in zip(fields, values, strict=True):
-        for converter in field.get_db_converters(connection):
+        for converter in _converters(field):
             value = converter(value, field, connection)
         converted.append(value)
     return model.from_db(connection.alias, [field.attname for field in fields], converted)
