@@ -1,7 +1,7 @@
 """What a single-reading upload costs the web process: the credential lookup is one
 statement built once per process, its last-use write at most once per TOUCH_INTERVAL, and
-the whole upload is four statements and one commit for the readings (benchmarks/README.md,
-"Cost per live reading")."""
+the whole upload is five statements and one transaction for the readings and their keys
+(benchmarks/README.md, "Cost per live reading")."""
 
 from __future__ import annotations
 
