@@ -323,7 +323,11 @@ class DocumentsView(NightscoutView):
         return _json(documents)
 
     def store(self, body: object) -> list[dict]:
-        raise NotImplementedError
+        """Store the posted documents of this collection; each routed subclass defines it
+        (TreatmentsView, DeviceStatusView). DocumentsView itself is never routed."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not say how to store {self.collection}"
+        )
 
     def post(self, request):
         body = self.body()
