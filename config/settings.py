@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "alerts",
     # Interoperability: FHIR R4 at /fhir and Nightscout uploads (issue 12).
     "interop",
+    # The remote-monitoring program: episodes, care time, panel, RPM ledger (issue 13).
+    "program",
 ]
 
 MIDDLEWARE = [

@@ -7,7 +7,10 @@ from config import health
 urlpatterns = [
     path("api/v1/", include("monitoring.urls")),
     path("api/v1/", include("alerts.urls")),
-    # interop: Nightscout (/api/v1/patients/{id}/nightscout, /nightscout/<slug>/api/v1/…).
+    # The RPM program: episodes, time entries, reviews, billing, the panel (issue 13).
+    path("api/v1/", include("program.urls")),
+    # interop: FHIR R4 (/fhir/…) and Nightscout (/api/v1/patients/{id}/nightscout,
+    # /nightscout/<slug>/api/v1/…).
     path("", include("interop.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Our template: drf-spectacular's, with the CSP nonce on its inline script.
@@ -16,8 +19,6 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", template_name="api/docs.html"),
         name="docs",
     ),
-    # FHIR R4 (interop/urls.py).
-    path("", include("interop.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

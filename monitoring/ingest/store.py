@@ -14,8 +14,9 @@ import logging
 import random
 import time
 import uuid
+import zoneinfo
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from operator import attrgetter, itemgetter
 
@@ -27,7 +28,9 @@ from config.celery import enqueue_coalesced_on_commit
 from monitoring.ingest.validation import ValidReading, echo_id, validate_item
 from monitoring.models import (
     Device,
+    DeviceDay,
     Entry,
+    Metric,
     Patient,
     Reading,
     ReadingKey,
@@ -119,6 +122,8 @@ if _unplaced:
 COLUMNS = [field.column for field in FIELDS]
 CLIENT_ID = COLUMNS.index("client_id")
 PART_OF = COLUMNS.index("part_of")
+ENTRY = COLUMNS.index("entry")
+METRIC = COLUMNS.index("metric")
 ITEM_INDEX = {name: index for index, name in enumerate(FROM_THE_ITEM)}
 # Rows are built in C-level calls, as building them is on the measured path of every batch
 # (benchmarks/README.md): the item's values in one attrgetter call, then the item's and the
@@ -236,14 +241,20 @@ def _unnest_insert_sql() -> str:
     )
     columns = ", ".join(COLUMNS)
     keys = ReadingKey._meta.db_table
+    days = DeviceDay._meta.db_table
     return (
         f"WITH batch AS MATERIALIZED ("
         f"SELECT nextval('{ID_SEQUENCE}') AS id, item.* "
-        f"FROM unnest({arrays}) AS item({columns})), "
+        f"FROM unnest({arrays}, %s::date[]) AS item({columns}, device_day)), "
         f"claimed AS (INSERT INTO {keys} ({', '.join(KEY_COLUMNS)}) "
         "SELECT patient_id, client_id, id, measured_at, fingerprint FROM batch "
         "ORDER BY client_id "
-        "ON CONFLICT (patient_id, client_id) DO NOTHING RETURNING reading_id) "
+        "ON CONFLICT (patient_id, client_id) DO NOTHING RETURNING reading_id), "
+        # The device days of the readings this statement created (a re-sent one adds none).
+        f"counted AS (INSERT INTO {days} (patient_id, day) "
+        "SELECT DISTINCT batch.patient_id, batch.device_day "
+        "FROM batch JOIN claimed ON claimed.reading_id = batch.id "
+        "WHERE batch.device_day IS NOT NULL ORDER BY 1, 2 ON CONFLICT DO NOTHING) "
         f"INSERT INTO {readings} (id, {columns}) "
         f"SELECT batch.id, {', '.join('batch.' + column for column in COLUMNS)} "
         "FROM batch JOIN claimed ON claimed.reading_id = batch.id "
@@ -251,17 +262,37 @@ def _unnest_insert_sql() -> str:
     )
 
 
-def _insert_rows(rows: list[tuple]) -> set[uuid.UUID]:
-    """Insert what is new; return the client ids this statement created."""
+def _device_day(row: tuple, zone: zoneinfo.ZoneInfo) -> date | None:
+    """The patient's local day a row counts for as device data, or None if it does not
+    (typed by a person, or a medication dose: not physiologic data)."""
+    if row[ENTRY] != Entry.DEVICE or row[METRIC] == Metric.DOSE:
+        return None
+    return row[MEASURED_AT].astimezone(zone).date()
+
+
+def _insert_rows(rows: list[tuple], zone: zoneinfo.ZoneInfo) -> set[uuid.UUID]:
+    """Insert what is new, with its device days; return the client ids this statement
+    created."""
     if not rows:
         return set()
+    device_days = [_device_day(row, zone) for row in rows]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                _unnest_insert_sql(), [list(column) for column in zip(*rows, strict=True)]
+                _unnest_insert_sql(),
+                [list(column) for column in zip(*rows, strict=True)] + [device_days],
             )
             return {value for (value,) in cursor.fetchall()}
-    return _insert_rows_serialised(rows)
+    created = _insert_rows_serialised(rows)
+    DeviceDay.objects.bulk_create(
+        {
+            DeviceDay(patient_id=row[PATIENT], day=day)
+            for row, day in zip(rows, device_days, strict=True)
+            if day is not None and row[CLIENT_ID] in created
+        },
+        ignore_conflicts=True,
+    )
+    return created
 
 
 def _insert_rows_serialised(rows: list[tuple]) -> set[uuid.UUID]:
@@ -395,14 +426,16 @@ def _store(
         devices=devices,
         authenticated_device=device,
     )
+    zone = patient.zone
     for attempt in range(1, MAX_INSERT_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                created = _insert_rows([row for row in rows if row[PART_OF] is None])
+                created = _insert_rows([row for row in rows if row[PART_OF] is None], zone)
                 # A pulse is stored only with the blood pressure it came with: an item that
                 # conflicts with a stored reading must not slip a heart rate in beside it.
                 created |= _insert_rows(
-                    [row for row in rows if row[PART_OF] is not None and row[PART_OF] in created]
+                    [row for row in rows if row[PART_OF] is not None and row[PART_OF] in created],
+                    zone,
                 )
                 if created:
                     # After commit, and robust: a broker outage never fails the upload. One

@@ -31,6 +31,7 @@ from monitoring.models.patients import (
 )
 from monitoring.models.readings import (
     CgmHourlySummary,
+    DeviceDay,
     DoseStatus,
     Entry,
     GlucoseContext,
@@ -49,6 +50,7 @@ __all__ = [
     "AuditSurface",
     "CgmHourlySummary",
     "Device",
+    "DeviceDay",
     "DeviceKind",
     "DoseStatus",
     "Entry",

@@ -205,6 +205,29 @@ class ReadingKey(models.Model):
         return f"reading key {self.reading_id}"
 
 
+class DeviceDay(models.Model):
+    """A calendar day, in the patient's zone, on which the patient sent at least one
+    physiologic reading measured by a device (`entry: device`; medication doses are not
+    physiologic data): what the RPM device codes count (program/, issue 13).
+
+    Written by the statement that stores the readings (monitoring.ingest.store), for the
+    readings it created, with the day in the patient's zone at the time of the upload; a
+    re-sent reading adds nothing. Kept when raw readings are removed by retention: the day
+    is the billing evidence, not the reading.
+    """
+
+    pk = models.CompositePrimaryKey("patient_id", "day")
+    # The primary key, led by the patient, serves "this patient's days in a period".
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+
+    class Meta:
+        ordering = ["patient", "day"]
+
+    def __str__(self) -> str:
+        return f"patient {self.patient_id} device data on {self.day}"
+
+
 class CgmHourlySummary(models.Model):
     """One patient's CGM glucose over one clock hour (UTC): what replaces the raw readings.
 
