@@ -41,21 +41,31 @@ _CONTEXT = frozenset({
 })  # fmt: skip
 # Triage: acknowledge, resolve and assign alerts; silence a noisy rule for a while.
 _TRIAGE = frozenset({"alerts.change_alert", "alerts.add_silence", "alerts.change_silence"})
+# The remote-monitoring program (program/, issue 13), every role: see the episodes, the
+# care time and the ledger; log time, sign off a review, write a note or a call.
+_PROGRAM = frozenset({
+    "program.view_episode", "program.view_timeentry", "program.view_review",
+    "program.view_patientnote", "program.view_ledgerline",
+    "program.add_timeentry", "program.change_timeentry", "program.add_review",
+    "program.add_patientnote",
+})  # fmt: skip
 
 # The exact permissions of each role's group. No role deletes clinical records, alerts or
 # credentials (credentials and devices are revoked, a change; silences are ended, a change);
 # schedules and medication plans may be deleted (their readings stay).
 # Changing this table needs a data migration that changes the groups too.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    CareTeamRole.NURSE: _CONTEXT | _TRIAGE,
-    CareTeamRole.PHYSICIAN: _CONTEXT | _TRIAGE | {
+    CareTeamRole.NURSE: _CONTEXT | _TRIAGE | _PROGRAM,
+    CareTeamRole.PHYSICIAN: _CONTEXT | _TRIAGE | _PROGRAM | {
+        "program.approve_timeentry",
         "monitoring.add_rule", "monitoring.change_rule",
         "monitoring.add_medicationplan", "monitoring.change_medicationplan",
         "monitoring.delete_medicationplan",
         "monitoring.add_measurementschedule", "monitoring.change_measurementschedule",
         "monitoring.delete_measurementschedule",
     },
-    CareTeamRole.COORDINATOR: _CONTEXT | {
+    CareTeamRole.COORDINATOR: _CONTEXT | _PROGRAM | {
+        "program.add_episode", "program.change_episode", "program.change_ledgerline",
         "monitoring.add_patient", "monitoring.change_patient",
         "monitoring.add_device", "monitoring.change_device",
         "monitoring.view_patientapptoken", "monitoring.add_patientapptoken",
@@ -82,6 +92,15 @@ ADD_MEDICATION_PLANS = "monitoring.add_medicationplan"
 CHANGE_MEDICATION_PLANS = "monitoring.change_medicationplan"
 DELETE_MEDICATION_PLANS = "monitoring.delete_medicationplan"
 TRIAGE_ALERTS = "alerts.change_alert"
+# The RPM program (issue 13).
+MANAGE_EPISODES = "program.change_episode"
+LOG_TIME = "program.add_timeentry"
+# Approving time is also the episode's billing practitioner's, whatever their role.
+APPROVE_TIME = "program.approve_timeentry"
+REVIEW_PATIENTS = "program.add_review"
+WRITE_NOTES = "program.add_patientnote"
+VIEW_BILLING = "program.view_ledgerline"
+EXPORT_BILLING = "program.change_ledgerline"
 # Clinic-wide (no team; no role holds it: clinic administrators are granted it):
 CREATE_CARE_TEAMS = "alerts.add_careteam"
 
@@ -89,6 +108,11 @@ TEAM_CAPABILITIES = (
     ENROL_PATIENTS, ISSUE_APP_TOKENS, REVOKE_APP_TOKENS, REGISTER_DEVICES, REVOKE_DEVICES,
     TAILOR_RULES, ADD_SCHEDULES, CHANGE_SCHEDULES, DELETE_SCHEDULES, ADD_MEDICATION_PLANS,
     CHANGE_MEDICATION_PLANS, DELETE_MEDICATION_PLANS, TRIAGE_ALERTS,
+)  # fmt: skip
+# The program's, walked by tests/program/test_capabilities.py.
+PROGRAM_CAPABILITIES = (
+    MANAGE_EPISODES, LOG_TIME, APPROVE_TIME, REVIEW_PATIENTS, WRITE_NOTES, VIEW_BILLING,
+    EXPORT_BILLING,
 )  # fmt: skip
 
 

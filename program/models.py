@@ -141,6 +141,7 @@ class TimeEntry(models.Model):
         ]
         ordering = ["-started_at", "-id"]
         verbose_name_plural = "time entries"
+        permissions = [("approve_timeentry", "Can approve time entries for billing")]
 
     def __str__(self) -> str:
         return f"time entry {self.pk}"

@@ -59,6 +59,15 @@ REFUSALS = {
     teams.DELETE_MEDICATION_PLANS: "Only the patient's physicians may delete medication plans.",
     teams.TRIAGE_ALERTS: "Only the patient's nurses and physicians triage alerts.",
     teams.CREATE_CARE_TEAMS: "Only clinic administrators may create care teams.",
+    teams.MANAGE_EPISODES: "Only the patient's coordinators may manage RPM episodes.",
+    teams.LOG_TIME: "Only members of the patient's care team may log care time.",
+    teams.APPROVE_TIME: (
+        "Only the episode's billing practitioner or a physician of the team may approve time."
+    ),
+    teams.REVIEW_PATIENTS: "Only members of the patient's care team may sign off a review.",
+    teams.WRITE_NOTES: "Only members of the patient's care team may write notes.",
+    teams.VIEW_BILLING: "Only members of the patient's care team may see its billing.",
+    teams.EXPORT_BILLING: "Only the team's coordinators may export the billing ledger.",
 }
 
 

@@ -98,7 +98,11 @@ def admin_answers(capability: str, request, r: Records) -> list[bool]:
 
 
 def test_every_capability_asked_by_name_has_its_api_refusal():
-    assert set(REFUSALS) == {*TEAM_CAPABILITIES, teams.CREATE_CARE_TEAMS}
+    assert set(REFUSALS) == {
+        *TEAM_CAPABILITIES,
+        *teams.PROGRAM_CAPABILITIES,
+        teams.CREATE_CARE_TEAMS,
+    }
 
 
 def test_every_capability_asked_by_name_is_held_by_some_role():

@@ -30,6 +30,7 @@ from tests.factories import (
 )
 
 migration = importlib.import_module("alerts.migrations.0004_role_groups")
+program_migration = importlib.import_module("program.migrations.0002_role_permissions")
 
 
 def group_permissions(name: str) -> set[str]:
@@ -77,8 +78,14 @@ def test_migrate_created_the_role_groups_with_their_exact_permissions():
         "alerts.view_alertevent", "alerts.view_silence", "alerts.view_notification",
         "alerts.view_notificationattempt",
         "alerts.change_alert", "alerts.add_silence", "alerts.change_silence",
+        # the program's (issue 13)
+        "program.view_episode", "program.view_timeentry", "program.view_review",
+        "program.view_patientnote", "program.view_ledgerline",
+        "program.add_timeentry", "program.change_timeentry", "program.add_review",
+        "program.add_patientnote",
     }  # fmt: skip
     assert group_permissions("physician") - group_permissions("nurse") == {
+        "program.approve_timeentry",
         "monitoring.add_rule", "monitoring.change_rule",
         "monitoring.add_medicationplan", "monitoring.change_medicationplan",
         "monitoring.delete_medicationplan",
@@ -94,6 +101,7 @@ def test_migrate_created_the_role_groups_with_their_exact_permissions():
         "monitoring.change_patientapptoken",
         "monitoring.add_measurementschedule", "monitoring.change_measurementschedule",
         "monitoring.delete_measurementschedule",
+        "program.add_episode", "program.change_episode", "program.change_ledgerline",
         # the nurse's triage, not the coordinator's
         "alerts.change_alert", "alerts.add_silence", "alerts.change_silence",
     }  # fmt: skip
@@ -101,8 +109,12 @@ def test_migrate_created_the_role_groups_with_their_exact_permissions():
 
 def test_the_migrations_table_is_the_applications():
     application = {role: set(permissions) for role, permissions in ROLE_PERMISSIONS.items()}
+    migrated = {
+        role: migration.ROLE_PERMISSIONS[role] | program_migration.ADDED[role]
+        for role in migration.ROLE_PERMISSIONS
+    }
 
-    assert application == migration.ROLE_PERMISSIONS
+    assert application == migrated
 
 
 @pytest.mark.django_db
@@ -112,7 +124,14 @@ def test_the_migration_rebuilds_the_groups_exactly_on_an_empty_database():
         MigrationExecutor(connection).loader.project_state(("alerts", "0004_role_groups")).apps
     )
 
+    program_state_apps = (
+        MigrationExecutor(connection)
+        .loader.project_state(("program", "0002_role_permissions"))
+        .apps
+    )
+
     migration.create_role_groups(state_apps, None)
+    program_migration.add_permissions(program_state_apps, None)
 
     for role, permissions in ROLE_PERMISSIONS.items():
         assert group_permissions(role) == set(permissions)
