@@ -262,6 +262,11 @@ API_AUDIT: dict[str, ApiAudit] = {
         action="change",
         fields=("status",),
     ),
+    # The RPM program's billing (program/views/billing.py): one patient's month, and the
+    # month's ledger (one event per patient shown; the CSV export adds an "export" event
+    # per patient, written by the view).
+    "patient-billing": ApiAudit("program.ledgerline"),
+    "billing-ledger": ApiAudit("program.ledgerline", patients_in_response="patient"),
 }
 # API endpoints that show no patient's data, and why.
 NOT_AUDITED: dict[str, str] = {

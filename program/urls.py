@@ -1,5 +1,14 @@
 """The program's API under /api/v1/ (docs/api.md, "The RPM program")."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from program.views import billing
+
+urlpatterns: list = [
+    path(
+        "patients/<int:patient_id>/billing",
+        billing.PatientBillingApi.as_view(),
+        name="patient-billing",
+    ),
+    path("billing/ledger", billing.BillingLedgerApi.as_view(), name="billing-ledger"),
+]
