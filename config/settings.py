@@ -589,6 +589,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 6 * 3600.0,
     },
     "apply-retention": {"task": "monitoring.tasks.apply_retention_task", "schedule": 24 * 3600.0},
+    # The RPM ledger's previous and current month, recomputed (program.ledger): lines turn
+    # billable as periods close in each patient's zone; ~1.5 s per month for 1,000 patients.
+    "recompute-ledger": {"task": "program.tasks.recompute_ledger_task", "schedule": 6 * 3600.0},
 }
 
 # --- partition: readings partitions and retention per data class (docs/retention.md) -----

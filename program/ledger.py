@@ -369,8 +369,10 @@ def _device_lines(
     ref = billing_reference()
     start = context_start(month)
     candidates = []
+    # Periods that have begun, in the patient's zone: a period not yet started shows nothing.
+    until = min(month.last, context.today)
     for episode in context.episodes:
-        for period in device_periods(start=episode.start, end=episode.end, until=month.last):
+        for period in device_periods(start=episode.start, end=episode.end, until=until):
             if period.start >= start:
                 days = [day for day in context.days if period.contains(day)]
                 candidates.append(_DeviceCandidate(episode, period, days))
@@ -450,6 +452,8 @@ def _setup_lines(
     start = context_start(month)
     for episode in context.episodes:
         first = device_periods(start=episode.start, end=episode.end, until=episode.start)[0]
+        if first.start > context.today:
+            continue  # not begun
         if not context.setup_always and not (start <= first.start <= month.last):
             continue
         group = ("setup", episode.pk)
@@ -547,8 +551,8 @@ def _management_lines(
     for episode in context.episodes:  # by start: the episode that started first bills
         window = (max(month.first, episode.start), min(month.last, episode.end or month.last))
         group = ("management", episode.pk, month.first)
-        if window[0] > window[1]:
-            continue
+        if window[0] > window[1] or window[0] > context.today:
+            continue  # no day of the episode in the month, or none begun yet
         if group in frozen:
             planned.extend(_frozen(group, frozen))
             continue

@@ -551,3 +551,28 @@ def test_the_ledger_takes_a_constant_number_of_queries(team, physician):
     assert run.patients == 8
     assert len(more) == len(few)
     assert len(few) <= 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_and_an_export_leave_one_consistent_ledger(patient, run_concurrently):
+    # given: a closed March with billable lines
+    episode(patient, start=date(2026, 3, 1))
+    post_device_days(patient, days(date(2026, 3, 2), 3))
+    time_entry(patient, at=local(patient, date(2026, 3, 5)), minutes=12, interactive=True)
+
+    # when: two recomputations and an export run at once
+    runs = run_concurrently(
+        lambda: recompute_ledger(month=MARCH, now=NOW),
+        lambda: recompute_ledger(month=MARCH, now=NOW, export=True),
+        lambda: recompute_ledger(month=MARCH, now=NOW),
+    )
+
+    # then: the export's lines stay exported whatever ran after it, and no line is doubled
+    assert sorted(line.code for line in runs[1].exported) == ["99445", "99453", "99470"]
+    march = LedgerLine.objects.filter(period_end__lte=MARCH.last)
+    assert sorted(march.values_list("code", "status")) == [
+        ("99445", "exported"),
+        ("99453", "exported"),
+        ("99470", "exported"),
+    ]
+    assert LedgerLine.objects.count() == 4  # and the next period's (no data, not billable)
