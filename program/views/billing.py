@@ -14,6 +14,7 @@ import csv
 import io
 import json
 
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -196,8 +197,8 @@ class LedgerCsvRenderer(BaseRenderer):
 
 class BillingLedgerApi(APIView):
     permission_classes = [IsStaff]
-    # `?format=csv` picks the CSV renderer (DRF's URL_FORMAT_OVERRIDE); any other format
-    # than json or csv is a 404, as DRF answers it.
+    # `?format=csv` picks the CSV renderer (DRF's URL_FORMAT_OVERRIDE, which reads the
+    # `format` query parameter before the view runs); so does `Accept: text/csv`.
     renderer_classes = [JSONRenderer, LedgerCsvRenderer]
 
     @extend_schema(
@@ -265,6 +266,14 @@ class BillingLedgerApi(APIView):
         if not exportable:
             raise PermissionDenied(REFUSALS[EXPORT_BILLING])
         return exportable
+
+    def perform_content_negotiation(self, request, force=False):
+        # DRF answers a `format` no renderer has with a 404 (as for a format suffix); here
+        # it is a wrong query parameter: a 400 naming it.
+        try:
+            return super().perform_content_negotiation(request, force=force)
+        except Http404 as error:
+            raise ValidationError({"format": ["Must be one of: json, csv."]}) from error
 
     def finalize_response(self, request, response, *args, **kwargs):
         # An error is JSON (config.api's error body) even when the CSV was asked for.

@@ -12,6 +12,8 @@ import json
 from datetime import UTC, date, datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from monitoring.models import AuditEvent
 from program.models import LedgerLine
@@ -285,3 +287,45 @@ def test_a_cell_a_spreadsheet_would_run_is_kept_as_text(coordinator_client, team
     rows = csv_rows(ledger(coordinator_client, "month=2026-03&format=csv"))
 
     assert {r["external_id"] for r in rows} == {"'=HYPERLINK(1)"}
+
+
+@pytest.mark.django_db
+def test_an_unknown_format_is_a_400_naming_it(coordinator_client):
+    response = ledger(coordinator_client, "month=2026-03&format=xml")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"format": ["Must be one of: json, csv."]}
+    assert not LedgerLine.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_patient_whose_episode_begins_later_in_the_month(nurse_client, patient):
+    episode(patient, start=date(2026, 5, 20))
+
+    response = nurse_client.get(f"/api/v1/patients/{patient.pk}/billing?month=2026-05")
+
+    assert response.json() == {
+        "device_periods": [],
+        "month": {"minutes": 0, "approved_minutes": 0, "interactive": False, "codes": []},
+        "setup": {"code": "99453", "billable": False, "reason": "the episode has not begun"},
+    }
+
+
+@pytest.mark.django_db
+def test_the_ledger_reads_in_a_constant_number_of_queries(nurse_client, team, physician):
+    def add_patients(count):
+        for _ in range(count):
+            patient = PatientFactory(care_team=team)
+            episode(patient, start=date(2026, 3, 1), practitioner=physician)
+            post_device_days(patient, days(date(2026, 3, 2), 3))
+            time_entry(patient, at=local(patient, date(2026, 3, 5)), minutes=12, interactive=True)
+
+    add_patients(1)
+    ledger(nurse_client, "month=2026-03")  # the token's last use is written once a while
+    with CaptureQueriesContext(connection) as one:
+        assert len(ledger(nurse_client, "month=2026-03").json()["results"]) == 3
+    add_patients(4)
+    with CaptureQueriesContext(connection) as five:
+        assert len(ledger(nurse_client, "month=2026-03").json()["results"]) == 15
+
+    assert len(five) == len(one)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from monitoring.models import Patient
 from program.codes import billing_reference
-from program.ledger import Month, _Records, management_codes, plan_ledger
+from program.ledger import Month, Records, management_codes, plan_ledger
 from program.models import Episode, LineStatus
 
 ZONE = "America/New_York"
@@ -94,7 +94,7 @@ def test_a_planned_ledger_keeps_the_code_rules(
     # when
     plan = plan_ledger(
         month=month,
-        records=_Records({1: ZONE}, [episode], {1: days}, rows, []),
+        records=Records({1: ZONE}, [episode], {1: days}, rows, []),
         now=now,
         setup_always=True,
     )
