@@ -81,9 +81,12 @@ def device_lines(
             planned.extend(frozen_lines(group, frozen))
             continue
         code = ref.device_code_for(len(candidate.days))
-        status, reason = _device_status(candidate, code, taken, context)
+        status, reason, billed_by = _device_status(candidate, code, taken, context)
         if status == LineStatus.BILLABLE:
             taken.append((candidate.window, episode.pk))
+        evidence = _period_evidence(period, candidate.days)
+        if billed_by is not None:
+            evidence["billed_by_episode"] = billed_by
         line = new_line(
             episode,
             # 0-1 days earn nothing; the line carries the lowest code, `earned` says so.
@@ -93,7 +96,7 @@ def device_lines(
             units=1,
             status=status,
             reason=reason,
-            evidence=_period_evidence(period, candidate.days),
+            evidence=evidence,
             computed_at=context.now,
         )
         planned.append(PlannedLine(line, earned=code is not None, group=group))
@@ -105,10 +108,11 @@ def _device_status(
     code: str | None,
     taken: list[tuple[tuple[date, date], int]],
     context: PatientContext,
-) -> tuple[str, str]:
+) -> tuple[str, str, int | None]:
+    """(status, reason, the episode that billed the overlapping 30 days or None)."""
     episode = candidate.episode
     if not episode.has_consent:
-        return LineStatus.NOT_BILLABLE, NO_CONSENT
+        return LineStatus.NOT_BILLABLE, NO_CONSENT, None
     billed_by = next(
         (
             other
@@ -119,15 +123,14 @@ def _device_status(
     )
     running = candidate.period.end >= context.today
     if billed_by is None and running:
-        return LineStatus.ACCRUING, ""
-    if billed_by is None and code is None:
+        return LineStatus.ACCRUING, "", None
+    if not running and code is None:
         min_days = billing_reference().device_codes[0].min_days
-        return LineStatus.NOT_BILLABLE, f"fewer than {min_days} days with data"
+        return LineStatus.NOT_BILLABLE, f"fewer than {min_days} days with data", None
     if billed_by is not None:
-        return LineStatus.NOT_BILLABLE, billed_elsewhere(
-            episode, billed_by, context, "an overlapping device period"
-        )
-    return LineStatus.BILLABLE, ""
+        reason = billed_elsewhere(episode, billed_by, context, "an overlapping device period")
+        return LineStatus.NOT_BILLABLE, reason, billed_by
+    return LineStatus.BILLABLE, "", None
 
 
 def setup_lines(

@@ -114,6 +114,8 @@ def management_lines(
             status, reason = LineStatus.BILLABLE, ""
             billed_by = episode.pk
         evidence = time_.evidence(month)
+        if reason.startswith("another "):
+            evidence["billed_by_episode"] = billed_by
         # Under 10 minutes the month earns nothing: one 99470 line shows it (not earned).
         for code, units in codes or [(m.first_ten, 1)]:
             line = new_line(

@@ -430,6 +430,12 @@ def test_two_practitioners_in_a_month_the_first_episode_bills(patient, physician
         "another practitioner billed an overlapping device period",
         "dr-other",
     )
+    # the evidence names the episode that billed
+    assert (
+        LedgerLine.objects.get(episode=second, code="99457").evidence["billed_by_episode"]
+        == first.pk
+    )
+    assert device_line(second, date(2026, 3, 15)).evidence["billed_by_episode"] == first.pk
     # each episode's own set-up; the second's next period no longer overlaps
     assert line(second, "99453", date(2026, 3, 15))[0] == "billable"
     assert LedgerLine.objects.get(episode=second, period_start=date(2026, 4, 14)).status == (
@@ -576,3 +582,16 @@ def test_concurrent_runs_and_an_export_leave_one_consistent_ledger(patient, run_
         ("99470", "exported"),
     ]
     assert LedgerLine.objects.count() == 4  # and the next period's (no data, not billable)
+
+
+@pytest.mark.django_db
+def test_two_episodes_of_one_practitioner_bill_the_month_once(patient, physician):
+    episode(patient, start=date(2026, 3, 1), end=date(2026, 3, 10), practitioner=physician)
+    second = episode(patient, start=date(2026, 3, 15), practitioner=physician)
+    time_entry(patient, at=local(patient, date(2026, 3, 5)), minutes=12, interactive=True)
+    time_entry(patient, at=local(patient, date(2026, 3, 20)), minutes=12, interactive=True)
+
+    recompute_ledger(month=MARCH, now=NOW)
+
+    line = LedgerLine.objects.get(episode=second, code="99470")
+    assert (line.status, line.reason) == ("not_billable", "another episode billed the month")
