@@ -61,6 +61,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import json
 import logging
 import os
 import random
@@ -119,12 +120,29 @@ def kind_of(index: int) -> str:
 # --- Generation -------------------------------------------------------------------------------
 
 
-def database_exists(url: str) -> bool:
+def generated(url: str) -> dict | None:
+    """What the last generation of this database recorded (its statistics, kept as the
+    database's comment, written last); {} if it exists unfinished, None if it is missing."""
     import psycopg
 
     name = urlsplit(url).path.lstrip("/")
     with psycopg.connect(scale.database_url(url, "postgres"), autocommit=True) as conn:
-        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            [name],
+        ).fetchone()
+    if row is None:
+        return None
+    with contextlib.suppress(TypeError, ValueError):
+        return json.loads(row[0])
+    return {}
+
+
+def mark_generated(url: str, stats: dict) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    text = json.dumps(stats, default=str).replace("'", "''")
+    with evaluate.pg(url) as conn:
+        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{text}'")
 
 
 def enrol(patients: int) -> dict:
@@ -472,6 +490,8 @@ def generate(args) -> dict:
     stats["vacuum"] = scale.vacuum_analyze(args.database_url)
     print(f"{stats['alerts']} open alerts in {stats['alerts_s']:.1f} s; VACUUM ANALYZE "
           f"{stats['vacuum']:.0f} s", flush=True)  # fmt: skip
+    stats |= {"patients": args.patients, "days": args.days, "at": now.isoformat(timespec="seconds")}
+    mark_generated(args.database_url, stats)  # last: a --reuse run takes only a finished one
     return stats
 
 
@@ -566,16 +586,18 @@ class Measure:
         return f"{low}" if low == high else f"{low}–{high}"
 
 
-def repeat(name: str, scope: str, rounds: int, call, unit: str = "ms") -> Measure:
-    """One untimed warm-up, then `rounds` timed calls, each with its query count. `call`
-    raises NotAvailable (or ImportError/LookupError) when the product lacks the thing."""
+def repeat(
+    name: str, scope: str, rounds: int, call, unit: str = "ms", warm_up: bool = True
+) -> Measure:
+    """One untimed warm-up (unless not), then `rounds` timed calls, each with its query count.
+    `call` raises NotAvailable (or ImportError/LookupError) when the product lacks the thing."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     measure = Measure(name, scope, unit=unit)
     scale_factor = 1000.0 if unit == "ms" else 1.0
     try:
-        note = call()
+        note = call() if warm_up else ""
         for _ in range(rounds):
             with CaptureQueriesContext(connection) as queries:
                 started = time.perf_counter()
@@ -657,9 +679,17 @@ def measure_panel(args) -> tuple[list[Measure], dict]:
 
 
 def measure_ledger(args) -> Measure:
+    """The month for every patient, from an empty ledger (the benchmark's own database:
+    nothing exported), `--ledger-rounds` times with no warm-up: the first run writes the
+    month's lines, the later ones recompute them, as a refresh does."""
     from monitoring.models import Patient
+    from program.models import LedgerLine
 
     month = args.ledger_month
+    try:
+        LedgerLine.objects.all().delete()
+    except Exception as error:  # e.g. a later model protecting its lines: say so, go on
+        print(f"  could not empty the ledger ({type(error).__name__}): runs recompute it")
     patients = Patient.objects.count()
     return repeat(
         f"ledger {month:%Y-%m}, every patient",
@@ -667,6 +697,7 @@ def measure_ledger(args) -> Measure:
         args.ledger_rounds,
         lambda: call_ledger(month) and "",
         unit="s",
+        warm_up=False,
     )
 
 
@@ -676,7 +707,7 @@ def measure_ledger(args) -> Measure:
 def print_table(results: list[Measure], ledger: Measure, scopes: list[str]) -> None:
     names = list(dict.fromkeys(m.name for m in results))
     by = {(m.name, m.scope): m for m in results}
-    ledger_label = f"{ledger.name} ({ledger.scope}): median"
+    ledger_label = f"{ledger.name} ({ledger.scope})"
     width = max(len(n) for n in [*(f"{n}: median / p95" for n in names), ledger_label]) + 2
     header = f"{'measurement':<{width}}" + "".join(f"{s:>26}" for s in scopes) + "  target / met"
     print()
@@ -702,16 +733,19 @@ def print_table(results: list[Measure], ledger: Measure, scopes: list[str]) -> N
         if notes:
             print(f"{'  page':<{width}}" + "".join(f"{m.note:>26}" for m in row))
     if ledger.available:
-        met = "yes" if ledger.median() < LEDGER_TARGET_S else "NO"
-        print(f"{ledger_label:<{width}}{'':>26}{f'{ledger.median():.2f} s':>26}  < "
-              f"{LEDGER_TARGET_S:.0f} s: {met}")  # fmt: skip
+        # Every run counts: the first (writing the lines) is what a new month costs.
+        met = "yes" if max(ledger.samples) < LEDGER_TARGET_S else "NO"
+        worst = f"{max(ledger.samples):.2f} s slowest"
+        print(f"{ledger_label:<{width}}{'':>26}{worst:>26}  < {LEDGER_TARGET_S:.0f} s: {met}")
         runs = ", ".join(f"{s:.2f}" for s in ledger.samples)
-        print(f"{'  runs (s); queries':<{width}}{runs:>26}{ledger.query_text():>26}")
+        print(f"{'  runs (s, first writes); queries':<{width}}{runs:>26}"
+              f"{ledger.query_text():>26}")  # fmt: skip
     else:
         print(f"{ledger.name:<{width}}{'—':>26}{'—':>26}  {ledger.note}")
     print(
         "(server time in-process, median / p95 of the rounds after a warm-up; the ledger: "
-        "wall s per run, the first run of a month writes its lines, later runs recompute them)"
+        "wall s of each run from an empty ledger, no warm-up: the first writes the month's "
+        "lines, later runs recompute them)"
     )
 
 
@@ -792,9 +826,15 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     evaluate.configure_environment(args)
     os.environ["VIGIL_REQUIRE_2FA"] = "0"
-    stats = None
-    if args.reuse and database_exists(args.database_url):
-        print(f"reusing {args.database_url}")
+    stats = generated(args.database_url) if args.reuse else None
+    if stats == {}:
+        # Not re-created behind the user's back (with this run's sizes, which may differ).
+        raise SystemExit(
+            f"{args.database_url} exists but its generation did not finish: run without "
+            "--reuse to re-create it"
+        )
+    if stats is not None:
+        print(f"reusing {args.database_url} (generated {stats.get('at')})")
     else:
         print(f"load average {load:.2f}; re-creating {args.database_url} …")
         stats = generate(args)
@@ -821,7 +861,8 @@ def main(argv: list[str] | None = None) -> int:
     if stats:
         copied = stats["copy"]
         print(
-            f"generation: readings {copied['rows']:,} by COPY in {copied['seconds']:.0f} s "
+            f"generation ({stats['at']}): readings {copied['rows']:,} by COPY in "
+            f"{copied['seconds']:.0f} s "
             f"({copied['rows'] / copied['seconds']:,.0f} rows/s; {copied['keys']}), enrolment "
             f"{stats['enrol']:.0f} s, device days {stats['device_days_s']:.0f} s, program rows "
             f"{stats['program_s']:.0f} s, alerts {stats['alerts_s']:.0f} s, VACUUM ANALYZE "
