@@ -501,7 +501,7 @@ def generate(args) -> dict:
 # The panel and the ledger were written beside this benchmark; when a name or a signature
 # changes, these functions are the only places to adapt.
 
-ADMIN_PANEL_NAMES = ("admin:program_panel", "admin:panel", "admin:program_panel_page")
+ADMIN_PANEL_NAMES = ("admin:panel", "admin:program_panel")
 
 
 def admin_panel_path(override: str | None) -> str | None:
@@ -539,7 +539,7 @@ def call_panel_page(user) -> str:
 
 
 # program.ledger's month for every patient: the stored recomputation (writes the lines), and
-# the read-only computation behind the ledger endpoint and its export, where it has one.
+# the read-only computation behind GET /billing/ledger, where it has one.
 LEDGER_RECOMPUTE = ("recompute_ledger", "compute_month", "refresh_month", "refresh_ledger")
 LEDGER_READ = ("month_ledger",)
 
