@@ -1,5 +1,13 @@
 """The program's API under /api/v1/ (docs/api.md, "The RPM program")."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from program.views.reviews import PatientReviewCreateApi
+
+urlpatterns: list = [
+    path(
+        "patients/<int:patient_id>/reviews",
+        PatientReviewCreateApi.as_view(),
+        name="patient-reviews",
+    ),
+]
