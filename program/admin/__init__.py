@@ -1,0 +1,1 @@
+"""The program's admin: its pages and the parts it adds to the patient and alert pages."""
