@@ -153,13 +153,19 @@ class EpisodeAdmin(TeamScopedAdmin):
         # Episodes are ended, not deleted: the ledger's lines rest on them.
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Ending is the only change; an ended episode is shown, not a form.
+        if obj is not None and obj.end is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
     def get_fields(self, request, obj=None):
         return EpisodeStartForm.Meta.fields if obj is None else self.all_fields
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        may_end = obj.end is None and self.has_change_permission(request, obj)
+        may_end = self.has_change_permission(request, obj)
         return [name for name in self.all_fields if not (may_end and name == "end")]
 
     def get_form(self, request, obj=None, **kwargs):
@@ -172,7 +178,8 @@ class EpisodeAdmin(TeamScopedAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
-            end_episode(episode=obj, end=data["end"], user=request.user)
+            if "end" in form.changed_data:
+                end_episode(episode=obj, end=data["end"], user=request.user)
             return
         episode = start_episode(
             patient=data["patient"],

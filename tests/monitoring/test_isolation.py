@@ -24,6 +24,7 @@ from monitoring.models import (
     Rule,
     StaffToken,
 )
+from program.models import Episode, TimeEntry
 from tests.conftest import client_with
 from tests.factories import MembershipFactory, PatientFactory, ReadingFactory
 
@@ -36,7 +37,7 @@ NEEDS_APP_OR_DEVICE = {"detail": "This endpoint needs a patient app token or a d
 def row_counts() -> dict[str, int]:
     models = (
         Patient, PatientAppToken, Device, Reading, Rule, Alert, CareTeam, CareTeamMembership,
-        StaffToken, MeasurementSchedule, MedicationPlan, NightscoutUploader,
+        StaffToken, MeasurementSchedule, MedicationPlan, NightscoutUploader, Episode, TimeEntry,
     )  # fmt: skip
     return {model.__name__: model.objects.count() for model in models}
 
@@ -77,11 +78,21 @@ class Target:
             alert=999999,
             schedule=999999,
             plan=999999,
+            episode=999999,
+            entry=999999,
         )
 
 
 SCHEDULE = {"key": "weight", "metric": "weight", "times": ["07:00"], "window_minutes": 60}
 PLAN = {"medication": "m", "name": "M", "dose_times": ["08:00"], "window_minutes": 60}
+EPISODE = {
+    "start": "2026-03-01",
+    "consent_at": "2026-03-01T09:00:00Z",
+    "consent_method": "verbal",
+    "billing_practitioner": "physician",
+    "conditions": ["I10"],
+}
+TIME_ENTRY = {"started_at": "2026-03-01T09:00:00Z", "minutes": 5, "activity": "data_review"}
 
 # Every staff operation on one patient: (method, URL template, body).
 PATIENT_OPERATIONS = [
@@ -99,6 +110,10 @@ PATIENT_OPERATIONS = [
     ("post", "/api/v1/patients/{patient}/medications", PLAN),
     ("post", "/api/v1/patients/{patient}/nightscout", None),
     ("delete", "/api/v1/patients/{patient}/nightscout", None),
+    ("get", "/api/v1/patients/{patient}/episodes", None),
+    ("post", "/api/v1/patients/{patient}/episodes", EPISODE),
+    ("get", "/api/v1/patients/{patient}/time-entries", None),
+    ("post", "/api/v1/patients/{patient}/time-entries", TIME_ENTRY),
 ]
 PATIENT_OPERATION_IDS = [f"{method}-{url}" for method, url, _ in PATIENT_OPERATIONS]
 
@@ -116,6 +131,8 @@ STAFF_OPERATIONS = [
     ("get", "/api/v1/alerts", None),
     ("post", "/api/v1/alerts/{alert}/acknowledge", {"note": "seen"}),
     ("post", "/api/v1/alerts/{alert}/resolve", {"note": "fine"}),
+    ("patch", "/api/v1/patients/{patient}/episodes/{episode}", {"end": "2026-03-01"}),
+    ("post", "/api/v1/time-entries/{entry}/approve", None),
 ]
 STAFF_OPERATION_IDS = [f"{method}-{url}" for method, url, _ in STAFF_OPERATIONS]
 PATIENT_ENDPOINTS = [

@@ -573,6 +573,38 @@ def test_a_coordinator_ends_an_episode_in_the_admin(patient, physician, coordina
     ).get() == ["end"]
 
 
+def test_an_ended_episode_is_shown_not_changed(patient, physician, coordinator):
+    episode = EpisodeFactory(
+        patient=patient,
+        start=date(2026, 1, 5),
+        end=date(2026, 2, 1),
+        billing_practitioner=physician,
+    )
+    url = reverse("admin:program_episode_change", args=[episode.pk])
+
+    shown = logged_in(coordinator).get(url)
+    posted = logged_in(coordinator).post(url, {"end": "2026-03-01"})
+
+    assert shown.status_code == 200
+    assert shown.context["adminform"].form.fields == {}
+    assert posted.status_code == 403
+    episode.refresh_from_db()
+    assert episode.end == date(2026, 2, 1)
+
+
+def test_the_patient_pages_link_lists_that_patients_entries(patient, team, nurse):
+    from tests.factories import PatientFactory
+
+    mine = TimeEntryFactory(patient=patient)
+    TimeEntryFactory(patient=PatientFactory(care_team=team))
+
+    response = logged_in(nurse).get(
+        reverse("admin:program_timeentry_changelist"), {"patient": patient.pk}
+    )
+
+    assert [entry.pk for entry in response.context["cl"].result_list] == [mine.pk]
+
+
 def test_another_teams_episodes_are_not_found_in_the_admin(other_patient, coordinator):
     episode = EpisodeFactory(patient=other_patient)
 
@@ -581,3 +613,18 @@ def test_another_teams_episodes_are_not_found_in_the_admin(other_patient, coordi
     )
 
     assert response.status_code == 404
+
+
+def test_the_add_and_list_pages_render(patient, physician, coordinator, nurse):
+    EpisodeFactory(patient=patient, billing_practitioner=physician)
+    TimeEntryFactory(patient=patient, user=nurse)
+
+    pages = [
+        logged_in(coordinator).get(reverse("admin:program_episode_add")),
+        logged_in(coordinator).get(reverse("admin:program_episode_changelist")),
+        logged_in(nurse).get(reverse("admin:program_timeentry_add"), {"patient": patient.pk}),
+        logged_in(nurse).get(reverse("admin:program_timeentry_changelist")),
+    ]
+
+    assert [page.status_code for page in pages] == [200, 200, 200, 200]
+    assert "<script>" not in pages[0].content.decode()
