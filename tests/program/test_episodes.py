@@ -18,9 +18,14 @@ from program.episodes import (
     end_episode,
     start_episode,
 )
-from program.models import Episode
+from program.models import Episode, PatientNote, Review, TimeEntry
 from tests.factories import MembershipFactory, PatientFactory, UserFactory
-from tests.program.factories import EpisodeFactory
+from tests.program.factories import (
+    EpisodeFactory,
+    PatientNoteFactory,
+    ReviewFactory,
+    TimeEntryFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -390,3 +395,29 @@ def test_an_episode_ends_once(patient, physician, coordinator, nurse):
     assert str(raised.value) == "The episode ended already, on 2026-03-05."
     episode.refresh_from_db()
     assert (episode.end, episode.ended_by_id) == (date(2026, 3, 5), None)
+
+
+# --- The factories other program tests build on ---------------------------------------------
+
+
+def test_the_program_factories_build_rows_the_database_accepts(patient):
+    episode = EpisodeFactory(patient=patient)
+    entries = [
+        TimeEntryFactory(patient=patient),
+        TimeEntryFactory(patient=patient, interactive=True, approved=True),
+        TimeEntryFactory(patient=patient, running=True),
+    ]
+    review = ReviewFactory(patient=patient)
+    call = PatientNoteFactory(patient=patient, kind="call", call_outcome="reached")
+
+    assert episode.billing_practitioner.care_team_memberships.get().role == "physician"
+    assert episode.has_consent and episode.start == date(2026, 2, 24)
+    assert [(e.activity, e.is_approved, e.is_running) for e in entries] == [
+        ("data_review", False, False),
+        ("phone_call", True, False),
+        ("data_review", False, True),
+    ]
+    assert TimeEntry.objects.count() == 3
+    assert Review.objects.get() == review
+    assert PatientNote.objects.get() == call
+    assert {review.reviewer.care_team_memberships.get().team_id} == {patient.care_team_id}
