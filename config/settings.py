@@ -598,6 +598,11 @@ CELERY_BEAT_SCHEDULE = {
     # The RPM ledger's previous and current month, recomputed (program.ledger): lines turn
     # billable as periods close in each patient's zone; ~1.5 s per month for 1,000 patients.
     "recompute-ledger": {"task": "program.tasks.recompute_ledger_task", "schedule": 6 * 3600.0},
+    # --- program: care time. Timers left running past VIGIL_TIMER_CAP_MINUTES are capped.
+    "cap-forgotten-timers": {
+        "task": "program.tasks.cap_forgotten_timers_task",
+        "schedule": 300.0,
+    },
 }
 
 # --- partition: readings partitions and retention per data class (docs/retention.md) -----
@@ -619,6 +624,15 @@ VIGIL_RETAIN_AUDIT = env_days("VIGIL_RETAIN_AUDIT_DAYS")
 # Only where the clinic chooses: raw CGM readings older than this are replaced by their
 # hourly summaries (monitoring.CgmHourlySummary). None (the default): raw CGM is kept.
 VIGIL_CGM_RAW_REPLACED_AFTER = env_days("VIGIL_CGM_RAW_REPLACED_AFTER_DAYS")
+
+# --- program: care time (program/care_time.py) ------------------------------------------
+# Operational choices of the clinic, not billing rules. A timer left running longer than
+# this counts this many minutes and is flagged "capped" for the approver (when stopped late,
+# or by the cap-forgotten-timers sweep).
+VIGIL_TIMER_CAP_MINUTES = env_int("VIGIL_TIMER_CAP_MINUTES", 60)
+# The most one time entry may count (entered by hand or changed): a slip of the keyboard
+# ("600" for "60") must not reach the ledger.
+VIGIL_TIME_ENTRY_MAX_MINUTES = env_int("VIGIL_TIME_ENTRY_MAX_MINUTES", 120)
 
 # --- Logging ------------------------------------------------------------------------------
 # Ids only, never names, values or MRNs (no PHI in logs). A database error's message quotes

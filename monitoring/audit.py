@@ -83,7 +83,10 @@ def _surface(request: HttpRequest | None) -> str:
 
 
 def _actor(user) -> tuple[int | None, str]:
-    """(user id, actor label): a staff user, or the patient credential that acted."""
+    """(user id, actor label): a staff user, the patient credential that acted, or a job
+    that changed a record on its own, named by a label ("system:timer-cap")."""
+    if isinstance(user, str):
+        return None, user
     if user is None or not getattr(user, "is_authenticated", False):
         return None, "anonymous"
     if isinstance(getattr(user, "pk", None), int):
@@ -269,6 +272,19 @@ API_AUDIT: dict[str, ApiAudit] = {
     # per patient, written by the view).
     "patient-billing": ApiAudit("program.ledgerline"),
     "billing-ledger": ApiAudit("program.ledgerline", patients_in_response="patient"),
+    # program (issue 13): RPM episodes and care time.
+    "patient-episodes": ApiAudit("program.episode"),
+    "patient-episode-detail": ApiAudit(
+        "program.episode", object_kwarg="episode_id", action="change", fields=("end",)
+    ),
+    "patient-time-entries": ApiAudit("program.timeentry"),
+    "time-entry-approve": ApiAudit(
+        "program.timeentry",
+        object_kwarg="entry_id",
+        patients_in_response="patient",
+        action="change",
+        fields=("approved_at", "approved_by"),
+    ),
 }
 # API endpoints that show no patient's data, and why.
 NOT_AUDITED: dict[str, str] = {

@@ -5,6 +5,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from config.celery import enqueue_on_commit
+from program.care_time import cap_forgotten_timers
 from program.ledger import Month, recompute_ledger
 from program.outreach import OUTREACH_BATCH, nudge_patients_at_risk
 
@@ -35,3 +36,10 @@ def recompute_ledger_task() -> int:
     for month in (current.previous(), current):
         lines += len(recompute_ledger(month=month).lines)
     return lines
+
+
+@shared_task
+def cap_forgotten_timers_task() -> int:
+    # No retry: beat runs it again in five minutes, and each timer is claimed once (locked,
+    # skipped by a concurrent run, capped only while still running).
+    return cap_forgotten_timers()

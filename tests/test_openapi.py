@@ -86,6 +86,10 @@ IMPLEMENTED_AT_LEAST = {
     ("GET", "/api/v1/patients/{id}/readings"),
     ("POST", "/api/v1/patients/{id}/nightscout"),
     ("DELETE", "/api/v1/patients/{id}/nightscout"),
+    # The RPM program (issue 13): episodes and care time.
+    ("POST", "/api/v1/patients/{id}/episodes"),
+    ("POST", "/api/v1/patients/{id}/time-entries"),
+    ("POST", "/api/v1/time-entries/{id}/approve"),
 }
 PAGINATED = {
     ("GET", "/api/v1/readings"),

@@ -1,1 +1,2 @@
-"""The program's API views (docs/api.md, "The RPM program"), one module per part."""
+"""The program's API views, one module per part (docs/api.md, "The RPM program");
+program/urls.py imports each module."""

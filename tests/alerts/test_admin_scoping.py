@@ -31,6 +31,7 @@ from monitoring.models import (
     Rule,
     Slot,
 )
+from program.models import Episode, TimeEntry
 from tests.factories import (
     AlertFactory,
     CareTeamFactory,
@@ -44,6 +45,7 @@ from tests.factories import (
     SlotFactory,
     UserFactory,
 )
+from tests.program.factories import EpisodeFactory, TimeEntryFactory
 
 
 def _silence(patient):
@@ -80,6 +82,9 @@ BUILDERS = {
     Alert: lambda patient: AlertFactory(patient=patient),
     Silence: _silence,
     Notification: _notification,
+    # program (issue 13)
+    Episode: lambda patient: EpisodeFactory(patient=patient),
+    TimeEntry: lambda patient: TimeEntryFactory(patient=patient),
 }
 MODELS = list(BUILDERS)
 IDS = [model.__name__ for model in MODELS]

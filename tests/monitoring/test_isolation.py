@@ -24,7 +24,7 @@ from monitoring.models import (
     Rule,
     StaffToken,
 )
-from program.models import Review
+from program.models import Episode, Review, TimeEntry
 from tests.conftest import client_with
 from tests.factories import MembershipFactory, PatientFactory, ReadingFactory
 
@@ -37,7 +37,8 @@ NEEDS_APP_OR_DEVICE = {"detail": "This endpoint needs a patient app token or a d
 def row_counts() -> dict[str, int]:
     models = (
         Patient, PatientAppToken, Device, Reading, Rule, Alert, CareTeam, CareTeamMembership,
-        StaffToken, MeasurementSchedule, MedicationPlan, NightscoutUploader, Review,
+        StaffToken, MeasurementSchedule, MedicationPlan, NightscoutUploader, Review, Episode,
+        TimeEntry,
     )  # fmt: skip
     return {model.__name__: model.objects.count() for model in models}
 
@@ -78,11 +79,21 @@ class Target:
             alert=999999,
             schedule=999999,
             plan=999999,
+            episode=999999,
+            entry=999999,
         )
 
 
 SCHEDULE = {"key": "weight", "metric": "weight", "times": ["07:00"], "window_minutes": 60}
 PLAN = {"medication": "m", "name": "M", "dose_times": ["08:00"], "window_minutes": 60}
+EPISODE = {
+    "start": "2026-03-01",
+    "consent_at": "2026-03-01T09:00:00Z",
+    "consent_method": "verbal",
+    "billing_practitioner": "physician",
+    "conditions": ["I10"],
+}
+TIME_ENTRY = {"started_at": "2026-03-01T09:00:00Z", "minutes": 5, "activity": "data_review"}
 
 # Every staff operation on one patient: (method, URL template, body).
 PATIENT_OPERATIONS = [
@@ -103,6 +114,10 @@ PATIENT_OPERATIONS = [
     # The RPM program (issue 13).
     ("post", "/api/v1/patients/{patient}/reviews", {"note": "seen"}),
     ("get", "/api/v1/patients/{patient}/billing", None),
+    ("get", "/api/v1/patients/{patient}/episodes", None),
+    ("post", "/api/v1/patients/{patient}/episodes", EPISODE),
+    ("get", "/api/v1/patients/{patient}/time-entries", None),
+    ("post", "/api/v1/patients/{patient}/time-entries", TIME_ENTRY),
 ]
 PATIENT_OPERATION_IDS = [f"{method}-{url}" for method, url, _ in PATIENT_OPERATIONS]
 
@@ -121,6 +136,8 @@ STAFF_OPERATIONS = [
     ("post", "/api/v1/alerts/{alert}/acknowledge", {"note": "seen"}),
     ("post", "/api/v1/alerts/{alert}/resolve", {"note": "fine"}),
     ("get", "/api/v1/billing/ledger", None),
+    ("patch", "/api/v1/patients/{patient}/episodes/{episode}", {"end": "2026-03-01"}),
+    ("post", "/api/v1/time-entries/{entry}/approve", None),
 ]
 STAFF_OPERATION_IDS = [f"{method}-{url}" for method, url, _ in STAFF_OPERATIONS]
 PATIENT_ENDPOINTS = [
