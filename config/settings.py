@@ -98,6 +98,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): did this session pass two-factor?
     "django_otp.middleware.OTPMiddleware",
+    # request.viewer_zone: the viewer's own clock, shown beside the patient's (issue 14).
+    "config.viewer_zone.ViewerZoneMiddleware",
     # The audit log of API calls that show or change patient data (monitoring/audit.py).
     "monitoring.audit.ApiAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -82,14 +82,25 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# The widths the workspace must fit without scrolling sideways (issue 14): a 1024 px laptop
+# or tablet, a 1440 px desktop. Parametrize a test with `@pytest.mark.parametrize("width",
+# WIDTHS)` and open its page with open_page(width=width).
+WIDTHS = (1024, 1440)
+
+
 @pytest.fixture
 def open_page(browser, live_server):
-    """open_page() -> a new page in its own browser context (its own cookies: one user)."""
+    """open_page(width=1280, timezone_id=None) -> a new page in its own browser context (its
+    own cookies: one user), `width` px wide, on the browser clock of `timezone_id`."""
     contexts = []
 
-    def open_():
+    def open_(width: int = 1280, timezone_id: str | None = None):
+        options = {"timezone_id": timezone_id} if timezone_id else {}
         context = browser.new_context(
-            base_url=live_server.url, viewport={"width": 1280, "height": 900}, locale="en-GB"
+            base_url=live_server.url,
+            viewport={"width": width, "height": 900},
+            locale="en-GB",
+            **options,
         )
         context.set_default_timeout(10_000)
         contexts.append(context)
@@ -105,6 +116,30 @@ def artifacts() -> Path:
     """test-artifacts/ (git-ignored): screenshots to look at after a run."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def overflow_of(page) -> int:
+    """How many CSS pixels the page is wider than the window: 0 when nothing scrolls
+    sideways."""
+    return page.evaluate(
+        "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+        " - window.innerWidth"
+    )
+
+
+@pytest.fixture
+def screenshot(artifacts):
+    """screenshot(page, name): a full-page PNG in test-artifacts/screenshots/ (kept by CI:
+    .ci/run says where), named after the test and `name`."""
+    folder = artifacts / "screenshots"
+    folder.mkdir(exist_ok=True)
+
+    def take(page, name: str) -> Path:
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
 
 
 @pytest.fixture
