@@ -31,7 +31,7 @@ from alerts.alert_forms import (
     ResolveForm,
     assignable_users,
 )
-from alerts.alert_page import alert_page_context
+from alerts.alert_page import alert_page_context, timeline
 from alerts.lifecycle import (
     InvalidAssignee,
     InvalidTransition,
@@ -283,9 +283,15 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context.update(alert_page_context(alert=obj, now=timezone.now()))
             context.update(
-                title=obj.title,
+                alert_page_context(
+                    alert=obj, now=timezone.now(), viewer_zone=getattr(request, "viewer_zone", None)
+                )
+            )
+            context.update(
+                # The patient's name first: the tab, the heading and the breadcrumbs say
+                # whose alert this is (issue 14.5), never "alert 2".
+                title=alert_page_title(obj),
                 subtitle=None,
                 may_triage=self.may_triage(request, obj) and not obj.is_resolved,
                 acknowledge_form=AcknowledgeForm(),
@@ -298,6 +304,33 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
                 assignable=list(assignable_users(obj)),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def history_view(self, request, object_id, extra_context=None):
+        """The alert's own history: its events (raised, acknowledged, assigned, noted,
+        resolved with the reason …) with who and when, instead of Django's change log,
+        which is empty for an alert (nothing saves it through the admin: alerts.lifecycle
+        does). Another team's alert is a 404; the view is audited as the change page is."""
+        alert = self.get_object(request, unquote(object_id))
+        if alert is None:
+            raise Http404("No such alert.")
+        if not self.has_view_or_change_permission(request, alert):
+            raise PermissionDenied
+        self._record_object(request, alert, AuditAction.VIEW, fields=["history"])
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            "admin/alerts/alert/object_history.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"History: {alert_page_title(alert)}",
+                "subtitle": None,
+                "opts": self.opts,
+                "original": alert,
+                "object": alert,
+                "timeline": timeline(alert, viewer_zone=getattr(request, "viewer_zone", None)),
+                **(extra_context or {}),
+            },
+        )
 
     def _lifecycle_view(self, request, object_id, name: str, change):
         """One of the alert page's buttons: `change(alert)` calls alerts.lifecycle and says
@@ -379,6 +412,11 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
             return "Alert resolved."
 
         return self._lifecycle_view(request, object_id, "resolve", resolve)
+
+
+def alert_page_title(alert: Alert) -> str:
+    """ "Dmitri Bauer: Level 2 hypoglycaemia" — whose alert, then what."""
+    return f"{alert.patient.name}: {alert.title}"
 
 
 @admin.register(Silence)

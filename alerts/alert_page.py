@@ -3,14 +3,20 @@
 Charts of the alert's metric over the last 14 and 30 days (the patient's own thresholds as
 bands, the triggering readings marked), the recent readings, the rules in force with their
 source, and the alert's timeline: its events, each with the notifications it caused and
-every delivery attempt. Read-only; a fixed handful of queries whatever the alert's history.
-Times are the patient's local time.
+every delivery attempt; above them the patient's clinical header (monitoring.clinical_header).
+Read-only; a fixed handful of queries whatever the alert's history.
+
+Words as a clinician reads them (monitoring.display): units as mmHg, °C, bpm, never their
+UCUM codes — also inside the finding's stored text, written by the rule kinds with the
+canonical codes and ISO dates (`readable`); one date format; times on the patient's clock,
+and for the alert's own events also on the viewer's when it differs.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q
@@ -23,9 +29,12 @@ from alerts.models import (
     NotificationAttempt,
     ResolutionReason,
 )
-from alerts.triage import describe_provenance, display_unit, format_value, local_time
+from alerts.triage import describe_provenance, format_value
 from monitoring.admin import describe_parameters
 from monitoring.charts import bands_from_rules, line_chart, multi_line_chart
+from monitoring.clinical_header import clinical_header
+from monitoring.display import DISPLAY_UNITS, display_unit, format_instant, format_instant_for
+from monitoring.evaluation import unit_of
 from monitoring.models import GlucoseContext, Metric, Reading, Rule, Severity
 from monitoring.rules import kind_of
 from monitoring.units import format_number
@@ -83,8 +92,9 @@ class TimelineEntry:
     notifications: list[NotificationRow] = field(default_factory=list)
 
 
-def alert_page_context(*, alert: Alert, now: datetime) -> dict:
-    """What the alert page's template shows, beyond the alert's own fields."""
+def alert_page_context(*, alert: Alert, now: datetime, viewer_zone: tzinfo | None = None) -> dict:
+    """What the alert page's template shows, beyond the alert's own fields; `viewer_zone`
+    (request.viewer_zone) adds the viewer's clock to the times of the alert's events."""
     zone = alert.patient.zone
     # The rules in force for the metric, and the one that fired even if since switched off.
     in_force = Q(patient_id=alert.patient_id, metric=alert.metric, active=True)
@@ -95,23 +105,41 @@ def alert_page_context(*, alert: Alert, now: datetime) -> dict:
     )
     return {
         "zone": zone,
-        "local": {
-            name: local_time(getattr(alert, name), zone)
-            for name in (
-                "first_triggered_at",
-                "last_triggered_at",
-                "condition_cleared_at",
-                "acknowledged_at",
-                "resolved_at",
-            )
-        },
+        "clinical_header": clinical_header(
+            patient=alert.patient, now=now, show_assignee=True, assignee=alert.assignee
+        ),
         # Sorted: jsonb keeps its keys in its own order.
-        "values": [(name.replace("_", " "), value) for name, value in sorted(alert.values.items())],
+        "values": [
+            (name.replace("_", " "), readable(value) if isinstance(value, str) else value)
+            for name, value in sorted(alert.values.items())
+        ],
+        "detail": readable(alert.detail),
         "charts": charts(alert=alert, rules=rules, now=now),
         "rules": [rule_row(rule, alert) for rule in _fired_first(rules, alert)],
         "readings": recent_readings(alert, now=now),
-        "timeline": timeline(alert),
+        "timeline": timeline(alert, viewer_zone=viewer_zone),
     }
+
+
+# The canonical codes as the rule kinds write them into a finding's text: "192/118 mm[Hg]",
+# "38.4 Cel", "112 /min", "INR 3.6 {INR}"; "/min" only after a number, so "mg/dL/min" stays.
+_UNIT_CODES = re.compile(
+    "|".join(
+        rf"(?<=[\d\s]){re.escape(code)}" if code.startswith("/") else re.escape(code)
+        for code in DISPLAY_UNITS
+    )
+)
+# The finding's instant as the rule kinds write it: "2026-03-05 23:00 EST".
+_ISO_INSTANT = re.compile(r"\b(\d{4})-(\d{2})-(\d{2}) (\d{2}:\d{2})\b")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def readable(text: str) -> str:
+    """A finding's stored text in the pages' words: display units for UCUM codes (INR's
+    unitless code dropped) and the one date format ("5 Mar 2026, 23:00 EST")."""
+    text = _UNIT_CODES.sub(lambda match: DISPLAY_UNITS[match.group(0)], text)
+    text = re.sub(r" +(?=[;,.)]|$)", "", text.replace("  ", " "))
+    return _ISO_INSTANT.sub(lambda m: f"{int(m[3])} {_MONTHS[int(m[2]) - 1]} {m[1]}, {m[4]}", text)
 
 
 def _fired_first(rules: list[Rule], alert: Alert) -> list[Rule]:
@@ -143,7 +171,7 @@ def charts(*, alert: Alert, rules: list[Rule], now: datetime) -> list[SafeString
     )
     triggering = set(alert.reading_ids)
     marks = [measured_at for pk, measured_at, *_ in rows if pk in triggering]
-    unit = display_unit(alert.metric)
+    unit = display_unit(unit_of(alert.metric))
     # The rules whose bands are a region of single readings (Kind.bands_mark_readings);
     # averages, rates and summaries alert on something else, so only the alert's own rule
     # of those is drawn.
@@ -225,7 +253,7 @@ def recent_readings(alert: Alert, *, now: datetime) -> list[ReadingRow]:
     )
     return [
         ReadingRow(
-            at=local_time(reading.measured_at, zone),
+            at=format_instant(reading.measured_at, zone),
             value=format_value(
                 reading.metric,
                 value=reading.value,
@@ -276,8 +304,9 @@ def _as_sent(reading) -> str:
 # --- Timeline -----------------------------------------------------------------------------
 
 
-def timeline(alert: Alert) -> list[TimelineEntry]:
-    """The alert's events, oldest first, each with the notifications it caused."""
+def timeline(alert: Alert, *, viewer_zone: tzinfo | None = None) -> list[TimelineEntry]:
+    """The alert's events, oldest first, each with the notifications it caused (also the
+    alert's History page)."""
     zone = alert.patient.zone
     events = list(
         alert.events.select_related("actor").prefetch_related(
@@ -302,7 +331,7 @@ def timeline(alert: Alert) -> list[TimelineEntry]:
     )
     return [
         TimelineEntry(
-            at=local_time(event.at, zone),
+            at=format_instant_for(event.at, zone, viewer_zone),
             kind=event.kind,
             label=AlertEventKind(event.kind).label,
             actor=event.actor.get_username() if event.actor else "Vigil",
@@ -349,7 +378,7 @@ def _notification_row(notification: Notification, zone) -> NotificationRow:
         attempts=[
             AttemptRow(
                 number=attempt.number,
-                at=local_time(attempt.at, zone),
+                at=format_instant(attempt.at, zone),
                 outcome=attempt.outcome,
                 outcome_label=attempt.get_outcome_display(),
                 detail=" · ".join(

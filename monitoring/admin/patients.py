@@ -23,6 +23,7 @@ from alerts.triage import describe_provenance, format_value, local_time
 from monitoring import rules as rule_kinds
 from monitoring.audit import record
 from monitoring.auth import issue_app_token, register_device, revoke_app_token, revoke_device
+from monitoring.clinical_header import ClinicalHeader, clinical_header
 from monitoring.enrolment import enrol_patient
 from monitoring.evaluation import SINGLE_READING_KINDS, unit_of
 from monitoring.models import (
@@ -121,6 +122,10 @@ class PatientPage:
         self.may_revoke_devices = model_admin.may(request, "change", Device, patient)
 
     @cached_property
+    def clinical_header(self) -> ClinicalHeader:
+        return clinical_header(patient=self.patient, now=self.now)
+
+    @cached_property
     def rules(self) -> list[Rule]:
         return list(self.patient.rules.select_related("protocol"))
 
@@ -216,6 +221,7 @@ class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
                 "fields": [
                     "external_id",
                     "name",
+                    "date_of_birth",
                     "timezone",
                     "care_team",
                     "protocol_list",

@@ -3,7 +3,7 @@
 import hashlib
 import secrets
 import zoneinfo
-from datetime import datetime
+from datetime import date, datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -93,6 +93,9 @@ class Patient(models.Model):
         "MRN / external id", max_length=64, help_text="The clinic's own identifier."
     )
     name = models.CharField(max_length=200)
+    # Optional: enrolment (API and admin) does not ask for it; the patient page sets it.
+    # The care team's pages show the age from it ("age unknown" without one).
+    date_of_birth = models.DateField(null=True, blank=True)
     timezone = models.CharField(max_length=64, validators=[validate_timezone])
     care_team = models.ForeignKey(
         "alerts.CareTeam", on_delete=models.PROTECT, related_name="patients"
@@ -135,6 +138,14 @@ class Patient(models.Model):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+    def age_on(self, day: date) -> int | None:
+        """Completed years on `day` (None without a date of birth); born on 29 February,
+        a year is completed on 1 March in a common year."""
+        born = self.date_of_birth
+        if born is None:
+            return None
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
 class DeviceKind(models.TextChoices):

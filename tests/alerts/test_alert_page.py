@@ -120,9 +120,9 @@ def test_the_alert_page_lists_recent_readings_in_local_time_with_unit_and_as_sen
 
     rows = response.context["readings"]
     assert [(r.at, r.value, r.sent, r.context, r.triggering) for r in rows] == [
-        ("09 Mar 2026 10:00 EDT", "98 mg/dL", "98 mg/dL", "", False),
-        ("05 Mar 2026 23:00 EST", "50 mg/dL", "2.8 mmol/L", "Fasting", True),
-        ("17 Feb 2026 11:00 EST", "110 mg/dL", "6.1 mmol/L", "Fasting", False),
+        ("9 Mar 2026, 10:00 EDT", "98 mg/dL", "98 mg/dL", "", False),
+        ("5 Mar 2026, 23:00 EST", "50 mg/dL", "2.8 mmol/L", "Fasting", True),
+        ("17 Feb 2026, 11:00 EST", "110 mg/dL", "6.1 mmol/L", "Fasting", False),
     ]
     assert "Triggered this alert" in response.content.decode()
 
@@ -130,7 +130,8 @@ def test_the_alert_page_lists_recent_readings_in_local_time_with_unit_and_as_sen
 def test_the_alert_page_timeline_merges_events_and_notifications_with_their_attempts(
     root, hypo, superuser
 ):
-    # given: acknowledged later, with a note
+    # given: acknowledged later, with a note; the viewer in the patient's zone (one clock)
+    root.cookies["vigil_tz"] = "America/New_York"
     root.post(
         reverse("admin:alerts_alert_acknowledge", args=[hypo.pk]), {"note": "Calling her now."}
     )
@@ -141,8 +142,8 @@ def test_the_alert_page_timeline_merges_events_and_notifications_with_their_atte
     # then
     timeline = response.context["timeline"]
     assert [(e.label, e.at, e.actor, e.note, e.details) for e in timeline] == [
-        ("Raised", "05 Mar 2026 23:01 EST", "Vigil", "", ["Critical", "rule version 1"]),
-        ("Acknowledged", "09 Mar 2026 12:00 EDT", "root", "Calling her now.", []),
+        ("Raised", "5 Mar 2026, 23:01 EST", "Vigil", "", ["Critical", "rule version 1"]),
+        ("Acknowledged", "9 Mar 2026, 12:00 EDT", "root", "Calling her now.", []),
     ]
     (notification,) = timeline[0].notifications
     assert (notification.channel, notification.to, notification.status_label) == (
@@ -151,8 +152,8 @@ def test_the_alert_page_timeline_merges_events_and_notifications_with_their_atte
         "Sent",
     )
     assert [(a.number, a.at, a.outcome_label, a.detail) for a in notification.attempts] == [
-        (1, "05 Mar 2026 23:01 EST", "Failed, will retry", "35 ms · 421 try again later"),
-        (2, "05 Mar 2026 23:03 EST", "Sent", "41 ms"),
+        (1, "5 Mar 2026, 23:01 EST", "Failed, will retry", "35 ms · 421 try again later"),
+        (2, "5 Mar 2026, 23:03 EST", "Sent", "41 ms"),
     ]
     html = response.content.decode()
     assert '<span class="vigil-outcome-transient_failure">Failed, will retry</span>' in html
@@ -181,7 +182,7 @@ def test_a_dose_alert_page_lists_the_doses_instead_of_a_chart(root, patient):
     assert response.context["charts"] == []
     assert _svgs(response.content.decode()) == []
     assert [(r.at, r.value) for r in response.context["readings"]] == [
-        ("09 Mar 2026 09:00 EDT", "warfarin-5mg skipped")
+        ("9 Mar 2026, 09:00 EDT", "warfarin-5mg skipped")
     ]
     assert response.context["values"] == [("medication", "warfarin-5mg"), ("missed", 2)]
 
