@@ -12,16 +12,24 @@ alerts, a coordinator only view them.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from alerts.alert_page import readable
+from alerts.lifecycle import acknowledge_alert, assign_alert, note_alert, resolve_alert
 from alerts.models import (
     AlertStatus,
 )
+from monitoring.models import AuditEvent, Protocol
 from monitoring.patient_rules import change_rule
 from tests.alerts.triage_helpers import (  # noqa: F401
     NOW,
+    QUEUE,
     _messages,
     alert_of,
     events_of,
@@ -31,9 +39,13 @@ from tests.alerts.triage_helpers import (  # noqa: F401
     root,
 )
 from tests.factories import (
+    MedicationPlanFactory,
+    MembershipFactory,
     ReadingFactory,
     RuleFactory,
+    UserFactory,
 )
+from tests.program.factories import EpisodeFactory
 
 # --- The alert page ---------------------------------------------------------------------------
 
@@ -253,3 +265,216 @@ def test_the_buttons_answer_only_post(root, hypo):
     assert response.status_code == 405
     hypo.refresh_from_db()
     assert hypo.status == AlertStatus.OPEN
+
+
+# --- Issue 14: the clinical header, titles, times, History ------------------------------------
+
+
+def _between(html: str, start: str, end: str) -> str:
+    at = html.index(start)
+    return html[at : html.index(end, at)]
+
+
+def _the_patient_in_full(patient, nurse):
+    """The hypo patient with what the header shows: born 20 Jun 1958, a phone, German, two
+    protocols, a running RPM episode's codes, a medication plan; the nurse's name."""
+    patient.name = "Dmitri Bauer"
+    patient.external_id = "MRN-4711"
+    patient.date_of_birth = date(1958, 6, 20)
+    patient.phone = "+1 (212) 555-0142"
+    patient.language = "de"
+    patient.save()
+    patient.protocols.set(Protocol.objects.filter(code__in=["diabetes", "hypertension"]))
+    MedicationPlanFactory(patient=patient, medication="insulin", name="Insulin glargine 20 U",
+                          dose_times=["21:00"])  # fmt: skip
+    nurse.first_name, nurse.last_name = "Nina", "Nurse"
+    nurse.save()
+    EpisodeFactory(patient=patient, conditions=["E11.9", "I10"], billing_practitioner=nurse)
+
+
+def test_the_alert_page_opens_with_the_patients_clinical_header(root, hypo, patient, nurse):
+    # given
+    _the_patient_in_full(patient, nurse)
+    assign_alert(alert=hypo, user=nurse, assignee=nurse)
+
+    # when
+    html = root.get(page_url(hypo)).content.decode()
+
+    # then: who, how old, which record, the language, a number to tap
+    header = _between(html, '<section class="clinical-header"', "</section>")
+    patient_url = reverse("admin:monitoring_patient_change", args=[patient.pk])
+    assert f'<h2><a href="{patient_url}">Dmitri Bauer</a></h2>' in header
+    assert '67 years <span class="quiet">(born 20 Jun 1958)</span>' in header
+    assert '<span class="clinical-header-mrn">MRN MRN-4711</span>' in header
+    assert '<span class="clinical-header-language">Speaks German</span>' in header
+    assert (
+        '<a class="clinical-header-phone" href="tel:+12125550142">Call +1 (212) 555-0142</a>'
+        in header
+    )
+    assert "Their time now: 12:00 EDT" in header
+    # …what they are monitored for, what they take, who looks after them, who has the alert
+    assert (
+        '<dd class="clinical-header-conditions">Diabetes, Hypertension · ICD-10-CM E11.9, I10</dd>'
+        in header
+    )
+    assert (
+        '<dd class="clinical-header-medications"><ul><li>Insulin glargine 20 U · 21:00 daily '
+        '<span class="quiet">(missed doses escalate)</span></li></ul></dd>'
+    ) in header
+    assert (
+        '<dd class="clinical-header-team">Heart failure clinic: Nina Nurse '
+        '<span class="quiet">(Nurse)</span></dd>'
+    ) in header
+    assert '<dd class="clinical-header-assignee">Nina Nurse</dd>' in header
+
+
+def test_an_unassigned_alert_without_a_phone_or_birth_date_says_so(root, hypo):
+    html = root.get(page_url(hypo)).content.decode()
+
+    assert '<span class="clinical-header-age">age unknown</span>' in html
+    assert "No phone number on file" in html
+    assert "tel:" not in html
+    assert '<dd class="clinical-header-assignee">Nobody</dd>' in html
+    assert '<dd class="clinical-header-medications">No medication plan</dd>' in html
+
+
+def test_the_title_and_breadcrumbs_name_the_patient_not_the_alert_id(root, hypo, patient):
+    patient.name = "Dmitri Bauer"
+    patient.save()
+
+    html = root.get(page_url(hypo)).content.decode()
+
+    assert "<title>Dmitri Bauer: Level 2 hypoglycaemia | Vigil</title>" in html
+    assert "<h1>Dmitri Bauer: Level 2 hypoglycaemia</h1>" in html
+    crumbs = _between(html, '<div class="breadcrumbs">', "</div>")
+    assert f'&rsaquo; <a href="{QUEUE}">Triage queue</a>' in crumbs
+    assert "&rsaquo; Dmitri Bauer: Level 2 hypoglycaemia" in crumbs
+    assert f"alert {hypo.pk}" not in html
+
+
+def test_the_alert_page_gives_times_on_the_patients_clock_and_the_viewers(root, hypo):
+    # given: the nurse's browser is in Berlin, the patient in New York
+    root.cookies["vigil_tz"] = "Europe/Berlin"
+
+    # when
+    response = root.get(page_url(hypo))
+
+    # then
+    html = response.content.decode()
+    assert (
+        "<dt>Since</dt><dd>5 Mar 2026, 23:00 EST · 6 Mar 2026, 05:00 CET your time (3\xa0days, "
+        "12\xa0hours ago)</dd>"
+    ) in html
+    assert [e.at for e in response.context["timeline"]] == [
+        "5 Mar 2026, 23:01 EST · 6 Mar 2026, 05:01 CET your time"
+    ]
+    # The finding's own text in the same words: one date format.
+    assert (
+        '<p class="vigil-detail">50 mg/dL at 5 Mar 2026, 23:00 EST; rule: &lt; 54 mg/dL</p>' in html
+    )
+    assert "2026-03-05" not in html
+
+
+def test_the_viewer_in_the_patients_zone_reads_one_clock(root, hypo):
+    root.cookies["vigil_tz"] = "America/New_York"
+
+    html = root.get(page_url(hypo)).content.decode()
+
+    assert "<dt>Last triggered</dt><dd>5 Mar 2026, 23:00 EST</dd>" in html
+    assert "your time" not in html
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("192/118 mm[Hg] at 2026-03-09 07:00 EDT; rule: ≥ 180 mm[Hg]",
+         "192/118 mmHg at 9 Mar 2026, 07:00 EDT; rule: ≥ 180 mmHg"),
+        ("38.9 Cel", "38.9 °C"),
+        ("131 /min at 2026-12-06 05:00 CET", "131 bpm at 6 Dec 2026, 05:00 CET"),
+        ("3.6 {INR}; rule: > 3 {INR}", "3.6; rule: > 3"),
+        ("2.1 mg/dL/min", "2.1 mg/dL/min"),
+    ],
+)  # fmt: skip
+def test_a_findings_stored_text_is_shown_in_display_units_and_the_one_date_format(stored, shown):
+    assert readable(stored) == shown
+
+
+def test_the_history_button_shows_the_alerts_own_events(root, hypo, superuser, nurse):
+    # given: acknowledged, assigned, noted and resolved with a reason
+    root.cookies["vigil_tz"] = "America/New_York"
+    acknowledge_alert(alert=hypo, user=superuser, note="Calling her now.")
+    assign_alert(alert=hypo, user=superuser, assignee=nurse)
+    note_alert(alert=hypo, user=nurse, note="Left a voicemail.")
+    resolve_alert(alert=hypo, user=nurse, note="Ate, now 98.", reason="contacted_patient")
+    history = reverse("admin:alerts_alert_history", args=[hypo.pk])
+
+    # when
+    page = root.get(page_url(hypo)).content.decode()
+    response = root.get(history)
+
+    # then: the page's History button leads to the events, not to an empty change log
+    assert f'href="{history}"' in page
+    assert response.status_code == 200
+    assert [(e.label, e.actor, e.note, e.details) for e in response.context["timeline"]] == [
+        ("Raised", "Vigil", "", ["Critical", "rule version 1"]),
+        ("Acknowledged", "root", "Calling her now.", []),
+        ("Assigned", "root", "", ["to nurse", "from root"]),
+        ("Note", "nurse", "Left a voicemail.", []),
+        ("Resolved", "nurse", "Ate, now 98.", ["Contacted the patient"]),
+    ]
+    html = response.content.decode()
+    assert "<strong>Resolved</strong> · 9 Mar 2026, 12:00 EDT · nurse" in html
+    assert "(Contacted the patient)" in html
+    assert "doesn’t have a change history" not in html
+    assert "<title>History: " in html
+    assert f'<a href="{page_url(hypo)}">' in html  # the breadcrumbs lead back to the alert
+    assert (
+        AuditEvent.objects.filter(
+            action="view", model="alerts.alert", object_id=str(hypo.pk), fields=["history"]
+        ).count()
+        == 1
+    )
+
+
+def test_another_teams_user_gets_404_for_the_alerts_history(hypo, outsider):
+    client = Client()
+    client.force_login(outsider)
+
+    response = client.get(reverse("admin:alerts_alert_history", args=[hypo.pk]))
+
+    assert response.status_code == 404
+    assert not AuditEvent.objects.filter(object_id=str(hypo.pk), fields=["history"]).exists()
+
+
+def test_the_admin_has_no_view_site_link_and_no_navigation_sidebar(root, hypo):
+    html = root.get(page_url(hypo)).content.decode()
+
+    assert "View site" not in html
+    assert 'id="nav-sidebar"' not in html
+    assert 'id="toggle-nav-sidebar"' not in html
+
+
+def test_the_alert_page_takes_the_same_queries_however_much_there_is(
+    root, hypo, patient, nurse, physician
+):
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert root.get(page_url(hypo)).status_code == 200
+        return len(queries)
+
+    # given: the page once with little (an assignee: a user more to read, once)
+    assign_alert(alert=hypo, user=nurse, assignee=nurse)
+    root.get(page_url(hypo))  # warm: sessions, content types
+    before = count()
+
+    # when: the patient holds more of everything the header and the timeline show
+    _the_patient_in_full(patient, nurse)
+    for n in range(3):
+        MedicationPlanFactory(patient=patient, medication=f"drug-{n}", name=f"Drug {n} 1 mg")
+        MembershipFactory(team=patient.care_team, user=UserFactory(username=f"member{n}"))
+    assign_alert(alert=hypo, user=nurse, assignee=physician)
+    note_alert(alert=hypo, user=nurse, note="One.")
+    note_alert(alert=hypo, user=nurse, note="Two.")
+
+    # then
+    assert count() == before
