@@ -558,6 +558,7 @@ def test_the_alert_page_costs_the_same_queries_whatever_the_history(
 # readings; the recent readings; the events (with actors), their notifications (with
 # recipients) and the attempts; the team's nurses and physicians to assign it to; a content
 # type the audit may look up once; the audit insert in its savepoint (3); the session save;
-# the user's running care-time timer (the timer box, program/templatetags/care_time.py).
-# The same for 1 event or 30.
-PAGE_QUERIES = 18
+# the user's running care-time timer (the timer box, program/templatetags/care_time.py);
+# the clinical header's protocols, medication plans, RPM episode and team members (4,
+# monitoring/clinical_header.py). The same for 1 event or 30.
+PAGE_QUERIES = 22
