@@ -227,12 +227,13 @@ def rule_row(rule: Rule, alert: Alert) -> RuleRow:
     tailored = ""
     if rule.default_parameters is not None and rule.default_parameters != rule.parameters:
         tailored = describe_parameters(rule, rule.default_parameters)
+    # readable(): the kinds describe their parameters in the canonical units.
     return RuleRow(
         rule=rule,
-        parameters=describe_parameters(rule, rule.parameters),
+        parameters=readable(describe_parameters(rule, rule.parameters)),
         source=source,
-        fired=fired,
-        tailored_from=tailored,
+        fired=readable(fired),
+        tailored_from=readable(tailored),
     )
 
 

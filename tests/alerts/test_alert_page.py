@@ -23,8 +23,12 @@ from django.urls import reverse
 from alerts.alert_page import readable
 from alerts.lifecycle import acknowledge_alert, assign_alert, note_alert, resolve_alert
 from alerts.models import (
+    Alert,
     AlertStatus,
 )
+from monitoring.enrolment import enrol_patient
+from monitoring.evaluation import evaluate_pending_readings
+from monitoring.ingest import record_readings
 from monitoring.models import AuditEvent, Protocol
 from monitoring.patient_rules import change_rule
 from tests.alerts.triage_helpers import (  # noqa: F401
@@ -42,6 +46,7 @@ from tests.factories import (
     MedicationPlanFactory,
     MembershipFactory,
     ReadingFactory,
+    ReadingItemFactory,
     RuleFactory,
     UserFactory,
 )
@@ -478,3 +483,23 @@ def test_the_alert_page_takes_the_same_queries_however_much_there_is(
 
     # then
     assert count() == before
+
+
+def test_a_blood_pressure_alert_page_writes_mmhg_never_the_ucum_code(root, team):
+    # given: a hypertension patient whose reading crossed the crisis threshold, recorded and
+    # evaluated as the app and the worker do
+    patient = enrol_patient(external_id="BP-1", name="Harriet Ford", timezone="America/New_York",
+                            care_team=team, protocols=["hypertension"])  # fmt: skip
+    item = ReadingItemFactory(type="blood_pressure", systolic=192, diastolic=118,
+                              measured_at=(NOW - timedelta(hours=1)).isoformat())  # fmt: skip
+    record_readings(patient=patient, items=[item], received_at=NOW)
+    evaluate_pending_readings(patient_id=patient.pk, now=NOW)
+    alert = Alert.objects.get(patient=patient, severity="critical")
+
+    # when
+    html = root.get(page_url(alert)).content.decode()
+
+    # then
+    assert "<title>Harriet Ford: Hypertensive crisis | Vigil</title>" in html
+    assert "192/118 mmHg at 9 Mar 2026, 11:00 EDT" in html
+    assert "mm[Hg]" not in html
