@@ -124,4 +124,7 @@ def test_the_patient_page_opens_with_the_clinical_header(clinic, top, open_page,
     expect(phone).to_have_attribute("href", "tel:+4915112345678")
     expect(header).to_contain_text("Care team")
     expect(header).to_contain_text("Nina Nurse")
+    # The header itself fits (the rest of the page is the patient page's own: issue 14.3).
+    box = header.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
     screenshot(page, f"alert-patient-header-{width}")
