@@ -262,6 +262,8 @@ API_AUDIT: dict[str, ApiAudit] = {
         action="change",
         fields=("status",),
     ),
+    # The RPM program (issue 13): the panel shows each patient of its page.
+    "panel": ApiAudit("monitoring.patient", patients_in_response="patient"),
 }
 # API endpoints that show no patient's data, and why.
 NOT_AUDITED: dict[str, str] = {

@@ -1,5 +1,9 @@
 """The program's API under /api/v1/ (docs/api.md, "The RPM program")."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from program.views.panel import PanelApi
+
+urlpatterns: list = [
+    path("panel", PanelApi.as_view(), name="panel"),
+]
