@@ -408,3 +408,13 @@ def test_select_keeps_name_order_for_ties(team, nurse):
     assert [row.name for row in select(standings, filters=PanelFilters())] == ["A", "b", "c"]
     reversed_rows = select(standings, filters=PanelFilters(), sort="-severity")
     assert [row.name for row in reversed_rows] == ["A", "b", "c"]
+
+
+def test_no_data_counts_the_configured_days(team, nurse, settings):
+    patient = enrol(team, protocols=["heart_failure"])
+    post(patient, NOW - timedelta(days=4))
+
+    assert only_row(nurse).standing.no_data is True
+    settings.VIGIL_PANEL_NO_DATA_DAYS = 5
+    assert only_row(nurse).standing.no_data is False
+    assert panel_page(user=nurse, filters=PanelFilters(no_data=True)).rows == []
