@@ -180,6 +180,9 @@ def panel_view(request: HttpRequest, *, site: AdminSite) -> TemplateResponse:
         )
     except EmptyPage as error:
         raise Http404("No such page.") from error
+    except panel.UnknownTeam:  # left the team since the query was checked
+        context["errors"] = ["team: Not one of your care teams."]
+        return TemplateResponse(request, "admin/program/panel.html", context, status=400)
     record_for_patients(
         user=request.user,
         patient_ids=[row.standing.patient_id for row in page.rows],

@@ -16,6 +16,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
 from alerts.models import CareTeam
@@ -243,12 +244,14 @@ class PanelApi(APIView):
         query = PanelQuerySerializer(data=request.query_params, context={"request": request})
         query.is_valid(raise_exception=True)
         now = timezone.now()
-        standings = panel.select(
-            panel.panel_standings(
+        try:
+            standings = panel.panel_standings(
                 user=request.user, team_id=query.validated_data.get("team"), now=now
-            ),
-            filters=query.filters(),
-            sort=query.validated_data["sort"],
+            )
+        except panel.UnknownTeam as error:  # left the team since the query was checked
+            raise ValidationError({"team": ["Not one of your care teams."]}) from error
+        standings = panel.select(
+            standings, filters=query.filters(), sort=query.validated_data["sort"]
         )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(standings, request, view=self)
