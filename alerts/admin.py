@@ -24,8 +24,22 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
 from alerts.admin_scoping import TeamScopedAdmin
+from alerts.alert_forms import (
+    AcknowledgeForm,
+    AssignForm,
+    NoteForm,
+    ResolveForm,
+    assignable_users,
+)
 from alerts.alert_page import alert_page_context
-from alerts.lifecycle import InvalidTransition, acknowledge_alert, assign_alert, resolve_alert
+from alerts.lifecycle import (
+    InvalidAssignee,
+    InvalidTransition,
+    acknowledge_alert,
+    assign_alert,
+    note_alert,
+    resolve_alert,
+)
 from alerts.models import (
     Alert,
     AlertStatus,
@@ -94,24 +108,6 @@ class CareTeamAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         after = set(CareTeamMembership.objects.filter(team=team).values_list("user", flat=True))
         sync_role_groups(users=get_user_model().objects.filter(pk__in=before | after))
-
-
-class AcknowledgeForm(forms.Form):
-    note = forms.CharField(
-        required=False,
-        max_length=4000,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 50}),
-        help_text="Optional; kept in the alert's timeline.",
-    )
-
-
-class ResolveForm(forms.Form):
-    note = forms.CharField(
-        max_length=4000,
-        error_messages={"required": "Write a note to resolve the alert."},
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 50}),
-        help_text="What was done or decided; kept in the alert's timeline.",
-    )
 
 
 @admin.register(Alert)
@@ -206,14 +202,17 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
     @admin.action(description="Resolve selected alerts with a note…", permissions=["change"])
     def resolve_with_note(self, request, queryset):
         """Django's intermediate-page pattern: the first POST (from the queue) shows the note
-        form; its submit posts the same selection back with `apply`, and only then resolves."""
+        and reason form; its submit posts the same selection back with `apply`, and only then
+        resolves (each alert with that reason)."""
         form = ResolveForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
-            note = form.cleaned_data["note"]
+            note, reason = form.cleaned_data["note"], form.cleaned_data["reason"]
             done = self._each(
                 request,
                 queryset,
-                lambda alert: resolve_alert(alert=alert, user=request.user, note=note),
+                lambda alert: resolve_alert(
+                    alert=alert, user=request.user, note=note, reason=reason
+                ),
                 skip=lambda alert: alert.is_resolved,
             )
             self._report(request, done, "Resolved", "resolved already")
@@ -223,7 +222,7 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
             "admin/alerts/alert/resolve_with_note.html",
             {
                 **self.admin_site.each_context(request),
-                "title": "Resolve alerts with a note",
+                "title": "Resolve alerts with a note and a reason",
                 "opts": self.opts,
                 "alerts": list(queryset),
                 "form": form,
@@ -269,6 +268,8 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
         views = [
             ("acknowledge", self.acknowledge_view),
             ("assign-to-me", self.assign_to_me_view),
+            ("assign", self.assign_view),
+            ("note", self.note_view),
             ("resolve", self.resolve_view),
         ]
         return [
@@ -290,6 +291,12 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
                 acknowledge_form=AcknowledgeForm(),
                 resolve_form=ResolveForm(),
             )
+            # A note changes no state: it may follow a resolved alert too (a call back).
+            context.update(
+                may_note=self.may_triage(request, obj),
+                note_form=NoteForm(),
+                assignable=list(assignable_users(obj)),
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _lifecycle_view(self, request, object_id, name: str, change):
@@ -302,7 +309,7 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
             raise PermissionDenied
         try:
             done = change(alert)
-        except InvalidTransition as error:
+        except (InvalidTransition, InvalidAssignee) as error:
             self.message_user(request, str(error), messages.WARNING)
         except ValidationError as error:
             self.message_user(request, " ".join(error.messages), messages.ERROR)
@@ -320,10 +327,14 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
 
     @staticmethod
     def _note(request, form_class) -> str:
-        form = form_class(request.POST)
+        return AlertAdmin._valid(form_class(request.POST))["note"]
+
+    @staticmethod
+    def _valid(form) -> dict:
+        """The form's data, or a ValidationError with its reasons in the form's field order."""
         if not form.is_valid():
-            raise ValidationError(form.errors["note"])
-        return form.cleaned_data["note"]
+            raise ValidationError([e for field in form.errors.values() for e in field])
+        return form.cleaned_data
 
     @method_decorator(require_POST)
     def acknowledge_view(self, request, object_id):
@@ -344,9 +355,27 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
         return self._lifecycle_view(request, object_id, "assign_to_me", assign)
 
     @method_decorator(require_POST)
+    def assign_view(self, request, object_id):
+        def assign(alert):
+            assignee = self._valid(AssignForm(request.POST, alert=alert))["assignee"]
+            assign_alert(alert=alert, user=request.user, assignee=assignee)
+            return f"Alert assigned to {assignee.get_username()}."
+
+        return self._lifecycle_view(request, object_id, "assign", assign)
+
+    @method_decorator(require_POST)
+    def note_view(self, request, object_id):
+        def note(alert):
+            note_alert(alert=alert, user=request.user, note=self._note(request, NoteForm))
+            return "Note added."
+
+        return self._lifecycle_view(request, object_id, "note", note)
+
+    @method_decorator(require_POST)
     def resolve_view(self, request, object_id):
         def resolve(alert):
-            resolve_alert(alert=alert, user=request.user, note=self._note(request, ResolveForm))
+            data = self._valid(ResolveForm(request.POST))
+            resolve_alert(alert=alert, user=request.user, note=data["note"], reason=data["reason"])
             return "Alert resolved."
 
         return self._lifecycle_view(request, object_id, "resolve", resolve)

@@ -16,7 +16,13 @@ from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q
 from django.utils.safestring import SafeString
 
-from alerts.models import Alert, AlertEventKind, Notification, NotificationAttempt
+from alerts.models import (
+    Alert,
+    AlertEventKind,
+    Notification,
+    NotificationAttempt,
+    ResolutionReason,
+)
 from alerts.triage import describe_provenance, display_unit, format_value, local_time
 from monitoring.admin import describe_parameters
 from monitoring.charts import bands_from_rules, line_chart, multi_line_chart
@@ -285,7 +291,12 @@ def timeline(alert: Alert) -> list[TimelineEntry]:
             )
         )
     )
-    assignee_ids = {e.data["assignee"] for e in events if isinstance(e.data.get("assignee"), int)}
+    assignee_ids = {
+        e.data[key]
+        for e in events
+        for key in ("assignee", "previous_assignee")
+        if isinstance(e.data.get(key), int)
+    }
     usernames = dict(
         get_user_model().objects.filter(pk__in=assignee_ids).values_list("pk", "username")
     )
@@ -313,6 +324,10 @@ def _event_details(data: dict, usernames: dict[int, str]) -> list[str]:
         details.append(f"rule version {data['rule_version']}")
     if "assignee" in data:
         details.append(f"to {usernames.get(data['assignee'], 'a removed user')}")
+    if data.get("previous_assignee") is not None:
+        details.append(f"from {usernames.get(data['previous_assignee'], 'a removed user')}")
+    if data.get("reason") in ResolutionReason.values:
+        details.append(ResolutionReason(data["reason"]).label)
     if "level" in data:
         details.append(f"now at level {data['level']}")
     if data.get("repeat"):

@@ -1,5 +1,5 @@
-"""The alert lifecycle: raise, re-trigger, clear, acknowledge, assign, resolve, escalate,
-expire.
+"""The alert lifecycle: raise, re-trigger, clear, acknowledge, assign, note, resolve,
+escalate, expire.
 
 This module is the only code that writes Alert and AlertEvent rows. Each change writes an
 AlertEvent in the same transaction; changes that someone must hear about (a new alert, a
@@ -27,7 +27,15 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from alerts.models import Alert, AlertEvent, AlertEventKind, AlertStatus
+from alerts.models import (
+    PERSON_REASONS,
+    Alert,
+    AlertEvent,
+    AlertEventKind,
+    AlertStatus,
+    CareTeamMembership,
+    ResolutionReason,
+)
 from monitoring.models import Rule, Severity
 
 UNRESOLVED = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
@@ -35,6 +43,15 @@ UNRESOLVED = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
 
 class InvalidTransition(Exception):
     """The alert is not in a state that allows this change."""
+
+
+class InvalidAssignee(Exception):
+    """The assignee does not triage the patient's alerts (not an active nurse or physician
+    of the patient's care team)."""
+
+
+class EmptyNote(ValueError):
+    """A note on an alert says nothing."""
 
 
 @dataclass
@@ -271,34 +288,81 @@ def acknowledge_alert(*, alert: Alert, user, note: str = "", now: datetime | Non
     return alert
 
 
-def resolve_alert(*, alert: Alert, user, note: str = "", now: datetime | None = None) -> Alert:
-    """open or acknowledged → resolved. Writes: Alert, AlertEvent (resolved)."""
+def resolve_alert(
+    *, alert: Alert, user, note: str = "", reason: str = "", now: datetime | None = None
+) -> Alert:
+    """open or acknowledged → resolved, with why (`reason`, one of PERSON_REASONS; blank
+    only where a caller may omit it: the API's contract body is {"note"}).
+    Writes: Alert (resolution_reason too), AlertEvent (resolved, data {reason})."""
+    if reason and reason not in dict(PERSON_REASONS):
+        raise ValueError(f"not a resolution reason: {reason!r}")
     now = now or timezone.now()
     with transaction.atomic():
         changed = Alert.objects.filter(pk=alert.pk, status__in=UNRESOLVED).update(
             status=AlertStatus.RESOLVED,
             resolved_by=user,
             resolved_at=now,
+            resolution_reason=reason,
             next_escalation_at=None,
             expires_at=None,
         )
         alert.refresh_from_db()
         if not changed:
             raise InvalidTransition("This alert is already resolved.")
-        _event(alert, AlertEventKind.RESOLVED, at=now, actor=user, note=note)
+        data = {"reason": reason} if reason else {}
+        _event(alert, AlertEventKind.RESOLVED, at=now, actor=user, note=note, **data)
     return alert
+
+
+def may_be_assigned(alert: Alert, assignee) -> bool:
+    """Whether `assignee` may own the alert: an active nurse or physician of the patient's
+    care team (coordinators do not triage; MembershipQuerySet.on_call)."""
+    return (
+        CareTeamMembership.objects.on_call()
+        .filter(team_id=alert.patient.care_team_id, user_id=assignee.pk)
+        .exists()
+    )
 
 
 def assign_alert(*, alert: Alert, user, assignee, now: datetime | None = None) -> Alert:
-    """Writes: Alert.assignee, AlertEvent (assigned)."""
+    """Give the unresolved alert to `assignee`: an active nurse or physician of the patient's
+    team, or the acting user themself (who may triage it: the caller asked). Refuses anyone
+    else (InvalidAssignee). Writes: Alert.assignee, AlertEvent (assigned, actor = who
+    assigned, data {assignee, previous_assignee})."""
     now = now or timezone.now()
+    if assignee.pk != user.pk and not may_be_assigned(alert, assignee):
+        raise InvalidAssignee(f"{assignee.get_username()} does not triage this patient's alerts.")
     with transaction.atomic():
-        changed = Alert.objects.filter(pk=alert.pk, status__in=UNRESOLVED).update(assignee=assignee)
-        alert.refresh_from_db()
-        if not changed:
+        locked = (
+            Alert.objects.select_for_update()
+            .filter(pk=alert.pk, status__in=UNRESOLVED)
+            .only("pk", "assignee_id")
+            .first()
+        )
+        if locked is None:
+            alert.refresh_from_db()
             raise InvalidTransition("This alert is resolved.")
-        _event(alert, AlertEventKind.ASSIGNED, at=now, actor=user, assignee=assignee.pk)
+        Alert.objects.filter(pk=alert.pk).update(assignee=assignee)
+        alert.refresh_from_db()
+        _event(
+            alert,
+            AlertEventKind.ASSIGNED,
+            at=now,
+            actor=user,
+            assignee=assignee.pk,
+            previous_assignee=locked.assignee_id,
+        )
     return alert
+
+
+def note_alert(*, alert: Alert, user, note: str, now: datetime | None = None) -> AlertEvent:
+    """A note in the alert's timeline that changes nothing else: no status, no assignee, no
+    escalation. Any alert, a resolved one too (a call back after it was closed).
+    Writes: AlertEvent (note)."""
+    note = note.strip()
+    if not note:
+        raise EmptyNote("Write the note.")
+    return _event(alert, AlertEventKind.NOTE, at=now or timezone.now(), actor=user, note=note)
 
 
 def escalate_alert(*, alert: Alert, now: datetime) -> AlertEvent | None:
@@ -348,7 +412,9 @@ def mark_events_routed(*, event_ids: list[int], now: datetime) -> int:
 
 
 def expire_info_alerts(*, now: datetime | None = None, limit: int = 500) -> int:
-    """Resolve info alerts past their expiry (nobody had to act). Writes: Alert, AlertEvent."""
+    """Resolve info alerts past their expiry (nobody had to act), with Vigil's own reason
+    `expired` (a person's reasons are for a person's decisions; the statistics count these
+    apart). Writes: Alert, AlertEvent (expired, data {reason})."""
     now = now or timezone.now()
     expired = 0
     with transaction.atomic():
@@ -360,9 +426,10 @@ def expire_info_alerts(*, now: datetime | None = None, limit: int = 500) -> int:
         for alert in due:
             alert.status = AlertStatus.RESOLVED
             alert.resolved_at = now
+            alert.resolution_reason = ResolutionReason.EXPIRED
             alert.expires_at = None
-            alert.save(update_fields=["status", "resolved_at", "expires_at"])
-            _event(alert, AlertEventKind.EXPIRED, at=now)
+            alert.save(update_fields=["status", "resolved_at", "resolution_reason", "expires_at"])
+            _event(alert, AlertEventKind.EXPIRED, at=now, reason=ResolutionReason.EXPIRED)
             expired += 1
     return expired
 

@@ -98,6 +98,25 @@ class AlertStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
+class ResolutionReason(models.TextChoices):
+    """Why an alert was resolved: a person picks one of the first four with every resolve
+    (issue 13); they feed the rule's statistics (program.rule_statistics), so a clinician
+    sees which thresholds are noise."""
+
+    CONTACTED_PATIENT = "contacted_patient", "Contacted the patient"
+    ESCALATED = "escalated", "Escalated"
+    NO_ACTION_NEEDED = "no_action_needed", "No action needed"
+    FALSE_ALARM = "false_alarm", "False alarm"
+    # Vigil's own, never offered to a person: an info alert that expired with nobody acting.
+    EXPIRED = "expired", "Expired (nobody had to act)"
+
+
+# The reasons a person may give (the alert page, the bulk action, the API).
+PERSON_REASONS = [
+    (value, label) for value, label in ResolutionReason.choices if value != ResolutionReason.EXPIRED
+]
+
+
 class Alert(models.Model):
     """One real problem of one patient, as the care team sees it.
 
@@ -109,8 +128,14 @@ class Alert(models.Model):
     patient = models.ForeignKey(
         "monitoring.Patient", on_delete=models.CASCADE, related_name="alerts"
     )
+    # No index of its own: alert_rule_triggered leads with it.
     rule = models.ForeignKey(
-        "monitoring.Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+        "monitoring.Rule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alerts",
+        db_index=False,
     )
     dedupe_key = models.CharField(max_length=100)
     metric = models.CharField(max_length=16, choices=Metric.choices)
@@ -150,6 +175,11 @@ class Alert(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Blank: resolved before reasons were recorded, or through the API without one (the
+    # contract's body is {"note"}; the reason is an optional addition there).
+    resolution_reason = models.CharField(
+        max_length=20, choices=ResolutionReason.choices, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -176,6 +206,9 @@ class Alert(models.Model):
             ),
             # The triage list: newest first, filtered by status and severity.
             models.Index(fields=["status", "severity", "-last_triggered_at"], name="alert_triage"),
+            # A rule's alerts over a window (program.rule_statistics), and the rule's
+            # deletion setting them to NULL.
+            models.Index(fields=["rule", "first_triggered_at"], name="alert_rule_triggered"),
         ]
         ordering = ["-last_triggered_at", "-id"]
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from alerts.models import AlertStatus, CareTeamRole
+from alerts.models import PERSON_REASONS, AlertStatus, CareTeamRole, ResolutionReason
 from monitoring.models import Metric, RuleKind, Severity
 from monitoring.serializers import AsWrittenDateTimeField
 
@@ -82,6 +82,14 @@ class AlertSerializer(serializers.Serializer):
         source="resolved_by.username", allow_null=True, help_text="username"
     )
     resolved_at = AsWrittenDateTimeField(allow_null=True)
+    # An addition to the contract's alert (issue 13): blank until resolved, and for alerts
+    # resolved before reasons were recorded or through the API without one.
+    resolution_reason = serializers.ChoiceField(
+        ResolutionReason.choices,
+        allow_blank=True,
+        help_text="Why it was resolved; `expired` is Vigil's own for an info alert nobody "
+        "had to act on; blank when not resolved or no reason was given.",
+    )
 
 
 class AlertFilterSerializer(serializers.Serializer):
@@ -92,3 +100,14 @@ class AlertFilterSerializer(serializers.Serializer):
 
 class AlertNoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+
+
+class AlertResolveSerializer(AlertNoteSerializer):
+    """The contract's {"note"}, and optionally why (issue 13): apps written before reasons
+    existed keep resolving without one."""
+
+    reason = serializers.ChoiceField(
+        PERSON_REASONS,
+        required=False,
+        help_text="Why the alert is resolved; counted in the rule's statistics.",
+    )

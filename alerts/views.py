@@ -11,6 +11,7 @@ from alerts.models import Alert, CareTeam
 from alerts.serializers import (
     AlertFilterSerializer,
     AlertNoteSerializer,
+    AlertResolveSerializer,
     AlertSerializer,
     CareTeamSerializer,
 )
@@ -23,7 +24,7 @@ from alerts.teams import (
 )
 from config.api import PagePagination
 from monitoring.auth import IsStaff
-from monitoring.examples import ALERT_NOTE, ALERTS, CARE_TEAMS
+from monitoring.examples import ALERT_NOTE, ALERT_RESOLVE, ALERTS, CARE_TEAMS
 from monitoring.views import ERROR, require
 
 
@@ -105,12 +106,13 @@ class AlertListApi(APIView):
 class AlertTransitionApi(APIView):
     permission_classes = [IsStaff]
     transition = None
+    body = AlertNoteSerializer
 
     def post(self, request, alert_id: int):
         alert = get_object_or_404(visible_alerts(request.user), pk=alert_id)
         # Triage is the nurses' and physicians' (a coordinator reads alerts).
         require(request, TRIAGE_ALERTS, team_id=alert.patient.care_team_id)
-        body = AlertNoteSerializer(data=request.data)
+        body = self.body(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             alert = type(self).transition(alert=alert, user=request.user, **body.validated_data)
@@ -135,13 +137,20 @@ class AlertAcknowledgeApi(AlertTransitionApi):
 
 class AlertResolveApi(AlertTransitionApi):
     transition = staticmethod(resolve_alert)
+    body = AlertResolveSerializer
 
     @extend_schema(
         tags=["staff"],
-        summary="Resolve an alert",
-        request=AlertNoteSerializer,
-        responses={200: AlertSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
-        examples=ALERT_NOTE,
+        summary="Resolve an alert, optionally with why",
+        description=(
+            '`reason` is an addition to the contract\'s `{"note"}` (issue 13): one of '
+            "`contacted_patient`, `escalated`, `no_action_needed`, `false_alarm`. Optional, "
+            "so apps written before it keep working; an unknown reason is a 400 naming the "
+            "field, and nothing changes."
+        ),
+        request=AlertResolveSerializer,
+        responses={200: AlertSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        examples=ALERT_RESOLVE,
     )
     def post(self, request, alert_id: int):
         return super().post(request, alert_id)

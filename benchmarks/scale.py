@@ -152,6 +152,10 @@ class Shape:
     cgm_patients: int
     cgm_days: int
     other_days: int
+    # The share of the routines' device measurements typed in by hand instead (entry
+    # "manual", source "app": they do not count as device days). 0 draws nothing extra, so a
+    # history without them is the same, reading for reading, as before the option existed.
+    manual_share: float = 0.0
 
     def expected_rows(self) -> int:
         others = [KINDS[i % len(KINDS)] for i in range(self.patients - self.cgm_patients)]
@@ -351,22 +355,29 @@ class Generator:
                      sent_unit="mg/dL"),
             "glucose": t(fields, ("value", "sent_value", "context"), metric="glucose",
                          unit="mg/dL", sent_unit="mg/dL", entry="manual", source="app"),
-            "blood_pressure": t(fields, ("systolic", "diastolic"), metric="blood_pressure",
-                                unit="mm[Hg]", sent_unit="mm[Hg]"),
-            "pulse": t(fields, ("value", "sent_value", "part_of"), metric="heart_rate",
-                       unit="/min", sent_unit="/min"),
-            "heart_rate": t(fields, ("value", "sent_value"), metric="heart_rate", unit="/min",
-                            sent_unit="/min"),
-            "weight": t(fields, ("value", "sent_value"), metric="weight", unit="kg",
-                        sent_unit="kg"),
             "inr": t(fields, ("value", "sent_value"), metric="inr", unit="{INR}",
                      sent_unit="{INR}", entry="manual", source="app"),
-            "spo2": t(fields, ("value", "sent_value"), metric="spo2", unit="%", sent_unit="%"),
-            "temperature": t(fields, ("value", "sent_value"), metric="temperature",
-                             unit="Cel", sent_unit="Cel"),
             "dose": t(fields, ("scheduled_for", "dose_status", "medication"), metric="dose",
                       entry="manual", source="app"),
         }  # fmt: skip
+        # The routines' device measurements, and the same typed in by hand (manual_share).
+        device = {
+            "blood_pressure": (("systolic", "diastolic"), {"metric": "blood_pressure",
+                               "unit": "mm[Hg]", "sent_unit": "mm[Hg]"}),
+            "pulse": (("value", "sent_value", "part_of"), {"metric": "heart_rate",
+                      "unit": "/min", "sent_unit": "/min"}),
+            "heart_rate": (("value", "sent_value"), {"metric": "heart_rate", "unit": "/min",
+                           "sent_unit": "/min"}),
+            "weight": (("value", "sent_value"), {"metric": "weight", "unit": "kg",
+                       "sent_unit": "kg"}),
+            "spo2": (("value", "sent_value"), {"metric": "spo2", "unit": "%", "sent_unit": "%"}),
+            "temperature": (("value", "sent_value"), {"metric": "temperature", "unit": "Cel",
+                            "sent_unit": "Cel"}),
+        }  # fmt: skip
+        self.by_hand = dict(self.templates)
+        for name, (variables, constants) in device.items():
+            self.templates[name] = t(fields, variables, **constants)
+            self.by_hand[name] = t(fields, variables, **constants, entry="manual", source="app")
 
     def rows(self, patient: dict, rng: random.Random) -> list[str]:
         if patient["kind"] == CGM:
@@ -409,7 +420,6 @@ class Generator:
 
     def routine(self, patient_id: int, kind: str, rng: random.Random) -> list[str]:
         """The kind's daily measurements over the history's days, at about their hours."""
-        templates = self.templates
         days = self.shape.other_days
         first_day = self.end // 86400 - days
         systolic_mean = rng.uniform(118, 152)
@@ -430,6 +440,9 @@ class Generator:
                 at += rng.randrange(-1800, 2400)
                 if at >= self.end or rng.random() < 0.05:  # a missed measurement
                     continue
+                templates = self.templates
+                if self.shape.manual_share and rng.random() < self.shape.manual_share:
+                    templates = self.by_hand
                 client_id, fingerprint = self._ids(rng)
                 received = stamp(at + rng.randrange(5, 90))
                 row = {

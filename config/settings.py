@@ -586,6 +586,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Streak milestones, in each patient's late morning (monitoring/nudges/sweeps.py).
     "nudge-streaks": {"task": "monitoring.tasks.nudge_streaks_task", "schedule": 900.0},
+    # Keep-sending nudges to patients whose device period is at risk of missing its days with
+    # data, once a local day in their late afternoon (program/outreach.py).
+    "nudge-patients-at-risk": {
+        "task": "program.tasks.nudge_patients_at_risk_task",
+        "schedule": 900.0,
+    },
     # --- partition: the readings' monthly partitions ahead, and retention (docs/retention.md).
     "maintain-reading-partitions": {
         "task": "monitoring.tasks.maintain_reading_partitions_task",

@@ -248,6 +248,8 @@ API_AUDIT: dict[str, ApiAudit] = {
     # interop: issuing (create) and revoking (delete) a patient's Nightscout uploader.
     "patient-nightscout": ApiAudit("interop.nightscoutuploader"),
     "alerts": ApiAudit("alerts.alert", patients_in_response="patient"),
+    # The RPM program (issue 13).
+    "patient-reviews": ApiAudit("program.review"),
     "alert-acknowledge": ApiAudit(
         "alerts.alert",
         object_kwarg="alert_id",

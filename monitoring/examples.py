@@ -386,6 +386,7 @@ ALERT_EXAMPLE = {
     "acknowledged_at": None,
     "resolved_by": None,
     "resolved_at": None,
+    "resolution_reason": "",
 }
 
 # One item: drf-spectacular puts a list example inside the pagination envelope itself.
@@ -413,6 +414,42 @@ ALERT_NOTE = [
         response_only=True,
         status_codes=["409"],
     ),
+]
+
+ALERT_RESOLVE = [
+    OpenApiExample(
+        "Note and reason",
+        value={
+            "note": "Called the patient; glucose 112 after juice.",
+            "reason": "contacted_patient",
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Resolved",
+        value=ALERT_EXAMPLE
+        | {
+            "status": "resolved",
+            "acknowledged_by": "nurse.jones",
+            "acknowledged_at": "2026-03-01T06:50:00+00:00",
+            "assignee": "nurse.jones",
+            "resolved_by": "nurse.jones",
+            "resolved_at": "2026-03-01T07:05:00+00:00",
+            "resolution_reason": "contacted_patient",
+        },
+        response_only=True,
+        status_codes=["200"],
+    ),
+    OpenApiExample(
+        "Unknown reason",
+        value={
+            "detail": "Invalid input.",
+            "errors": {"reason": ['"fixed" is not a valid choice.']},
+        },
+        response_only=True,
+        status_codes=["400"],
+    ),
+    ALERT_NOTE[2],
 ]
 
 RULE_EXAMPLE = {

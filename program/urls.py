@@ -3,7 +3,13 @@
 from django.urls import path
 
 from program.views.panel import PanelApi
+from program.views.reviews import PatientReviewCreateApi
 
 urlpatterns: list = [
+    path(
+        "patients/<int:patient_id>/reviews",
+        PatientReviewCreateApi.as_view(),
+        name="patient-reviews",
+    ),
     path("panel", PanelApi.as_view(), name="panel"),
 ]

@@ -27,7 +27,8 @@ from monitoring.models import (
 
 class NudgeVariantForm(forms.ModelForm):
     """A message as data: its purposes from NudgePurpose, and only the placeholders
-    monitoring.nudges fills in ({what} and {time} for slots, {streak} for streaks)."""
+    monitoring.nudges fills in ({what} and {time} for slots, {streak} for streaks, {days},
+    {needed} and {left} for keep_sending)."""
 
     class Meta:
         model = NudgeVariant
@@ -38,7 +39,9 @@ class NudgeVariantForm(forms.ModelForm):
             "language": 'A language tag, e.g. "en" or "de"; patients without a variant in '
             "their language get English.",
             "text": "Placeholders: {what} (e.g. “your weight check”), {time} (the slot's "
-            "local time), {streak} (days, streak messages only).",
+            "local time), {streak} (days, streak messages only); keep_sending messages only: "
+            "{days} (with device data so far this period), {needed} (for a full period), "
+            "{left} (days left, today included).",
         }
 
     def clean_purposes(self):
@@ -67,9 +70,11 @@ class NudgeVariantForm(forms.ModelForm):
         except ValueError:
             self.add_error("text", "Unbalanced braces: write placeholders as {what}.")
             return cleaned
-        allowed = {"streak"} if purposes == [NudgePurpose.STREAK] else {"what", "time"}
+        allowed = nudges.placeholders_for(purposes)
         if NudgePurpose.STREAK in purposes and len(purposes) > 1:
             self.add_error("purposes", "A streak message serves streaks only.")
+        elif NudgePurpose.KEEP_SENDING in purposes and len(purposes) > 1:
+            self.add_error("purposes", "A keep_sending message serves keep_sending only.")
         elif used - allowed:
             unknown = ", ".join("{" + name + "}" for name in sorted(used - allowed))
             shown = ", ".join("{" + name + "}" for name in sorted(allowed))

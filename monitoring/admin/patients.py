@@ -45,6 +45,8 @@ from monitoring.patient_rules import StaleRule, change_rule
 from monitoring.patient_summary import CHART_DAYS, chart_data, render_chart, summarise_patient
 from monitoring.problems import policy_notes
 from monitoring.rules import InvalidParameters
+from program.admin.reviews import PatientReviewsAdmin
+from program.rule_statistics import rule_statistics
 
 # Scoped to the user's teams, permissions through their role there, audited: every admin
 # of patient data here inherits it (alerts/admin_scoping.py).
@@ -187,7 +189,7 @@ class PatientPage:
 
 
 @admin.register(Patient)
-class PatientAdmin(TeamScopedAdmin):
+class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
     """The patient page. Enrolment saves through enrol_patient (the protocols' rules are
     copied), rules are tailored through change_rule (a new version each time), credentials
     are issued and revoked through monitoring.auth: the admin writes no model directly but
@@ -400,6 +402,8 @@ class PatientAdmin(TeamScopedAdmin):
                 stale_hours=settings.VIGIL_STALE_READING_AGE / timedelta(hours=1),
             ),
             form=form,
+            # Issue 13.3: how often it fires, how fast it is acknowledged, why it is resolved.
+            statistics=rule_statistics(rule=rule, user=request.user, now=timezone.now()),
         )
 
     def _credential_patient(self, request, patient_id: int, action: str, model) -> Patient:

@@ -20,6 +20,9 @@ class NudgePurpose(models.TextChoices):
     DOSE_DUE = "dose_due", "Dose due"
     DOSE_MISSED = "dose_missed", "Dose missed"
     STREAK = "streak", "Streak"
+    # The patient's current device period may fall short of the days with data it needs
+    # (program.outreach): an encouragement to send a reading today.
+    KEEP_SENDING = "keep_sending", "Keep sending (days with data at risk)"
 
 
 class VariantKind(models.TextChoices):
@@ -36,7 +39,8 @@ class NudgeVariant(models.Model):
     # The purposes this message can serve (a supportive message follows a miss, …).
     purposes = models.JSONField()
     language = models.CharField(max_length=16, default="en")
-    # Placeholders: {what} (e.g. "your weight"), {time} (local), {streak} (days).
+    # Placeholders: {what} (e.g. "your weight"), {time} (local), {streak} (days); for
+    # keep_sending {days} (with data so far), {needed} (in the period), {left} (days left).
     text = models.TextField()
     active = models.BooleanField(default=True)
 
@@ -72,6 +76,9 @@ class Nudge(models.Model):
     # The policy's decision: candidates, sampled values, chosen variant, its probability.
     decision = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
+    # The patient's local day a once-a-day nudge (keep_sending) is for; the constraint below
+    # holds it to one per patient, purpose and day, whatever retries or sweeps do.
+    local_day = models.DateField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -91,7 +98,14 @@ class Nudge(models.Model):
                 fields=["slot", "purpose"],
                 condition=Q(slot__isnull=False),
                 name="nudge_once_per_slot_and_purpose",
-            )
+            ),
+            # ... and each once-a-day purpose once per patient and local day. Its index also
+            # serves "was this patient nudged today" (program.outreach.keep_sending_nudges_on).
+            models.UniqueConstraint(
+                fields=["patient", "purpose", "local_day"],
+                condition=Q(local_day__isnull=False),
+                name="nudge_once_per_patient_day_and_purpose",
+            ),
         ]
         indexes = [
             models.Index(fields=["patient", "-created_at"], name="nudge_patient_recent"),

@@ -27,10 +27,14 @@ from monitoring.models import (
     VariantPosterior,
 )
 from monitoring.nudges import availability, policy, texts
+from monitoring.nudges.keep_sending import PeriodDays, sent_device_data_on
 from monitoring.nudges.outcomes import DUE_PURPOSES, OUTCOME_WINDOW, slot_done_at
 from monitoring.nudges.streaks import streak_to_celebrate
 
 logger = logging.getLogger(__name__)
+
+# Nudges about no slot: a streak (about the days before), keep_sending (about the local day).
+SLOTLESS_PURPOSES = {NudgePurpose.STREAK, NudgePurpose.KEEP_SENDING}
 
 
 def nudge_patient(
@@ -40,31 +44,43 @@ def nudge_patient(
     slot: Slot | None,
     now: datetime,
     rng: random.Random | None = None,
+    period_days: PeriodDays | None = None,
 ) -> Nudge | None:
     """Choose a variant and create the Nudge (status pending) with its decision log, or
     return None, writing nothing, when the patient must not be messaged now: quiet hours,
     daily cap, just messaged (the rails pace encouragement: the reminder of a critical plan's
     due dose passes the cap and the gap, availability.py), slot already done or dose already
-    logged, a reminder for a slot already closed, no streak milestone to celebrate, no active
-    variant for the purpose.
+    logged, a reminder for a slot already closed, no streak milestone to celebrate, device
+    data already sent today (keep_sending), no active variant for the purpose.
 
-    Unique (slot, purpose): a second call for the same slot and purpose returns None. Calls
-    for one patient are serialised (transaction-scoped lock), so the cap, the gap and the
-    decision count hold under concurrency.
+    Slot purposes take a `slot`; streak and keep_sending take none, and keep_sending takes
+    `period_days` (where the device period stands: keep_sending.py), which only it takes.
+    Unique (slot, purpose): a second call for the same slot and purpose returns None; unique
+    (patient, purpose, local day) for keep_sending: a second call on the patient's same
+    local day returns None. Calls for one patient are serialised (transaction-scoped lock),
+    so the cap, the gap and the decision count hold under concurrency.
     Writes: Nudge. Enqueues after commit: deliver_nudge_task(nudge.id).
     """
-    if (slot is None) != (purpose == NudgePurpose.STREAK):
+    if (slot is None) != (purpose in SLOTLESS_PURPOSES):
         raise ValueError(f"purpose {purpose!r} {'needs' if slot is None else 'takes no'} slot")
+    if (period_days is None) == (purpose == NudgePurpose.KEEP_SENDING):
+        raise ValueError(
+            f"purpose {purpose!r} {'needs' if period_days is None else 'takes no'} period_days"
+        )
     with transaction.atomic():
         _lock_nudges_of(patient.pk)
-        streak = None
+        streak = local_day = None
         if slot is not None:
             slot = _open_slot(slot, purpose, now)
             if slot is None:
                 return None
-        else:
+        elif purpose == NudgePurpose.STREAK:
             streak = streak_to_celebrate(patient=patient, now=now)
             if streak is None:
+                return None
+        else:
+            local_day = now.astimezone(patient.zone).date()
+            if sent_device_data_on(patient_id=patient.pk, day=local_day):
                 return None
         urgency = urgency_of(purpose, slot)
         if unavailable_reason(patient=patient, now=now, urgency=urgency, slot=slot) is not None:
@@ -75,11 +91,24 @@ def nudge_patient(
                 "no active nudge variant for purpose %s (patient %s)", purpose, patient.pk
             )
             return None
-        nudge = _decide(patient, purpose, slot, streak, variants, now, rng or random.Random())
+        nudge = _decide(
+            patient,
+            purpose,
+            variants,
+            now,
+            rng or random.Random(),
+            slot=slot,
+            streak=streak,
+            period_days=period_days,
+            local_day=local_day,
+        )
         try:
             with transaction.atomic():
                 nudge.save()
-        except IntegrityError:  # (slot, purpose) written by a writer that did not take the lock
+        except IntegrityError:
+            # (slot, purpose) written by a writer that did not take the lock, or this
+            # patient's keep_sending nudge of the day already written (the constraint, not a
+            # look-up, holds it to one).
             return None
         enqueue_on_commit("monitoring.tasks.deliver_nudge_task", nudge.pk)
     return nudge
@@ -189,7 +218,7 @@ def candidates_for(*, patient: Patient, variants: list[NudgeVariant]) -> list[po
     return candidates
 
 
-def _decide(patient, purpose, slot, streak, variants, now, rng) -> Nudge:
+def _decide(patient, purpose, variants, now, rng, *, slot, streak, period_days, local_day) -> Nudge:
     candidates = candidates_for(patient=patient, variants=variants)
     decisions_so_far = Nudge.objects.filter(patient=patient).count()
     decision = policy.choose_variant(
@@ -220,15 +249,29 @@ def _decide(patient, purpose, slot, streak, variants, now, rng) -> Nudge:
     }
     if streak is not None:
         log["streak"] = streak
+    if period_days is not None:
+        log["period_days"] = {
+            "with_data": period_days.with_data,
+            "needed": period_days.needed,
+            "left": period_days.left,
+        }
     return Nudge(
         patient=patient,
         slot=slot,
         purpose=purpose,
         variant=variant,
         channel=channel_for(patient),
-        text=texts.render(variant=variant, slot=slot, zone=patient.zone, now=now, streak=streak),
+        text=texts.render(
+            variant=variant,
+            slot=slot,
+            zone=patient.zone,
+            now=now,
+            streak=streak,
+            period_days=period_days,
+        ),
         decision=log,
         created_at=now,
+        local_day=local_day,
         outcome_due_at=slot.closes_at if purpose in DUE_PURPOSES else now + OUTCOME_WINDOW,
     )
 

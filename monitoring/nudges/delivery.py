@@ -11,7 +11,8 @@ particular to nudges is here:
   address, no active push token, the channel not configured on this server) shows the nudge
   in the app's list instead (GET /api/v1/nudges) with channel `in_app`, and `last_error`
   says why;
-- a reminder whose slot was done while it waited is cancelled, not sent.
+- a reminder whose slot was done while it waited is cancelled, not sent; so is a keep-sending
+  nudge whose local day got device data meanwhile.
 
 Also here: what the patient app does with nudges and push tokens (the API's domain functions).
 """
@@ -38,6 +39,7 @@ from monitoring.models import (
     PushToken,
     SlotStatus,
 )
+from monitoring.nudges.keep_sending import sent_device_data_on
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,10 @@ class NudgeOutbox(outbox.Outbox):
         slot = nudge.slot
         if nudge.purpose in REMINDER_PURPOSES and slot and slot.status == SlotStatus.DONE:
             return "done before delivery"
+        if nudge.purpose == NudgePurpose.KEEP_SENDING and sent_device_data_on(
+            patient_id=nudge.patient_id, day=nudge.local_day
+        ):
+            return "device data sent before delivery"
         return None
 
     def send(self, nudge: Nudge, *, now: datetime) -> outbox.Sent:

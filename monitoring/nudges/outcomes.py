@@ -6,7 +6,9 @@ What "acted" means, by purpose:
   (`outcome_due_at` = the slot's `closes_at`);
 - after a miss: within OUTCOME_WINDOW the patient logged the missed one after all, or did the
   next slot of the same schedule or plan; no such slot closed in the window → no outcome;
-- a streak: every slot due in the OUTCOME_WINDOW after it was done; none due → no outcome.
+- a streak: every slot due in the OUTCOME_WINDOW after it was done; none due → no outcome;
+- keep sending (days with data at risk): a physiologic reading measured by a device within
+  the OUTCOME_WINDOW after it (what the period's days count; keep_sending.py).
 "No outcome" leaves `acted` empty and clears `outcome_due_at`: nothing is learned from it.
 
 Only nudges that reached the patient (status sent) count for the variant; the rest still get
@@ -32,8 +34,10 @@ from monitoring.models import (
     SlotStatus,
     VariantPosterior,
 )
+from monitoring.nudges.keep_sending import first_device_reading
 
-# How long after a slotless nudge (streak) or a nudge after a miss its outcome is watched.
+# How long after a slotless nudge (streak, keep sending) or a nudge after a miss its outcome
+# is watched.
 OUTCOME_WINDOW = timedelta(hours=24)
 # Nudges settled per run; the task runs again at once when there were more.
 SETTLE_BATCH = 500
@@ -125,6 +129,9 @@ def outcome(nudge: Nudge) -> tuple[bool | None, datetime | None]:
             patient_id=nudge.patient_id, due_at__gte=nudge.created_at, closes_at__lte=until
         )
         return _all_done(list(_with_related(slots)))
+    if nudge.purpose == NudgePurpose.KEEP_SENDING:
+        at = first_device_reading(patient_id=nudge.patient_id, start=nudge.created_at, until=until)
+        return at is not None, at
     if nudge.slot is None:  # the slot was deleted with its schedule: nothing to learn
         return None, None
     if nudge.purpose in MISSED_PURPOSES:

@@ -1,4 +1,4 @@
-"""The program's admin: importing the modules registers their pages."""
+"""The program's admin: its pages and the parts it adds to the patient and alert pages."""
 
 from program.admin import panel
 

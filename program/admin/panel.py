@@ -25,7 +25,7 @@ from django.utils.timesince import timesince
 from alerts.models import CareTeam
 from alerts.triage import format_value, short_time
 from monitoring.audit import record_for_patients
-from monitoring.models import AuditAction, Metric, Patient
+from monitoring.models import AuditAction, Metric, NudgeStatus, Patient
 from program import panel
 from program.codes import billing_reference
 from program.views.panel import PanelQuerySerializer
@@ -141,6 +141,9 @@ def _row_context(row: panel.PanelRow, now: datetime) -> dict:
         "patient_url": reverse("admin:monitoring_patient_change", args=[standing.patient_id]),
         "readings": _reading_cells(row, now, zone),
         "main_metric": Metric(row.main_metric).label if row.main_metric else "",
+        "nudge_status": NudgeStatus(row.keep_sending_nudge).label.lower()
+        if row.keep_sending_nudge
+        else "",
         "trend_points": _sparkline(row.trend),
         "trend_text": " → ".join(f"{value:g}" for value in row.trend),
         "full_period_days": billing_reference().full_period_days,

@@ -18,9 +18,10 @@ A constant number of queries whatever the panel's size, in two phases:
    the episodes running today; the device days of the running periods
    (program.periods.device_days); the care time of the calendar month grouped by patient.
    Filters and sorts run on these, in Python.
-2. `panel_rows` (rows.py), for the page's patients only (2 queries): their protocols;
+2. `panel_rows` (rows.py), for the page's patients only (3 queries): their protocols;
    their last reading of each watched metric and the trend of the main one, as
-   annotations (CASE runs a subquery only for the metrics the patient's protocols watch).
+   annotations (CASE runs a subquery only for the metrics the patient's protocols watch);
+   the outreach job's keep-sending nudge of their local today (program.outreach).
 
 Decisions (docs of the panel's columns):
 
@@ -52,6 +53,9 @@ Decisions (docs of the panel's columns):
   communication. "Minutes short of 10 / 20" (the 99470 / 99457 minimums of
   program.codes.billing_reference()) looks at the logged minutes of patients with a running
   episode: the team's to-do is the time, approval follows.
+- At risk (item 6): the row's flag is program.periods' reach (at_risk or cannot); beside it,
+  whether the outreach job encouraged the patient today and how that nudge stands
+  (program.outreach.keep_sending_nudges_on).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from django.db.models.functions import Coalesce, JSONObject
 
 from monitoring.models import Metric, Patient, ProtocolCode, Reading
 from monitoring.protocols import protocol_templates
-from program.panel.standings import RECENT, PatientStanding
+from program.outreach import keep_sending_nudges_on
+from program.panel.standings import RECENT, PatientStanding, local_today
 
 # How many of the main metric's last values the trend shows: a display choice.
 TREND_POINTS = 10
@@ -61,6 +62,9 @@ class PanelRow:
     last_readings: dict[str, LastReading | None] = field(default_factory=dict)
     main_metric: str | None = None
     trend: list[float] = field(default_factory=list)  # oldest first
+    # The outreach job's keep-sending nudge of the patient's local today (item 6), by its
+    # status (pending, sent, failed, cancelled); None: not nudged today.
+    keep_sending_nudge: str | None = None
 
 
 class ValuesArray(Subquery):
@@ -127,8 +131,9 @@ def _moment(text: str) -> datetime:
 
 
 def panel_rows(standings: list[PatientStanding], *, now: datetime) -> list[PanelRow]:
-    """The page's rows: each patient's last reading of every watched metric and the trend
-    of the main one. Two queries whatever the page's size (none for an empty page)."""
+    """The page's rows: each patient's last reading of every watched metric, the trend of
+    the main one, and today's keep-sending nudge (program.outreach). Three queries whatever
+    the page's size (none for an empty page)."""
     if not standings:
         return []
     ids = [row.patient_id for row in standings]
@@ -164,6 +169,9 @@ def panel_rows(standings: list[PatientStanding], *, now: datetime) -> list[Panel
         .annotate(**annotations)
         .values("pk", *annotations)
     }
+    nudged = keep_sending_nudges_on(
+        local_days={row.patient_id: local_today(row, now) for row in standings}
+    )
     rows = []
     for standing_row in standings:
         values = found.get(standing_row.patient_id, {})
@@ -184,5 +192,6 @@ def panel_rows(standings: list[PatientStanding], *, now: datetime) -> list[Panel
                 else None
             )
         row.trend = list(reversed(_json(values.get("trend")) or []))
+        row.keep_sending_nudge = nudged.get(standing_row.patient_id)
         rows.append(row)
     return rows

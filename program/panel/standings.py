@@ -184,7 +184,7 @@ def _add_alerts(by_id: dict[int, PatientStanding], team_ids: list[int]) -> None:
             row.highest_severity = Severity.values[worst]
 
 
-def _local_today(row: PatientStanding, now: datetime) -> date:
+def local_today(row: PatientStanding, now: datetime) -> date:
     return now.astimezone(zoneinfo.ZoneInfo(row.timezone)).date()
 
 
@@ -206,7 +206,7 @@ def _add_periods(by_id: dict[int, PatientStanding], team_ids: list[int], *, now:
         row = by_id.get(patient_id)
         if row is None or patient_id in running:
             continue
-        today = _local_today(row, now)
+        today = local_today(row, now)
         period = period_on(start=start, end=end, day=today)
         if period is not None:
             running[patient_id] = (period, today)

@@ -1,1 +1,1 @@
-"""The program's API views, one module per part of docs/api.md "The RPM program"."""
+"""The program's API views (docs/api.md, "The RPM program"), one module per part."""

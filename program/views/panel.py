@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from alerts.models import CareTeam
 from config.api import PagePagination
 from monitoring.auth import IsStaff
-from monitoring.models import Metric, Severity
+from monitoring.models import Metric, NudgeStatus, Severity
 from monitoring.serializers import AsWrittenDateTimeField
 from monitoring.views import ERROR
 from program import panel
@@ -173,6 +173,12 @@ class PanelRowSerializer(serializers.Serializer):
         source="standing.reach",
         allow_null=True,
     )
+    keep_sending_nudge = serializers.ChoiceField(
+        NudgeStatus.choices,
+        allow_null=True,
+        help_text="Today's encouragement by the outreach job to keep sending data, by its "
+        "status; null: none today.",
+    )
     minutes_this_month = serializers.IntegerField(source="standing.minutes_this_month")
     approved_minutes_this_month = serializers.IntegerField(
         source="standing.approved_minutes_this_month"
@@ -217,6 +223,7 @@ PANEL_ROW_EXAMPLE = {
     "period_end": "2026-03-14",
     "at_risk": False,
     "reach": "on_track",
+    "keep_sending_nudge": None,
     "minutes_this_month": 12,
     "approved_minutes_this_month": 0,
     "interactive_this_month": True,

@@ -336,11 +336,14 @@ def test_bulk_assign_to_me_assigns_through_the_lifecycle(root, patient, superuse
     )
 
     # then
-    for alert in (open_alert, nurses):
+    for alert, previous in ((open_alert, None), (nurses, nurse.pk)):
         alert.refresh_from_db()
         assert alert.assignee == superuser
         assert events_of(alert) == [("assigned", "root", "")]
-        assert AlertEvent.objects.get(alert=alert).data == {"assignee": superuser.pk}
+        assert AlertEvent.objects.get(alert=alert).data == {
+            "assignee": superuser.pk,
+            "previous_assignee": previous,
+        }
     resolved.refresh_from_db()
     assert (resolved.assignee, events_of(resolved)) == (None, [])
     assert _messages(root, response) == [
@@ -378,18 +381,22 @@ def test_resolve_with_a_note_resolves_each_alert_with_the_note_and_its_author(
     note = "Called the patient: meter error, repeat reading 112 mg/dL."
 
     # when: the intermediate page is submitted
-    response = select(root, "resolve_with_note", [first, second], apply="yes", note=note)
+    response = select(
+        root, "resolve_with_note", [first, second], apply="yes", note=note, reason="false_alarm"
+    )
 
     # then
     assert response.status_code == 302
     for alert in (first, second):
         alert.refresh_from_db()
-        assert (alert.status, alert.resolved_by, alert.resolved_at) == (
+        assert (alert.status, alert.resolved_by, alert.resolved_at, alert.resolution_reason) == (
             AlertStatus.RESOLVED,
             superuser,
             NOW,
+            "false_alarm",
         )
         assert events_of(alert) == [("resolved", "root", note)]
+        assert AlertEvent.objects.get(alert=alert).data == {"reason": "false_alarm"}
     assert _messages(root, response) == ["Resolved: 2 alerts."]
 
 
@@ -398,7 +405,9 @@ def test_resolve_with_an_empty_note_resolves_nothing(root, patient):
     alert = alert_of(patient)
 
     # when
-    response = select(root, "resolve_with_note", [alert], apply="yes", note="   ")
+    response = select(
+        root, "resolve_with_note", [alert], apply="yes", note="   ", reason="escalated"
+    )
 
     # then: the page again, with the reason
     assert response.status_code == 200
@@ -547,6 +556,7 @@ def test_the_alert_page_costs_the_same_queries_whatever_the_history(
 
 # The session, the user and the two-factor lookups (4); the alert; its rules; the chart
 # readings; the recent readings; the events (with actors), their notifications (with
-# recipients) and the attempts; a content type the audit may look up once; the audit insert
-# in its savepoint (3); the session save. The same for 1 event or 30.
-PAGE_QUERIES = 16
+# recipients) and the attempts; the team's nurses and physicians to assign it to; a content
+# type the audit may look up once; the audit insert in its savepoint (3); the session save.
+# The same for 1 event or 30.
+PAGE_QUERIES = 17

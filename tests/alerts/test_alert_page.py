@@ -215,7 +215,10 @@ def test_the_acknowledge_button_acknowledges_with_the_note(root, hypo, superuser
 
 def test_the_resolve_button_needs_a_note(root, hypo):
     # when
-    response = root.post(reverse("admin:alerts_alert_resolve", args=[hypo.pk]), {"note": ""})
+    response = root.post(
+        reverse("admin:alerts_alert_resolve", args=[hypo.pk]),
+        {"note": "", "reason": "contacted_patient"},
+    )
 
     # then
     assert response.status_code == 302
@@ -226,14 +229,16 @@ def test_the_resolve_button_needs_a_note(root, hypo):
 
 def test_the_resolve_button_resolves_with_the_note(root, hypo, superuser):
     response = root.post(
-        reverse("admin:alerts_alert_resolve", args=[hypo.pk]), {"note": "Treated with juice."}
+        reverse("admin:alerts_alert_resolve", args=[hypo.pk]),
+        {"note": "Treated with juice.", "reason": "contacted_patient"},
     )
 
     hypo.refresh_from_db()
-    assert (hypo.status, hypo.resolved_by, hypo.resolved_at) == (
+    assert (hypo.status, hypo.resolved_by, hypo.resolved_at, hypo.resolution_reason) == (
         AlertStatus.RESOLVED,
         superuser,
         NOW,
+        "contacted_patient",
     )
     assert events_of(hypo)[1:] == [("resolved", "root", "Treated with juice.")]
     assert _messages(root, response) == ["Alert resolved."]

@@ -103,6 +103,7 @@ def test_the_list_shows_the_teams_alerts_newest_first_in_the_documented_shape(
         "acknowledged_at": None,
         "resolved_by": None,
         "resolved_at": None,
+        "resolution_reason": "",
     }
 
 

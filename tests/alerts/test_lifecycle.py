@@ -547,13 +547,16 @@ def test_an_info_alert_expires_on_its_own_a_ttl_after_its_last_trigger(
 
     # then
     fresh = Alert.objects.get()
-    assert (fresh.status, fresh.resolved_by, fresh.resolved_at, fresh.expires_at) == (
-        "resolved",
-        None,
-        NOW + timedelta(hours=30),
-        None,
-    )
-    assert events(alert)[1:] == [("expired", None, NOW + timedelta(hours=30), "", {})]
+    assert (
+        fresh.status,
+        fresh.resolved_by,
+        fresh.resolved_at,
+        fresh.expires_at,
+        fresh.resolution_reason,
+    ) == ("resolved", None, NOW + timedelta(hours=30), None, "expired")
+    assert events(alert)[1:] == [
+        ("expired", None, NOW + timedelta(hours=30), "", {"reason": "expired"})
+    ]
     assert expire_info_alerts() == 0
 
 

@@ -91,3 +91,60 @@ def test_a_nurse_of_another_team_gets_404_for_the_alert(clinic, open_page):
     alert.refresh_from_db()
     assert alert.status == AlertStatus.OPEN
     assert not AlertEvent.objects.filter(alert=alert).exclude(kind=AlertEventKind.RAISED).exists()
+
+
+def test_a_nurse_notes_the_alert_resolves_it_with_a_reason_and_marks_the_patient_reviewed(
+    clinic, open_page, artifacts
+):
+    # given
+    page = open_page()
+    login(page, clinic.nurse.username)
+    top = clinic.queue[0]
+    page.goto(f"/admin/alerts/alert/{top.pk}/change/")
+
+    # when: a note, which changes nothing else
+    page.get_by_label("Note", exact=True).last.fill("Left a voicemail.")
+    page.get_by_role("button", name="Add note").click()
+
+    # then
+    expect(page.locator(".messagelist")).to_contain_text("Note added.")
+    expect(page.locator(".vigil-summary .vigil-status")).to_have_text("Open")
+    expect(page.locator(".vigil-timeline")).to_contain_text("Left a voicemail.")
+
+    # when: she resolves it without a reason, then with one
+    page.get_by_label("Note (required)").fill("Reached her: cuff was loose.")
+    page.get_by_role("button", name="Resolve").click()
+    # The browser holds the form back: a reason is required.
+    expect(page.locator(".vigil-summary .vigil-status")).to_have_text("Open")
+    page.get_by_label("Contacted the patient").check()
+    page.get_by_role("button", name="Resolve").click()
+
+    # then
+    expect(page.locator(".vigil-summary .vigil-status")).to_have_text("Resolved")
+    expect(page.locator(".vigil-summary")).to_contain_text("Contacted the patient")
+    page.screenshot(path=artifacts / "alert-resolved.png", full_page=True)
+    top.refresh_from_db()
+    assert (top.status, top.resolved_by, top.resolution_reason) == (
+        AlertStatus.RESOLVED,
+        clinic.nurse,
+        "contacted_patient",
+    )
+    events = AlertEvent.objects.filter(alert=top).exclude(kind=AlertEventKind.RAISED)
+    assert [(e.kind, e.note, e.data) for e in events] == [
+        (AlertEventKind.NOTE, "Left a voicemail.", {}),
+        (AlertEventKind.RESOLVED, "Reached her: cuff was loose.", {"reason": "contacted_patient"}),
+    ]
+
+    # when: on the patient's page she marks the patient reviewed and logs the call
+    page.get_by_role("link", name=top.patient.name).click()
+    page.get_by_role("button", name="Mark reviewed").click()
+    expect(page.locator("#last-review")).to_contain_text(f"by {clinic.nurse.username}")
+    page.locator("#note-kind").select_option("call")
+    page.locator("#note-outcome").select_option("reached")
+    page.locator("#note-text").fill("Cuff refitted over the phone.")
+    page.get_by_role("button", name="Save", exact=True).click()
+
+    # then
+    expect(page.locator(".messagelist")).to_contain_text("Call logged.")
+    expect(page.locator("#notes tbody tr").first).to_contain_text("Call: Reached the patient")
+    page.screenshot(path=artifacts / "patient-reviewed.png", full_page=True)

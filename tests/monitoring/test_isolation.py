@@ -24,6 +24,7 @@ from monitoring.models import (
     Rule,
     StaffToken,
 )
+from program.models import Review
 from tests.conftest import client_with
 from tests.factories import MembershipFactory, PatientFactory, ReadingFactory
 
@@ -36,7 +37,7 @@ NEEDS_APP_OR_DEVICE = {"detail": "This endpoint needs a patient app token or a d
 def row_counts() -> dict[str, int]:
     models = (
         Patient, PatientAppToken, Device, Reading, Rule, Alert, CareTeam, CareTeamMembership,
-        StaffToken, MeasurementSchedule, MedicationPlan, NightscoutUploader,
+        StaffToken, MeasurementSchedule, MedicationPlan, NightscoutUploader, Review,
     )  # fmt: skip
     return {model.__name__: model.objects.count() for model in models}
 
@@ -99,6 +100,8 @@ PATIENT_OPERATIONS = [
     ("post", "/api/v1/patients/{patient}/medications", PLAN),
     ("post", "/api/v1/patients/{patient}/nightscout", None),
     ("delete", "/api/v1/patients/{patient}/nightscout", None),
+    # The RPM program (issue 13).
+    ("post", "/api/v1/patients/{patient}/reviews", {"note": "seen"}),
 ]
 PATIENT_OPERATION_IDS = [f"{method}-{url}" for method, url, _ in PATIENT_OPERATIONS]
 
@@ -116,6 +119,9 @@ STAFF_OPERATIONS = [
     ("get", "/api/v1/alerts", None),
     ("post", "/api/v1/alerts/{alert}/acknowledge", {"note": "seen"}),
     ("post", "/api/v1/alerts/{alert}/resolve", {"note": "fine"}),
+    # The RPM program (issue 13): another team's patients never appear on it
+    # (tests/program/test_panel*.py).
+    ("get", "/api/v1/panel", None),
 ]
 STAFF_OPERATION_IDS = [f"{method}-{url}" for method, url, _ in STAFF_OPERATIONS]
 PATIENT_ENDPOINTS = [

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import time_machine
 
+from monitoring.models import NudgePurpose
 from program.panel import (
     PanelFilters,
     UnknownTeam,
@@ -18,7 +19,7 @@ from program.panel import (
     select,
     watched_metrics,
 )
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, NudgeFactory, UserFactory
 from tests.program.panel_helpers import alert, enrol, log_time, post, review, start_episode
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
@@ -217,6 +218,22 @@ def test_an_ended_episode_has_no_running_period(team, nurse, physician):
     standing = only_row(nurse).standing
 
     assert (standing.days_with_data, standing.period_end, standing.at_risk) == (None, None, False)
+
+
+def test_the_outreach_jobs_nudge_of_the_local_today_is_shown(team, nurse, physician):
+    # given: encouraged yesterday and today (New York), as program.outreach writes them
+    patient = enrol(team, protocols=["heart_failure"])
+    start_episode(patient, start=date(2026, 3, 1), practitioner=physician)
+    for day, status in ((date(2026, 3, 9), "sent"), (date(2026, 3, 10), "pending")):
+        NudgeFactory(
+            patient=patient, purpose=NudgePurpose.KEEP_SENDING, local_day=day, status=status
+        )
+    NudgeFactory(patient=enrol(team, name="Reminded"), purpose="measurement_due")
+
+    rows = {row.standing.patient_id: row for row in panel_page(user=nurse).rows}
+
+    assert rows[patient.pk].keep_sending_nudge == "pending"
+    assert [row.keep_sending_nudge for pk, row in rows.items() if pk != patient.pk] == [None]
 
 
 # --- Minutes in the patient's month -----------------------------------------------------

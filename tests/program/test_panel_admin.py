@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from monitoring.models import AuditEvent
-from tests.factories import UserFactory
+from tests.factories import NudgeFactory, UserFactory
 from tests.program.panel_helpers import alert, enrol, log_time, post, review, start_episode
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
@@ -49,6 +49,7 @@ def test_the_page_shows_each_patient_with_its_flags_in_words(team, nurse, physic
     alert(risky, severity="critical")
     log_time(risky, nurse, at=NOW - timedelta(days=1), minutes=12, interactive=True)
     review(risky, nurse, at=datetime(2026, 3, 8, 14, 0, tzinfo=UTC))
+    NudgeFactory(patient=risky, purpose="keep_sending", local_day=date(2026, 3, 10), status="sent")
     quiet = enrol(team, protocols=["diabetes"], name="Quiet Example")
 
     # when
@@ -61,7 +62,8 @@ def test_the_page_shows_each_patient_with_its_flags_in_words(team, nurse, physic
     assert reverse("admin:monitoring_patient_change", args=[risky.pk]) in risky_row
     assert "vigil-at-risk" in risky_row
     assert "At risk of &lt; 16 days" in risky_row
-    assert "2 of 16" in risky_row
+    assert "2 of 16 days" in risky_row
+    assert "Encouraged today (sent)" in risky_row
     assert "period ends 30 Mar" in risky_row
     assert ">Critical</span>" in risky_row and "1 unresolved" in risky_row
     assert "81.4 kg" in risky_row

@@ -78,6 +78,7 @@ def test_a_row_has_the_contracts_fields(team, nurse, physician, nurse_client):
             "period_end": "2026-03-30",
             "at_risk": True,
             "reach": "at_risk",
+            "keep_sending_nudge": None,
             "minutes_this_month": 12,
             "approved_minutes_this_month": 0,
             "interactive_this_month": True,

@@ -48,7 +48,7 @@ def count_queries(call) -> int:
 
 
 @pytest.mark.parametrize("size", [5, 50])
-def test_panel_page_costs_eight_queries_whatever_the_panel(team, nurse, physician, size):
+def test_panel_page_costs_nine_queries_whatever_the_panel(team, nurse, physician, size):
     populate(team, size, nurse=nurse, physician=physician)
 
     with CaptureQueriesContext(connection) as queries:
@@ -57,8 +57,8 @@ def test_panel_page_costs_eight_queries_whatever_the_panel(team, nurse, physicia
     assert len(page.rows) == size
     assert all(row.trend for row in page.rows)
     # The teams, the patients, alerts, episodes, device days, care time; the page's
-    # protocols and its readings.
-    assert len(queries) == 8
+    # protocols, its readings and today's keep-sending nudges.
+    assert len(queries) == 9
 
 
 def test_the_api_costs_the_same_at_5_and_50_patients(team, nurse, physician, staff_client):
@@ -69,9 +69,9 @@ def test_the_api_costs_the_same_at_5_and_50_patients(team, nurse, physician, sta
     populate(team, 45, nurse=nurse, physician=physician)
     large = count_queries(lambda: client.get("/api/v1/panel"))
 
-    # The token; the panel's eight; the audit rows' one INSERT (in the test's transaction,
+    # The token; the panel's nine; the audit rows' one INSERT (in the test's transaction,
     # within a savepoint: two more statements).
-    assert small == large == 12
+    assert small == large == 13
 
 
 def test_the_admin_page_costs_the_same_at_5_and_50_patients(team, nurse, physician):
@@ -84,6 +84,6 @@ def test_the_admin_page_costs_the_same_at_5_and_50_patients(team, nurse, physici
     large = count_queries(lambda: client.get("/admin/panel/"))
 
     # The session, the user and their authenticators, their permissions (the navigation),
-    # the team links; the panel's eight; the audit rows' one INSERT; the session's UPDATE
+    # the team links; the panel's nine; the audit rows' one INSERT; the session's UPDATE
     # (in a savepoint: two more statements).
-    assert small == large == 19
+    assert small == large == 20

@@ -20,15 +20,27 @@ from tests.monitoring.nudges.helpers import clock, patient, remind, weighing  # 
 pytestmark = pytest.mark.usefixtures("_rails")
 
 
+# The migrations that seed default variants (each inserts its own once).
+SEEDING_MIGRATIONS = ["0007_default_nudge_variants", "0019_keep_sending_nudges"]
+
+
 def test_the_default_variants_cover_every_kind_in_english_and_german():
-    migration = importlib.import_module("monitoring.migrations.0007_default_nudge_variants")
-    rows = migration.DEFAULT_VARIANTS
+    rows = [
+        row
+        for name in SEEDING_MIGRATIONS
+        for row in importlib.import_module(f"monitoring.migrations.{name}").DEFAULT_VARIANTS
+    ]
 
     kinds = {(kind, language) for _, kind, _, language, _ in rows}
     assert kinds == {(kind, language) for kind in VariantKind.values for language in ("en", "de")}
     assert len({key for key, *_ in rows}) == len(rows)
     for key, _, purposes, _, text in rows:
-        allowed = {"streak"} if purposes == ["streak"] else {"what", "time"}
+        if purposes == ["streak"]:
+            allowed = {"streak"}
+        elif purposes == ["keep_sending"]:
+            allowed = {"days", "needed", "left"}
+        else:
+            allowed = {"what", "time"}
         assert placeholders_of(text) <= allowed, key
         assert set(purposes) <= set(NudgePurpose.values), key
     # every purpose has a message in both languages
@@ -49,6 +61,11 @@ def test_the_default_variants_cover_every_kind_in_english_and_german():
         (["measurement_due"], "Reminder: {what.upper}.", {"text"}),
         (["measurement_due"], "Reminder: {what", {"text"}),
         (["measurement_due", "streak"], "Well done!", {"purposes"}),
+        (["keep_sending"], "{days} of {needed} days, days left: {left}.", set()),
+        (["keep_sending"], "Reminder: {what} at {time}.", {"text"}),
+        (["measurement_due"], "{days} of {needed} days.", {"text"}),
+        (["streak"], "{streak} days, {days} of {needed}.", {"text"}),
+        (["keep_sending", "measurement_due"], "A reading today helps.", {"purposes"}),
         (["measurement_later"], "Reminder.", {"purposes"}),
         ([], "Reminder.", {"purposes"}),
     ],
