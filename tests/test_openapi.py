@@ -92,6 +92,7 @@ PAGINATED = {
     ("GET", "/api/v1/patients"),
     ("GET", "/api/v1/patients/{id}/readings"),
     ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/panel"),
 }
 PARAMETER = re.compile(r"\{[^}]+\}")
 METHODS = {"get", "post", "put", "patch", "delete"}
