@@ -98,6 +98,7 @@ IMPLEMENTED_AT_LEAST = {
     ("GET", "/api/v1/patients/{id}/billing"),
     ("GET", "/api/v1/billing/ledger"),
     ("POST", "/api/v1/patients/{id}/reviews"),
+    ("GET", "/api/v1/panel"),
 }
 PAGINATED = {
     ("GET", "/api/v1/readings"),
@@ -105,6 +106,7 @@ PAGINATED = {
     ("GET", "/api/v1/patients/{id}/readings"),
     ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/patients/{id}/time-entries"),
+    ("GET", "/api/v1/panel"),
 }
 PARAMETER = re.compile(r"\{[^}]+\}")
 METHODS = {"get", "post", "put", "patch", "delete"}
