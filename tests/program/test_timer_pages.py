@@ -8,13 +8,13 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from monitoring.models import AuditEvent
 from program.models import Episode, TimeEntry
 from tests.factories import AlertFactory
 from tests.program.factories import EpisodeFactory, TimeEntryFactory
+from tests.program.pages import alert_page, logged_in, patient_page
 
 pytestmark = pytest.mark.django_db
 
@@ -26,20 +26,6 @@ START = reverse("admin:program_timeentry_timer_start")
 @pytest.fixture(autouse=True)
 def frozen(time_machine):
     time_machine.move_to(NOW, tick=False)
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def patient_page(patient) -> str:
-    return reverse("admin:monitoring_patient_change", args=[patient.pk])
-
-
-def alert_page(alert) -> str:
-    return reverse("admin:alerts_alert_change", args=[alert.pk])
 
 
 def stop_url(entry) -> str:
