@@ -23,8 +23,9 @@ from django.utils.http import urlencode
 from django.utils.timesince import timesince
 
 from alerts.models import CareTeam
-from alerts.triage import format_value, short_time
+from alerts.triage import format_value
 from monitoring.audit import record_for_patients
+from monitoring.display import format_instant
 from monitoring.models import AuditAction, Metric, NudgeStatus, Patient
 from program import panel
 from program.codes import billing_reference
@@ -111,7 +112,7 @@ def _reading_cells(row: panel.PanelRow, now: datetime, zone) -> list[dict]:
                     systolic=reading.systolic,
                     diastolic=reading.diastolic,
                 ),
-                "when": short_time(reading.measured_at, zone),
+                "when": format_instant(reading.measured_at, zone),
                 "measured_at": reading.measured_at.isoformat(),
                 "age": f"{timesince(reading.measured_at, now, depth=1)} ago",
             }
@@ -147,7 +148,7 @@ def _row_context(row: panel.PanelRow, now: datetime) -> dict:
         "trend_points": _sparkline(row.trend),
         "trend_text": " → ".join(f"{value:g}" for value in row.trend),
         "full_period_days": billing_reference().full_period_days,
-        "reviewed_when": short_time(standing.last_reviewed_at, zone)
+        "reviewed_when": format_instant(standing.last_reviewed_at, zone)
         if standing.last_reviewed_at
         else "",
     }

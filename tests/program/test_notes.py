@@ -140,8 +140,8 @@ def test_the_page_lists_notes_and_calls_newest_first_in_the_patients_time(
 
     section = response.context["reviews_and_notes"]
     assert [(at, n.text) for at, n in section.notes] == [
-        ("09 Mar 2026 12:00 EDT", "Reached her"),
-        ("08 Mar 2026 12:00 EDT", "First"),
+        ("9 Mar 2026, 12:00 EDT", "Reached her"),
+        ("8 Mar 2026, 12:00 EDT", "First"),
     ]
     html = response.content.decode()
     assert html.index("Reached her") < html.index("First")

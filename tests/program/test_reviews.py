@@ -103,7 +103,7 @@ def test_mark_reviewed_signs_off_audits_and_shows_who_and_when(patient, nurse, p
     assert shown.context["reviews_and_notes"].last_review == review
     html = shown.content.decode()
     # In the patient's zone (New York, EDT).
-    assert "Last reviewed 09 Mar 2026 12:00 EDT by <strong>nurse</strong>" in html
+    assert "Last reviewed 9 Mar 2026, 12:00 EDT by <strong>nurse</strong>" in html
     assert "Weights stable." in html
 
 

@@ -81,7 +81,7 @@ def test_a_timer_is_started_from_the_patient_page_and_audited(patient, nurse):
     )
     assert ("nurse", patient.pk, "create", "program.timeentry", [], "admin") in audit_rows()
     box_html = box(response.content.decode(), "care-time-timer")
-    assert "Your timer is running on this patient since 10 Mar 2026 11:00 EDT" in box_html
+    assert "Your timer is running on this patient since 10 Mar 2026, 11:00 EDT" in box_html
     assert "<strong>0 min</strong>" not in box_html and "<strong>1 min</strong>" in box_html
     assert f'action="{stop_url(timer)}"' in box_html
 
@@ -153,7 +153,7 @@ def test_a_second_timer_is_refused_and_the_running_one_shown(patient, nurse, tea
     )
 
     assert messages_of(response)[-1:] == [
-        "Your timer is running already (since 10 Mar 2026 11:00 EDT, shown in the timer box): "
+        "Your timer is running already (since 10 Mar 2026, 11:00 EDT, shown in the timer box): "
         "stop it first."
     ]
     assert TimeEntry.objects.count() == 1
