@@ -16,7 +16,7 @@ from alerts.models import Alert, CareTeam
 from monitoring.models import Metric, Patient, Reading, Severity
 from program.codes import billing_reference
 from program.models import Episode, Review, TimeEntry
-from program.periods import DevicePeriod, PeriodStanding, device_days, period_on, standing
+from program.periods import DevicePeriod, PeriodStanding, period_on, period_standings
 
 # Where the panel looks for a patient's data first: a display window, not a clinical number.
 RECENT = timedelta(days=30)
@@ -210,17 +210,8 @@ def _add_periods(by_id: dict[int, PatientStanding], team_ids: list[int], *, now:
         period = period_on(start=start, end=end, day=today)
         if period is not None:
             running[patient_id] = (period, today)
-    if not running:
-        return
-    days = device_days(
-        running,
-        start=min(period.start for period, _ in running.values()),
-        end=max(today for _, today in running.values()),
-    )
-    for patient_id, (period, today) in running.items():
-        by_id[patient_id].period = standing(
-            period=period, days=days.get(patient_id, ()), today=today
-        )
+    for patient_id, where in period_standings(running).items():
+        by_id[patient_id].period = where
 
 
 def month_bounds(zone: str, now: datetime) -> tuple[datetime, datetime]:
