@@ -34,7 +34,7 @@ from monitoring.units import format_number
 
 @dataclass(frozen=True)
 class LegendItem:
-    kind: str  # "series" | "average" | "band" | "mark"
+    kind: str  # "series" | "average-series" | "band" | "mark"
     text: str
     colour: str
     dash: str = ""
@@ -61,7 +61,9 @@ def legend_items(panels, bands, marks) -> list[LegendItem]:
         for days, _means in panel.averages:
             name = f"{panel.name}, " if panel.name else ""
             items.append(
-                LegendItem("average", f"{name}{average_words(days)}", AVERAGE_COLOUR, "", "3")
+                LegendItem(
+                    "average-series", f"{name}{average_words(days)}", AVERAGE_COLOUR, "", "3"
+                )
             )
     for band in sorted(bands, key=band_order, reverse=True):
         colour = SEVERITY_COLOURS.get(band.severity, "#57606a")
