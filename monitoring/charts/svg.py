@@ -206,14 +206,17 @@ def _trailing_means(
     window = timedelta(days=days)
     earliest = readings[0][0]
     means: list[Reading] = []
-    first, total = 0, 0.0
-    for index, (at, value, pk) in enumerate(readings):
-        total += value
+    first = upto = 0  # the window is readings[first:upto]
+    total = 0.0
+    for at, _value, pk in readings:
+        while upto < len(readings) and readings[upto][0] <= at:  # ties: all of the instant
+            total += readings[upto][1]
+            upto += 1
         while readings[first][0] <= at - window:
             total -= readings[first][1]
             first += 1
         if at - window >= earliest and start <= at <= end:
-            means.append((at, total / (index - first + 1), pk))
+            means.append((at, total / (upto - first), pk))
     return means
 
 

@@ -319,6 +319,24 @@ def test_the_average_is_drawn_only_where_its_whole_window_was_supplied():
     assert labels(root) == ["3-day average ≥ 105 warning"]
 
 
+def test_the_average_at_a_reading_counts_every_reading_of_that_instant():
+    # given: 100 mg/dL on days 0 and 1, then two readings at one instant on day 3, 90 and
+    # 130; a 3-day average limit
+    band = Band(105, None, "warning", "Mean at least 105", low_op="ge", average_days=3)
+    at = START + timedelta(days=3)
+    points = [(START, 100.0, 1), (START + timedelta(days=1), 100.0, 2)]
+    points += [(at, 90.0, 3), (at, 130.0, 4)]
+
+    root = glucose_chart(points, [band])
+
+    # then: the mean at either reading of day 3 is the rule's, over (day 0, day 3]:
+    # (100 + 90 + 130) / 3, not 95 at the first of the two
+    (path,) = by_class(root, "average-series")
+    assert len({command.split(",")[1] for command in path.get("d").split()}) == 1
+    assert len(path.get("d").split()) == 2
+    assert "3-day average drawn, latest 106.7 mg/dL." in root.find(f"{SVG}desc").text
+
+
 # --- The triggering reading, by id ----------------------------------------------------------
 
 
