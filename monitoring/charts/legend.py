@@ -51,7 +51,7 @@ def _band_panels(band, panels):
     return [p for p in panels if band in p.bands]
 
 
-def legend_items(panels, bands, marks) -> list[LegendItem]:
+def legend_items(panels, bands) -> list[LegendItem]:
     items = []
     if len(panels) > 1:
         for panel in panels:
@@ -72,8 +72,11 @@ def legend_items(panels, bands, marks) -> list[LegendItem]:
         if not any(visible(band, p.frame) for p in _band_panels(band, panels)):
             text += " (beyond the range shown)"
         items.append(LegendItem("band", text, colour, dash, width, tinted(band), band.severity))
-    if any(pk in marks for p in panels for *_, pk in p.readings):
+    ringed = {days for panel in panels for _, days in panel.rings}
+    if None in ringed:
         items.append(LegendItem("mark", "Triggering reading (ringed)", MARK_COLOUR))
+    for days in sorted(d for d in ringed if d):
+        items.append(LegendItem("mark", f"Triggering {average_words(days)} (ringed)", MARK_COLOUR))
     return items
 
 
@@ -128,7 +131,13 @@ def reading_text(name: str, at, value: float, unit: str, zone) -> str:
     return f"{prefix}{reading} at {at.astimezone(zone):%d %b %H:%M %Z}"
 
 
-def description(panels, unit, zone, bands, marks, start, end) -> str:
+def ring_text(panel, ring, unit: str, zone) -> str:
+    (at, value, _pk), days = ring
+    what = f"{average_words(days)}" if days else "reading"
+    return f"Triggering {what}: {reading_text(panel.name, at, value, unit, zone)}"
+
+
+def description(panels, unit, zone, bands, start, end) -> str:
     sentences = []
     for panel in panels:
         label = f"{panel.name}: " if panel.name else ""
@@ -159,15 +168,9 @@ def description(panels, unit, zone, bands, marks, start, end) -> str:
             sentences.append(f"{label}Limits drawn: {lines}.")
     if bands:
         sentences.append("Rules: " + "; ".join(band_text(b) for b in bands) + ".")
-    triggering = [
-        reading_text(panel.name, at, value, unit, zone)
-        for panel in panels
-        for at, value, pk in panel.readings
-        if pk is not None and pk in marks
-    ]
-    if triggering:
-        sentences.append(
-            f"Triggering reading{pluralize(len(triggering))}, ringed: {'; '.join(triggering)}."
-        )
+    rings = [(panel, ring) for panel in panels for ring in panel.rings]
+    if rings:
+        what = "; ".join(ring_text(panel, ring, unit, zone) for panel, ring in rings)
+        sentences.append(f"{what} (ringed).")
     sentences.append(zone_caption(start, end, zone) + ".")
     return " ".join(sentences)

@@ -61,6 +61,7 @@ from monitoring.charts.legend import (
     legend_layout,
     legend_shapes,
     reading_text,
+    ring_text,
 )
 from monitoring.charts.time_axis import x_ticks, zone_caption
 from monitoring.units import format_number
@@ -82,15 +83,19 @@ def line_chart(
     start: datetime,
     end: datetime,
     title: str,
+    average_marks: Collection[int] = (),
 ) -> SafeString:
     """One series over [start, end] as an inline SVG string. `points` are (measured at,
-    value, reading id); `marks` the ids of the readings that fired the alert."""
+    value, reading id); `marks` the ids of the readings that fired the alert;
+    `average_marks` the ids of the readings at which an average that fired it was taken
+    (the average's point is ringed, not the reading)."""
     return multi_line_chart(
         series=[("", points)],
         unit=unit,
         zone=zone,
         bands=bands,
         marks=marks,
+        average_marks=average_marks,
         start=start,
         end=end,
         title=title,
@@ -109,6 +114,9 @@ class Panel:
     averages: list[tuple[float, list[Reading]]]
     limits: list[Limit] = field(default_factory=list)
     frame: Frame | None = None
+    # What is ringed: (reading, None) for a triggering reading, (mean, days) for the
+    # triggering N-day average at a reading.
+    rings: list[tuple[Reading, float | None]] = field(default_factory=list)
 
 
 def multi_line_chart(
@@ -121,14 +129,16 @@ def multi_line_chart(
     start: datetime,
     end: datetime,
     title: str,
+    average_marks: Collection[int] = (),
 ) -> SafeString:
     """Several series (blood pressure: systolic and diastolic) as inline SVG, one panel
     each. A band with a `series` is drawn in that series' panel only."""
     if end <= start:
         raise ValueError("a chart needs end after start")
-    marks = frozenset(marks)
     panels = _panels(series, bands, start, end)
-    legend = legend_items(panels, bands, marks)
+    for panel in panels:
+        panel.rings = _rings(panel, frozenset(marks), frozenset(average_marks))
+    legend = legend_items(panels, bands)
     legend_rows = legend_layout(legend)
     bottom = panels[-1].frame.bottom
     height = bottom + AXIS_HEIGHT + LEGEND_ROW * len(legend_rows) + 6
@@ -141,14 +151,14 @@ def multi_line_chart(
         f'font-family="{escape(FONT)}" font-size="11">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
         f'<desc id="{chart_id}-desc">'
-        f"{escape(description(panels, unit, zone, bands, marks, start, end))}</desc>",
+        f"{escape(description(panels, unit, zone, bands, start, end))}</desc>",
         f'<rect class="background" x="0" y="0" width="{WIDTH}" height="{px(height)}" '
         'fill="#ffffff" stroke="#d0d7de" rx="4"/>',
         f'<text class="chart-title" x="{MARGIN_LEFT}" y="18" font-size="13" '
         f'font-weight="600" fill="#1f2328">{escape(title)}</text>',
     ]
     for panel in panels:
-        parts += _panel_shapes(panel, unit, zone, marks, titled=len(panels) > 1)
+        parts += _panel_shapes(panel, unit, zone, titled=len(panels) > 1)
     parts += _x_labels(panels[-1].frame, zone)
     parts += legend_shapes(legend_rows, bottom + AXIS_HEIGHT)
     parts.append("</svg>")
@@ -223,7 +233,7 @@ def _trailing_means(
 # --- One panel ----------------------------------------------------------------------------
 
 
-def _panel_shapes(panel: Panel, unit: str, zone: ZoneInfo, marks, *, titled: bool) -> list[str]:
+def _panel_shapes(panel: Panel, unit: str, zone: ZoneInfo, *, titled: bool) -> list[str]:
     frame = panel.frame
     parts = []
     if titled:
@@ -241,7 +251,7 @@ def _panel_shapes(panel: Panel, unit: str, zone: ZoneInfo, marks, *, titled: boo
     parts += _x_grid(frame, zone)
     parts += _limit_lines(panel.limits, frame)
     parts += _series_shapes(panel, unit, zone)
-    parts += _mark_shapes(panel, marks, unit, zone)
+    parts += _mark_shapes(panel, unit, zone)
     parts += _limit_labels(panel.limits, frame)
     if not panel.readings:
         parts.append(
@@ -443,18 +453,33 @@ def _thin(points: Sequence[Reading], columns: int) -> list[Reading]:
     return thinned
 
 
-def _mark_shapes(panel: Panel, marks, unit: str, zone: ZoneInfo) -> list[str]:
-    """The readings that fired the alert, found by id: a ring round each, and a guide at its
-    time. Another reading at the same instant (a sensor value beside a fingerstick) is not
-    ringed."""
+def _rings(panel: Panel, marks: frozenset, average_marks: frozenset) -> list:
+    """What fired the alert, found by reading id: the reading itself, or, for an average
+    that fired, the average drawn at that reading (the reading where none is drawn). Another
+    reading at the same instant (a sensor value beside a fingerstick) is not ringed."""
+    rings: list[tuple[Reading, float | None]] = []
+    averaged: set[int] = set()
+    for days, means in panel.averages:
+        for mean in means:
+            if mean[2] is not None and mean[2] in average_marks:
+                rings.append((mean, days))
+                averaged.add(mean[2])
+    for reading in panel.readings:
+        pk = reading[2]
+        if pk is not None and (pk in marks or (pk in average_marks and pk not in averaged)):
+            rings.append((reading, None))
+    return sorted(rings, key=lambda ring: (ring[0][0], ring[1] or 0))
+
+
+def _mark_shapes(panel: Panel, unit: str, zone: ZoneInfo) -> list[str]:
+    """A ring round what fired the alert, and a guide at its time."""
     frame = panel.frame
     parts = []
     guides: set[str] = set()
-    for at, value, pk in panel.readings:
-        if pk is None or pk not in marks:
-            continue
+    for ring in panel.rings:
+        (at, value, pk), days = ring
         x = px(frame.x(at))
-        label = escape("Triggering reading: " + reading_text(panel.name, at, value, unit, zone))
+        label = escape(ring_text(panel, ring, unit, zone))
         if x not in guides:
             guides.add(x)
             parts.append(
@@ -462,8 +487,9 @@ def _mark_shapes(panel: Panel, marks, unit: str, zone: ZoneInfo) -> list[str]:
                 f'y2="{px(frame.bottom)}" stroke="{MARK_COLOUR}" stroke-width="1" '
                 f'stroke-dasharray="2 2"><title>{label}</title></line>'
             )
+        kind = ' class="mark-ring mark-ring-average"' if days else ' class="mark-ring"'
         parts.append(
-            f'<circle class="mark-ring" data-reading="{pk}" cx="{x}" cy="{px(frame.y(value))}" '
+            f'<circle{kind} data-reading="{pk}" cx="{x}" cy="{px(frame.y(value))}" '
             f'r="6" fill="none" stroke="{MARK_COLOUR}" stroke-width="2">'
             f"<title>{label}</title></circle>"
         )

@@ -206,7 +206,7 @@ HYPERTENSION = [
 ]  # fmt: skip
 
 
-def bp_chart(readings, marks=(), days=7):
+def bp_chart(readings, marks=(), days=7, average_marks=()):
     end = START + timedelta(days=14)
     return parse(
         multi_line_chart(
@@ -218,6 +218,7 @@ def bp_chart(readings, marks=(), days=7):
             zone=BERLIN,
             bands=bands_from_rules(HYPERTENSION, unit="mmHg"),
             marks=marks,
+            average_marks=average_marks,
             start=end - timedelta(days=days),
             end=end,
             title="Blood pressure",
@@ -354,7 +355,7 @@ def test_only_the_triggering_reading_is_ringed_not_another_at_the_same_minute():
     rings = [(r.get("data-reading"), r.get("cx"), r.get("cy")) for r in by_class(root, "mark-ring")]
     assert rings == [("2", "380.0", "197.2")]
     assert len(by_class(root, "mark")) == 1
-    assert "Triggering reading, ringed: 48 mg/dL at 03 Mar 01:00 CET." in (
+    assert "Triggering reading: 48 mg/dL at 03 Mar 01:00 CET (ringed)." in (
         root.find(f"{SVG}desc").text
     )
     assert [g.find(f"{SVG}text").text for g in by_class(root, "legend-mark")] == [
@@ -369,6 +370,42 @@ def test_a_blood_pressure_reading_is_ringed_in_both_panels_and_no_other():
 
     rings = [r.get("data-reading") for r in by_class(root, "mark-ring")]
     assert rings == ["4", "4"]
+
+
+def test_an_average_that_fired_is_ringed_on_the_average_not_on_the_reading():
+    # given: 14 days of 140/88 a day; the 7-day average alert fired at reading 11
+    readings = [(n, START + timedelta(days=n, hours=12), 140.0, 88.0) for n in range(14)]
+
+    # when
+    root = bp_chart(readings, average_marks=[11])
+
+    # then: the average at reading 11 is ringed in each panel, at its own value (140 →
+    # y 119 in the systolic panel, 88 → 293 in the diastolic one, as in the test above),
+    # and no single reading
+    rings = [
+        (r.get("class"), r.get("data-reading"), r.get("cy")) for r in by_class(root, "mark-ring")
+    ]
+    assert rings == [
+        ("mark-ring mark-ring-average", "11", "119.0"),
+        ("mark-ring mark-ring-average", "11", "293.0"),
+    ]
+    titles = [r.find(f"{SVG}title").text for r in by_class(root, "mark-ring")]
+    assert titles == [
+        "Triggering 7-day average: Systolic 140 mmHg at 12 Mar 13:00 CET",
+        "Triggering 7-day average: Diastolic 88 mmHg at 12 Mar 13:00 CET",
+    ]
+    legend = [g.find(f"{SVG}text").text for g in by_class(root, "legend-mark")]
+    assert legend == ["Triggering 7-day average (ringed)"]
+
+
+def test_an_average_mark_without_its_average_drawn_rings_the_reading():
+    # given: the average's window reaches back past the readings supplied
+    readings = [(n, START + timedelta(days=10 + n), 140.0, 88.0) for n in range(4)]
+
+    root = bp_chart(readings, average_marks=[2])
+
+    rings = [(r.get("class"), r.get("data-reading")) for r in by_class(root, "mark-ring")]
+    assert rings == [("mark-ring", "2"), ("mark-ring", "2")]
 
 
 # --- Labels never overlap -------------------------------------------------------------------
