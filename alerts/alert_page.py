@@ -142,8 +142,14 @@ def charts(*, alert: Alert, rules: list[Rule], now: datetime) -> list[SafeString
         .values_list("id", "measured_at", "value", "systolic", "diastolic")
     )
     # Marked by identity: another reading at the same instant (a sensor value beside the
-    # fingerstick that fired) is not the triggering one.
-    marks = list(alert.reading_ids)
+    # fingerstick that fired) is not the triggering one. An average that fired is ringed on
+    # the average drawn at its reading, not on the reading.
+    fired = next((rule for rule in rules if rule.pk == alert.rule_id), None)
+    averaged = fired is not None and kind_of(fired).bands_averaged_over_days(
+        alert.rule_parameters or fired.parameters or {}
+    )
+    marks = [] if averaged else list(alert.reading_ids)
+    average_marks = list(alert.reading_ids) if averaged else []
     unit = display_unit(alert.metric)
     # The rules whose bands are a region of single readings (Kind.bands_mark_readings);
     # averages, rates and summaries alert on something else, so only the alert's own rule
@@ -160,6 +166,7 @@ def charts(*, alert: Alert, rules: list[Rule], now: datetime) -> list[SafeString
             "zone": alert.patient.zone,
             "bands": bands,
             "marks": marks,
+            "average_marks": average_marks,
             "start": end - timedelta(days=days),
             "end": end,
             "title": f"{label}, last {days} days",
