@@ -175,6 +175,13 @@ def test_a_bp_alerts_chart_draws_each_components_limits_in_its_own_panel(
         "Diastolic",
     ]
     expect(chart.locator("path.average-series").first).to_be_visible()
+    # What fired it: the average at the crisis reading, ringed in each panel; no reading.
+    rings = [(r.get("class"), r.get("data-reading")) for r in by_class(root, "mark-ring")]
+    average = (
+        "mark-ring mark-ring-average",
+        str(alerts["bp_home_avg_stage2_like"].reading_ids[-1]),
+    )
+    assert rings == [average, average]
     assert_labels_apart_and_readable(chart)
     screenshot(page, f"chart-bp-average-{width}")
     assert_no_sideways_scrolling(*crisis_page, width)
