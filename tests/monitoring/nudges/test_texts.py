@@ -7,11 +7,21 @@ import importlib
 import json
 
 import pytest
+from django.utils import translation
 
 from monitoring.admin import NudgeVariantForm
-from monitoring.models import NudgePurpose, VariantKind
+from monitoring.models import Metric, NudgePurpose, VariantKind
 from monitoring.nudges import placeholders_of
-from tests.monitoring.nudges.helpers import clock, patient, remind, weighing  # noqa: F401
+from monitoring.nudges.texts import render
+from tests.factories import MeasurementScheduleFactory, MedicationPlanFactory, NudgeVariantFactory
+from tests.monitoring.nudges.helpers import (  # noqa: F401
+    NOW,
+    clock,
+    dose,
+    patient,
+    remind,
+    weighing,
+)
 
 # --- Variants as data ---------------------------------------------------------------------
 
@@ -99,3 +109,58 @@ def test_the_nudge_and_variant_admin_pages_show(client, superuser, patient, vari
         f"/admin/monitoring/nudge/{nudge.pk}/change/",
     ]:
         assert client.get(url).status_code == 200, url
+
+
+# --- Vigil's own words in the variant's language (config/locale) ----------------------------
+
+GERMAN_WHAT = {
+    Metric.GLUCOSE: "Ihre Blutzuckermessung",
+    Metric.BLOOD_PRESSURE: "Ihre Blutdruckmessung",
+    Metric.WEIGHT: "Ihre Gewichtsmessung",
+    Metric.INR: "Ihre INR-Messung",
+    Metric.HEART_RATE: "Ihre Pulsmessung",
+    Metric.SPO2: "Ihre Messung der Sauerstoffsättigung",
+    Metric.TEMPERATURE: "Ihre Temperaturmessung",
+}
+
+
+def fill(variant, slot) -> str:
+    return render(variant=variant, slot=slot, zone=slot.patient.zone, now=NOW, streak=None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("metric", "what"), sorted(GERMAN_WHAT.items()))
+def test_a_german_variant_names_each_measurement_from_the_german_catalogue(patient, metric, what):
+    slot = weighing(patient, schedule=MeasurementScheduleFactory(patient=patient, metric=metric))
+    variant = NudgeVariantFactory(language="de", text="Erinnerung: {what} ist um {time} fällig.")
+
+    assert fill(variant, slot) == f"Erinnerung: {what} ist um 08:00 fällig."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language", "text", "expected"),
+    [
+        ("de", "Erinnerung: {what}.", "Erinnerung: Ihre Dosis Warfarin 5 mg."),
+        ("de-AT", "Erinnerung: {what}.", "Erinnerung: Ihre Dosis Warfarin 5 mg."),
+        ("en", "Reminder: {what}.", "Reminder: your Warfarin 5 mg dose."),
+        # No catalogue for French: Vigil's phrase stays English (the admin refuses {what} in
+        # a language without one: test_the_variant_admin_refuses_what_without_a_catalogue).
+        ("fr", "Rappel : {what}.", "Rappel : your Warfarin 5 mg dose."),
+    ],
+)
+def test_a_dose_is_named_in_the_variants_language(patient, language, text, expected):
+    slot = dose(MedicationPlanFactory(patient=patient))
+    variant = NudgeVariantFactory(language=language, text=text)
+
+    assert fill(variant, slot) == expected
+
+
+@pytest.mark.django_db
+def test_rendering_in_german_leaves_the_active_language_english(patient):
+    slot = weighing(patient)
+
+    fill(NudgeVariantFactory(language="de", text="{what}"), slot)
+
+    assert translation.get_language() == "en-us"
+    assert fill(NudgeVariantFactory(language="en", text="{what}"), slot) == "your weight check"
