@@ -12,7 +12,7 @@ patient view, and each print is audited as a view of the patient.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 
 from django.urls import path
 from django.utils import timezone
@@ -20,7 +20,7 @@ from django.utils.functional import cached_property
 
 from alerts.models import Alert, AlertStatus, CareTeamMembership
 from monitoring.audit import record
-from monitoring.display import display_unit, format_instant
+from monitoring.display import display_unit, format_date, format_instant
 from monitoring.evaluation import unit_of
 from monitoring.models import AuditAction, MedicationPlan, Metric, Patient, Severity
 from monitoring.patient_summary import (
@@ -34,19 +34,24 @@ from monitoring.units import format_number
 
 # The physician's letter covers a month: the page's own 30-day period (CHART_DAYS).
 PRINT_DAYS = CHART_DAYS
+# Display limits that keep the page to one A4 sheet (engineering choices, not clinical): the
+# rest is counted ("and 3 more") and is on the patient's pages.
+PRINT_ALERTS = 8
+PRINT_CONTACTS = 8
 
 
 @dataclass(frozen=True)
 class MetricFigures:
-    """One monitored metric over PRINT_DAYS: how often it was measured and where it stood."""
+    """One monitored metric over PRINT_DAYS: how often it was measured and where it stood.
+    Blood pressure's range is each component's own (the lowest systolic and the lowest
+    diastolic may be different readings), so it is written per component, not as a pair."""
 
     metric: str
     label: str
     readings: int
     latest: str = ""
-    latest_at: datetime | None = None
-    lowest: str = ""
-    highest: str = ""
+    latest_on: str = ""
+    range: str = ""
     mean: str = ""
 
 
@@ -72,45 +77,40 @@ def age_on(birth_date: date | None, today: date) -> int | None:
     )
 
 
-def _value(metric: str, value: float) -> str:
+# Measured in whole units (mmHg, bpm, %): their means and ranges are written so too.
+WHOLE_NUMBER_METRICS = {Metric.BLOOD_PRESSURE, Metric.HEART_RATE, Metric.SPO2}
+
+
+def _with_unit(text: str, metric: str) -> str:
     unit = display_unit(unit_of(metric))
-    number = format_number(round(value, 1))
-    return f"{number} {unit}" if unit else number
+    return f"{text} {unit}" if unit else text
 
 
-def figures_of(metric: str, chart: MetricChart | None) -> MetricFigures:
-    """The metric's key figures from its chart's readings (those of the patient page)."""
+def figures_of(metric: str, chart: MetricChart | None, zone: tzinfo) -> MetricFigures:
+    """The metric's key figures from its chart's readings (those of the patient page); the
+    latest reading's day on the patient's calendar."""
     label = Metric(metric).label
     if chart is None or not chart.readings:
         return MetricFigures(metric=metric, label=label, readings=0)
-    series = [points for _, points in chart.series]
-    if metric == Metric.BLOOD_PRESSURE:
-        systolic, diastolic = ([value for _, value in points] for points in series)
-        unit = display_unit(unit_of(metric))
+    components = [[value for _, value in points] for _, points in chart.series]
+    latest_at = chart.series[0][1][-1][0]
+    digits = 0 if metric in WHOLE_NUMBER_METRICS else 1
 
-        def pair(s: float, d: float) -> str:
-            return f"{format_number(round(s))}/{format_number(round(d))} {unit}"
+    def _number(value: float) -> str:
+        return format_number(round(value, digits))
 
-        return MetricFigures(
-            metric=metric,
-            label=label,
-            readings=chart.readings,
-            latest=pair(systolic[-1], diastolic[-1]),
-            latest_at=series[0][-1][0],
-            lowest=pair(min(systolic), min(diastolic)),
-            highest=pair(max(systolic), max(diastolic)),
-            mean=pair(sum(systolic) / len(systolic), sum(diastolic) / len(diastolic)),
-        )
-    values = [value for _, value in series[0]]
+    def joined(pick) -> str:
+        # 132/84 for blood pressure (systolic/diastolic), one number otherwise.
+        return _with_unit("/".join(pick(values) for values in components), metric)
+
     return MetricFigures(
         metric=metric,
         label=label,
-        readings=len(values),
-        latest=_value(metric, values[-1]),
-        latest_at=series[0][-1][0],
-        lowest=_value(metric, min(values)),
-        highest=_value(metric, max(values)),
-        mean=_value(metric, sum(values) / len(values)),
+        readings=chart.readings,
+        latest=joined(lambda values: _number(values[-1])),
+        latest_on=format_date(latest_at.astimezone(zone).date()),
+        range=joined(lambda values: f"{_number(min(values))}–{_number(max(values))}"),
+        mean=joined(lambda values: _number(sum(values) / len(values))),
     )
 
 
@@ -153,7 +153,8 @@ class PrintableSummary:
             chart.metric: chart
             for chart in chart_data(patient=self.patient, now=self.now, rules=self.rules)
         }
-        return [figures_of(metric, charts.get(metric)) for metric in self.monitored_metrics]
+        zone = self.patient.zone
+        return [figures_of(m, charts.get(m), zone) for m in self.monitored_metrics]
 
     @cached_property
     def summary(self) -> PatientSummary:
@@ -193,23 +194,42 @@ class PrintableSummary:
     def open_alerts(self) -> list[tuple[Alert, str]]:
         """(alert, since) of the alerts not resolved yet, most severe first, then oldest.
         Times on the patient's clock only: whoever reads the paper did not print it."""
-        alerts = Alert.objects.filter(patient=self.patient).exclude(status=AlertStatus.RESOLVED)
         order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+        alerts = sorted(
+            self._unresolved, key=lambda a: (order.get(a.severity, 3), a.first_triggered_at)
+        )
         return [
             (alert, format_instant(alert.first_triggered_at, self.patient.zone))
-            for alert in sorted(
-                alerts, key=lambda a: (order.get(a.severity, 3), a.first_triggered_at)
-            )
+            for alert in alerts[:PRINT_ALERTS]
         ]
+
+    @cached_property
+    def _unresolved(self) -> list[Alert]:
+        return list(Alert.objects.filter(patient=self.patient).exclude(status=AlertStatus.RESOLVED))
+
+    @property
+    def more_alerts(self) -> int:
+        return max(0, len(self._unresolved) - PRINT_ALERTS)
 
     @cached_property
     def contacts(self) -> list[CareTeamMembership]:
         """The care team's active members, physicians first: whom the physician calls back."""
         order = {"physician": 0, "nurse": 1, "coordinator": 2}
-        members = CareTeamMembership.objects.filter(
-            team_id=self.patient.care_team_id, user__is_active=True
-        ).select_related("user")
-        return sorted(members, key=lambda m: (order.get(m.role, 3), m.user.get_full_name()))
+        return sorted(self._members, key=lambda m: (order.get(m.role, 3), m.user.get_full_name()))[
+            :PRINT_CONTACTS
+        ]
+
+    @cached_property
+    def _members(self) -> list[CareTeamMembership]:
+        return list(
+            CareTeamMembership.objects.filter(
+                team_id=self.patient.care_team_id, user__is_active=True
+            ).select_related("user")
+        )
+
+    @property
+    def more_contacts(self) -> int:
+        return max(0, len(self._members) - PRINT_CONTACTS)
 
     @cached_property
     def printed_at(self) -> str:

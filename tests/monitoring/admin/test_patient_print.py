@@ -104,20 +104,20 @@ def test_the_summary_shows_the_patient_plans_figures_alerts_and_team(
     figures = {row.metric: row for row in summary.figures}
     weight, pressure = figures["weight"], figures["blood_pressure"]
     # 30 days: the weighing 40 days ago is not in them
-    assert (weight.readings, weight.latest, weight.lowest, weight.highest, weight.mean) == (
+    assert (weight.readings, weight.latest, weight.latest_on, weight.range, weight.mean) == (
         3,
         "84.1 kg",
-        "82 kg",
-        "84.1 kg",
+        "28 Feb 2026",
+        "82–84.1 kg",
         "83.2 kg",
     )
-    assert (pressure.readings, pressure.latest, pressure.lowest, pressure.highest) == (
+    # blood pressure: each component's own range and mean
+    assert (pressure.readings, pressure.latest, pressure.range, pressure.mean) == (
         2,
         "130/84 mmHg",
-        "130/84 mmHg",
-        "150/95 mmHg",
+        "130–150/84–95 mmHg",
+        "140/90 mmHg",
     )
-    assert pressure.mean == "140/90 mmHg"
     # every metric the patient's rules watch has a row, with or without readings
     monitored = sorted({r.metric for r in heart_patient.rules.filter(active=True)} - {"dose"})
     assert sorted(figures) == monitored
