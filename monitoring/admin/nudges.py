@@ -49,16 +49,19 @@ def message_of(key: str, language: str) -> str:
     return key[: -len(suffix)] if key.endswith(suffix) and len(key) > len(suffix) else key
 
 
-def translations_of(variant: NudgeVariant) -> list[NudgeVariant]:
-    """The message's variants in the other languages, by language."""
+def translations_of(
+    variant: NudgeVariant, variants: list[NudgeVariant] | None = None
+) -> list[NudgeVariant]:
+    """The message's variants in the other languages, by language; from `variants` when
+    given (a list page reads every variant once), else from the database."""
     message = message_of(variant.key, variant.language)
+    if variants is None:
+        variants = list(NudgeVariant.objects.filter(key__startswith=f"{message}-"))
     return sorted(
         (
             other
-            for other in NudgeVariant.objects.filter(key__startswith=f"{message}-").exclude(
-                pk=variant.pk
-            )
-            if message_of(other.key, other.language) == message
+            for other in variants
+            if other.pk != variant.pk and message_of(other.key, other.language) == message
         ),
         key=lambda other: other.language,
     )
@@ -186,18 +189,27 @@ class NudgeVariantAdmin(admin.ModelAdmin):
     def language_column(self, variant):
         return language_name(variant.language)
 
-    @admin.display(description="Other languages")
-    def translations_column(self, variant):
-        translations = translations_of(variant)
-        links = [
-            (reverse("admin:monitoring_nudgevariant_change", args=[other.pk]), other.language)
-            for other in translations
+    def get_list_display(self, request):
+        # Every variant read once for the whole list (a few dozen rows), not once per row.
+        variants = list(NudgeVariant.objects.only("pk", "key", "language"))
+
+        @admin.display(description="Other languages")
+        def translations_column(variant):
+            translations = translations_of(variant, variants)
+            links = [
+                (reverse("admin:monitoring_nudgevariant_change", args=[other.pk]), other.language)
+                for other in translations
+            ]
+            adds = [
+                (add_translation_url(variant, code), f"add {dict(settings.LANGUAGES)[code]}")
+                for code in missing_languages(variant, translations)
+            ]
+            return format_html_join(" · ", '<a href="{}">{}</a>', links + adds) or "–"
+
+        return [
+            translations_column if name == "translations_column" else name
+            for name in super().get_list_display(request)
         ]
-        adds = [
-            (add_translation_url(variant, code), f"add {dict(settings.LANGUAGES)[code]}")
-            for code in missing_languages(variant, translations)
-        ]
-        return format_html_join(" · ", '<a href="{}">{}</a>', links + adds) or "–"
 
     @admin.display(description="Translations")
     def translations(self, variant):

@@ -7,6 +7,8 @@ import importlib
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
 from monitoring.admin import NudgeVariantForm
@@ -210,13 +212,15 @@ def test_the_variant_list_shows_each_message_in_its_languages_and_what_is_missin
     client, superuser
 ):
     # given: the seeded defaults (every message in English and German) and a new English one
-    NudgeVariant.objects.filter(key__startswith="test-").delete()
     english = NudgeVariantFactory(key="test-only-en", language="en")
     client.force_login(superuser)
 
     # when
     page = client.get("/admin/monitoring/nudgevariant/?q=plain-due").content.decode()
-    only = client.get("/admin/monitoring/nudgevariant/?q=test-only").content.decode()
+    with CaptureQueriesContext(connection) as one_row:
+        only = client.get("/admin/monitoring/nudgevariant/?q=test-only").content.decode()
+    with CaptureQueriesContext(connection) as every_row:
+        client.get("/admin/monitoring/nudgevariant/")
 
     # then
     german = NudgeVariant.objects.get(key="plain-due-de")
@@ -224,6 +228,8 @@ def test_the_variant_list_shows_each_message_in_its_languages_and_what_is_missin
     assert f'<a href="/admin/monitoring/nudgevariant/{german.pk}/change/">de</a>' in page
     add = f"/admin/monitoring/nudgevariant/add/?translation_of={english.pk}&amp;language=de"
     assert f'<a href="{add}">add German</a>' in only
+    # the languages of every row from one query, not one per row
+    assert len(every_row.captured_queries) == len(one_row.captured_queries)
 
 
 @pytest.mark.django_db
