@@ -175,9 +175,8 @@ class NudgeVariantAdmin(admin.ModelAdmin):
         "kind",
         "language_column",
         "translations_column",
-        "purposes",
+        "purposes_column",
         "active",
-        "outcomes",
         "acted_share",
     ]
     list_filter = ["kind", "language", "active"]
@@ -189,22 +188,27 @@ class NudgeVariantAdmin(admin.ModelAdmin):
     def language_column(self, variant):
         return language_name(variant.language)
 
+    @admin.display(description="Other languages")
+    def translations_column(self, variant, variants: list[NudgeVariant] | None = None):
+        """Links to the message in its other languages, and "add German" for a missing one."""
+        translations = translations_of(variant, variants)
+        links = [
+            (reverse("admin:monitoring_nudgevariant_change", args=[other.pk]), other.language)
+            for other in translations
+        ]
+        adds = [
+            (add_translation_url(variant, code), f"add {dict(settings.LANGUAGES)[code]}")
+            for code in missing_languages(variant, translations)
+        ]
+        return format_html_join(" · ", '<a href="{}">{}</a>', links + adds) or "–"
+
     def get_list_display(self, request):
         # Every variant read once for the whole list (a few dozen rows), not once per row.
         variants = list(NudgeVariant.objects.only("pk", "key", "language"))
 
         @admin.display(description="Other languages")
         def translations_column(variant):
-            translations = translations_of(variant, variants)
-            links = [
-                (reverse("admin:monitoring_nudgevariant_change", args=[other.pk]), other.language)
-                for other in translations
-            ]
-            adds = [
-                (add_translation_url(variant, code), f"add {dict(settings.LANGUAGES)[code]}")
-                for code in missing_languages(variant, translations)
-            ]
-            return format_html_join(" · ", '<a href="{}">{}</a>', links + adds) or "–"
+            return self.translations_column(variant, variants)
 
         return [
             translations_column if name == "translations_column" else name
@@ -296,8 +300,16 @@ class NudgeVariantAdmin(admin.ModelAdmin):
 
     @admin.display(description="Acted")
     def acted_share(self, variant):
+        """ "40 % of 25": how often patients acted after it, of its settled outcomes."""
         total = self.outcomes(variant)
-        return f"{100 * (variant.successes or 0) / total:.0f} %" if total else "–"
+        return f"{100 * (variant.successes or 0) / total:.0f} % of {total}" if total else "–"
+
+    @admin.display(description="Purposes")
+    def purposes_column(self, variant):
+        # Words that wrap, not a JSON list that widens the table.
+        return ", ".join(
+            NudgePurpose(p).label if p in NudgePurpose.values else p for p in variant.purposes
+        )
 
     def has_delete_permission(self, request, obj=None):
         return False
