@@ -92,7 +92,8 @@ def figures_of(metric: str, chart: MetricChart | None, zone: tzinfo) -> MetricFi
     label = Metric(metric).label
     if chart is None or not chart.readings:
         return MetricFigures(metric=metric, label=label, readings=0)
-    components = [[value for _, value in points] for _, points in chart.series]
+    # A point is (at, value, …): the chart's points may carry more (a reading's id).
+    components = [[point[1] for point in points] for _, points in chart.series]
     latest_at = chart.series[0][1][-1][0]
     digits = 0 if metric in WHOLE_NUMBER_METRICS else 1
 
