@@ -21,6 +21,7 @@ from alerts.admin_scoping import TeamScopedAdmin
 from alerts.teams import TAILOR_RULES, can, teams_where
 from alerts.triage import describe_provenance, format_value, local_time
 from monitoring import rules as rule_kinds
+from monitoring.admin.patient_print import PatientPrintAdmin
 from monitoring.audit import record
 from monitoring.auth import issue_app_token, register_device, revoke_app_token, revoke_device
 from monitoring.enrolment import enrol_patient
@@ -189,7 +190,7 @@ class PatientPage:
 
 
 @admin.register(Patient)
-class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
+class PatientAdmin(PatientPrintAdmin, PatientReviewsAdmin, TeamScopedAdmin):
     """The patient page. Enrolment saves through enrol_patient (the protocols' rules are
     copied), rules are tailored through change_rule (a new version each time), credentials
     are issued and revoked through monitoring.auth: the admin writes no model directly but
