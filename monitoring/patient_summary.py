@@ -318,6 +318,7 @@ def render_time_in_ranges(cgm: CgmSummary, *, period: Period) -> SafeString:
     return time_in_ranges_bar(
         shares=[RangeBar(s.key, s.name, s.bounds, s.percent) for s in cgm.ranges],
         title=f"Time in ranges, {period.label}",
+        heading="Time in ranges",
     )
 
 

@@ -289,12 +289,12 @@ def _describe(profile, target, unit: str, half: float) -> str:
 
 # --- The time-in-ranges bar ---------------------------------------------------------------------
 
-BAR_WIDTH = 340
+BAR_WIDTH = 270
 BAR_HEIGHT = 240
 BAR_TOP = 34
 BAR_X = 12
-BAR_THICKNESS = 44
-LABEL_X = BAR_X + BAR_THICKNESS + 24
+BAR_THICKNESS = 36
+LABEL_X = BAR_X + BAR_THICKNESS + 20
 
 
 @dataclass(frozen=True)
@@ -307,10 +307,13 @@ class RangeBar:
     percent: float
 
 
-def time_in_ranges_bar(*, shares: Sequence[RangeBar], title: str) -> SafeString:
+def time_in_ranges_bar(
+    *, shares: Sequence[RangeBar], title: str, heading: str | None = None
+) -> SafeString:
     """The shares stacked bottom (very low) to top (very high), each labelled on its own row
     beside the bar (a thin share's label never overlaps its neighbour's), a leader line from
-    the row to its segment."""
+    the row to its segment. `heading`: the visible title when `title` (the accessible one)
+    is too long for the bar's width."""
     chart_id = _chart_id("tir", title)
     ordered = list(reversed(shares))  # drawn top to bottom: very high first
     height = BAR_TOP + BAR_HEIGHT + 14
@@ -318,7 +321,7 @@ def time_in_ranges_bar(*, shares: Sequence[RangeBar], title: str) -> SafeString:
         f'<svg xmlns="http://www.w3.org/2000/svg" class="vigil-chart vigil-tir" role="img" '
         f'viewBox="0 0 {BAR_WIDTH} {height}" width="100%" preserveAspectRatio="xMinYMin meet" '
         f'aria-labelledby="{chart_id}-title {chart_id}-desc" '
-        f'font-family="{escape(FONT)}" font-size="11">',
+        f'font-family="{escape(FONT)}" font-size="12">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
         f'<desc id="{chart_id}-desc">'
         + escape("; ".join(f"{s.name} ({s.bounds}): {s.percent:.1f} %" for s in shares) + ".")
@@ -326,7 +329,7 @@ def time_in_ranges_bar(*, shares: Sequence[RangeBar], title: str) -> SafeString:
         f'<rect class="background" x="0" y="0" width="{BAR_WIDTH}" height="{height}" '
         'fill="#ffffff" stroke="#d0d7de" rx="4"/>',
         f'<text class="chart-title" x="{BAR_X}" y="18" font-size="13" font-weight="600" '
-        f'fill="#1f2328">{escape(title)}</text>',
+        f'fill="#1f2328">{escape(heading or title)}</text>',
     ]
     total = sum(s.percent for s in shares) or 1.0
     y = float(BAR_TOP)
