@@ -111,10 +111,6 @@ class Period:
         return (self.end - self.start) / timedelta(days=1)
 
     @property
-    def whole_days(self) -> int:
-        return (self.last_day - self.first_day).days + 1
-
-    @property
     def label(self) -> str:
         if self.preset is not None:
             return f"last {self.preset} days"

@@ -174,10 +174,6 @@ class PatientPage:
             render_time_in_ranges(cgm, period=self.period),
         )
 
-    @property
-    def custom_period(self) -> bool:
-        return self.period.preset is None
-
     @cached_property
     def charts(self) -> list[tuple]:
         zone = self.patient.zone
