@@ -690,6 +690,11 @@ class PatientSummary:
     adherence: tuple[Adherence, ...]
     blood_pressure: BpSummary | None
 
+    @property
+    def cgm_window_days(self) -> float:
+        """The CGM summary's window: the period's days (its name before the selector)."""
+        return self.period.days
+
 
 def summarise_patient(
     *,
