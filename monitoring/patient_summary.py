@@ -164,8 +164,11 @@ def period_from_query(
             return fallback, f"The page goes back at most {OLDEST_CUSTOM_DAYS} days: {shown}"
         if (last - first).days + 1 > MAX_CUSTOM_DAYS:
             return fallback, f"A custom period spans at most {MAX_CUSTOM_DAYS} days: {shown}"
+        start = _local_midnight(first, zone)
         end = min(_local_midnight(last + timedelta(days=1), zone), now)
-        return Period(_local_midnight(first, zone), end, first, last, preset=None), None
+        if end <= start:  # today, at the very stroke of midnight: an empty period
+            return fallback, f"The period has no time in it yet: {shown}"
+        return Period(start, end, first, last, preset=None), None
     raw = query.get("days")
     if raw is None or raw == "":
         return fallback, None
