@@ -411,6 +411,9 @@ VIGIL_INFO_ALERT_TTL = timedelta(hours=env_int("VIGIL_INFO_ALERT_TTL_HOURS", 24)
 # alert, titled as late with its measured time; lesser ones are stored and shown but raise
 # nothing (docs/clinical-policies.md, "Late and out-of-order data").
 VIGIL_STALE_READING_AGE = timedelta(hours=env_int("VIGIL_STALE_READING_HOURS", 24))
+# The panel's "no data for N days" (program.panel): the product's definition of a patient
+# gone quiet (issue 13: "three days"), a working-list choice of the clinic, not a clinical limit.
+VIGIL_PANEL_NO_DATA_DAYS = env_int("VIGIL_PANEL_NO_DATA_DAYS", 3)
 # Scheduled rules (missing data, CGM and INR summaries) are re-checked at most this often.
 VIGIL_SUMMARY_CHECK_INTERVAL = timedelta(minutes=env_int("VIGIL_SUMMARY_CHECK_MINUTES", 60))
 # Schedules: a measurement (or dose) up to this long before its slot's time counts for the

@@ -841,10 +841,10 @@ class MetricChart:
     metric: str
     title: str
     unit: str
-    # One series, or two for blood pressure (systolic, diastolic).
-    series: tuple[tuple[str, list[tuple[datetime, float]]], ...]
+    # One series, or two for blood pressure (systolic, diastolic): (at, value, reading id).
+    series: tuple[tuple[str, list[tuple[datetime, float, int]]], ...]
     bands: tuple[Band, ...]
-    marks: tuple[datetime, ...]
+    marks: tuple[int, ...]  # the ids of the readings that fired an alert
     start: datetime
     end: datetime
 
@@ -899,15 +899,16 @@ def chart_data(
 def _chart(metric, readings, rules, alerted, start, end, period_label: str) -> MetricChart:
     unit = display_unit(unit_of(metric))
     active = [rule for rule in rules if rule.metric == metric and rule.active]
-    marks = tuple(reading.measured_at for reading in readings if reading.id in alerted)
+    # By id, not by time: another reading at the same instant did not fire anything.
+    marks = tuple(reading.id for reading in readings if reading.id in alerted)
     if metric == Metric.BLOOD_PRESSURE:
         # The names monitoring.charts gives blood-pressure bands' series.
         series = (
-            ("Systolic", [(r.measured_at, r.systolic) for r in readings]),
-            ("Diastolic", [(r.measured_at, r.diastolic) for r in readings]),
+            ("Systolic", [(r.measured_at, r.systolic, r.id) for r in readings]),
+            ("Diastolic", [(r.measured_at, r.diastolic, r.id) for r in readings]),
         )
     else:
-        series = (("", [(r.measured_at, r.value) for r in readings]),)
+        series = (("", [(r.measured_at, r.value, r.id) for r in readings]),)
     return MetricChart(
         metric=metric,
         title=f"{Metric(metric).label}, {period_label}",
