@@ -254,7 +254,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# The staff's admin is English (no LocaleMiddleware: the language never follows the browser).
+# What Vigil sends a patient is rendered in the patient's language under
+# translation.override (monitoring/nudges): its phrases come from the catalogues in
+# config/locale (beside the code, so the wheel carries them; the compiled .mo files are
+# committed: a checkout needs no gettext tools). A language not listed here reads English.
 LANGUAGE_CODE = "en-us"
+LANGUAGES = [("en", "English"), ("de", "German")]
+LOCALE_PATHS = [BASE_DIR / "config" / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -25,9 +25,7 @@ def episodes_for(clinic) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_the_panel_shows_the_teams_patients_with_their_flags(
-    clinic, open_page, screenshot, width
-):
+def test_the_panel_shows_the_teams_patients_with_their_flags(clinic, open_page, screenshot, width):
     episodes_for(clinic)
     page = open_page(width=width)
     login(page, "nina")
