@@ -451,12 +451,12 @@ def test_another_teams_user_gets_404_for_the_alerts_history(hypo, outsider):
     assert not AuditEvent.objects.filter(object_id=str(hypo.pk), fields=["history"]).exists()
 
 
-def test_the_admin_has_no_view_site_link_and_no_navigation_sidebar(root, hypo):
+def test_the_admin_has_no_view_site_link_and_keeps_its_navigation_sidebar(root, hypo):
     html = root.get(page_url(hypo)).content.decode()
 
     assert "View site" not in html
-    assert 'id="nav-sidebar"' not in html
-    assert 'id="toggle-nav-sidebar"' not in html
+    assert 'id="nav-sidebar"' in html
+    assert 'id="toggle-nav-sidebar"' in html
 
 
 def test_the_alert_page_takes_the_same_queries_however_much_there_is(

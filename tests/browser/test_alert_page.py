@@ -59,6 +59,8 @@ def test_the_alert_page_fits_and_the_phone_is_one_tap_away(
     expect(page.locator(".breadcrumbs")).to_contain_text("Dmitri Bauer: Level 2 hypoglycaemia")
     expect(page.locator(".vigil-facts")).to_contain_text("your time")  # Berlin vs New York
     expect(page.locator("body")).not_to_contain_text("View site", ignore_case=True)
+    # It fits beside the navigation sidebar, open (config/admin.py).
+    expect(page.locator("#nav-sidebar")).to_be_visible()
     assert overflow_of(page) == 0
     screenshot(page, f"alert-page-{width}")
 
@@ -82,6 +84,7 @@ def test_the_alert_page_fits_after_a_rule_was_tailored(clinic, top, open_page, s
     note = page.get_by_text("Tailored; the protocol default was")
     expect(note).to_be_visible()
     assert note.evaluate("element => getComputedStyle(element).whiteSpace") == "normal"
+    expect(page.locator("#nav-sidebar")).to_be_visible()
     assert overflow_of(page) == 0
     screenshot(page, f"alert-tailored-{width}")
 
