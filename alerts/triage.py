@@ -31,6 +31,9 @@ the filters, the search, the sort and the page stay; it shows when it was update
 be paused (`?refresh=off`, kept like the filters). A nonce'd script reloads it, and waits
 while the nurse has something on the page changed (rows selected, a search typed) so a
 reload never throws away what she was doing; without script a <noscript> meta refresh does.
+The script stops reloading once nobody has touched the page (key, pointer) for the session's
+idle timeout (SESSION_COOKIE_AGE), and says so: each reload is a request that renews the
+session, and an unattended screen must still sign itself out (one idle timeout later).
 """
 
 from __future__ import annotations
@@ -542,6 +545,8 @@ class QueueColumns:
 
     @admin.display(description="Trend")
     def trend_column(self, alert):
+        if alert.metric == Metric.DOSE:
+            return "—"  # doses are events, not values: no line to draw
         points = trend_points(alert.metric, getattr(alert, "trend_readings", None))
         return sparkline(alert.metric, points, marked=set(alert.reading_ids or ()))
 
@@ -599,6 +604,9 @@ MORE_COLUMNS_LABEL = "metric, occurrences, cleared, assignee, escalation, source
 @dataclass(frozen=True)
 class QueueRefresh:
     seconds: int  # 0: never
+    # The reloads stop after this long without a key or pointer on the page (the session's
+    # idle timeout): a reload is a request, and would keep an unattended screen signed in.
+    idle_seconds: int
     paused: bool
     updated_at: str  # on the viewer's clock
     url: str  # this page again, by GET, with its whole query string
@@ -648,6 +656,7 @@ class QueueChangeList(ChangeList):
         now = timezone.now()
         self.refresh = QueueRefresh(
             seconds=max(int(settings.VIGIL_QUEUE_REFRESH_SECONDS), 0),
+            idle_seconds=int(settings.SESSION_COOKIE_AGE),
             paused=request.GET.get(REFRESH_VAR) == "off",
             updated_at=format_clock(now, viewer_zone) if viewer_zone else f"{now:%H:%M} UTC",
             url=request.get_full_path(),

@@ -403,7 +403,7 @@ def test_the_queue_reloads_itself_at_its_own_address_with_the_filters(root, pati
 
     # then: the script's data and the no-script fallback name this very address
     here = "/admin/alerts/alert/?severity__exact=warning&amp;q=Smith&amp;p=1"
-    assert f'data-seconds="90" data-url="{here}"' in html
+    assert f'data-seconds="90" data-idle-seconds="1800" data-url="{here}"' in html
     assert f'<noscript><meta http-equiv="refresh" content="90; url={here}"></noscript>' in html
     assert "Updated at <time>17:00 CET</time>" in html
     assert "refreshes every 90 seconds" in html
@@ -805,9 +805,9 @@ def test_the_queue_costs_the_same_queries_for_2_or_40_alerts(
 
 
 # The session, the user and the access layer's two-factor lookups (4); the team filter's
-# teams; the filtered count; the page of alerts with their patients, assignees and latest
-# readings (one query); the access layer's audit insert in its savepoint (3); the session
-# save. The same for 2 alerts or 40.
+# teams; the filtered count; the page of alerts with their patients, assignees, latest
+# readings and trends (one query: correlated subqueries); the access layer's audit insert
+# in its savepoint (3); the session save. The same for 2 alerts or 40.
 QUEUE_QUERIES = 11
 
 

@@ -176,3 +176,28 @@ def test_the_queue_reloads_itself_with_its_filters_waits_for_a_selection_and_pau
     screenshot(page, f"queue-paused-{width}")
     page.locator("#queue-refresh-resume").click()
     expect(page.locator("#queue-refresh-pause")).to_be_visible()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_reloads_stop_when_nobody_has_used_the_page_for_the_sessions_idle_time(
+    clinic, open_page, settings, width
+):
+    # given: reloads every second, an idle timeout of four
+    settings.VIGIL_QUEUE_REFRESH_SECONDS = 1
+    page = open_page(width=width)
+    login(page, clinic.nurse.username)
+    settings.SESSION_COOKIE_AGE = 4
+    page.goto("/admin/alerts/alert/")
+
+    # when: nobody touches it
+    state = page.locator("#queue-refresh-state")
+    expect(state).to_contain_text("automatic refresh stopped", timeout=10_000)
+
+    # then: it reloads no more
+    page.evaluate("window.vigilMark = true")
+    page.wait_for_timeout(2_500)
+    assert page.evaluate("window.vigilMark") is True
+    expect(state).to_have_text(
+        "automatic refresh stopped: nobody used this page for 4 seconds (reload to resume)"
+    )
+    assert overflow_of(page) == 0
