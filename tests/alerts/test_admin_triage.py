@@ -272,6 +272,23 @@ def test_the_values_are_labelled_the_worst_of_several_and_the_same_reading(root,
     )
 
 
+def test_an_average_alert_says_its_value_is_an_average(root, patient):
+    rule = RuleFactory(
+        patient=patient, kind="average", metric="blood_pressure", title="High 7-day average"
+    )
+    alert_of(patient, rule=rule, values={"average": "142/91 mm[Hg]", "readings": 14})
+
+    html = root.get(QUEUE).content.decode()
+
+    assert cell(
+        html,
+        "value_column",
+        '<dl class="vigil-values">'
+        '<dt>Triggered (average)</dt><dd><span class="vigil-value">142/91 mmHg</span></dd>'
+        '<dt>Latest</dt><dd><span class="vigil-value">no reading</span></dd></dl>',
+    )
+
+
 def test_without_a_reading_the_value_is_what_the_rule_saw(root, patient):
     # given: no glucose reading at all (the rule's values are all there is)
     alert = alert_of(patient, values={"observed": "48 mg/dL"})
