@@ -414,6 +414,8 @@ VIGIL_EVALUATION_GRACE = timedelta(seconds=env_int("VIGIL_EVALUATION_GRACE_SECON
 VIGIL_SWEEP_BATCH = env_int("VIGIL_SWEEP_BATCH", 500)
 # Info alerts resolve themselves this long after their last trigger (nobody has to act).
 VIGIL_INFO_ALERT_TTL = timedelta(hours=env_int("VIGIL_INFO_ALERT_TTL_HOURS", 24))
+# The triage queue reloads itself this often (filters kept; a nurse can pause it); 0: never.
+VIGIL_QUEUE_REFRESH_SECONDS = env_int("VIGIL_QUEUE_REFRESH_SECONDS", 60)
 # Readings measured longer ago than this are late: only a critical finding on one raises an
 # alert, titled as late with its measured time; lesser ones are stored and shown but raise
 # nothing (docs/clinical-policies.md, "Late and out-of-order data").

@@ -28,6 +28,7 @@ from monitoring.patient_summary import (
     MetricChart,
     PatientSummary,
     chart_data,
+    preset_period,
     summarise_patient,
 )
 from monitoring.units import format_number
@@ -123,6 +124,8 @@ class PrintableSummary:
     def __init__(self, *, patient: Patient, now: datetime):
         self.patient = patient
         self.now = now
+        # The page's own range selector defaults to another span: the letter asks for 30 days.
+        self.period = preset_period(self.days, zone=patient.zone, now=now)
 
     @cached_property
     def age(self) -> int | None:
@@ -152,14 +155,18 @@ class PrintableSummary:
     def figures(self) -> list[MetricFigures]:
         charts = {
             chart.metric: chart
-            for chart in chart_data(patient=self.patient, now=self.now, rules=self.rules)
+            for chart in chart_data(
+                patient=self.patient, now=self.now, rules=self.rules, period=self.period
+            )
         }
         zone = self.patient.zone
         return [figures_of(m, charts.get(m), zone) for m in self.monitored_metrics]
 
     @cached_property
     def summary(self) -> PatientSummary:
-        return summarise_patient(patient=self.patient, now=self.now, rules=self.rules)
+        return summarise_patient(
+            patient=self.patient, now=self.now, rules=self.rules, period=self.period
+        )
 
     @cached_property
     def shows_cgm(self) -> bool:
