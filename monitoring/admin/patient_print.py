@@ -129,8 +129,8 @@ class PrintableSummary:
 
     @cached_property
     def age(self) -> int | None:
-        # The record has no date of birth yet; the line prints once it has one.
-        birth_date = getattr(self.patient, "birth_date", None)
+        # Patient.date_of_birth is optional: without one the line is not printed.
+        birth_date = self.patient.date_of_birth
         return age_on(birth_date, self.now.astimezone(self.patient.zone).date())
 
     @cached_property
