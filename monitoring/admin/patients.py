@@ -63,12 +63,13 @@ class RuleRow:
     current: str
     default: str | None
     tailored: bool
+    sentence: str = ""  # the rule as a sentence ("Warn when glucose is below 70 mg/dL")
 
 
 def describe_parameters(rule: Rule, parameters: dict | None) -> str:
     """Parameters as a clinician reads them, as the rule's kind words them
     (monitoring.rules.describe). The exact JSON is on the rule's page."""
-    return rule_kinds.describe(rule.kind, parameters, unit=unit_of(rule.metric))
+    return rule_kinds.describe(rule.kind, parameters, unit=unit_of(rule.metric), metric=rule.metric)
 
 
 def rule_row(rule: Rule) -> RuleRow:
@@ -77,6 +78,7 @@ def rule_row(rule: Rule) -> RuleRow:
         current=describe_parameters(rule, rule.parameters),
         default=describe_parameters(rule, rule.default_parameters),
         tailored=rule.default_parameters is not None and rule.parameters != rule.default_parameters,
+        sentence=rule_kinds.sentence(rule, unit=unit_of(rule.metric)),
     )
 
 

@@ -43,6 +43,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
+from monitoring.rules.words import plural
 from monitoring.units import format_number
 
 CONSECUTIVE_MISSED = "consecutive_missed"
@@ -202,6 +203,25 @@ def summary_windows(parameters: dict) -> list[float]:
     return [parameters["window_days"]] if is_taking_rate(parameters) else []
 
 
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "2 scheduled doses in a row of a medication marked critical are missed", "fewer than
+    80 % of scheduled doses are taken over the last 7 days", "3 measurement reminders in a
+    row go unanswered"."""
+    mode = parameters.get("mode")
+    if mode == CONSECUTIVE_MISSED:
+        listed = parameters.get("medications") or []
+        watched = f"of {', '.join(listed)}" if listed else "of a medication marked critical"
+        return f"{plural(parameters['count'], 'scheduled dose')} in a row {watched} are missed"
+    if mode == TAKING_RATE:
+        return (
+            f"fewer than {format_number(parameters['below_percent'])} % of scheduled doses are "
+            f"taken over the last {plural(parameters['window_days'], 'day')}"
+        )
+    if mode == UNANSWERED_REMINDERS:
+        return f"{plural(parameters['count'], 'measurement reminder')} in a row go unanswered"
+    return ""
+
+
 KIND = Kind(
     name="adherence",
     label="Dose adherence",
@@ -247,4 +267,5 @@ KIND = Kind(
     runs_on_missed_dose=is_taking_rate,
     summary=SUMMARY_DOSE_TAKING,
     summary_windows=summary_windows,
+    describe=describe,
 )

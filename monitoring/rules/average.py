@@ -26,6 +26,8 @@ from monitoring.rules.base import (
     object_schema,
 )
 from monitoring.rules.threshold import observed
+from monitoring.rules.words import conditions_words, plural, subject_of
+from monitoring.units import format_number
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,16 @@ def _average_at(end, history, window_days: int) -> tuple[Mean, int]:
     return mean, len(window)
 
 
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "the 7-day average systolic is at or above 135 mmHg or diastolic is at or above
+    85 mmHg (from at least 4 readings)"."""
+    clause = conditions_words(parameters, unit=unit, subject=subject_of(metric))
+    days = parameters.get("window_days")
+    readings = parameters.get("min_readings")
+    words = f"the {format_number(days)}-day average {clause}"
+    return f"{words} (from at least {plural(readings, 'reading')})" if readings else words
+
+
 KIND = Kind(
     name="average",
     label="Average over a window",
@@ -133,4 +145,5 @@ KIND = Kind(
     # Its band is drawn for its own alert only: it alerts on a mean, not on single readings.
     bands=condition_bands,
     shown_value="average",
+    describe=describe,
 )

@@ -381,7 +381,7 @@ def _nothing_on_slots(rule: RuleLike, context: Context) -> Evaluation:
     return Evaluation()
 
 
-def _describe(parameters: dict, *, unit: str) -> str:
+def _describe(parameters: dict, *, unit: str, metric: str = "") -> str:
     return describe_parameters(parameters, unit=unit)
 
 
@@ -429,7 +429,9 @@ class Kind:
     # the metric (averages, rates and summaries alert on something else: only the alert's
     # own rule is drawn then).
     bands_mark_readings: bool = False
-    describe: Callable[..., str] = _describe  # (parameters, *, unit) -> str
+    # The parameters as a clause of a sentence, every number the rule's own:
+    # (parameters, *, unit, metric) -> "glucose is below 54 mg/dL" (monitoring/rules/words.py).
+    describe: Callable[..., str] = _describe
     # The key of its findings' values holding the value it saw, shown where no reading is
     # at hand (the triage queue's latest value).
     shown_value: str | None = None

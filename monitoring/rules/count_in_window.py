@@ -21,6 +21,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
+from monitoring.rules.words import conditions_words, plural, subject_of
 from monitoring.units import format_number
 
 
@@ -70,6 +71,15 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     return result
 
 
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "INR is at or above 5 in 2 readings within 183 days"."""
+    clause = conditions_words(parameters, unit=unit, subject=subject_of(metric))
+    return (
+        f"{clause} in {plural(parameters['count'], 'reading')} within "
+        f"{plural(parameters['within_days'], 'day')}"
+    )
+
+
 KIND = Kind(
     name="count_in_window",
     label="Count in window",
@@ -89,4 +99,5 @@ KIND = Kind(
     about_single_readings=True,
     bands=condition_bands,
     bands_mark_readings=True,
+    describe=describe,
 )

@@ -20,6 +20,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
+from monitoring.rules.words import plural, subject_of
 from monitoring.units import format_number
 
 
@@ -76,6 +77,13 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     )
 
 
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "no glucose reading arrives for 48 hours"."""
+    return (
+        f"no {subject_of(metric)} reading arrives for {plural(parameters['silent_hours'], 'hour')}"
+    )
+
+
 KIND = Kind(
     name="missing_data",
     label="Missing data",
@@ -90,4 +98,5 @@ KIND = Kind(
     history_on_readings=False,
     next_check=next_check,
     moved_check=moved_check,
+    describe=describe,
 )

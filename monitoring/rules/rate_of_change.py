@@ -26,6 +26,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
+from monitoring.rules.words import plural, quantity, subject_of
 from monitoring.units import format_number
 
 
@@ -102,6 +103,16 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     return result
 
 
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "weight rises by more than 0.9 kg in 1 day", "weight falls by 0.9 kg or more in 2
+    days"."""
+    verb = "rises" if parameters.get("direction") == "gain" else "falls"
+    amount = quantity(parameters["delta"], unit)
+    by = f"{amount} or more" if parameters.get("op") == "ge" else f"more than {amount}"
+    days = plural(parameters["window_days"], "day")
+    return f"{subject_of(metric)} {verb} by {by} in {days}"
+
+
 KIND = Kind(
     name="rate_of_change",
     label="Rate of change",
@@ -120,4 +131,5 @@ KIND = Kind(
     evaluate=evaluate,
     triggers=frozenset({ON_READING}),
     about_single_readings=True,
+    describe=describe,
 )

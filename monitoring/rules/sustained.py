@@ -23,6 +23,7 @@ from monitoring.rules.base import (
     object_schema,
 )
 from monitoring.rules.threshold import observed
+from monitoring.rules.words import conditions_words, plural, subject_of
 
 # How far back a run of readings is followed. Not clinical: a bound on the query.
 MAX_LOOKBACK = timedelta(days=30)
@@ -93,6 +94,16 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     return result
 
 
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "glucose is below 70 mg/dL for 3 readings in a row", "… for at least 30 minutes"."""
+    clause = conditions_words(parameters, unit=unit, subject=subject_of(metric))
+    if parameters.get("count") is not None:
+        return f"{clause} for {plural(parameters['count'], 'reading')} in a row"
+    if parameters.get("duration_minutes") is not None:
+        return f"{clause} for at least {plural(parameters['duration_minutes'], 'minute')}"
+    return clause
+
+
 KIND = Kind(
     name="sustained",
     label="Sustained",
@@ -123,4 +134,5 @@ KIND = Kind(
     about_single_readings=True,
     bands=condition_bands,
     bands_mark_readings=True,
+    describe=describe,
 )

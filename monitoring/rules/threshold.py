@@ -26,6 +26,7 @@ from monitoring.rules.base import (
     components_for,
     object_schema,
 )
+from monitoring.rules.words import conditions_words, subject_of
 from monitoring.units import format_number
 
 
@@ -115,6 +116,11 @@ def clear_since(conditions: Conditions, readings) -> datetime | None:
     return since
 
 
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "glucose is below 54 mg/dL", "INR is below 2 or above 3"."""
+    return conditions_words(parameters, unit=unit, subject=subject_of(metric))
+
+
 KIND = Kind(
     name="threshold",
     label="Threshold",
@@ -127,4 +133,5 @@ KIND = Kind(
     bands=condition_bands,
     bands_mark_readings=True,
     shown_value="observed",
+    describe=describe,
 )
