@@ -1,6 +1,5 @@
 """The patient page: enrolment, rules beside their defaults, credentials, charts, summaries."""
 
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,6 +24,7 @@ from monitoring.audit import record
 from monitoring.auth import issue_app_token, register_device, revoke_app_token, revoke_device
 from monitoring.enrolment import enrol_patient
 from monitoring.evaluation import SINGLE_READING_KINDS, unit_of
+from monitoring.evaluation.preview import preview_rule
 from monitoring.models import (
     AuditAction,
     Device,
@@ -40,6 +40,7 @@ from monitoring.patient_forms import (
     PatientEnrolForm,
     PatientForm,
     RuleChangeForm,
+    rule_history,
 )
 from monitoring.patient_rules import StaleRule, change_rule
 from monitoring.patient_summary import CHART_DAYS, chart_data, render_chart, summarise_patient
@@ -355,11 +356,21 @@ class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
         rule = get_object_or_404(patient.rules.select_related("protocol"), pk=rule_id)
         may_edit = can(request.user, TAILOR_RULES, team_id=patient.care_team_id)
         form = RuleChangeForm(rule=rule) if may_edit else None
+        preview = None
         if request.method == "POST":
             if not may_edit:
                 raise PermissionDenied
-            form = RuleChangeForm(request.POST, rule=rule)
-            if form.is_valid():
+            previewing = "preview" in request.POST
+            form = RuleChangeForm(request.POST, rule=rule, preview=previewing)
+            if form.is_valid() and previewing:
+                # Issue 14.4: what the candidate would have done, before saving it.
+                preview = preview_rule(
+                    rule=rule,
+                    parameters=form.cleaned_data["parameters"],
+                    severity=form.cleaned_data["severity"],
+                    now=timezone.now(),
+                )
+            elif form.is_valid():
                 changes = form.changes()
                 note = form.cleaned_data["note"]
                 try:
@@ -380,6 +391,7 @@ class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
                     return redirect(request.path)
         else:
             self._audit(request, patient, AuditAction.VIEW, rule)
+        revisions = list(rule.revisions.select_related("changed_by"))
         return self._render(
             request,
             "rule.html",
@@ -387,16 +399,14 @@ class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
             f"Rule “{rule.title}”",
             rule=rule,
             row=rule_row(rule),
-            parameters_json=json.dumps(rule.parameters, ensure_ascii=False, indent=2),
-            default_json=(
+            sentence=rule_kinds.sentence(rule, unit=unit_of(rule.metric)),
+            default_sentence=(
                 None
                 if rule.default_parameters is None
-                else json.dumps(rule.default_parameters, ensure_ascii=False, indent=2)
+                else rule_kinds.sentence(rule, rule.default_parameters, unit=unit_of(rule.metric))
             ),
-            revisions=[
-                (revision, json.dumps(revision.parameters, ensure_ascii=False))
-                for revision in rule.revisions.select_related("changed_by").order_by("-version")
-            ],
+            history=rule_history(rule, revisions, zone=patient.zone),
+            preview=preview,
             unit=unit_of(rule.metric),
             policy_notes=policy_notes(
                 group=rule.group,
