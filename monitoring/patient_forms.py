@@ -106,14 +106,17 @@ PARAMETER_LABELS = {
     "min_percent_active": ("and at least", "% of readings"),
     "sensor_interval_minutes": ("Sensor reading every", "minutes"),
 }
-COUNT_LABELS = {
-    "sustained": ("For", "readings in a row"),
-    "count_in_window": ("In", "readings"),
-    "adherence": ("In a row", ""),
+# Where a kind asks for a parameter in its own words.
+KIND_LABELS = {
+    ("sustained", "count"): ("For", "readings in a row"),
+    ("count_in_window", "count"): ("In", "readings"),
+    ("adherence", "count"): ("In a row", ""),
+    ("rate_of_change", "window_days"): ("Within", "days"),
+    ("rate_of_change", "delta"): ("Amount", "unit"),
 }
 CHOICE_WORDS = {
     "direction": [("gain", "rises"), ("loss", "falls")],
-    "op": [("gt", "by more than"), ("ge", "by at least")],
+    "op": [("gt", "more than"), ("ge", "at least")],
     "match": [("any", "any of these holds"), ("all", "all of these hold")],
 }
 # Parameters that choose which other parameters apply: changed through the JSON only.
@@ -178,8 +181,9 @@ def parameter_fields(
                 help_text=part.get("description", ""),
             )
         elif name in CHOICE_WORDS:
+            subject = rule_kinds.words.subject_of(metric)
             fields[name] = forms.ChoiceField(
-                label="Fires when it" if name == "direction" else "Change",
+                label=f"When {subject}" if name == "direction" else "By",
                 choices=CHOICE_WORDS[name],
                 required=name in required,
             )
@@ -190,17 +194,16 @@ def parameter_fields(
 
 def _number_field(kind, name, schema, required, unit) -> forms.Field:
     label, in_unit = PARAMETER_LABELS.get(name, (name.replace("_", " ").capitalize(), ""))
-    if name == "count":
-        label, in_unit = COUNT_LABELS.get(kind, (label, in_unit))
+    label, in_unit = KIND_LABELS.get((kind, name), (label, in_unit))
     in_unit = unit if in_unit == "unit" else in_unit
     kinds = schema.get("type")
     kinds = kinds if isinstance(kinds, list) else [kinds]
     nullable = "null" in kinds
     field_class = forms.IntegerField if "integer" in kinds else forms.FloatField
+    # No min_value: the kind's validation is the authority, with its own reason.
     return field_class(
         label=f"{label} ({in_unit})" if in_unit else label,
         required=required and not nullable,
-        min_value=schema.get("minimum"),
         help_text=_number_help(schema),
     )
 
@@ -215,7 +218,7 @@ def _condition_fields(parameters: dict, metric: str, unit: str) -> dict[str, for
             label=f"When {name} is", choices=OPERATOR_CHOICES
         )
         fields[f"conditions[{position}].value"] = forms.FloatField(
-            label=f"Limit ({unit})" if unit else "Limit"
+            label=f"Limit ({unit})" if unit else "Limit", help_text="A number."
         )
     return fields
 

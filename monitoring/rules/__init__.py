@@ -194,9 +194,10 @@ def describe(kind: str, parameters: object, *, unit: str, metric: str = "") -> s
     if not isinstance(parameters, dict):
         return json.dumps(parameters, ensure_ascii=False)
     try:
-        return KINDS[kind].describe(parameters, unit=unit, metric=metric)
+        worded = KINDS[kind].describe(parameters, unit=unit, metric=metric)
     except (KeyError, TypeError, ValueError, AttributeError):
-        return describe_parameters(parameters, unit=unit)
+        worded = ""
+    return worded or describe_parameters(parameters, unit=unit)
 
 
 def sentence(rule, parameters: object = None, *, unit: str, severity: str | None = None) -> str:

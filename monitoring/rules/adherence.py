@@ -211,13 +211,16 @@ def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
     if mode == CONSECUTIVE_MISSED:
         listed = parameters.get("medications") or []
         watched = f"of {', '.join(listed)}" if listed else "of a medication marked critical"
-        return f"{plural(parameters['count'], 'scheduled dose')} in a row {watched} are missed"
+        verb = "is" if parameters["count"] == 1 else "are"
+        return f"{plural(parameters['count'], 'scheduled dose')} in a row {watched} {verb} missed"
     if mode == TAKING_RATE:
         return (
             f"fewer than {format_number(parameters['below_percent'])} % of scheduled doses are "
             f"taken over the last {plural(parameters['window_days'], 'day')}"
         )
     if mode == UNANSWERED_REMINDERS:
+        if parameters["count"] == 1:
+            return "a measurement reminder goes unanswered"
         return f"{plural(parameters['count'], 'measurement reminder')} in a row go unanswered"
     return ""
 
