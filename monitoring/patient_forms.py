@@ -106,14 +106,6 @@ PARAMETER_LABELS = {
     "min_percent_active": ("and at least", "% of readings"),
     "sensor_interval_minutes": ("Sensor reading every", "minutes"),
 }
-# Where a kind asks for a parameter in its own words.
-KIND_LABELS = {
-    ("sustained", "count"): ("For", "readings in a row"),
-    ("count_in_window", "count"): ("In", "readings"),
-    ("adherence", "count"): ("In a row", ""),
-    ("rate_of_change", "window_days"): ("Within", "days"),
-    ("rate_of_change", "delta"): ("Amount", "unit"),
-}
 CHOICE_WORDS = {
     "direction": [("gain", "rises"), ("loss", "falls")],
     "op": [("gt", "more than"), ("ge", "at least")],
@@ -194,7 +186,8 @@ def parameter_fields(
 
 def _number_field(kind, name, schema, required, unit) -> forms.Field:
     label, in_unit = PARAMETER_LABELS.get(name, (name.replace("_", " ").capitalize(), ""))
-    label, in_unit = KIND_LABELS.get((kind, name), (label, in_unit))
+    # Where the kind asks for it in its own words (Kind.parameter_labels).
+    label, in_unit = rule_kinds.KINDS[kind].parameter_labels.get(name, (label, in_unit))
     in_unit = unit if in_unit == "unit" else in_unit
     kinds = schema.get("type")
     kinds = kinds if isinstance(kinds, list) else [kinds]

@@ -46,6 +46,7 @@ from monitoring.patient_rules import StaleRule, change_rule
 from monitoring.patient_summary import CHART_DAYS, chart_data, render_chart, summarise_patient
 from monitoring.problems import policy_notes
 from monitoring.rules import InvalidParameters
+from monitoring.rules.words import capitalised
 from program.admin.reviews import PatientReviewsAdmin
 from program.rule_statistics import rule_statistics
 
@@ -70,7 +71,10 @@ class RuleRow:
 def describe_parameters(rule: Rule, parameters: dict | None) -> str:
     """Parameters as a clinician reads them, as the rule's kind words them
     (monitoring.rules.describe). The exact JSON is on the rule's page."""
-    return rule_kinds.describe(rule.kind, parameters, unit=unit_of(rule.metric), metric=rule.metric)
+    worded = rule_kinds.describe(
+        rule.kind, parameters, unit=unit_of(rule.metric), metric=rule.metric
+    )
+    return capitalised(worded)
 
 
 def rule_row(rule: Rule) -> RuleRow:

@@ -271,4 +271,5 @@ KIND = Kind(
     summary=SUMMARY_DOSE_TAKING,
     summary_windows=summary_windows,
     describe=describe,
+    parameter_labels={"count": ("In a row", "")},
 )

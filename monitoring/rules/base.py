@@ -432,6 +432,9 @@ class Kind:
     # The parameters as a clause of a sentence, every number the rule's own:
     # (parameters, *, unit, metric) -> "glucose is below 54 mg/dL" (monitoring/rules/words.py).
     describe: Callable[..., str] = _describe
+    # How the tailoring form asks for a parameter where the kind says it its own way:
+    # {parameter: (label, unit)}, unit "unit" for the metric's (monitoring/patient_forms.py).
+    parameter_labels: dict[str, tuple[str, str]] = field(default_factory=dict)
     # The key of its findings' values holding the value it saw, shown where no reading is
     # at hand (the triage queue's latest value).
     shown_value: str | None = None

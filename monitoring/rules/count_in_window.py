@@ -100,4 +100,5 @@ KIND = Kind(
     bands=condition_bands,
     bands_mark_readings=True,
     describe=describe,
+    parameter_labels={"count": ("In", "readings")},
 )

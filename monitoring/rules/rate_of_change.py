@@ -132,4 +132,5 @@ KIND = Kind(
     triggers=frozenset({ON_READING}),
     about_single_readings=True,
     describe=describe,
+    parameter_labels={"window_days": ("Within", "days"), "delta": ("Amount", "unit")},
 )

@@ -135,4 +135,5 @@ KIND = Kind(
     bands=condition_bands,
     bands_mark_readings=True,
     describe=describe,
+    parameter_labels={"count": ("For", "readings in a row")},
 )

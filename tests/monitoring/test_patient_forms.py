@@ -26,7 +26,10 @@ def test_the_form_says_what_the_kinds_parameters_may_be():
 
     help_text = RuleChangeForm(rule=rule).fields["parameters"].help_text
 
-    assert help_text.startswith("Threshold: conditions: a list of {")
+    assert help_text.startswith(
+        "Leave empty to use the fields above. Filled in, it replaces them: "
+        "Threshold: conditions: a list of {"
+    )
     assert "op: lt | le | gt | ge" in help_text
     assert "match (optional): any | all" in help_text
 
