@@ -43,7 +43,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
-from monitoring.rules.words import plural
+from monitoring.rules.words import alert_title, plural, subject_of
 from monitoring.units import format_number
 
 CONSECUTIVE_MISSED = "consecutive_missed"
@@ -147,7 +147,7 @@ def taking_rate(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
                     f"{counted.taken} of {counted.scheduled} doses taken in "
                     f"{format_number(params['window_days'])} days ({counted.percent:.0f} %, "
@@ -179,7 +179,7 @@ def evaluate_slot(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
                     f"{slot.subject}: {len(missed)} consecutive {things} not logged; "
                     f"last due {last_due}"
@@ -219,9 +219,10 @@ def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
             f"taken over the last {plural(parameters['window_days'], 'day')}"
         )
     if mode == UNANSWERED_REMINDERS:
+        reminder = f"{subject_of(metric)} reminder" if metric else "measurement reminder"
         if parameters["count"] == 1:
-            return "a measurement reminder goes unanswered"
-        return f"{plural(parameters['count'], 'measurement reminder')} in a row go unanswered"
+            return f"a {reminder} goes unanswered"
+        return f"{plural(parameters['count'], reminder)} in a row go unanswered"
     return ""
 
 

@@ -26,7 +26,7 @@ from monitoring.rules.base import (
     object_schema,
 )
 from monitoring.rules.threshold import observed
-from monitoring.rules.words import conditions_words, plural, subject_of
+from monitoring.rules.words import alert_title, conditions_words, plural, subject_of
 from monitoring.units import format_number
 
 
@@ -87,7 +87,7 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
                     f"{params['window_days']}-day average {shown} over {count} readings; "
                     f"rule: average {conditions.describe(context.unit)}"

@@ -32,7 +32,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
-from monitoring.rules.words import OPERATOR_WORDS, plural, quantity
+from monitoring.rules.words import OPERATOR_WORDS, alert_title, plural, quantity
 from monitoring.summaries import (
     CgmSufficiency,
     cgm_sufficiency,
@@ -144,7 +144,7 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
                     f"{label} {observation.observed:.1f} % over "
                     f"{format_number(params['window_days'])} days ({readings} readings); "

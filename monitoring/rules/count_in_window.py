@@ -21,7 +21,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
-from monitoring.rules.words import conditions_words, plural, subject_of
+from monitoring.rules.words import alert_title, conditions_words, plural, subject_of
 from monitoring.units import format_number
 
 
@@ -57,7 +57,9 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 Finding(
                     rule_id=rule.id,
                     severity=rule.severity,
-                    title=rule.title,
+                    title=alert_title(
+                        describe(rule.parameters, unit=context.unit, metric=rule.metric)
+                    ),
                     detail=(
                         f"{len(inside)} readings with {conditions.describe(context.unit)} "
                         f"within {format_number(rule.parameters['within_days'])} days"

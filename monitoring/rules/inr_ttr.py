@@ -25,7 +25,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
-from monitoring.rules.words import plural
+from monitoring.rules.words import alert_title, plural
 from monitoring.summaries import TimeInRange, rosendaal_ttr
 from monitoring.units import format_number
 
@@ -94,7 +94,7 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
                     f"INR time in range {ttr.percent:.0f} % over {ttr.days_total} days "
                     f"(target {format_number(params['target_low'])}–"

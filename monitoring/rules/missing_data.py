@@ -20,7 +20,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
-from monitoring.rules.words import plural, subject_of
+from monitoring.rules.words import alert_title, plural, subject_of
 from monitoring.units import format_number
 
 
@@ -69,7 +69,7 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=f"No {Metric(rule.metric).label} reading in the last {hours} hours.",
                 triggered_at=context.now,
             )

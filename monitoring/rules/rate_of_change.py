@@ -26,7 +26,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
-from monitoring.rules.words import plural, quantity, subject_of
+from monitoring.rules.words import alert_title, plural, quantity, subject_of
 from monitoring.units import format_number
 
 
@@ -79,7 +79,9 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 Finding(
                     rule_id=rule.id,
                     severity=rule.severity,
-                    title=rule.title,
+                    title=alert_title(
+                        describe(rule.parameters, unit=context.unit, metric=rule.metric)
+                    ),
                     detail=(
                         f"{params['direction']} of {format_number(round(change, 2))} "
                         f"{context.unit} from {base.measured_at.astimezone(context.zone):%Y-%m-%d} "

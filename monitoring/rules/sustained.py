@@ -23,7 +23,7 @@ from monitoring.rules.base import (
     object_schema,
 )
 from monitoring.rules.threshold import observed
-from monitoring.rules.words import conditions_words, plural, subject_of
+from monitoring.rules.words import alert_title, conditions_words, plural, subject_of
 
 # How far back a run of readings is followed. Not clinical: a bound on the query.
 MAX_LOOKBACK = timedelta(days=30)
@@ -77,7 +77,9 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 Finding(
                     rule_id=rule.id,
                     severity=rule.severity,
-                    title=rule.title,
+                    title=alert_title(
+                        describe(rule.parameters, unit=context.unit, metric=rule.metric)
+                    ),
                     detail=(
                         f"{span} with {conditions.describe(context.unit)}; latest "
                         f"{observed(reading, context.unit, (*conditions.items, *context.limits))}"

@@ -26,7 +26,7 @@ from monitoring.rules.base import (
     components_for,
     object_schema,
 )
-from monitoring.rules.words import conditions_words, subject_of
+from monitoring.rules.words import alert_title, conditions_words, subject_of
 from monitoring.units import format_number
 
 
@@ -84,7 +84,9 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 Finding(
                     rule_id=rule.id,
                     severity=rule.severity,
-                    title=rule.title,
+                    title=alert_title(
+                        describe(rule.parameters, unit=context.unit, metric=rule.metric)
+                    ),
                     detail=(
                         f"{value} at {local:%Y-%m-%d %H:%M %Z}; "
                         f"rule: {conditions.describe(context.unit)}"

@@ -8,6 +8,8 @@ looked-up one; units are shown as a clinician writes them (monitoring.display).
 
 from __future__ import annotations
 
+import re
+
 from monitoring.display import display_unit
 from monitoring.units import format_number
 
@@ -79,3 +81,15 @@ def sentence(*, severity: str, clause: str) -> str:
 
 def capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+# Alert.title's length.
+TITLE_LENGTH = 200
+
+
+def alert_title(clause: str) -> str:
+    """What an alert of the rule is titled: the kind's clause, its numbers the parameters of
+    the version that fired ("Glucose is below 54 mg/dL"). A trailing parenthesis says how a
+    figure is judged ("(from at least 4 readings)"): the rule's page says it, the title
+    leaves it out. No verb: an alert states the problem, the rule's sentence what it does."""
+    return capitalised(re.sub(r" \([^()]*\)$", "", clause))[:TITLE_LENGTH]

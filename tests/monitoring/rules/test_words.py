@@ -141,19 +141,43 @@ def test_a_tailored_version_is_said_with_its_own_numbers_and_severity():
 
 def test_the_other_consecutive_and_reminder_modes_of_adherence():
     def said(parameters):
-        rule = FakeRule(kind="adherence", metric="dose", severity="warning", parameters=parameters)
+        metric = "weight" if parameters["mode"] == "unanswered_reminders" else "dose"
+        rule = FakeRule(kind="adherence", metric=metric, severity="warning", parameters=parameters)
         return rules.sentence(rule, unit="")
 
     assert said({"mode": "consecutive_missed", "count": 3, "medications": ["warfarin"]}) == (
         "Warn when 3 scheduled doses in a row of warfarin are missed"
     )
     assert said({"mode": "unanswered_reminders", "count": 3}) == (
-        "Warn when 3 measurement reminders in a row go unanswered"
+        "Warn when 3 weight reminders in a row go unanswered"
     )
     assert said({"mode": "unanswered_reminders", "count": 1}) == (
-        "Warn when a measurement reminder goes unanswered"
+        "Warn when a weight reminder goes unanswered"
     )
 
 
 def test_parameters_a_kind_cannot_word_fall_back_to_the_generic_description():
     assert rules.describe("threshold", {"colour": "red"}, unit="mg/dL") == "colour red"
+
+
+@pytest.mark.parametrize(
+    ("key", "title"),
+    [
+        ("hypoglycemia_level_2", "Glucose is below 54 mg/dL"),
+        ("bp_crisis", "Systolic is above 180 mmHg or diastolic is above 120 mmHg"),
+        (
+            "bp_home_avg_above_goal",
+            "The 7-day average systolic is at or above 135 mmHg or diastolic is at or above "
+            "85 mmHg",
+        ),
+        ("cgm_tbr_lt54", "CGM time below 54 mg/dL is 1 % or more of the last 14 days"),
+        ("weight_missing", "No weight reading arrives for 36 hours"),
+    ],
+)
+def test_an_alert_is_titled_with_the_clause_of_the_version_that_fired(key, title):
+    template = DEFAULTS[key]
+    clause = rules.describe(
+        template.kind, template.parameters, unit=unit_of(template.metric), metric=template.metric
+    )
+
+    assert rules.words.alert_title(clause) == title
