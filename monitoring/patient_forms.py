@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
 
 from monitoring import rules as rule_kinds
-from monitoring.display import display_unit, format_instant
+from monitoring.display import display_unit, format_instant_for
 from monitoring.evaluation import unit_of
 from monitoring.models import DeviceKind, Patient, ProtocolCode, Rule, RuleRevision, Severity
 from monitoring.units import format_number
@@ -451,10 +451,13 @@ class HistoryEntry:
     note: str
 
 
-def rule_history(rule: Rule, revisions: list[RuleRevision], *, zone) -> list[HistoryEntry]:
+def rule_history(
+    rule: Rule, revisions: list[RuleRevision], *, zone, viewer_zone=None
+) -> list[HistoryEntry]:
     """The rule's versions, newest first, each as what changed from the version before, in
-    words ("Glucose: from 'below 54 mg/dL' to 'below 50 mg/dL'"), who changed it and when
-    (on the patient's clock). Version 1 says what the rule started as."""
+    words (“Alert when glucose is below 54 mg/dL” to “… below 50 mg/dL”), who changed it and
+    when (on the patient's clock, and the viewer's beside it when it differs). Version 1 says
+    what the rule started as."""
     unit = unit_of(rule.metric)
     entries = []
     previous = None
@@ -478,7 +481,7 @@ def rule_history(rule: Rule, revisions: list[RuleRevision], *, zone) -> list[His
         entries.append(
             HistoryEntry(
                 version=revision.version,
-                at=format_instant(revision.changed_at, zone),
+                at=format_instant_for(revision.changed_at, zone, viewer_zone),
                 by=_person(revision.changed_by),
                 changes=changes,
                 note=revision.note,

@@ -400,7 +400,7 @@ class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
             request,
             "rule.html",
             patient,
-            f"Rule “{rule.title}”",
+            f"{patient.name}: rule “{rule.title}”",
             rule=rule,
             row=rule_row(rule),
             sentence=rule_kinds.sentence(rule, unit=unit_of(rule.metric)),
@@ -409,7 +409,12 @@ class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
                 if rule.default_parameters is None
                 else rule_kinds.sentence(rule, rule.default_parameters, unit=unit_of(rule.metric))
             ),
-            history=rule_history(rule, revisions, zone=patient.zone),
+            history=rule_history(
+                rule,
+                revisions,
+                zone=patient.zone,
+                viewer_zone=getattr(request, "viewer_zone", None),
+            ),
             preview=preview,
             unit=unit_of(rule.metric),
             policy_notes=policy_notes(

@@ -380,14 +380,21 @@ def test_the_history_says_who_changed_what_from_what_to_what_and_when(
         note="Tolerates lower values.",
     )
     change_rule(rule=rule, user=physician, active=False)
+    physician_client.cookies["vigil_tz"] = "Europe/Berlin"  # the viewer's browser zone
 
     response = physician_client.get(rule_url(rule))
 
     assert [(e.version, e.at, e.by, e.changes, e.note) for e in response.context["history"]] == [
-        (3, "1 Mar 2026, 07:00 EST", "Petra Physician", ["Switched off."], ""),
+        (
+            3,
+            "1 Mar 2026, 07:00 EST · 13:00 CET your time",
+            "Petra Physician",
+            ["Switched off."],
+            "",
+        ),
         (
             2,
-            "1 Mar 2026, 07:00 EST",
+            "1 Mar 2026, 07:00 EST · 13:00 CET your time",
             "Petra Physician",
             [
                 "Changed from “Alert when glucose is below 54 mg/dL” to “Warn when glucose is "
@@ -397,7 +404,7 @@ def test_the_history_says_who_changed_what_from_what_to_what_and_when(
         ),
         (
             1,
-            "1 Mar 2026, 07:00 EST",
+            "1 Mar 2026, 07:00 EST · 13:00 CET your time",
             "Vigil (protocol default)",
             ["Started as: Alert when glucose is below 54 mg/dL."],
             "diabetes protocol default",
