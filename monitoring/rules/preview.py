@@ -27,7 +27,10 @@ When the replay evaluates:
 - Kinds that run on readings: each reading of the stretch in measured order, as if it had
   just arrived (Context.new = that reading), with the history of the kind's lookback before
   it — as many evaluations as readings, each reading the part of the one loaded window it
-  needs (bisect, no query).
+  needs (bisect, no query). When that would hand the evaluations more than
+  MAX_HISTORY_WALKED readings in all, runs of consecutive readings are evaluated together,
+  as one upload of them would be (the kinds find the same findings either way); a clearing
+  and a new finding within one run then count as one alert.
 - Scheduled kinds (summaries, missing data): at the sweep's checks, every `step` from the
   stretch's start, and for a kind with a deadline of its own (missing data: silence becomes
   a finding `silent_hours` after the last reading) at each deadline a reading sets.
@@ -53,6 +56,11 @@ from monitoring.rules.base import (
     Kind,
     ReadingLike,
 )
+
+# The most readings one replay hands its evaluations in all (the sum of their histories): a
+# bound on the preview's time (under a second), not a clinical number. A threshold over a
+# month of CGM walks 8,640; a rule reading 30 days at every reading would walk ~100 million.
+MAX_HISTORY_WALKED = 500_000
 
 
 @dataclass(frozen=True)
@@ -121,14 +129,19 @@ def replay(
             context = Context(now=at, zone=zone, unit=unit, new=[], history=history)
             counter.add(kind.evaluate(rule, context))
         return counter.alerts
-    first = bisect_left(times, since)
-    for position in range(first, len(readings)):
-        reading = readings[position]
-        at = reading.measured_at
-        if at > now:
-            break
-        history = readings[bisect_left(times, at - lookback) : position + 1]
-        context = Context(now=at, zone=zone, unit=unit, new=[reading], history=history)
+    first, last = bisect_left(times, since), bisect_right(times, now)
+    starts = [bisect_left(times, times[position] - lookback) for position in range(first, last)]
+    # Readings one by one, unless that would walk too much history (a kind that reads its
+    # whole lookback at every reading, over a CGM's 8,640 readings a month): then in runs of
+    # consecutive readings, each run one evaluation, as an upload of them would be.
+    work = sum(
+        position - start + 1 for position, start in zip(range(first, last), starts, strict=True)
+    )
+    size = max(1, -(-work // MAX_HISTORY_WALKED))
+    for offset in range(0, last - first, size):
+        run = readings[first + offset : min(first + offset + size, last)]
+        history = readings[starts[offset] : first + offset + len(run)]
+        context = Context(now=run[-1].measured_at, zone=zone, unit=unit, new=run, history=history)
         counter.add(kind.evaluate(rule, context))
     return counter.alerts
 

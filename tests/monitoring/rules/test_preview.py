@@ -187,3 +187,18 @@ def test_a_replay_of_no_readings(name):
     # Nothing to judge a summary by; a missing-data rule finds the silence, once.
     expected = 1 if name == "missing_data" else 0
     assert count(rule, [], now=START + timedelta(days=30), since=START) == expected
+
+
+def test_a_replay_too_long_for_reading_by_reading_evaluates_runs_of_readings(monkeypatch):
+    sustained = candidate(
+        "sustained", "glucose", "warning", {"conditions": [{"op": "lt", "value": 70}], "count": 2}
+    )
+    # Two runs of two lows, a normal reading after each: two episodes.
+    readings = glucose([60, 60, 100, 60, 60, 100])
+    now = START + timedelta(days=1)
+
+    assert count(sustained, readings, now=now) == 2
+    # Bounded to fewer readings than a reading-by-reading walk needs: the six readings are
+    # evaluated as one upload, its clearing known at its end only — one alert.
+    monkeypatch.setattr("monitoring.rules.preview.MAX_HISTORY_WALKED", 1)
+    assert count(sustained, readings, now=now) == 1
