@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from monitoring.display import format_instant
 from monitoring.problems import LOW
 from monitoring.rules.base import (
     ON_READING,
@@ -172,7 +173,7 @@ def evaluate_slot(rule: RuleLike, context: Context) -> Evaluation:
     if not missed or len(missed) < rule.parameters["count"]:
         return Evaluation()
     slot = missed[0]
-    last_due = slot.due_at.astimezone(context.zone).strftime("%Y-%m-%d %H:%M %Z")
+    last_due = format_instant(slot.due_at, context.zone)
     things = "scheduled doses" if slot.of_plan else "measurements"
     return Evaluation(
         findings=[

@@ -89,8 +89,9 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 severity=rule.severity,
                 title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
-                    f"{params['window_days']}-day average {shown} over {count} readings; "
-                    f"rule: average {conditions.describe(context.unit)}"
+                    f"{format_number(params['window_days'])}-day average "
+                    f"{observed(mean, context.unit, conditions.items, in_words=True)} over "
+                    f"{count} readings"
                 ),
                 triggered_at=end.measured_at,
                 reading_ids=(end.id,),

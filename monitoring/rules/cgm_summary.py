@@ -20,7 +20,6 @@ from monitoring.rules.base import (
     ON_SCHEDULE,
     OPERATORS,
     SUMMARY_CGM,
-    SYMBOLS,
     Checker,
     Context,
     Evaluation,
@@ -135,7 +134,11 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
         return Evaluation()
     if observation.met:
         return Evaluation(cleared_at=context.now)
-    label = "CV" if params["measure"] == "cv" else "time in band"
+    label = (
+        "Glucose variability (CV)"
+        if params["measure"] == "cv"
+        else f"CGM time {band_words(params.get('band') or {}, context.unit)}"
+    )
     readings = observation.sufficiency.readings
     target = params["target"]
     past_target = DIRECTION_SIGN[target["op"]] * (observation.observed - target["value"])
@@ -148,7 +151,7 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 detail=(
                     f"{label} {observation.observed:.1f} % over "
                     f"{format_number(params['window_days'])} days ({readings} readings); "
-                    f"target {SYMBOLS[target['op']]} {format_number(target['value'])} %"
+                    f"target {OPERATOR_WORDS[target['op']]} {format_number(target['value'])} %"
                 ),
                 triggered_at=context.now,
                 values={"percent": round(observation.observed, 1), "readings": readings},

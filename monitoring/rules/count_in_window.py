@@ -6,6 +6,7 @@ Parameters: conditions/match as for threshold, "count", "within_days".
 
 from datetime import timedelta
 
+from monitoring.display import format_instant
 from monitoring.rules.bands import condition_bands
 from monitoring.rules.base import (
     CONDITIONS_PROPERTIES,
@@ -61,8 +62,9 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                         describe(rule.parameters, unit=context.unit, metric=rule.metric)
                     ),
                     detail=(
-                        f"{len(inside)} readings with {conditions.describe(context.unit)} "
-                        f"within {format_number(rule.parameters['within_days'])} days"
+                        f"{len(inside)} such readings within "
+                        f"{format_number(rule.parameters['within_days'])} days, the latest on "
+                        f"{format_instant(reading.measured_at, context.zone)}"
                     ),
                     triggered_at=reading.measured_at,
                     reading_ids=tuple(other.id for other in inside),

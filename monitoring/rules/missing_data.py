@@ -7,7 +7,6 @@ next reading.
 
 from datetime import timedelta
 
-from monitoring.models import Metric
 from monitoring.rules.base import (
     ON_READING,
     ON_SCHEDULE,
@@ -70,7 +69,7 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 rule_id=rule.id,
                 severity=rule.severity,
                 title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
-                detail=f"No {Metric(rule.metric).label} reading in the last {hours} hours.",
+                detail=f"No {subject_of(rule.metric)} reading in the last {hours} hours.",
                 triggered_at=context.now,
             )
         ]

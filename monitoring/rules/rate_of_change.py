@@ -11,11 +11,11 @@ Parameters: "window_days" N, "delta" (canonical unit), "direction" gain | loss,
 
 from datetime import date, timedelta
 
+from monitoring.display import format_date
 from monitoring.problems import HIGH, LOW
 from monitoring.rules.base import (
     ON_READING,
     OPERATORS,
-    SYMBOLS,
     Checker,
     Context,
     Evaluation,
@@ -27,7 +27,6 @@ from monitoring.rules.base import (
     object_schema,
 )
 from monitoring.rules.words import alert_title, plural, quantity, subject_of
-from monitoring.units import format_number
 
 
 def validate(parameters: object, *, metric: str) -> dict:
@@ -83,10 +82,10 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                         describe(rule.parameters, unit=context.unit, metric=rule.metric)
                     ),
                     detail=(
-                        f"{params['direction']} of {format_number(round(change, 2))} "
-                        f"{context.unit} from {base.measured_at.astimezone(context.zone):%Y-%m-%d} "
-                        f"to {day:%Y-%m-%d} (rule: {SYMBOLS[params.get('op', 'gt')]} "
-                        f"{format_number(params['delta'])} {context.unit} in {n} day(s))"
+                        f"{'Gain' if sign > 0 else 'Loss'} of "
+                        f"{quantity(round(change, 2), context.unit)} from "
+                        f"{format_date(base.measured_at.astimezone(context.zone).date())} to "
+                        f"{format_date(day)}"
                     ),
                     triggered_at=today.measured_at,
                     reading_ids=(base.id, today.id),

@@ -81,8 +81,13 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                         describe(rule.parameters, unit=context.unit, metric=rule.metric)
                     ),
                     detail=(
-                        f"{span} with {conditions.describe(context.unit)}; latest "
-                        f"{observed(reading, context.unit, (*conditions.items, *context.limits))}"
+                        f"{span}; the latest "
+                        + observed(
+                            reading,
+                            context.unit,
+                            (*conditions.items, *context.limits),
+                            in_words=True,
+                        )
                     ),
                     triggered_at=reading.measured_at,
                     reading_ids=tuple(r.id for r in run[-(count or len(run)) :]),
