@@ -16,6 +16,8 @@ from django.utils.dateparse import parse_date
 from alerts.admin_scoping import TeamScopedAdmin
 from alerts.triage import describe_provenance
 from config.admin_lists import BoundedChangeListMixin
+from monitoring import rules as rule_kinds
+from monitoring.evaluation import unit_of
 from monitoring.evaluation.failures import retry_failed_evaluations
 from monitoring.models import (
     Device,
@@ -268,8 +270,13 @@ class RuleAdmin(TeamScopedAdmin):
     list_display = ["id", "patient", "key", "kind", "metric", "severity", "active", "version"]
     list_filter = ["kind", "metric", "severity", "active"]
     search_fields = ["key", "patient__external_id"]
-    readonly_fields = [f.name for f in Rule._meta.fields]
+    readonly_fields = ["in_words", *(f.name for f in Rule._meta.fields)]
     inlines = [RuleRevisionInline]
+
+    @admin.display(description="What it does")
+    def in_words(self, rule: Rule) -> str:
+        """The rule as a sentence, as on its page (the stored parameters below it)."""
+        return rule_kinds.sentence(rule, unit=unit_of(rule.metric))
 
     def has_add_permission(self, request):
         return False

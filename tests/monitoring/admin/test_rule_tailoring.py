@@ -433,3 +433,16 @@ def test_another_teams_rule_history_is_not_found(physician_client, other_patient
     response = physician_client.get(reverse("admin:monitoring_rule_history", args=[rule.pk]))
 
     assert response.status_code == 404
+
+
+def test_the_rule_record_says_what_the_rule_does(physician_client, patient):
+    apply_protocols(patient=patient, codes=["heart_failure"])
+    rule = patient.rules.get(key="dose_taking_rate_7_days")
+
+    page = physician_client.get(reverse("admin:monitoring_rule_change", args=[rule.pk]))
+
+    assert page.status_code == 200
+    assert (
+        "Flag when fewer than 80 % of scheduled doses are taken over the last 7 days"
+        in page.content.decode()
+    )
