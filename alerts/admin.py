@@ -56,8 +56,10 @@ from alerts.triage import (
     AssigneeFilter,
     CareTeamFilter,
     ConditionClearedFilter,
+    QueueChangeList,
     QueueColumns,
     StatusFilter,
+    all_columns_wanted,
     with_queue_annotations,
 )
 from config.admin_lists import BoundedChangeListMixin
@@ -119,19 +121,8 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
     AlertEvent with who and when. Both need the change permission on alerts.
     """
 
-    list_display = [
-        "severity_badge",
-        "summary",
-        "patient_column",
-        "metric_column",
-        "latest_value",
-        "since",
-        "occurrences",
-        "condition_cleared",
-        "status_column",
-        "assignee_column",
-        "escalation_level",
-    ]
+    # The priority columns fit 1024–1920 px; the rest come with ?columns=all (alerts/triage.py).
+    list_display = QueueColumns.PRIORITY_COLUMNS
     list_display_links = ["summary"]
     list_filter = [
         StatusFilter,
@@ -153,6 +144,16 @@ class AlertAdmin(QueueColumns, TeamScopedAdmin):
 
     def get_queryset(self, request):
         return with_queue_annotations(super().get_queryset(request))
+
+    def get_list_display(self, request):
+        # The on-demand columns after the priority ones: a sort by column (?o=3) names the
+        # same column with them or without.
+        if all_columns_wanted(request):
+            return [*QueueColumns.PRIORITY_COLUMNS, *QueueColumns.MORE_COLUMNS]
+        return QueueColumns.PRIORITY_COLUMNS
+
+    def get_changelist(self, request, **kwargs):
+        return QueueChangeList
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"title": "Triage queue", **(extra_context or {})})

@@ -141,8 +141,15 @@ def charts(*, alert: Alert, rules: list[Rule], now: datetime) -> list[SafeString
         .order_by("measured_at", "id")
         .values_list("id", "measured_at", "value", "systolic", "diastolic")
     )
-    triggering = set(alert.reading_ids)
-    marks = [measured_at for pk, measured_at, *_ in rows if pk in triggering]
+    # Marked by identity: another reading at the same instant (a sensor value beside the
+    # fingerstick that fired) is not the triggering one. An average that fired is ringed on
+    # the average drawn at its reading, not on the reading.
+    fired = next((rule for rule in rules if rule.pk == alert.rule_id), None)
+    averaged = fired is not None and kind_of(fired).bands_averaged_over_days(
+        alert.rule_parameters or fired.parameters or {}
+    )
+    marks = [] if averaged else list(alert.reading_ids)
+    average_marks = list(alert.reading_ids) if averaged else []
     unit = display_unit(alert.metric)
     # The rules whose bands are a region of single readings (Kind.bands_mark_readings);
     # averages, rates and summaries alert on something else, so only the alert's own rule
@@ -159,18 +166,19 @@ def charts(*, alert: Alert, rules: list[Rule], now: datetime) -> list[SafeString
             "zone": alert.patient.zone,
             "bands": bands,
             "marks": marks,
+            "average_marks": average_marks,
             "start": end - timedelta(days=days),
             "end": end,
             "title": f"{label}, last {days} days",
         }
         if alert.metric == Metric.BLOOD_PRESSURE:
             series = [
-                ("Systolic", [(at, systolic) for _, at, _, systolic, _ in rows]),
-                ("Diastolic", [(at, diastolic) for _, at, _, _, diastolic in rows]),
+                ("Systolic", [(at, systolic, pk) for pk, at, _, systolic, _ in rows]),
+                ("Diastolic", [(at, diastolic, pk) for pk, at, _, _, diastolic in rows]),
             ]
             result.append(multi_line_chart(series=series, **common))
         else:
-            points = [(at, value) for _, at, value, _, _ in rows if value is not None]
+            points = [(at, value, pk) for pk, at, value, _, _ in rows if value is not None]
             result.append(line_chart(points=points, **common))
     return result
 

@@ -156,10 +156,22 @@ class VigilAdminSite(admin.AdminSite):
         return response
 
     def get_urls(self):
+        # Imported here: program's admin imports models, and this module is imported while
+        # the admin app is made ready (config/apps.py).
+        from program.admin.panel import panel_urls  # noqa: PLC0415
+
         return [
             path("two-factor/", self.two_factor_view, name="two_factor"),
+            # The care team's panel (program/admin/panel.py), beside the triage queue.
+            *panel_urls(self),
             *super().get_urls(),
         ]
+
+    def get_app_list(self, request, app_label=None):
+        from program.admin.panel import add_to_app_list  # noqa: PLC0415
+
+        app_list = super().get_app_list(request, app_label)
+        return add_to_app_list(app_list) if app_label in (None, "alerts") else app_list
 
     @method_decorator(never_cache)
     @method_decorator(csrf_protect)

@@ -254,7 +254,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# The staff's admin is English (no LocaleMiddleware: the language never follows the browser).
+# What Vigil sends a patient is rendered in the patient's language under
+# translation.override (monitoring/nudges): its phrases come from the catalogues in
+# config/locale (beside the code, so the wheel carries them; the compiled .mo files are
+# committed: a checkout needs no gettext tools). A language not listed here reads English.
 LANGUAGE_CODE = "en-us"
+LANGUAGES = [("en", "English"), ("de", "German")]
+LOCALE_PATHS = [BASE_DIR / "config" / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -407,10 +414,15 @@ VIGIL_EVALUATION_GRACE = timedelta(seconds=env_int("VIGIL_EVALUATION_GRACE_SECON
 VIGIL_SWEEP_BATCH = env_int("VIGIL_SWEEP_BATCH", 500)
 # Info alerts resolve themselves this long after their last trigger (nobody has to act).
 VIGIL_INFO_ALERT_TTL = timedelta(hours=env_int("VIGIL_INFO_ALERT_TTL_HOURS", 24))
+# The triage queue reloads itself this often (filters kept; a nurse can pause it); 0: never.
+VIGIL_QUEUE_REFRESH_SECONDS = env_int("VIGIL_QUEUE_REFRESH_SECONDS", 60)
 # Readings measured longer ago than this are late: only a critical finding on one raises an
 # alert, titled as late with its measured time; lesser ones are stored and shown but raise
 # nothing (docs/clinical-policies.md, "Late and out-of-order data").
 VIGIL_STALE_READING_AGE = timedelta(hours=env_int("VIGIL_STALE_READING_HOURS", 24))
+# The panel's "no data for N days" (program.panel): the product's definition of a patient
+# gone quiet (issue 13: "three days"), a working-list choice of the clinic, not a clinical limit.
+VIGIL_PANEL_NO_DATA_DAYS = env_int("VIGIL_PANEL_NO_DATA_DAYS", 3)
 # Scheduled rules (missing data, CGM and INR summaries) are re-checked at most this often.
 VIGIL_SUMMARY_CHECK_INTERVAL = timedelta(minutes=env_int("VIGIL_SUMMARY_CHECK_MINUTES", 60))
 # Schedules: a measurement (or dose) up to this long before its slot's time counts for the

@@ -285,6 +285,8 @@ API_AUDIT: dict[str, ApiAudit] = {
         action="change",
         fields=("approved_at", "approved_by"),
     ),
+    # The RPM program (issue 13): the panel shows each patient of its page.
+    "panel": ApiAudit("monitoring.patient", patients_in_response="patient"),
 }
 # API endpoints that show no patient's data, and why.
 NOT_AUDITED: dict[str, str] = {

@@ -1,7 +1,10 @@
 """Summary metrics computed from a patient's readings: CGM data sufficiency, time in ranges,
-CV and GMI, and INR time in therapeutic range (Rosendaal). Pure functions; the formulas and
-their numbers come from the clinical reference (blood_glucose.cgm_targets.data_sufficiency,
-blood_glucose.computed_metrics, inr.computed_metrics).
+CV and GMI, the ambulatory glucose profile's percentiles by time of day, INR time in
+therapeutic range (Rosendaal) and home blood-pressure figures (means, share at goal, morning
+and evening). Pure functions; the formulas and their numbers come from the clinical reference
+(blood_glucose.cgm_targets.data_sufficiency, blood_glucose.computed_metrics,
+inr.computed_metrics, blood_pressure.computed_metrics); which glucose readings are a CGM
+sensor's is sensor_glucose() below.
 
 The only copy of each formula: the rules (monitoring/rules/cgm_summary.py, inr_ttr.py) and
 the patient page (monitoring/patient_summary.py) both call these, through the rule modules'
@@ -10,14 +13,18 @@ window functions, so the page shows what the rules alert on.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from functools import cache
 from itertools import pairwise
 from statistics import fmean, pstdev
 
+from django.db.models import Q
+
+from monitoring.models import DeviceKind, Entry
 from monitoring.units import load_reference
 
 
@@ -164,3 +171,139 @@ def rosendaal_ttr(
             else:
                 inside += 1
     return TimeInRange(inside, below, above, total, results=len(days))
+
+
+# --- Ambulatory glucose profile (issue 14.3) -------------------------------------------------
+# The international consensus report (Battelino 2019, the AGP report): CGM values folded over
+# the days onto one local day, and per time of day the median, the 25th–75th and the
+# 5th–95th percentiles.
+
+AGP_PERCENTILES = (5, 25, 50, 75, 95)
+
+
+def percentile(ordered: Sequence[float], p: float) -> float:
+    """The p-th percentile of sorted values, linear between the closest ranks (Hyndman & Fan
+    type 7: numpy's default, statistics.quantiles(method="inclusive")): rank p/100·(n−1)."""
+    if not ordered:
+        raise ValueError("a percentile of no values")
+    rank = (len(ordered) - 1) * p / 100
+    below = math.floor(rank)
+    above = math.ceil(rank)
+    return ordered[below] + (ordered[above] - ordered[below]) * (rank - below)
+
+
+@dataclass(frozen=True)
+class ProfileBin:
+    """One time-of-day bin of the profile: [start_minute, start_minute + bin minutes) of the
+    local day; `percentiles` maps each of AGP_PERCENTILES to its value, empty when the bin
+    holds fewer readings than the profile needs."""
+
+    start_minute: int
+    readings: int
+    percentiles: dict[int, float]
+
+    @property
+    def drawn(self) -> bool:
+        return bool(self.percentiles)
+
+
+def glucose_profile(
+    points: Sequence[tuple[datetime, float]],
+    *,
+    zone: tzinfo,
+    bin_minutes: int,
+    min_readings_per_bin: int,
+) -> list[ProfileBin]:
+    """The AGP's bins over one local day (the patient's clock: 07:00 is breakfast whatever
+    the season), each with the percentiles of the values measured in it on any day."""
+    if (24 * 60) % bin_minutes:
+        raise ValueError("bins must tile the day")
+    values: dict[int, list[float]] = {}
+    for at, value in points:
+        local = at.astimezone(zone)
+        values.setdefault((local.hour * 60 + local.minute) // bin_minutes, []).append(value)
+    bins = []
+    for index in range(24 * 60 // bin_minutes):
+        ordered = sorted(values.get(index, ()))
+        enough = len(ordered) >= max(min_readings_per_bin, 1)
+        bins.append(
+            ProfileBin(
+                start_minute=index * bin_minutes,
+                readings=len(ordered),
+                percentiles=(
+                    {p: percentile(ordered, p) for p in AGP_PERCENTILES} if enough else {}
+                ),
+            )
+        )
+    return bins
+
+
+# --- Home blood pressure (issue 14.3) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BloodPressureStats:
+    """Means of systolic and diastolic, the readings at goal, and the means of the morning
+    and evening readings (None where there is no reading to average)."""
+
+    readings: int
+    mean_systolic: float | None
+    mean_diastolic: float | None
+    at_goal: int
+    morning: tuple[int, float | None, float | None]  # (readings, mean systolic, diastolic)
+    evening: tuple[int, float | None, float | None]
+
+    @property
+    def percent_at_goal(self) -> float | None:
+        return 100 * self.at_goal / self.readings if self.readings else None
+
+
+def _means(readings: Sequence[tuple[datetime, float, float]]):
+    if not readings:
+        return (0, None, None)
+    return (
+        len(readings),
+        fmean(r[1] for r in readings),
+        fmean(r[2] for r in readings),
+    )
+
+
+def blood_pressure_stats(
+    readings: Sequence[tuple[datetime, float, float]],
+    *,
+    above_goal: Callable[[float, float], bool],
+    zone: tzinfo,
+    morning_hours: tuple[int, int],
+    evening_hours: tuple[int, int],
+) -> BloodPressureStats:
+    """readings: (measured_at, systolic, diastolic). A reading is at goal when
+    `above_goal(systolic, diastolic)` is false; morning and evening are [from, to) hours of
+    the patient's local clock."""
+
+    def within(at: datetime, hours: tuple[int, int]) -> bool:
+        return hours[0] <= at.astimezone(zone).hour < hours[1]
+
+    count, systolic, diastolic = _means(readings)
+    return BloodPressureStats(
+        readings=count,
+        mean_systolic=systolic,
+        mean_diastolic=diastolic,
+        at_goal=sum(1 for _, s, d in readings if not above_goal(s, d)),
+        morning=_means([r for r in readings if within(r[0], morning_hours)]),
+        evening=_means([r for r in readings if within(r[0], evening_hours)]),
+    )
+
+
+# --- CGM sensor readings, not fingersticks (issue 14.3) ---------------------------------------
+# The consensus metrics (wear, time in ranges, the AGP) are a CGM sensor's. A glucose reading is
+# a sensor reading when a device measured it (entry "device": a CGM through its uploader or
+# the app's sensor link, Nightscout's `sgv`), it carries no meal context (a context is
+# what a fingerstick is taken for: fasting, before a meal …; a sensor reads every few minutes
+# whatever the patient does) and it did not come from a registered glucose meter. Typed-in
+# values (entry "manual": the app's logged fingersticks, Nightscout's `mbg` and BG checks)
+# and meter readings are fingersticks: shown in the charts and readings, never counted as wear.
+
+
+def sensor_glucose() -> Q:
+    """The readings (of the glucose metric) a CGM sensor measured, as a filter."""
+    return Q(entry=Entry.DEVICE, context="") & ~Q(device__kind=DeviceKind.GLUCOSE_METER)

@@ -230,9 +230,12 @@ def start_timer(*, user, patient: Patient, alert=None, now: datetime | None = No
                 activity=Activity.DATA_REVIEW,
             )
     except IntegrityError as error:
-        if "time_entry_one_running_timer" not in str(error):
+        # The only unique key a new timer can break is the one running timer per user
+        # (SQLite names the column, not the constraint: ask for the running one instead).
+        running = running_timer(user)
+        if running is None:
             raise
-        raise TimerAlreadyRunning(running_timer(user)) from error
+        raise TimerAlreadyRunning(running) from error
 
 
 def elapsed_minutes(elapsed: timedelta) -> int:

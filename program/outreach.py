@@ -54,7 +54,7 @@ from monitoring.models import Nudge, NudgePurpose
 from monitoring.nudges import PeriodDays, nudge_patient
 from program.codes import billing_reference
 from program.models import Episode
-from program.periods import DevicePeriod, Reach, device_days, period_on, standing
+from program.periods import DevicePeriod, Reach, period_on, period_standings
 
 logger = logging.getLogger(__name__)
 
@@ -138,20 +138,18 @@ def _at_risk(
     no device data today and have no keep-sending nudge today, with where the period stands."""
     if not periods:
         return {}
-    days = device_days(
-        periods,
-        start=min(period.start for period in periods.values()),
-        end=max(today[patient_id] for patient_id in periods),
+    standings = period_standings(
+        {patient_id: (period, today[patient_id]) for patient_id, period in periods.items()}
     )
     nudged = keep_sending_nudges_on(
         local_days={patient_id: today[patient_id] for patient_id in periods}
     )
     needed = billing_reference().full_period_days
     at_risk = {}
-    for patient_id, period in periods.items():
-        if patient_id in nudged or today[patient_id] in days.get(patient_id, ()):
+    for patient_id in periods:
+        where = standings[patient_id]
+        if patient_id in nudged or where.has_data_today:
             continue
-        where = standing(period=period, days=days.get(patient_id, ()), today=today[patient_id])
         if where.reach == Reach.AT_RISK:
             at_risk[patient_id] = PeriodDays(
                 with_data=where.days_with_data, needed=needed, left=where.remaining_days

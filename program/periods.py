@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from django.db import connection
+
 from monitoring.models import DeviceDay
 from program.codes import billing_reference
 
@@ -97,6 +99,7 @@ class PeriodStanding:
     days_with_data: int
     remaining_days: int  # today included when today has no data yet
     reach: str
+    has_data_today: bool = False
 
     @property
     def at_risk(self) -> bool:
@@ -106,11 +109,20 @@ class PeriodStanding:
 def standing(*, period: DevicePeriod, days: Iterable[date], today: date) -> PeriodStanding:
     """How a period stands on `today`: days with data so far, the days left in which one may
     still be added (today counts while it has none), and the reach of the full-period days."""
-    needed = billing_reference().full_period_days
     counted = {day for day in days if period.contains(day) and day <= today}
-    with_data = len(counted)
+    return standing_of(
+        period=period, with_data=len(counted), today_counted=today in counted, today=today
+    )
+
+
+def standing_of(
+    *, period: DevicePeriod, with_data: int, today_counted: bool, today: date
+) -> PeriodStanding:
+    """standing() from the counts alone: the days with data in the period up to `today`, and
+    whether today is one of them (what period_counts() reads in one query)."""
+    needed = billing_reference().full_period_days
     remaining = max((period.end - today).days, 0) + (
-        1 if period.contains(today) and today not in counted else 0
+        1 if period.contains(today) and not today_counted else 0
     )
     if with_data >= needed:
         reach = Reach.REACHED
@@ -120,10 +132,56 @@ def standing(*, period: DevicePeriod, days: Iterable[date], today: date) -> Peri
         # The pace over the days already past (today is still open, so it is not a miss),
         # kept over the days left.
         past = (min(today, period.end + timedelta(days=1)) - period.start).days
-        with_data_before = sum(1 for day in counted if day < today)
+        with_data_before = with_data - (1 if today_counted else 0)
         if past <= 0:
             reach = Reach.ON_TRACK
         else:
             projected = with_data + with_data_before / past * remaining
             reach = Reach.ON_TRACK if projected >= needed else Reach.AT_RISK
-    return PeriodStanding(period, with_data, remaining, reach)
+    return PeriodStanding(period, with_data, remaining, reach, today_counted)
+
+
+def period_standings(running: dict[int, tuple[DevicePeriod, date]]) -> dict[int, PeriodStanding]:
+    """Where each patient's running period stands on their own today ({patient id: (period,
+    today)}): on PostgreSQL one aggregate query returning a row per patient (the days are
+    counted in the database, each patient over their own period's index range); elsewhere
+    from device_days()."""
+    if not running:
+        return {}
+    if connection.vendor != "postgresql":
+        days = device_days(
+            running,
+            start=min(period.start for period, _ in running.values()),
+            end=max(today for _, today in running.values()),
+        )
+        return {
+            patient_id: standing(period=period, days=days.get(patient_id, ()), today=today)
+            for patient_id, (period, today) in running.items()
+        }
+    ids, starts, lasts, todays = [], [], [], []
+    for patient_id, (period, today) in running.items():
+        ids.append(patient_id)
+        starts.append(period.start)
+        lasts.append(min(period.end, today))
+        todays.append(today)
+    table = DeviceDay._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.patient_id, count(d.day), coalesce(bool_or(d.day = p.today), false) "
+            "FROM unnest(%s::bigint[], %s::date[], %s::date[], %s::date[]) "
+            "AS p(patient_id, first_day, last_day, today) "
+            f"LEFT JOIN {table} d ON d.patient_id = p.patient_id "
+            "AND d.day BETWEEN p.first_day AND p.last_day "
+            "GROUP BY p.patient_id",
+            [ids, starts, lasts, todays],
+        )
+        counts = {patient_id: (count, today_counted) for patient_id, count, today_counted in cursor}
+    return {
+        patient_id: standing_of(
+            period=period,
+            with_data=counts[patient_id][0],
+            today_counted=counts[patient_id][1],
+            today=today,
+        )
+        for patient_id, (period, today) in running.items()
+    }

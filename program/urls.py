@@ -3,6 +3,7 @@
 from django.urls import path
 
 from program.views import billing, episodes, time_entries
+from program.views.panel import PanelApi
 from program.views.reviews import PatientReviewCreateApi
 
 urlpatterns: list = [
@@ -37,4 +38,5 @@ urlpatterns: list = [
         time_entries.TimeEntryApproveApi.as_view(),
         name="time-entry-approve",
     ),
+    path("panel", PanelApi.as_view(), name="panel"),
 ]

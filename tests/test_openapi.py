@@ -58,10 +58,12 @@ CONTRACT = [
     # docs/api.md "Nightscout-compatible uploads" (issue 12).
     ("POST", "/api/v1/patients/{id}/nightscout"),
     ("DELETE", "/api/v1/patients/{id}/nightscout"),
-    # docs/api.md "Accepted contract, not yet implemented" (issues 12 and 13): contract, not
-    # yet served, so the schema is not asked for them until the URLconf serves them.
+    # docs/api.md "The RPM program" (issue 13).
     ("POST", "/api/v1/patients/{id}/episodes"),
+    ("GET", "/api/v1/patients/{id}/episodes"),
+    ("PATCH", "/api/v1/patients/{id}/episodes/{episode_id}"),
     ("POST", "/api/v1/patients/{id}/time-entries"),
+    ("GET", "/api/v1/patients/{id}/time-entries"),
     ("POST", "/api/v1/time-entries/{id}/approve"),
     ("GET", "/api/v1/patients/{id}/billing"),
     ("GET", "/api/v1/billing/ledger"),
@@ -86,16 +88,25 @@ IMPLEMENTED_AT_LEAST = {
     ("GET", "/api/v1/patients/{id}/readings"),
     ("POST", "/api/v1/patients/{id}/nightscout"),
     ("DELETE", "/api/v1/patients/{id}/nightscout"),
-    # The RPM program (issue 13): episodes and care time.
+    # The RPM program (issue 13).
     ("POST", "/api/v1/patients/{id}/episodes"),
+    ("GET", "/api/v1/patients/{id}/episodes"),
+    ("PATCH", "/api/v1/patients/{id}/episodes/{episode_id}"),
     ("POST", "/api/v1/patients/{id}/time-entries"),
+    ("GET", "/api/v1/patients/{id}/time-entries"),
     ("POST", "/api/v1/time-entries/{id}/approve"),
+    ("GET", "/api/v1/patients/{id}/billing"),
+    ("GET", "/api/v1/billing/ledger"),
+    ("POST", "/api/v1/patients/{id}/reviews"),
+    ("GET", "/api/v1/panel"),
 }
 PAGINATED = {
     ("GET", "/api/v1/readings"),
     ("GET", "/api/v1/patients"),
     ("GET", "/api/v1/patients/{id}/readings"),
     ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/patients/{id}/time-entries"),
+    ("GET", "/api/v1/panel"),
 }
 PARAMETER = re.compile(r"\{[^}]+\}")
 METHODS = {"get", "post", "put", "patch", "delete"}

@@ -63,6 +63,10 @@ def page(client, url):
     return {"status": response.status_code, "body": response.content.decode()}
 
 SWAGGER_UI = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+from django.utils import translation
+from django.utils.translation import pgettext
+with translation.override("de"):
+    german = pgettext("nudge notification title", "A reminder from Vigil")
 os.environ["VIGIL_PROBE"] = "not a number"
 try:
     env_int("VIGIL_PROBE", 1)
@@ -76,6 +80,7 @@ print(json.dumps({
     "triage": page(client, "/admin/alerts/alert/"),
     "docs": page(anonymous, "/api/docs/"),
     "swagger_ui": anonymous.get(SWAGGER_UI).status_code,
+    "german": german,
 }))
 """
 
@@ -151,6 +156,8 @@ def test_the_wheel_carries_templates_yaml_and_migrations(installed):
         "monitoring/protocols.yaml",
         "monitoring/migrations/0001_initial.py",
         "alerts/migrations/0001_initial.py",
+        "config/locale/de/LC_MESSAGES/django.mo",
+        "config/locale/en/LC_MESSAGES/django.mo",
     ):
         assert expected in listing
     assert not [path for path in listing if path.startswith("tests/")]
@@ -181,6 +188,8 @@ def test_the_installed_wheel_migrates_sqlite_and_serves_the_admin_and_the_docs(i
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in docs
     assert "//cdn" not in docs and "https://" not in docs and "http://" not in docs
     assert probe["swagger_ui"] == 200
+    # config/locale: the patient-facing catalogues, compiled, found through LOCALE_PATHS.
+    assert probe["german"] == "Eine Erinnerung von Vigil"
     # An evaluation failure names the line of Vigil's code it passed through, as in a source
     # tree: installed, Vigil's packages sit in site-packages among the libraries.
     assert probe["failure"].startswith("ValueError at config/settings.py:"), probe["failure"]

@@ -1,7 +1,7 @@
 """The patient page: enrolment, rules beside their defaults, credentials, charts, summaries."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -18,10 +18,12 @@ from django.views.decorators.http import require_POST
 
 from alerts.admin_scoping import TeamScopedAdmin
 from alerts.teams import TAILOR_RULES, can, teams_where
-from alerts.triage import describe_provenance, format_value, local_time
+from alerts.triage import describe_provenance
 from monitoring import rules as rule_kinds
+from monitoring.admin.patient_print import PatientPrintAdmin
 from monitoring.audit import record
 from monitoring.auth import issue_app_token, register_device, revoke_app_token, revoke_device
+from monitoring.display import display_unit
 from monitoring.enrolment import enrol_patient
 from monitoring.evaluation import SINGLE_READING_KINDS, unit_of
 from monitoring.evaluation.preview import preview_rule
@@ -43,9 +45,19 @@ from monitoring.patient_forms import (
     rule_history,
 )
 from monitoring.patient_rules import StaleRule, change_rule
-from monitoring.patient_summary import CHART_DAYS, chart_data, render_chart, summarise_patient
+from monitoring.patient_summary import (
+    CHART_DAYS,
+    PERIOD_CHOICES,
+    chart_data,
+    period_from_query,
+    render_agp,
+    render_chart,
+    render_time_in_ranges,
+    summarise_patient,
+)
 from monitoring.problems import policy_notes
 from monitoring.rules import InvalidParameters
+from monitoring.rules.threshold import shown
 from monitoring.rules.words import capitalised
 from program.admin.reviews import PatientReviewsAdmin
 from program.rule_statistics import rule_statistics
@@ -106,21 +118,39 @@ RECENT_FIELDS = (
 
 @dataclass(frozen=True)
 class RecentReading:
-    at: str
+    at: datetime  # shown with {% patient_time %}: the patient's clock and the viewer's
     metric: str
     value: str
     came_from: str  # issue 12.4: app, device key, FHIR client, Nightscout uploader and device
+
+
+def reading_value(row) -> str:
+    """A reading's value with its unit as a clinician writes it (monitoring.display)."""
+    if row.metric == Metric.DOSE:
+        return f"{row.medication} {row.dose_status}".strip() or "—"
+    canonical = unit_of(row.metric)
+    unit = display_unit(canonical)
+    if row.systolic is not None and row.diastolic is not None:
+        return f"{shown(row.systolic, canonical)}/{shown(row.diastolic, canonical)} {unit}"
+    if row.value is None:
+        return "—"
+    return f"{shown(row.value, canonical)} {unit}".strip()
 
 
 class PatientPage:
     """The sections of a patient's change page below the form: summaries, charts, rules and
     credentials. Built when the page is rendered, so a save that redirects computes none."""
 
-    chart_days = CHART_DAYS
+    period_choices = PERIOD_CHOICES
 
     def __init__(self, *, model_admin: "PatientAdmin", request, patient: Patient):
         self.patient = patient
         self.now = timezone.now()
+        # Issue 14.3: the period of the summaries and charts, from the page's GET parameters;
+        # a value the page cannot use falls back to the default, and the page says why.
+        self.period, self.period_problem = period_from_query(
+            request.GET, zone=patient.zone, now=self.now
+        )
         self.may_edit_rules = can(request.user, TAILOR_RULES, team_id=patient.care_team_id)
         self.may_issue_app_tokens = model_admin.may(request, "add", PatientAppToken, patient)
         self.may_revoke_app_tokens = model_admin.may(request, "change", PatientAppToken, patient)
@@ -137,14 +167,29 @@ class PatientPage:
 
     @cached_property
     def summary(self):
-        return summarise_patient(patient=self.patient, now=self.now, rules=self.rules)
+        return summarise_patient(
+            patient=self.patient, now=self.now, rules=self.rules, period=self.period
+        )
+
+    @cached_property
+    def agp(self):
+        """The AGP and the time-in-ranges bar (SVG), when the CGM data are sufficient."""
+        cgm = self.summary.cgm
+        if cgm is None or not cgm.sufficient:
+            return None
+        return (
+            render_agp(cgm, period=self.period, zone=self.patient.zone),
+            render_time_in_ranges(cgm, period=self.period),
+        )
 
     @cached_property
     def charts(self) -> list[tuple]:
         zone = self.patient.zone
         return [
             (chart, render_chart(chart, zone=zone))
-            for chart in chart_data(patient=self.patient, now=self.now, rules=self.rules)
+            for chart in chart_data(
+                patient=self.patient, now=self.now, rules=self.rules, period=self.period
+            )
         ]
 
     @cached_property
@@ -152,7 +197,6 @@ class PatientPage:
         """The latest RECENT_READINGS readings, every metric, with where each came from: one
         query on reading_patient_time, reading those rows only whatever the history (looked
         for in the charts' CHART_DAYS first: Reading.objects.newest)."""
-        zone = self.patient.zone
         rows = (
             Reading.objects.filter(patient=self.patient)
             .order_by("-measured_at", "-id")
@@ -161,16 +205,9 @@ class PatientPage:
         )
         return [
             RecentReading(
-                at=local_time(row.measured_at, zone),
+                at=row.measured_at,
                 metric=Metric(row.metric).label,
-                value=format_value(
-                    row.metric,
-                    value=row.value,
-                    systolic=row.systolic,
-                    diastolic=row.diastolic,
-                    medication=row.medication,
-                    dose_status=row.dose_status,
-                ),
+                value=reading_value(row),
                 came_from=describe_provenance(
                     source=row.source,
                     entry=row.entry,
@@ -196,7 +233,7 @@ class PatientPage:
 
 
 @admin.register(Patient)
-class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
+class PatientAdmin(PatientPrintAdmin, PatientReviewsAdmin, TeamScopedAdmin):
     """The patient page. Enrolment saves through enrol_patient (the protocols' rules are
     copied), rules are tailored through change_rule (a new version each time), credentials
     are issued and revoked through monitoring.auth: the admin writes no model directly but
@@ -284,6 +321,9 @@ class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
             context["patient_page"] = PatientPage(model_admin=self, request=request, patient=obj)
+            # Issue 14.5: the patient's name as the page's title and heading, not "patient 2"
+            # (the model's str carries no PHI, for logs; the page is for the care team).
+            context["title"], context["subtitle"] = obj.name, None
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- The page's own views ---
@@ -338,6 +378,8 @@ class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
                 "opts": self.opts,
                 "original": patient,
                 "title": title,
+                # Issue 14.5: whose page this is, in the heading and the window's title.
+                "subtitle": patient.name,
                 "patient_url": reverse("admin:monitoring_patient_change", args=[patient.pk]),
                 **context,
             },
@@ -400,7 +442,7 @@ class PatientAdmin(PatientReviewsAdmin, TeamScopedAdmin):
             request,
             "rule.html",
             patient,
-            f"{patient.name}: rule “{rule.title}”",
+            f"Rule “{rule.title}”",
             rule=rule,
             row=rule_row(rule),
             sentence=rule_kinds.sentence(rule, unit=unit_of(rule.metric)),

@@ -6,13 +6,18 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
-from monitoring.charts.bands import Band
+from monitoring.rules.bands import Band
 
-Point = tuple[datetime, float]
+# (measured at, value) or (measured at, value, reading id): marks find readings by id.
+Point = tuple[datetime, float] | tuple[datetime, float, int | None]
 
 # Layout, in SVG user units (the SVG scales to its container's width).
 WIDTH = 720
 PLOT_HEIGHT = 200
+# A chart of several series (blood pressure) draws one panel per series, each with its own
+# limits, the x axis under the last.
+PANEL_HEIGHT = 150
+PANEL_GAP = 24  # the next panel's title
 MARGIN_LEFT = 56
 MARGIN_RIGHT = 16
 MARGIN_TOP = 34
@@ -26,17 +31,68 @@ SERIES_STYLES = [
     ("#00695c", "2 3"),
 ]
 MARK_COLOUR = "#111111"
+AVERAGE_COLOUR = "#00838f"
+# Limit labels: 10-unit text in a box. The width is an estimate (no font metrics on the
+# server): generous, so a box covers its text in any sans-serif.
+LABEL_FONT = 10
+LABEL_HEIGHT = 13
+LABEL_GAP = 1
+LABEL_CHAR = 5.9
+LABEL_PADDING = 3
+
+
+def label_width(text: str) -> float:
+    return LABEL_CHAR * len(text) + 2 * LABEL_PADDING
+
+
+def labels_height(count: int) -> float:
+    """The plot height that holds `count` limit labels one above the other."""
+    return count * (LABEL_HEIGHT + LABEL_GAP) + 2 * LABEL_GAP
+
+
+def place_labels(wanted: Sequence[float], top: float, bottom: float) -> list[float]:
+    """Centres for label boxes LABEL_HEIGHT tall, each as near its wanted centre (its line)
+    as the others allow, none overlapping another, all within [top, bottom] whenever
+    labels_height(len(wanted)) <= bottom - top. In the order given."""
+    step = LABEL_HEIGHT + LABEL_GAP
+    half = LABEL_HEIGHT / 2
+    order = sorted(range(len(wanted)), key=lambda i: wanted[i])
+    low, high = top + half + LABEL_GAP, bottom - half - LABEL_GAP
+    centres = [min(max(wanted[i], low), high) for i in order]
+    for i in range(1, len(centres)):  # push down past the one above
+        centres[i] = max(centres[i], centres[i - 1] + step)
+    if centres and centres[-1] > high:  # then back up from the bottom
+        centres[-1] = high
+        for i in range(len(centres) - 2, -1, -1):
+            centres[i] = min(centres[i], centres[i + 1] - step)
+    if centres and centres[0] < low - 1e-6:  # more than fit: stacked from the top
+        centres[0] = low
+        for i in range(1, len(centres)):
+            centres[i] = max(centres[i], centres[i - 1] + step)
+    placed = [0.0] * len(wanted)
+    for rank, index in enumerate(order):
+        placed[index] = centres[rank]
+    return placed
 
 
 class Frame:
     """The plot area and the scales from (time, value) to SVG coordinates."""
 
-    def __init__(self, start: datetime, end: datetime, domain: tuple[float, float]):
+    def __init__(
+        self,
+        start: datetime,
+        end: datetime,
+        domain: tuple[float, float],
+        *,
+        top: float = MARGIN_TOP,
+        height: float = PLOT_HEIGHT,
+    ):
         self.start, self.end = start, end
         self.left = MARGIN_LEFT
-        self.top = MARGIN_TOP
+        self.top = top
+        self.height = height
         self.width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
-        self.bottom = MARGIN_TOP + PLOT_HEIGHT
+        self.bottom = top + height
         self.low, self.high, self.step = _nice_domain(*domain)
 
     def x(self, at: datetime) -> float:
@@ -45,7 +101,7 @@ class Frame:
 
     def y(self, value: float) -> float:
         value = min(max(value, self.low), self.high)
-        return self.bottom - PLOT_HEIGHT * (value - self.low) / (self.high - self.low)
+        return self.bottom - self.height * (value - self.low) / (self.high - self.low)
 
 
 def y_domain(values: Sequence[float], bands: Sequence[Band]) -> tuple[float, float]:

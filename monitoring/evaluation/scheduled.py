@@ -8,14 +8,16 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 
 from config.celery import enqueue_on_commit
 from monitoring.evaluation.locking import lock_patient, unit_of
 from monitoring.evaluation.outcomes import apply_outcomes, route_after_commit
-from monitoring.models import Patient, Reading, Rule
+from monitoring.models import Metric, Patient, Reading, Rule
 from monitoring.rules import kind_of
 from monitoring.rules.base import Context, Kind
+from monitoring.summaries import sensor_glucose
 
 
 def evaluate_scheduled_rules(
@@ -91,16 +93,24 @@ def window_history(
     INR time in range interpolates from it into the window). Bounded: the window, plus one
     row found by a backward scan of reading_patient_metric_time."""
     readings = Reading.objects.filter(patient_id=patient_id, metric=metric)
+    fields = READING_FIELDS
+    if metric == Metric.GLUCOSE:
+        # Whether a CGM sensor measured it: the CGM summary rules count sensor readings only,
+        # never fingersticks (issue 14.3; monitoring.summaries.sensor_glucose).
+        readings = readings.annotate(
+            sensor=ExpressionWrapper(sensor_glucose(), output_field=BooleanField())
+        )
+        fields = (*READING_FIELDS, "sensor")
     history = list(
         readings.filter(measured_at__gte=since, measured_at__lte=now)
         .order_by("measured_at", "id")
-        .values_list(*READING_FIELDS, named=True)
+        .values_list(*fields, named=True)
     )
     if reading_before:
         before = (
             readings.filter(measured_at__lt=since)
             .order_by("-measured_at", "-id")
-            .values_list(*READING_FIELDS, named=True)
+            .values_list(*fields, named=True)
             .first()
         )
         if before is not None:

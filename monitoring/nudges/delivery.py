@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import pgettext
 
 from delivery import outbox
 from delivery.channels import email as email_channel
@@ -40,6 +40,7 @@ from monitoring.models import (
     SlotStatus,
 )
 from monitoring.nudges.keep_sending import sent_device_data_on
+from monitoring.nudges.texts import message_language
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class NudgeOutbox(outbox.Outbox):
     sweep_task = "monitoring.tasks.enqueue_pending_nudges_task"
 
     def load(self, row_id: int) -> Nudge:
-        return Nudge.objects.select_related("patient", "slot").get(pk=row_id)
+        return Nudge.objects.select_related("patient", "slot", "variant").get(pk=row_id)
 
     def cancelled(self, nudge: Nudge) -> str | None:
         # Logged while this waited (a retry, a queue): never nag about what is done.
@@ -98,9 +99,13 @@ def deliver_nudge(*, nudge_id: int, now: datetime | None = None) -> str:
 
 
 def build_message(nudge: Nudge) -> Message:
-    """The nudge as a channel message: its own text, a neutral title, ids for the app."""
-    with translation.override(nudge.patient.language):
-        title = gettext("A reminder from Vigil")
+    """The nudge as a channel message: its own text, a neutral title in the text's language
+    (the variant's: the patient's own, or English when the clinic has no variant in it, so
+    title and text never mix two languages), ids for the app."""
+    language = nudge.variant.language if nudge.variant is not None else nudge.patient.language
+    with translation.override(message_language(language)):
+        # Read on lock screens: no name, no reading, nothing clinical (delivery.channels.base).
+        title = pgettext("nudge notification title", "A reminder from Vigil")
     return Message(
         subject=title,
         text=f"{nudge.text}\n",

@@ -1,11 +1,22 @@
 """The words of a nudge: a variant's text with its placeholders filled in, in the variant's
-language."""
+language.
+
+Two sources of words. A variant's text is data, one row per language, edited by the clinic in
+the admin (NudgeVariant). The phrases Vigil fills into it ({what}) and the notification's
+title (delivery.py) are code, marked for translation here and translated in the catalogues
+(config/locale/<language>/LC_MESSAGES/django.po); they are rendered under
+translation.override of the text's language (`message_language`), so a German text gets
+German phrases, and a language without a catalogue reads English.
+"""
 
 from __future__ import annotations
 
 import string
 from datetime import datetime
 from zoneinfo import ZoneInfo
+
+from django.utils import translation
+from django.utils.translation import pgettext_lazy
 
 from monitoring.models import Metric, NudgePurpose, NudgeVariant, Slot
 from monitoring.nudges.keep_sending import PeriodDays
@@ -19,30 +30,30 @@ PURPOSE_PLACEHOLDERS = {
     NudgePurpose.KEEP_SENDING: frozenset({"days", "needed", "left"}),
 }
 PLACEHOLDERS = set(SLOT_PLACEHOLDERS.union(*PURPOSE_PLACEHOLDERS.values()))
-# {what} in the variant's language: a noun phrase that reads the same as subject or object
-# (German: feminine nouns, so "Ihre" in nominative and accusative alike).
+# {what}: a noun phrase that reads the same as subject or object, since the texts use it as
+# both (German: feminine nouns, so "Ihre" in nominative and accusative alike). The context
+# (a literal: xgettext reads it) tells translators where the phrase goes.
 MEASUREMENT_WHAT = {
-    "en": {
-        Metric.GLUCOSE: "your blood glucose check",
-        Metric.BLOOD_PRESSURE: "your blood pressure check",
-        Metric.WEIGHT: "your weight check",
-        Metric.INR: "your INR check",
-        Metric.HEART_RATE: "your heart rate check",
-        Metric.SPO2: "your oxygen saturation check",
-        Metric.TEMPERATURE: "your temperature check",
-    },
-    "de": {
-        Metric.GLUCOSE: "Ihre Blutzuckermessung",
-        Metric.BLOOD_PRESSURE: "Ihre Blutdruckmessung",
-        Metric.WEIGHT: "Ihre Gewichtsmessung",
-        Metric.INR: "Ihre INR-Messung",
-        Metric.HEART_RATE: "Ihre Pulsmessung",
-        Metric.SPO2: "Ihre Messung der Sauerstoffsättigung",
-        Metric.TEMPERATURE: "Ihre Temperaturmessung",
-    },
+    Metric.GLUCOSE: pgettext_lazy("nudge {what}", "your blood glucose check"),
+    Metric.BLOOD_PRESSURE: pgettext_lazy("nudge {what}", "your blood pressure check"),
+    Metric.WEIGHT: pgettext_lazy("nudge {what}", "your weight check"),
+    Metric.INR: pgettext_lazy("nudge {what}", "your INR check"),
+    Metric.HEART_RATE: pgettext_lazy("nudge {what}", "your heart rate check"),
+    Metric.SPO2: pgettext_lazy("nudge {what}", "your oxygen saturation check"),
+    Metric.TEMPERATURE: pgettext_lazy("nudge {what}", "your temperature check"),
 }
-DOSE_WHAT = {"en": "your {name} dose", "de": "Ihre Dosis {name}"}
-SOMETHING = {"en": "your check", "de": "Ihre Messung"}
+# {name}: the medication plan's name as the care team wrote it ("Warfarin 5 mg").
+DOSE_WHAT = pgettext_lazy("nudge {what}", "your {name} dose")
+SOMETHING = pgettext_lazy("nudge {what}", "your check")
+
+
+def message_language(tag: str | None) -> str:
+    """The language of settings.LANGUAGES to render a text of this language tag in:
+    "de-AT" → "de"; a language Vigil has no catalogue for → English."""
+    try:
+        return translation.get_supported_language_variant((tag or "en").strip().lower())
+    except LookupError:
+        return "en"
 
 
 def render(
@@ -54,11 +65,9 @@ def render(
     streak: int | None,
     period_days: PeriodDays | None = None,
 ) -> str:
-    """The variant's text with {what}, {time} (local, of the slot), {streak} and, given the
-    period's days, {days}, {needed} and {left} filled in; a placeholder the text should not
-    have stays as written."""
-    language = variant.language.strip().lower().split("-")[0]
-    language = language if language in MEASUREMENT_WHAT else "en"
+    """The variant's text with {what} (in the variant's language), {time} (local, of the
+    slot), {streak} and, given the period's days, {days}, {needed} and {left} filled in; a
+    placeholder the text should not have stays as written."""
     at = slot.due_at if slot is not None else now
     values = {"time": at.astimezone(zone).strftime("%H:%M"), "streak": streak or 0}
     if period_days is not None:
@@ -67,14 +76,21 @@ def render(
             "needed": period_days.needed,
             "left": period_days.left,
         }
-    if slot is not None and slot.plan_id is not None:
-        values["what"] = DOSE_WHAT[language].format(name=slot.plan.name)
-    elif slot is not None:
-        values["what"] = MEASUREMENT_WHAT[language].get(slot.schedule.metric, SOMETHING[language])
+    if slot is not None:
+        with translation.override(message_language(variant.language)):
+            values["what"] = what_of(slot)
     try:
         return string.Formatter().vformat(variant.text, (), _KeepUnknown(values))
     except (ValueError, IndexError, KeyError, AttributeError):  # a malformed text: as written
         return variant.text
+
+
+def what_of(slot: Slot) -> str:
+    """{what} for the slot, in the active language: the dose of the plan's medication, or
+    the measurement of the schedule's metric."""
+    if slot.plan_id is not None:
+        return str(DOSE_WHAT).format(name=slot.plan.name)
+    return str(MEASUREMENT_WHAT.get(slot.schedule.metric, SOMETHING))
 
 
 class _KeepUnknown(dict):

@@ -145,6 +145,7 @@ KIND = Kind(
     about_single_readings=True,
     # Its band is drawn for its own alert only: it alerts on a mean, not on single readings.
     bands=condition_bands,
+    bands_averaged_over_days=lambda parameters: parameters["window_days"],
     shown_value="average",
     describe=describe,
 )

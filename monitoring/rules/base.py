@@ -377,6 +377,10 @@ def _no_windows(parameters: dict) -> list[float]:
     return []
 
 
+def _not_averaged(parameters: dict) -> float | None:
+    return None
+
+
 def _nothing_on_slots(rule: RuleLike, context: Context) -> Evaluation:
     return Evaluation()
 
@@ -429,6 +433,9 @@ class Kind:
     # the metric (averages, rates and summaries alert on something else: only the alert's
     # own rule is drawn then).
     bands_mark_readings: bool = False
+    # Its bands' limits apply to the mean of this many days' readings (parameters -> days),
+    # not to single readings: charts draw and label them as averages. None: single readings.
+    bands_averaged_over_days: Callable[[dict], float | None] = _not_averaged
     # The parameters as a clause of a sentence, every number the rule's own:
     # (parameters, *, unit, metric) -> "glucose is below 54 mg/dL" (monitoring/rules/words.py).
     describe: Callable[..., str] = _describe

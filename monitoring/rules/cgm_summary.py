@@ -87,9 +87,15 @@ def lookback(parameters: dict) -> timedelta:
 def window_readings(
     parameters: dict, readings: Sequence[ReadingLike], *, now: datetime
 ) -> list[ReadingLike]:
-    """The readings of the rule's window, [now - window_days, now] (what the sweep loads)."""
+    """The sensor readings of the rule's window, [now - window_days, now] (what the sweep
+    loads): a fingerstick (`sensor` false: monitoring.summaries.sensor_glucose) is no CGM
+    reading, for wear as for the ranges (issue 14.3)."""
     since = now - lookback(parameters)
-    return [reading for reading in readings if since <= reading.measured_at <= now]
+    return [
+        reading
+        for reading in readings
+        if since <= reading.measured_at <= now and getattr(reading, "sensor", True)
+    ]
 
 
 def sufficiency(parameters: dict, readings: Sequence[ReadingLike]) -> CgmSufficiency:

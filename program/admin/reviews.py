@@ -15,8 +15,8 @@ from django.utils.functional import cached_property
 from django.views.decorators.http import require_POST
 
 from alerts.teams import REVIEW_PATIENTS, WRITE_NOTES, can
-from alerts.triage import local_time
 from monitoring.audit import record
+from monitoring.display import format_instant
 from monitoring.models import AuditAction, Patient
 from program.models import CallOutcome, NoteKind, PatientNote, Review
 from program.reviews import (
@@ -72,12 +72,12 @@ class ReviewsAndNotes:
 
     @cached_property
     def last_review_at(self) -> str:
-        return local_time(self.last_review.at, self.zone) if self.last_review else ""
+        return format_instant(self.last_review.at, self.zone) if self.last_review else ""
 
     @cached_property
     def notes(self) -> list[tuple[str, PatientNote]]:
         """(local time, note), newest first."""
-        return [(local_time(note.at, self.zone), note) for note in recent_notes(self.patient)]
+        return [(format_instant(note.at, self.zone), note) for note in recent_notes(self.patient)]
 
 
 def _patient_url(patient: Patient, anchor: str) -> str:

@@ -20,8 +20,8 @@ from django.views.decorators.http import require_POST
 from alerts.admin_scoping import TeamScopedAdmin, scope_to_teams
 from alerts.models import Alert
 from alerts.teams import APPROVE_TIME, LOG_TIME, can
-from alerts.triage import local_time
 from monitoring.audit import record
+from monitoring.display import format_instant
 from monitoring.models import AuditAction, Patient
 from program.care_time import (
     NOTE_MAX_LENGTH,
@@ -348,7 +348,7 @@ class TimeEntryAdmin(TeamScopedAdmin):
 def _already_running(running: TimeEntry | None) -> str:
     if running is None:
         return "You had a timer running a moment ago: try again."
-    started = local_time(running.started_at, running.patient.zone)
+    started = format_instant(running.started_at, running.patient.zone)
     return (
         f"Your timer is running already (since {started}, shown in the timer box): stop it first."
     )

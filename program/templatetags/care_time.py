@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from alerts.teams import LOG_TIME, can
-from alerts.triage import local_time
+from monitoring.display import format_instant
 from monitoring.models import Patient
 from program.care_time import elapsed_minutes, may_approve, running_timer, timer_cap
 from program.models import Activity, Episode, TimeEntry
@@ -41,7 +41,7 @@ def care_time_timer(context, patient: Patient, alert=None) -> dict:
         "alert": alert,
         "running": running,
         "running_here": running is not None and running.patient_id == patient.pk,
-        "running_since": local_time(running.started_at, patient.zone) if running else "",
+        "running_since": format_instant(running.started_at, patient.zone) if running else "",
         "elapsed_minutes": elapsed_minutes(elapsed) if elapsed is not None else None,
         "past_cap": elapsed is not None and elapsed > timer_cap(),
         "cap_minutes": settings.VIGIL_TIMER_CAP_MINUTES,
@@ -81,7 +81,7 @@ def care_time_section(context, patient: Patient) -> dict:
     rows = [
         EntryRow(
             entry=entry,
-            started=local_time(entry.started_at, zone),
+            started=format_instant(entry.started_at, zone),
             may_approve=(
                 not entry.is_approved
                 and not entry.is_running

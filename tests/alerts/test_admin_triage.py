@@ -48,7 +48,7 @@ from tests.factories import (
 # --- Order ----------------------------------------------------------------------------------
 
 
-def test_the_queue_shows_unresolved_alerts_open_then_acknowledged_critical_first_then_oldest(
+def test_the_queue_orders_severity_first_then_open_before_acknowledged_then_longest_waiting(
     root, patient
 ):
     # given
@@ -59,6 +59,9 @@ def test_the_queue_shows_unresolved_alerts_open_then_acknowledged_critical_first
     acknowledged_critical = alert_of(
         patient, severity="critical", status=AlertStatus.ACKNOWLEDGED, age=timedelta(days=1)
     )
+    acknowledged_warning = alert_of(
+        patient, severity="warning", status=AlertStatus.ACKNOWLEDGED, age=timedelta(days=4)
+    )
     acknowledged_info = alert_of(
         patient, severity="info", status=AlertStatus.ACKNOWLEDGED, age=timedelta(days=5)
     )
@@ -67,17 +70,36 @@ def test_the_queue_shows_unresolved_alerts_open_then_acknowledged_critical_first
     # when
     response = root.get(QUEUE)
 
-    # then
+    # then: an acknowledged critical that is still there sits above every open warning and
+    # the open info alert
     assert response.status_code == 200
     assert shown(response) == [
         old_critical.pk,
         new_critical.pk,
-        old_warning.pk,
-        info.pk,
         acknowledged_critical.pk,
+        old_warning.pk,
+        acknowledged_warning.pk,
+        info.pk,
         acknowledged_info.pk,
     ]
     assert response.context["title"] == "Triage queue"
+
+
+def test_the_whole_history_lists_the_resolved_alerts_after_the_unresolved_ones(root, patient):
+    # given
+    resolved_critical = alert_of(
+        patient, severity="critical", status=AlertStatus.RESOLVED, age=timedelta(days=9)
+    )
+    open_info = alert_of(patient, severity="info", age=timedelta(minutes=1))
+    resolved_info = alert_of(
+        patient, severity="info", status=AlertStatus.RESOLVED, age=timedelta(days=2)
+    )
+
+    # when
+    response = root.get(f"{QUEUE}?status=all")
+
+    # then
+    assert shown(response) == [open_info.pk, resolved_critical.pk, resolved_info.pk]
 
 
 def test_the_queue_shows_severity_by_colour_and_word(root, patient):
@@ -94,80 +116,348 @@ def test_the_queue_shows_severity_by_colour_and_word(root, patient):
     assert ".vigil-severity-info { background: #1565c0; color: #fff; }" in html
 
 
-def test_each_row_shows_patient_metric_latest_value_since_occurrences_cleared_assignee_level(
-    root, patient, nurse
-):
-    # given: a glucose alert raised at 07:30 New York time, two readings since
-    alert = alert_of(
-        patient,
-        severity="critical",
-        age=timedelta(hours=4, minutes=30),
-        occurrences=3,
-        condition_cleared_at=NOW - timedelta(minutes=20),
-        assignee=nurse,
-        escalation_level=2,
+# --- Columns --------------------------------------------------------------------------------
+
+PRIORITY = [
+    "severity_badge",
+    "patient_column",
+    "summary",
+    "value_column",
+    "trend_column",
+    "since",
+    "status_column",
+]
+MORE = [
+    "metric_column",
+    "occurrences",
+    "condition_cleared",
+    "assignee_column",
+    "escalation_level",
+    "source_column",
+]
+
+
+def cell(html: str, column: str, content: str) -> bool:
+    return bool(
+        re.search(rf'<t[dh] class="field-{column}"[^>]*>{re.escape(content)}</t[dh]>', html)
     )
-    ReadingFactory(patient=patient, metric="glucose", value=52, unit="mg/dL",
-                   measured_at=NOW - timedelta(hours=4, minutes=30))  # fmt: skip
+
+
+def header_columns(html: str) -> list[str]:
+    return re.findall(r'<th scope="col" class="[^"]*column-(\w+)[^"]*"', html)
+
+
+@pytest.fixture
+def glucose_alert(patient, nurse):
+    """A low-glucose alert raised at 07:30 New York time by a 52 mg/dL reading, a 96 mg/dL
+    reading since."""
+    low = ReadingFactory(patient=patient, metric="glucose", value=52, unit="mg/dL",
+                         measured_at=NOW - timedelta(hours=4, minutes=30))  # fmt: skip
     ReadingFactory(patient=patient, metric="glucose", value=96, unit="mg/dL",
                    measured_at=NOW - timedelta(minutes=20))  # fmt: skip
     ReadingFactory(patient=patient, metric="weight", value=81.4, measured_at=NOW)
+    return alert_of(
+        patient,
+        severity="critical",
+        age=timedelta(hours=4, minutes=30),
+        occurrences=1,
+        condition_cleared_at=NOW - timedelta(minutes=20),
+        assignee=nurse,
+        escalation_level=2,
+        values={"observed": "52 mg/dL"},
+        reading_ids=[low.pk],
+    )
 
-    # when
+
+def test_each_row_shows_the_priority_columns_severity_patient_problem_value_since_status(
+    root, patient, glucose_alert
+):
+    # when: the nurse's browser says she is in Berlin
+    root.cookies["vigil_tz"] = "Europe/Berlin"
     html = root.get(QUEUE).content.decode()
 
     # then
+    assert header_columns(html) == PRIORITY
     patient_url = reverse("admin:monitoring_patient_change", args=[patient.pk])
     cells = {
-        "summary": f'<a href="{page_url(alert)}">Low glucose</a>',
+        "summary": f'<a href="{page_url(glucose_alert)}">Low glucose</a>',
         "patient_column": (
             f'<a href="{patient_url}">{escape(patient.name)}</a><br>'
             f'<span class="vigil-quiet">{patient.external_id}</span>'
         ),
-        "metric_column": "Blood glucose",
-        # and where the value came from (issue 12.4)
-        "latest_value": (
-            '96 mg/dL<br><span class="vigil-quiet">09 Mar 11:40 EDT</span>'
-            '<br><span class="vigil-quiet">Patient app · Typed by a person</span>'
+        "value_column": (
+            '<dl class="vigil-values">'
+            '<dt>Triggered</dt><dd><span class="vigil-value">52 mg/dL</span></dd>'
+            '<dt>Latest</dt><dd><span class="vigil-value">96 mg/dL</span>'
+            ' <span class="vigil-quiet">20\xa0minutes ago</span></dd></dl>'
         ),
+        # the patient's clock, then the nurse's
         "since": (
             '<time datetime="2026-03-09T11:30:00+00:00">4\xa0hours ago</time><br>'
-            '<span class="vigil-quiet">09 Mar 07:30 EDT</span>'
+            '<span class="vigil-quiet">9 Mar 2026, 07:30 EDT</span><br>'
+            '<span class="vigil-quiet">12:30 CET your time</span>'
         ),
-        "occurrences": "3",
         "status_column": "Open",
-        "assignee_column": "nurse",
-        "escalation_level": "2",
     }
     for column, content in cells.items():
-        assert re.search(
-            rf'<t[dh] class="field-{column}"[^>]*>{re.escape(content)}</t[dh]>', html
-        ), column
-    assert re.search(r'<td class="field-condition_cleared"><img src="[^"]*icon-yes\.svg"', html)
+        assert cell(html, column, content), column
+    for column in MORE:
+        assert f'class="field-{column}"' not in html
 
 
-def test_the_latest_value_is_the_metrics_latest_reading_with_its_unit_else_what_the_rule_saw(
-    root, patient
+def test_more_columns_come_on_demand_metric_occurrences_cleared_assignee_level_source(
+    root, glucose_alert
 ):
-    # given
+    # when
+    html = root.get(f"{QUEUE}?columns=all").content.decode()
+
+    # then: the priority columns first (a sort by column number names the same column)
+    assert header_columns(html) == PRIORITY + MORE
+    cells = {
+        "metric_column": "Blood glucose",
+        "occurrences": "1",
+        "assignee_column": "nurse",
+        "escalation_level": "2",
+        # where the latest value came from (issue 12.4)
+        "source_column": "Patient app · Typed by a person",
+    }
+    for column, content in cells.items():
+        assert cell(html, column, content), column
+    assert re.search(r'<td class="field-condition_cleared"><img src="[^"]*icon-yes\.svg"', html)
+    assert '<a id="queue-columns" href="?">Fewer columns</a>' in html
+
+
+def test_the_columns_link_keeps_the_filters_and_the_filters_keep_the_columns(root, glucose_alert):
+    # when
+    narrow = root.get(f"{QUEUE}?severity__exact=critical&q=MRN").content.decode()
+    wide = root.get(f"{QUEUE}?columns=all&severity__exact=critical").content.decode()
+
+    # then
+    assert (
+        '<a id="queue-columns" href="?columns=all&amp;q=MRN&amp;severity__exact=critical">'
+        "More columns"
+    ) in narrow
+    # the severity filter's links, and the column sort links, keep ?columns=all
+    assert '<a href="?columns=all&amp;severity__exact=warning">Warning</a>' in wide
+    assert 'href="?columns=all&amp;o=3&amp;severity__exact=critical"' in wide
+    assert shown(root.get(f"{QUEUE}?columns=all&severity__exact=critical")) == [glucose_alert.pk]
+
+
+def test_the_values_are_labelled_the_worst_of_several_and_the_same_reading(root, patient):
+    # given: a blood-pressure alert that absorbed three findings, its latest reading the worst
+    bp_rule = RuleFactory(patient=patient, metric="blood_pressure", severity="critical")
+    ReadingFactory(patient=patient, metric="blood_pressure", value=None, unit="mm[Hg]",
+                   systolic=131, diastolic=84, measured_at=NOW - timedelta(days=2))  # fmt: skip
+    worst = ReadingFactory(patient=patient, metric="blood_pressure", value=None, unit="mm[Hg]",
+                           systolic=186, diastolic=118,
+                           measured_at=NOW - timedelta(hours=2))  # fmt: skip
+    alert_of(
+        patient,
+        rule=bp_rule,
+        occurrences=3,
+        values={"observed": "186/118 mm[Hg]"},
+        reading_ids=[worst.pk],
+    )
+
+    # when
+    html = root.get(QUEUE).content.decode()
+
+    # then: the unit as clinicians write it; "same reading" rather than the value twice
+    assert cell(
+        html,
+        "value_column",
+        '<dl class="vigil-values">'
+        '<dt>Worst of 3</dt><dd><span class="vigil-value">186/118 mmHg</span></dd>'
+        '<dt>Latest</dt><dd><span class="vigil-value">same reading</span></dd></dl>',
+    )
+
+
+def test_an_average_alert_says_its_value_is_an_average(root, patient):
+    rule = RuleFactory(
+        patient=patient, kind="average", metric="blood_pressure", title="High 7-day average"
+    )
+    alert_of(patient, rule=rule, values={"average": "142/91 mm[Hg]", "readings": 14})
+
+    html = root.get(QUEUE).content.decode()
+
+    assert cell(
+        html,
+        "value_column",
+        '<dl class="vigil-values">'
+        '<dt>Triggered (average)</dt><dd><span class="vigil-value">142/91 mmHg</span></dd>'
+        '<dt>Latest</dt><dd><span class="vigil-value">no reading</span></dd></dl>',
+    )
+
+
+def test_without_a_reading_the_value_is_what_the_rule_saw(root, patient):
+    # given: no glucose reading at all (the rule's values are all there is)
+    alert = alert_of(patient, values={"observed": "48 mg/dL"})
+
+    # when
+    response = root.get(QUEUE)
+
+    # then
+    assert cell(
+        response.content.decode(),
+        "value_column",
+        '<dl class="vigil-values">'
+        '<dt>Triggered</dt><dd><span class="vigil-value">48 mg/dL</span></dd>'
+        '<dt>Latest</dt><dd><span class="vigil-value">no reading</span></dd></dl>',
+    )
+    rows = {row.pk: row for row in response.context["cl"].result_list}
+    assert rows[alert.pk].latest_reading is None
+    assert rows[alert.pk].trend_readings in (None, [])
+
+
+def test_the_latest_value_is_the_metrics_latest_reading(root, patient):
+    # given: a kind with no single triggering value, and blood-pressure readings
     bp_rule = RuleFactory(patient=patient, metric="blood_pressure", severity="critical")
     bp = alert_of(patient, rule=bp_rule)
     ReadingFactory(patient=patient, metric="blood_pressure", value=None, unit="mm[Hg]",
                    systolic=186, diastolic=118, measured_at=NOW - timedelta(hours=2))  # fmt: skip
     ReadingFactory(patient=patient, metric="blood_pressure", value=None, unit="mm[Hg]",
                    systolic=131, diastolic=84, measured_at=NOW - timedelta(days=2))  # fmt: skip
-    no_reading = alert_of(patient, values={"observed": "48 mg/dL"})
 
     # when
     response = root.get(QUEUE)
 
     # then
-    html = response.content.decode()
-    assert '<td class="field-latest_value">186/118 mmHg<br>' in html
-    assert '<td class="field-latest_value">48 mg/dL</td>' in html
-    rows = {alert.pk: alert.latest_reading for alert in response.context["cl"].result_list}
-    assert rows[no_reading.pk] is None
+    assert cell(
+        response.content.decode(),
+        "value_column",
+        '<dl class="vigil-values">'
+        '<dt>Latest</dt><dd><span class="vigil-value">186/118 mmHg</span>'
+        ' <span class="vigil-quiet">2\xa0hours ago</span></dd></dl>',
+    )
+    rows = {row.pk: row.latest_reading for row in response.context["cl"].result_list}
     assert (rows[bp.pk]["systolic"], rows[bp.pk]["diastolic"]) == (186, 118)
+
+
+# --- Trend ----------------------------------------------------------------------------------
+
+
+def test_each_row_draws_the_metrics_last_readings_as_a_sparkline_with_its_words(root, patient):
+    # given: four glucose readings an hour apart, the low one triggered the alert; one more
+    # reading of another metric, and one older than the trend's window
+    ReadingFactory(patient=patient, metric="glucose", value=300, unit="mg/dL",
+                   measured_at=NOW - timedelta(days=31))  # fmt: skip
+    for hours, value in [(3, 100), (1, 80), (0, 140)]:
+        ReadingFactory(patient=patient, metric="glucose", value=value, unit="mg/dL",
+                       measured_at=NOW - timedelta(hours=hours))  # fmt: skip
+    low = ReadingFactory(patient=patient, metric="glucose", value=60, unit="mg/dL",
+                         measured_at=NOW - timedelta(hours=2))  # fmt: skip
+    ReadingFactory(patient=patient, metric="weight", value=81.4, measured_at=NOW)
+    alert_of(patient, values={"observed": "60 mg/dL"}, reading_ids=[low.pk])
+
+    # when
+    html = root.get(QUEUE).content.decode()
+
+    # then: time across (72 px less 3 each side), value up (24 px less 3 each side): 60 at
+    # the bottom, 140 at the top; the triggering reading ringed, the latest a dot
+    words = "Blood glucose, last 4 readings (oldest first): 100, 60, 80, 140 mg/dL"
+    assert cell(
+        html,
+        "trend_column",
+        '<svg class="vigil-spark" width="72" height="24" viewBox="0 0 72 24" role="img" '
+        f'aria-label="{words}"><title>{words}</title>'
+        '<polyline class="vigil-spark-line" points="3.0,12.0 25.0,21.0 47.0,16.5 69.0,3.0"/>'
+        '<circle class="vigil-spark-trigger" cx="25.0" cy="21.0" r="3"/>'
+        '<circle class="vigil-spark-last" cx="69.0" cy="3.0" r="2"/></svg>',
+    )
+
+
+def test_a_blood_pressure_trend_draws_systolic_and_diastolic_on_one_scale(root, patient):
+    bp_rule = RuleFactory(patient=patient, metric="blood_pressure", severity="critical")
+    for hours, systolic, diastolic in [(2, 140, 90), (1, 180, 110)]:
+        ReadingFactory(patient=patient, metric="blood_pressure", value=None, unit="mm[Hg]",
+                       systolic=systolic, diastolic=diastolic,
+                       measured_at=NOW - timedelta(hours=hours))  # fmt: skip
+    alert_of(patient, rule=bp_rule)
+
+    html = root.get(QUEUE).content.decode()
+
+    # 90 to 180 mmHg over 18 px: 140 at 11, 110 at 17
+    words = "Blood pressure, last 2 readings (oldest first): 140/90, 180/110 mmHg"
+    assert (
+        f'aria-label="{words}"><title>{words}</title>'
+        '<polyline class="vigil-spark-line" points="3.0,11.0 69.0,3.0"/>'
+        '<polyline class="vigil-spark-line" points="3.0,21.0 69.0,17.0"/>'
+    ) in html
+
+
+def test_the_trend_draws_at_most_the_last_twelve_readings(root, patient):
+    for minutes in range(15):
+        ReadingFactory(patient=patient, metric="glucose", value=100 + minutes, unit="mg/dL",
+                       measured_at=NOW - timedelta(minutes=5 * minutes))  # fmt: skip
+    alert_of(patient)
+
+    html = root.get(QUEUE).content.decode()
+
+    newest_twelve = ", ".join(str(value) for value in range(111, 99, -1))
+    assert f"Blood glucose, last 12 readings (oldest first): {newest_twelve} mg/dL" in html
+
+
+def test_a_row_without_recent_readings_says_so(root, patient):
+    alert_of(patient, values={"observed": "48 mg/dL"})
+
+    html = root.get(QUEUE).content.decode()
+
+    assert cell(html, "trend_column", '<span class="vigil-quiet">No recent readings</span>')
+
+
+# --- Refresh ----------------------------------------------------------------------------------
+
+
+def test_the_queue_reloads_itself_at_its_own_address_with_the_filters(root, patient, settings):
+    # given
+    settings.VIGIL_QUEUE_REFRESH_SECONDS = 90
+    alert_of(patient)
+    root.cookies["vigil_tz"] = "Europe/Berlin"
+
+    # when
+    response = root.get(f"{QUEUE}?severity__exact=warning&q=Smith&p=1")
+    html = response.content.decode()
+
+    # then: the script's data and the no-script fallback name this very address
+    here = "/admin/alerts/alert/?severity__exact=warning&amp;q=Smith&amp;p=1"
+    assert f'data-seconds="90" data-idle-seconds="1800" data-url="{here}"' in html
+    assert f'<noscript><meta http-equiv="refresh" content="90; url={here}"></noscript>' in html
+    assert "Updated at <time>17:00 CET</time>" in html
+    assert "refreshes every 90 seconds" in html
+    assert (
+        '<a id="queue-refresh-pause" href="?q=Smith&amp;refresh=off&amp;severity__exact=warning">'
+        "Pause</a>"
+    ) in html
+    nonce = re.search(r'<script nonce="([^"]+)">\s*\(function \(\) \{\s*var status', html)
+    assert nonce and nonce.group(1) in response.headers["Content-Security-Policy"]
+
+
+def test_a_paused_queue_does_not_reload_and_keeps_the_pause_in_its_links(root, patient, settings):
+    settings.VIGIL_QUEUE_REFRESH_SECONDS = 60
+    alert_of(patient)
+
+    html = root.get(f"{QUEUE}?refresh=off&severity__exact=warning").content.decode()
+
+    assert "http-equiv" not in html
+    assert "data-seconds" not in html
+    assert "Updated at <time>16:00 UTC</time>" in html
+    assert "automatic refresh paused" in html
+    assert '<a id="queue-refresh-resume" href="?severity__exact=warning">Resume</a>' in html
+    # the filters' links keep the pause, and it filters no alert away
+    assert '<a href="?refresh=off&amp;severity__exact=critical">Critical</a>' in html
+    assert len(shown(root.get(f"{QUEUE}?refresh=off"))) == 1
+
+
+def test_a_refresh_interval_of_zero_switches_the_reload_off(root, patient, settings):
+    settings.VIGIL_QUEUE_REFRESH_SECONDS = 0
+    alert_of(patient)
+
+    html = root.get(QUEUE).content.decode()
+
+    assert "http-equiv" not in html
+    assert "data-seconds" not in html
+    assert 'id="queue-refresh-pause"' not in html
+    assert "Updated at <time>16:00 UTC</time>" in html
 
 
 # --- Filters and search ---------------------------------------------------------------------
@@ -532,9 +822,9 @@ def test_the_queue_costs_the_same_queries_for_2_or_40_alerts(
 
 
 # The session, the user and the access layer's two-factor lookups (4); the team filter's
-# teams; the filtered count; the page of alerts with their patients, assignees and latest
-# readings (one query); the access layer's audit insert in its savepoint (3); the session
-# save. The same for 2 alerts or 40.
+# teams; the filtered count; the page of alerts with their patients, assignees, latest
+# readings and trends (one query: correlated subqueries); the access layer's audit insert
+# in its savepoint (3); the session save. The same for 2 alerts or 40.
 QUEUE_QUERIES = 11
 
 

@@ -138,6 +138,9 @@ STAFF_OPERATIONS = [
     ("get", "/api/v1/billing/ledger", None),
     ("patch", "/api/v1/patients/{patient}/episodes/{episode}", {"end": "2026-03-01"}),
     ("post", "/api/v1/time-entries/{entry}/approve", None),
+    # The RPM program (issue 13): another team's patients never appear on it
+    # (tests/program/test_panel*.py).
+    ("get", "/api/v1/panel", None),
 ]
 STAFF_OPERATION_IDS = [f"{method}-{url}" for method, url, _ in STAFF_OPERATIONS]
 PATIENT_ENDPOINTS = [

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.test import Client
 from django.urls import reverse
 
 from monitoring.models import AuditEvent
 from program.models import PatientNote
 from program.reviews import recent_notes, write_note
+from tests.program.pages import logged_in, patient_page
 
 # Monday 9 March 2026, 12:00 in New York (EDT), where `patient` lives.
 NOW = datetime(2026, 3, 9, 16, 0, tzinfo=UTC)
@@ -22,16 +22,6 @@ NOW = datetime(2026, 3, 9, 16, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def frozen(time_machine):
     time_machine.move_to(NOW, tick=False)
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def page(patient) -> str:
-    return reverse("admin:monitoring_patient_change", args=[patient.pk])
 
 
 def write_url(patient) -> str:
@@ -126,7 +116,7 @@ def test_a_call_is_logged_from_the_page_audited_and_listed(patient, nurse):
 
     # then
     assert response.status_code == 302
-    assert response.url == f"{page(patient)}#notes"
+    assert response.url == f"{patient_page(patient)}#notes"
     assert notes(patient) == [("nurse", NOW, "call", "left_message", "Asked her to call back.")]
     note = PatientNote.objects.get()
     assert changes(patient) == [("nurse", "create", "program.patientnote", str(note.pk), "admin")]
@@ -146,12 +136,12 @@ def test_the_page_lists_notes_and_calls_newest_first_in_the_patients_time(
         now=NOW,
     )
 
-    response = logged_in(nurse).get(page(patient))
+    response = logged_in(nurse).get(patient_page(patient))
 
     section = response.context["reviews_and_notes"]
     assert [(at, n.text) for at, n in section.notes] == [
-        ("09 Mar 2026 12:00 EDT", "Reached her"),
-        ("08 Mar 2026 12:00 EDT", "First"),
+        ("9 Mar 2026, 12:00 EDT", "Reached her"),
+        ("8 Mar 2026, 12:00 EDT", "First"),
     ]
     html = response.content.decode()
     assert html.index("Reached her") < html.index("First")
@@ -202,7 +192,9 @@ def test_a_user_without_the_capability_gets_403(patient, nurse):
     assert response.status_code == 403
     assert notes(patient) == []
     assert changes(patient) == []
-    assert f'action="{write_url(patient)}"' not in client.get(page(patient)).content.decode()
+    assert (
+        f'action="{write_url(patient)}"' not in client.get(patient_page(patient)).content.decode()
+    )
 
 
 def test_a_coordinator_writes_notes_too(patient, coordinator):

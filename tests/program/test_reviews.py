@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.test import Client
 from django.urls import reverse
 
 from monitoring.models import AuditEvent
 from program.models import Review
 from program.reviews import last_review, sign_off_review
+from tests.program.pages import logged_in, patient_page
 
 # Monday 9 March 2026, 12:00 in New York (EDT), where `patient` lives.
 NOW = datetime(2026, 3, 9, 16, 0, tzinfo=UTC)
@@ -21,16 +21,6 @@ NOW = datetime(2026, 3, 9, 16, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def frozen(time_machine):
     time_machine.move_to(NOW, tick=False)
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def page(patient) -> str:
-    return reverse("admin:monitoring_patient_change", args=[patient.pk])
 
 
 def sign_off_url(patient) -> str:
@@ -88,7 +78,7 @@ def test_a_note_over_4000_characters_is_refused_and_nothing_written(patient, nur
 
 
 def test_the_page_says_not_reviewed_yet_and_offers_the_button(patient, nurse):
-    html = logged_in(nurse).get(page(patient)).content.decode()
+    html = logged_in(nurse).get(patient_page(patient)).content.decode()
 
     assert "Not reviewed yet." in html
     assert 'value="Mark reviewed"' in html
@@ -105,15 +95,15 @@ def test_mark_reviewed_signs_off_audits_and_shows_who_and_when(patient, nurse, p
 
     # then
     assert response.status_code == 302
-    assert response.url == f"{page(patient)}#reviews"
+    assert response.url == f"{patient_page(patient)}#reviews"
     assert reviews(patient)[-1] == ("nurse", NOW, "Weights stable.")
     review = Review.objects.get(reviewer=nurse)
     assert changes(patient) == [("nurse", "create", "program.review", str(review.pk), [], "admin")]
-    shown = client.get(page(patient))
+    shown = client.get(patient_page(patient))
     assert shown.context["reviews_and_notes"].last_review == review
     html = shown.content.decode()
     # In the patient's zone (New York, EDT).
-    assert "Last reviewed 09 Mar 2026 12:00 EDT by <strong>nurse</strong>" in html
+    assert "Last reviewed 9 Mar 2026, 12:00 EDT by <strong>nurse</strong>" in html
     assert "Weights stable." in html
 
 
@@ -148,7 +138,7 @@ def test_a_user_without_the_capability_gets_403(patient, team, nurse):
     assert response.status_code == 403
     assert reviews(patient) == []
     assert changes(patient) == []
-    assert 'value="Mark reviewed"' not in client.get(page(patient)).content.decode()
+    assert 'value="Mark reviewed"' not in client.get(patient_page(patient)).content.decode()
 
 
 def test_mark_reviewed_answers_only_post(patient, nurse):

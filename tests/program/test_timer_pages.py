@@ -8,13 +8,13 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from monitoring.models import AuditEvent
 from program.models import Episode, TimeEntry
 from tests.factories import AlertFactory
 from tests.program.factories import EpisodeFactory, TimeEntryFactory
+from tests.program.pages import alert_page, logged_in, patient_page
 
 pytestmark = pytest.mark.django_db
 
@@ -26,20 +26,6 @@ START = reverse("admin:program_timeentry_timer_start")
 @pytest.fixture(autouse=True)
 def frozen(time_machine):
     time_machine.move_to(NOW, tick=False)
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def patient_page(patient) -> str:
-    return reverse("admin:monitoring_patient_change", args=[patient.pk])
-
-
-def alert_page(alert) -> str:
-    return reverse("admin:alerts_alert_change", args=[alert.pk])
 
 
 def stop_url(entry) -> str:
@@ -95,7 +81,7 @@ def test_a_timer_is_started_from_the_patient_page_and_audited(patient, nurse):
     )
     assert ("nurse", patient.pk, "create", "program.timeentry", [], "admin") in audit_rows()
     box_html = box(response.content.decode(), "care-time-timer")
-    assert "Your timer is running on this patient since 10 Mar 2026 11:00 EDT" in box_html
+    assert "Your timer is running on this patient since 10 Mar 2026, 11:00 EDT" in box_html
     assert "<strong>0 min</strong>" not in box_html and "<strong>1 min</strong>" in box_html
     assert f'action="{stop_url(timer)}"' in box_html
 
@@ -167,7 +153,7 @@ def test_a_second_timer_is_refused_and_the_running_one_shown(patient, nurse, tea
     )
 
     assert messages_of(response)[-1:] == [
-        "Your timer is running already (since 10 Mar 2026 11:00 EDT, shown in the timer box): "
+        "Your timer is running already (since 10 Mar 2026, 11:00 EDT, shown in the timer box): "
         "stop it first."
     ]
     assert TimeEntry.objects.count() == 1

@@ -87,8 +87,11 @@ def test_there_is_a_chart_per_metric_with_readings_in_the_last_30_days(
     charts = response.context["patient_page"].charts
     assert [chart.metric for chart, _svg in charts] == ["glucose", "blood_pressure", "weight"]
     glucose, blood_pressure, weight = (chart for chart, _svg in charts)
-    assert glucose.series == (("", [(low.measured_at, 62.0), (NOW - timedelta(days=1), 110.0)]),)
-    assert glucose.marks == (low.measured_at,)  # the alert's reading, not every one in a band
+    later = Reading.objects.get(patient=patient, metric="glucose", value=110)
+    assert glucose.series == (
+        ("", [(low.measured_at, 62.0, low.pk), (NOW - timedelta(days=1), 110.0, later.pk)]),
+    )
+    assert glucose.marks == (low.pk,)  # the alert's reading, not every one in a band
     assert {band.label for band in glucose.bands} >= {
         "Level 1 hypoglycaemia (≥ 54 mg/dL and < 70 mg/dL)",
         "Level 2 hypoglycaemia (< 54 mg/dL)",

@@ -48,13 +48,19 @@ from tests.monitoring.rules.conftest import reference
 CGM_CYCLE = [50, 60, 100, 100, 150, 150, 200, 300]
 
 
+def sensor(patient, measured_at, value: float, **fields) -> Reading:
+    """A CGM sensor's reading: measured by a device, no meal context (as Nightscout's sgv)."""
+    return stored(
+        patient, "glucose", measured_at, value=value, unit="mg/dL", entry="device", **fields
+    )
+
+
 def test_cgm_summaries_are_exact_on_fourteen_days_of_sensor_data(frozen, physician_client, patient):
     apply_protocols(patient=patient, codes=["diabetes"])
     # 14 days × 288 readings a day = 4,032: every possible reading of a 5-minute sensor.
     values = [CGM_CYCLE[i % 8] for i in range(4032)]
     Reading.objects.bulk_create(
-        stored(patient, "glucose", NOW - timedelta(minutes=5 * i), value=value, unit="mg/dL")
-        for i, value in enumerate(values)
+        sensor(patient, NOW - timedelta(minutes=5 * i), value) for i, value in enumerate(values)
     )
 
     response = physician_client.get(change_url(patient))
@@ -86,10 +92,9 @@ def test_cgm_summaries_are_exact_on_fourteen_days_of_sensor_data(frozen, physici
 
 def test_thin_cgm_data_shows_not_enough_data_instead_of_numbers(frozen, physician_client, patient):
     apply_protocols(patient=patient, codes=["diabetes"])
-    # Four fingersticks a day for 14 days: 56 of 4,032 possible readings.
+    # A sensor read four times a day for 14 days: 56 of 4,032 possible readings.
     Reading.objects.bulk_create(
-        stored(patient, "glucose", NOW - timedelta(hours=6 * i), value=100, unit="mg/dL")
-        for i in range(56)
+        sensor(patient, NOW - timedelta(hours=6 * i), 100) for i in range(56)
     )
 
     response = physician_client.get(change_url(patient))
@@ -105,8 +110,8 @@ def test_thin_cgm_data_shows_not_enough_data_instead_of_numbers(frozen, physicia
     html = response.content.decode()
     # 56 readings 6 hours apart span 13.75 days (and a sensor interval at each end); 1.39 %
     # of the possible readings is shown as 1.3 %, never rounded up to a limit it misses.
-    assert "Insufficient data (13 days, 1.3 % active: 56 of 4032 possible readings)." in " ".join(
-        html.split()
+    assert "Insufficient data (13 days, 1.3 % active: 56 of 4032 possible sensor readings)." in (
+        " ".join(html.split())
     )
     assert 'data-metric="gmi"' not in html
     assert 'data-range="in_range"' not in html
@@ -124,12 +129,16 @@ def test_inr_time_in_range_is_the_rosendaal_value_over_30_days_and_the_rules_win
         for days, value in [(60, 2.5), (28, 1.5), (18, 2.5), (8, 3.5)]
     )
 
-    response = physician_client.get(change_url(patient))
+    response = physician_client.get(change_url(patient), {"days": "30"})
 
     summary = response.context["patient_page"].summary
     assert (summary.inr_target.low, summary.inr_target.high) == (2.0, 3.0)
     assert summary.inr_target.rule_key == "inr_ttr_rosendaal"
     by_window = {period.window_days: period for period in summary.inr}
+    assert [(p.label, p.rule_window) for p in summary.inr] == [
+        ("last 30 days", False),
+        ("last 183 days", True),
+    ]
     assert sorted(by_window) == [30, 183]
     last_30 = by_window[30].ttr
     # The interval from day -60 contributes its two days inside the window (the regression:
@@ -144,7 +153,7 @@ def test_inr_time_in_range_is_the_rosendaal_value_over_30_days_and_the_rules_win
     )
     assert rule_window.percent == 100 * 28 / 52
     html = response.content.decode()
-    assert re.search(r'data-window="30">.*?50\.0 % in range', html, re.S)
+    assert re.search(r'data-window="period">.*?50\.0 % in range', html, re.S)
     assert re.search(r'data-window="183">.*?53\.8 % in range', html, re.S)
 
 
@@ -164,7 +173,9 @@ def test_the_inr_target_comes_from_the_patients_tailored_range_rule(
         for days, value in [(20, 2.0), (10, 3.0)]
     )
 
-    summary = physician_client.get(change_url(patient)).context["patient_page"].summary
+    summary = (
+        physician_client.get(change_url(patient), {"days": "30"}).context["patient_page"].summary
+    )
 
     assert (summary.inr_target.low, summary.inr_target.high, summary.inr_target.rule_key) == (
         2.5,
@@ -176,7 +187,8 @@ def test_the_inr_target_comes_from_the_patients_tailored_range_rule(
     assert (period.ttr.days_in_range, period.ttr.days_below) == (5, 5)
 
 
-def test_dose_adherence_over_7_14_and_30_days(frozen, physician_client, patient):
+def test_dose_adherence_over_the_period_and_the_rules_window(frozen, physician_client, patient):
+    apply_protocols(patient=patient, codes=["anticoagulation"])  # taking rate, 7 days
     skipped_days = {3, 8, 10, 16, 20, 24, 28}
     doses = [
         stored(
@@ -202,16 +214,24 @@ def test_dose_adherence_over_7_14_and_30_days(frozen, physician_client, patient)
     )
     Reading.objects.bulk_create(doses)
 
-    response = physician_client.get(change_url(patient))
+    def adherence(days: str):
+        response = physician_client.get(change_url(patient), {"days": days})
+        return response, response.context["patient_page"].summary.adherence
 
-    adherence = response.context["patient_page"].summary.adherence
-    assert [(a.window_days, a.rate.taken, a.rate.scheduled) for a in adherence] == [
-        (7, 6, 7),
-        (14, 11, 14),
-        (30, 23, 30),
+    response, fourteen = adherence("14")
+    thirty = adherence("30")[1]
+
+    # the period first, then the taking-rate rule's own 7 days
+    assert [(a.window_days, a.rule_window, a.rate.taken, a.rate.scheduled) for a in fourteen] == [
+        (14, False, 11, 14),
+        (7, True, 6, 7),
     ]
-    assert round(adherence[0].percent, 1) == 85.7
-    assert re.search(r'data-window="14">.*?78\.6 %', response.content.decode(), re.S)
+    assert [(a.window_days, a.rate.taken, a.rate.scheduled) for a in thirty] == [
+        (30, 23, 30),
+        (7, 6, 7),
+    ]
+    assert round(fourteen[1].percent, 1) == 85.7
+    assert re.search(r'data-window="period">.*?78\.6 %', response.content.decode(), re.S)
 
 
 # --- The page and the rules agree -------------------------------------------------------------
@@ -260,11 +280,10 @@ def test_dose_adherence_counts_the_plans_scheduled_doses_as_the_rule_does(
     assert alert_values(patient) == {"dose_adherence": {"taking_percent": 33.3, "doses": 3}}
     adherence = response.context["patient_page"].summary.adherence
     assert [(a.window_days, a.rate.taken, a.rate.scheduled, a.logged) for a in adherence] == [
-        (7, 1, 3, 0),
         (14, 1, 3, 0),
-        (30, 1, 3, 0),
+        (7, 1, 3, 0),
     ]
-    assert round(adherence[0].percent, 1) == 33.3
+    assert round(adherence[1].percent, 1) == 33.3
     html = " ".join(response.content.decode().split())
     assert re.search(
         r'data-window="7">.*?33\.3 %.*?\(1 of 3 doses taken: 3 scheduled by a plan\)', html
@@ -275,8 +294,7 @@ def sensor_readings(patient, count: int) -> list[float]:
     """`count` readings of a 5-minute sensor back from now, in CGM_CYCLE."""
     values = [CGM_CYCLE[i % 8] for i in range(count)]
     Reading.objects.bulk_create(
-        stored(patient, "glucose", NOW - timedelta(minutes=5 * i), value=value, unit="mg/dL")
-        for i, value in enumerate(values)
+        sensor(patient, NOW - timedelta(minutes=5 * i), value) for i, value in enumerate(values)
     )
     return values
 
@@ -334,7 +352,9 @@ def test_cgm_summaries_on_13_days_are_insufficient_on_the_page_and_for_the_rules
     assert {(check.observed, check.met) for check in cgm.targets} == {(None, None)}
     assert alert_values(patient) == {}
     html = " ".join(response.content.decode().split())
-    assert "Insufficient data (13 days, 92.8 % active: 3745 of 4032 possible readings)." in html
+    assert (
+        "Insufficient data (13 days, 92.8 % active: 3745 of 4032 possible sensor readings)." in html
+    )
     assert 'data-range="in_range"' not in html
 
 
@@ -356,7 +376,9 @@ def test_inr_time_in_range_interpolates_from_the_inr_before_the_window_as_the_ru
 
     # when
     run_scheduled_rules(patient)
-    summary = physician_client.get(change_url(patient)).context["patient_page"].summary
+    summary = (
+        physician_client.get(change_url(patient), {"days": "30"}).context["patient_page"].summary
+    )
 
     # then: days -183..-171 of the interval from before the window, 13 below; 1.0 → 2.5 over
     # 20 days, 14 below and 6 in range; 10 in range: 16 of 43 days (not 16 of 30, 53.3 %)
@@ -376,5 +398,7 @@ def test_a_period_with_one_inr_says_so_instead_of_a_figure(frozen, physician_cli
     response = physician_client.get(change_url(patient))
 
     html = " ".join(response.content.decode().split())
-    assert re.search(r'data-window="30">.*?Insufficient data: fewer than 2 INR results \(1\)', html)
+    assert re.search(
+        r'data-window="period">.*?Insufficient data: fewer than 2 INR results \(1\)', html
+    )
     assert "% in range" not in html

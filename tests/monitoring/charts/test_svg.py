@@ -34,6 +34,11 @@ def texts(root: ET.Element, name: str) -> list[str]:
     return [e.text for e in by_class(root, name)]
 
 
+def label_texts(root: ET.Element) -> list[str]:
+    """The words on the limit lines, top to bottom as drawn."""
+    return [g.find(f"{SVG}text").text for g in by_class(root, "limit-label")]
+
+
 def chart(**overrides) -> str:
     arguments = {
         "points": [],
@@ -49,8 +54,8 @@ def chart(**overrides) -> str:
 
 
 LOW_GLUCOSE_BANDS = [
-    Band(None, 54, "critical", "Level 2 hypoglycaemia: < 54 mg/dL"),
-    Band(54, 70, "warning", "Level 1 hypoglycaemia: 54–70 mg/dL"),
+    Band(None, 54, "critical", "Level 2 hypoglycaemia: < 54 mg/dL", high_op="lt"),
+    Band(54, 70, "warning", "Level 1 hypoglycaemia: 54–70 mg/dL", low_op="ge", high_op="lt"),
 ]
 
 
@@ -72,12 +77,16 @@ def test_bands_are_rectangles_at_the_y_of_their_thresholds():
         ("band band-warning", "56", "159.0", "648", "40.0", "#e08a00"),
         ("band band-critical", "56", "199.0", "648", "35.0", "#c62828"),
     ]
-    edges = [(e.get("class"), e.get("y1")) for e in by_class(root, "band-edge")]
-    assert edges == [
-        ("band-edge band-edge-warning", "199.0"),
-        ("band-edge band-edge-warning", "159.0"),
-        ("band-edge band-edge-critical", "199.0"),
+    # One line per value: 54 ends both bands and is drawn once, in the critical style.
+    limits = [
+        (e.get("class"), e.get("y1"), e.get("stroke-width"), e.get("stroke-dasharray"))
+        for e in by_class(root, "limit")
     ]
+    assert limits == [
+        ("limit limit-warning", "159.0", "1.6", "6 3"),
+        ("limit limit-critical", "199.0", "2.4", None),
+    ]
+    assert label_texts(root) == ["< 70 warning", "< 54 critical · ≥ 54 warning"]
     ticks = [(e.text, e.get("y")) for e in by_class(root, "tick-y")]
     assert ticks == [
         ("40", "234.0"),
@@ -122,20 +131,24 @@ def test_triggering_readings_are_marked_at_their_time():
     # given: ten days; a reading 2.5 days in is a quarter of the way: x = 56 + 648 / 4
     end = START + timedelta(days=10)
     trigger = START + timedelta(days=2, hours=12)
-    points = [(START + timedelta(days=1), 80.0), (trigger, 50.0), (START + timedelta(days=5), 90.0)]
+    points = [
+        (START + timedelta(days=1), 80.0, 1),
+        (trigger, 50.0, 2),
+        (START + timedelta(days=5), 90.0, 3),
+    ]
 
-    # when: a mark outside the window is left out
-    root = parse(chart(points=points, end=end, marks=[trigger, end + timedelta(hours=1)]))
+    # when: a reading id that is not on the chart marks nothing
+    root = parse(chart(points=points, end=end, marks=[2, 99]))
 
     # then: a line across the plot and a ring around the reading
     lines = [(m.get("x1"), m.get("x2"), m.get("y1"), m.get("y2")) for m in by_class(root, "mark")]
-    assert lines == [("218.0", "218.0", "34", "234")]
+    assert lines == [("218.0", "218.0", "34.0", "234.0")]
     # The domain is 50–90, padded 48–92, steps of 10: 40 to 100; y(50) = 234 - 200 * 10/60.
     rings = [(r.get("cx"), r.get("cy")) for r in by_class(root, "mark-ring")]
     assert rings == [("218.0", "200.7")]
     assert [e.text for e in root.iter(f"{SVG}title") if "Triggering" in (e.text or "")] == [
-        "Triggering reading at 03 Mar 07:00 EST",
-        "Triggering reading at 03 Mar 07:00 EST",
+        "Triggering reading: 50 mg/dL at 03 Mar 07:00 EST",
+        "Triggering reading: 50 mg/dL at 03 Mar 07:00 EST",
     ]
 
 
@@ -218,7 +231,8 @@ def test_the_chart_is_accessible_and_has_no_javascript_and_no_external_resources
     assert root.find(f"{SVG}title").get("id") == f"{chart_id}-title"
     assert root.find(f"{SVG}desc").text == (
         "1 reading, lowest 60, highest 60, latest 60 mg/dL at 01 Mar 19:00 EST. "
-        "Bands: Critical: Level 2 hypoglycaemia: < 54 mg/dL; "
+        "Limits drawn: < 70 warning (70 mg/dL); < 54 critical · ≥ 54 warning (54 mg/dL). "
+        "Rules: Critical: Level 2 hypoglycaemia: < 54 mg/dL; "
         "Warning: Level 1 hypoglycaemia: 54–70 mg/dL. "
         "Patient's local time, America/New_York (EST): 28 Feb 2026 19:00 – 04 Mar 2026 19:00."
     )
@@ -236,15 +250,15 @@ def test_an_empty_period_says_so():
     assert by_class(root, "series") == []
 
 
-def test_blood_pressure_draws_two_series_and_per_series_thresholds_as_lines():
+def test_blood_pressure_draws_a_panel_per_series_with_its_own_limits():
     # given: systolic 120–140, diastolic 80–90; a systolic crisis threshold at 180 and a
-    # diastolic one at 120 (lines: a filled band would colour the other series' values)
+    # diastolic one at 120
     days = [START + timedelta(days=n) for n in (1, 2, 3)]
-    systolic = list(zip(days, [120.0, 140.0, 130.0], strict=True))
-    diastolic = list(zip(days, [80.0, 90.0, 85.0], strict=True))
+    systolic = list(zip(days, [120.0, 140.0, 130.0], [1, 2, 3], strict=True))
+    diastolic = list(zip(days, [80.0, 90.0, 85.0], [1, 2, 3], strict=True))
     bands = [
-        Band(180, None, "critical", "Systolic > 180", series="Systolic"),
-        Band(120, None, "critical", "Diastolic > 120", series="Diastolic"),
+        Band(180, None, "critical", "Systolic > 180", series="Systolic", low_op="gt"),
+        Band(120, None, "critical", "Diastolic > 120", series="Diastolic", low_op="gt"),
     ]
 
     # when
@@ -261,17 +275,30 @@ def test_blood_pressure_draws_two_series_and_per_series_thresholds_as_lines():
         )
     )
 
-    # then: domain 80–180 (the nearest threshold above 140 is 180), padded 75–185, steps of
-    # 25: 75 to 200. y(180) = 234 - 200 * 105/125, y(120) = 234 - 200 * 45/125.
-    assert [p.get("data-series") for p in by_class(root, "series")] == ["Systolic", "Diastolic"]
-    assert [p.get("stroke-dasharray") for p in by_class(root, "series")] == [None, "6 3"]
+    # then: two panels 150 high, the first from y=44 (a line for its title below the
+    # chart's), the second 24 below it (its title). Systolic: domain 120–180 (the nearest
+    # threshold above 140), padded 117–183, steps of 20: 100 to 200, y(180) = 194 - 150 *
+    # 80/100. Diastolic: 80–120, padded 78–122, steps of 10: 70 to 130, from y=218 to 368:
+    # y(120) = 368 - 150 * 50/60.
+    assert texts(root, "panel-title") == ["Systolic", "Diastolic"]
+    borders = [(r.get("y"), r.get("height")) for r in by_class(root, "plot-border")]
+    assert borders == [("44.0", "150.0"), ("218.0", "150.0")]
+    assert texts(root, "tick-y") == [
+        "100", "120", "140", "160", "180", "200",
+        "70", "80", "90", "100", "110", "120", "130",
+    ]  # fmt: skip
+    # Each component's limit in its own panel only, as a line: no tinted region.
     assert by_class(root, "band") == []
-    edges = [(e.get("y1"), e.get("stroke-dasharray")) for e in by_class(root, "band-edge")]
-    assert edges == [("66.0", "5 3"), ("162.0", "5 3")]
-    swatches = [g.find(f"{SVG}line").get("stroke-dasharray") for g in by_class(root, "legend-band")]
-    assert swatches == ["5 3", "5 3"]
-    labels = [(t.text, t.get("y")) for t in by_class(root, "band-edge-label")]
-    assert labels == [("Systolic 180", "63.0"), ("Diastolic 120", "159.0")]
+    limits = [(e.get("class"), e.get("y1")) for e in by_class(root, "limit")]
+    assert limits == [("limit limit-critical", "74.0"), ("limit limit-critical", "243.0")]
+    assert label_texts(root) == ["> 180 critical", "> 120 critical"]
+    # Each series in its own panel: systolic 120 at y = 194 - 150 * 20/100, diastolic 80
+    # at y = 368 - 150 * 10/60.
+    paths = {p.get("data-series"): p.get("d").split()[0] for p in by_class(root, "series")}
+    assert paths == {"Systolic": "M218.0,164.0", "Diastolic": "M218.0,343.0"}
+    assert [p.get("stroke-dasharray") for p in by_class(root, "series")] == [None, "6 3"]
+    # One time axis, under the last panel.
+    assert {t.get("y") for t in by_class(root, "tick-x")} == {"382.0"}
     legend = [" ".join(g.itertext()) for g in by_class(root, "legend")]
     assert legend == [
         "Systolic",
@@ -279,6 +306,11 @@ def test_blood_pressure_draws_two_series_and_per_series_thresholds_as_lines():
         "Critical: Systolic > 180",
         "Critical: Diastolic > 120",
     ]
+    swatches = [
+        (g.find(f"{SVG}line").get("stroke-width"), g.find(f"{SVG}line").get("stroke-dasharray"))
+        for g in by_class(root, "legend-band")
+    ]
+    assert swatches == [("2.4", None), ("2.4", None)]
 
 
 def test_a_long_gap_breaks_the_line():
@@ -337,6 +369,10 @@ def test_bands_from_rules():
             "target_low": 2.0, "target_high": 3.0, "window_days": 183}),
         rule("cgm_summary", "glucose", "warning", "CGM time below 70", {
             "measure": "percent_in_band", "band": {"upper": {"value": 70, "inclusive": False}}}),
+        rule("average", "blood_pressure", "warning", "Home BP average above goal", {
+            "conditions": [{"component": "systolic", "op": "ge", "value": 135},
+                           {"component": "diastolic", "op": "ge", "value": 85}], "match": "any",
+            "window_days": 7, "min_readings": 4}),
         rule("rate_of_change", "weight", "warning", "Weight gain", {
             "window_days": 1, "delta": 0.9, "direction": "gain", "op": "gt"}),
         rule("missing_data", "weight", "warning", "No weight", {"silent_hours": 36}),
@@ -346,21 +382,32 @@ def test_bands_from_rules():
     def bands(metric: str, unit: str) -> list[Band]:
         return bands_from_rules([r for r in rules if r.metric == metric], unit=unit)
 
-    # then
+    # then: each band with its rule's operator at each bound, a CGM summary's band as a
+    # share of time, an average rule's as limits on the 7-day average
+    level_1 = "Level 1 hypoglycaemia (≥ 54 mg/dL and < 70 mg/dL)"
     assert bands("glucose", "mg/dL") == [
-        Band(54, 70, "warning", "Level 1 hypoglycaemia (≥ 54 mg/dL and < 70 mg/dL)"),
-        Band(None, 70, "warning", "CGM time below 70 (< 70 mg/dL)"),
+        Band(54, 70, "warning", level_1, low_op="ge", high_op="lt"),
+        Band(None, 70, "warning", "CGM time below 70 (< 70 mg/dL)", high_op="lt", share=True),
     ]
     assert bands("inr", "") == [
-        Band(None, 2.0, "warning", "INR outside target range (< 2)"),
-        Band(3.0, None, "warning", "INR outside target range (> 3)"),
-        Band(5.0, None, "critical", "Repeated high INR (≥ 5)"),
+        Band(None, 2.0, "warning", "INR outside target range (< 2)", high_op="lt"),
+        Band(3.0, None, "warning", "INR outside target range (> 3)", low_op="gt"),
+        Band(5.0, None, "critical", "Repeated high INR (≥ 5)", low_op="ge"),
         Band(2.0, 3.0, "target", "Target range 2–3"),
     ]
+    crisis, goal = "Hypertensive crisis", "Home BP average above goal"
     assert bands("blood_pressure", "mmHg") == [
-        Band(180, None, "critical", "Hypertensive crisis (Systolic > 180 mmHg)", "Systolic"),
-        Band(120, None, "critical", "Hypertensive crisis (Diastolic > 120 mmHg)", "Diastolic"),
-    ]
+        Band(180, None, "critical", f"{crisis} (Systolic > 180 mmHg)", "Systolic", low_op="gt"),
+        Band(120, None, "critical", f"{crisis} (Diastolic > 120 mmHg)", "Diastolic", low_op="gt"),
+        Band(
+            135, None, "warning", f"{goal} (Systolic ≥ 135 mmHg)", "Systolic",
+            low_op="ge", average_days=7,
+        ),
+        Band(
+            85, None, "warning", f"{goal} (Diastolic ≥ 85 mmHg)", "Diastolic",
+            low_op="ge", average_days=7,
+        ),
+    ]  # fmt: skip
     assert bands("weight", "kg") == []
 
 
@@ -375,5 +422,5 @@ def test_bands_from_rules_draws_one_region_once():
     repeated = SimpleNamespace(**{**vars(rule), "kind": "sustained", "title": "Sustained"})
 
     assert bands_from_rules([rule, repeated], unit="") == [
-        Band(5.0, None, "critical", "Critical INR (≥ 5)")
+        Band(5.0, None, "critical", "Critical INR (≥ 5)", low_op="ge")
     ]

@@ -152,12 +152,17 @@ def test_silence_past_the_missing_data_limit_raises_an_alert_that_the_next_readi
 
 def cgm_upload(count: int) -> list[dict]:
     """`count` CGM readings spread over the last 14 days, one in ten at 54 mg/dL (below 70,
-    not below 54): time below 70 mg/dL is 10 %, above its < 4 % target."""
+    not below 54): time below 70 mg/dL is 10 %, above its < 4 % target. Measured by the
+    sensor (entry "device"): a typed-in glucose is a fingerstick, not CGM data."""
     span = timedelta(days=14)
     step = span / count
     low = reference("blood_glucose.cgm_targets.ranges_mg_dL")["low"]["lower"]["value"]
     return [
-        glucose(low if i % 10 == 0 else NORMAL_GLUCOSE, span - step * (i + 1) + step / 2)
+        glucose(
+            low if i % 10 == 0 else NORMAL_GLUCOSE,
+            span - step * (i + 1) + step / 2,
+            entry="device",
+        )
         for i in range(count)
     ]
 

@@ -36,6 +36,8 @@ from tests.delivery.channels.fake_fcm import (
 from tests.factories import (
     MeasurementScheduleFactory,
     NudgeFactory,
+    NudgeVariantFactory,
+    PatientFactory,
     PushTokenFactory,
     SlotFactory,
 )
@@ -184,6 +186,74 @@ def test_an_email_nudge_is_mailed_to_the_patient(google, patient, mailoutbox):
     )
     assert state(nudge) == ("email", "sent", 1, NOW, None, "")
     assert google.requests == []
+
+
+# --- In the patient's language (config/locale) ----------------------------------------------
+
+GERMAN_TEXT = "Erinnerung: Ihre Gewichtsmessung ist um 08:00 fällig."
+
+
+def test_a_german_patients_push_and_email_carry_a_german_title(google, patient, mailoutbox):
+    # given: a German patient, reminded by a German variant, by push and by email
+    patient.language, patient.email = "de-DE", "ada@example.org"
+    patient.save()
+    token = PushTokenFactory(patient=patient)
+    variant = NudgeVariantFactory(key="plain-due-test-de", language="de")
+    pushed = NudgeFactory(patient=patient, variant=variant, channel="push", text=GERMAN_TEXT)
+    mailed = NudgeFactory(patient=patient, variant=variant, channel="email", text=GERMAN_TEXT)
+
+    # when
+    outcomes = [deliver_nudge(nudge_id=pushed.pk), deliver_nudge(nudge_id=mailed.pk)]
+
+    # then: the title from the German catalogue, above the variant's German text
+    assert outcomes == [Outcome.SENT, Outcome.SENT]
+    (request,) = google.to(SEND_PATH)
+    assert request.json()["message"]["token"] == token.token
+    assert request.json()["message"]["notification"] == {
+        "title": "Eine Erinnerung von Vigil",
+        "body": GERMAN_TEXT,
+    }
+    (mail,) = mailoutbox
+    assert (mail.subject, mail.body) == ("Eine Erinnerung von Vigil", f"{GERMAN_TEXT}\n")
+
+
+def test_the_title_is_in_the_language_of_the_text_not_only_the_patients(
+    google, patient, mailoutbox
+):
+    # given: a French patient, for whom the clinic has no variant (the English one was
+    # chosen), and a German patient whose nudge was written by an English variant
+    patient.language, patient.email = "fr", "ada@example.org"
+    patient.save()
+    english = NudgeVariantFactory(key="plain-due-test-en", language="en")
+    french = NudgeFactory(patient=patient, variant=english, channel="email", text=TEXT)
+    german = NudgeFactory(
+        patient=PatientFactory(care_team=patient.care_team, language="de", email="b@example.org"),
+        variant=english,
+        channel="email",
+        text=TEXT,
+    )
+
+    # when
+    deliver_nudge(nudge_id=french.pk)
+    deliver_nudge(nudge_id=german.pk)
+
+    # then: English titles over English texts; no catalogue for French, none needed
+    assert [(mail.to, mail.subject) for mail in mailoutbox] == [
+        (["ada@example.org"], "A reminder from Vigil"),
+        (["b@example.org"], "A reminder from Vigil"),
+    ]
+
+
+def test_a_nudge_without_its_variant_is_titled_in_the_patients_language(google, patient):
+    patient.language = "de"
+    patient.save()
+    PushTokenFactory(patient=patient)
+    nudge = NudgeFactory(patient=patient, variant=None, channel="push", text=GERMAN_TEXT)
+
+    assert deliver_nudge(nudge_id=nudge.pk) == Outcome.SENT
+
+    (request,) = google.to(SEND_PATH)
+    assert request.json()["message"]["notification"]["title"] == "Eine Erinnerung von Vigil"
 
 
 # --- Falling back to the app --------------------------------------------------------------

@@ -1,5 +1,6 @@
 import re
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -207,3 +208,32 @@ def test_invalid_cgm_summary_parameters_are_rejected_with_a_reason_per_parameter
         cgm_summary.validate(parameters, metric="glucose")
 
     assert raised.value.errors == errors
+
+
+def test_fingersticks_are_no_cgm_readings_for_wear_or_the_ranges():
+    # given: just enough sensor readings in range, and as many low fingersticks (`sensor`
+    # false, as the sweep marks them: monitoring.summaries.sensor_glucose)
+    sensor_readings = sensor([IN_RANGE] * ENOUGH)
+    fingersticks = [
+        SimpleNamespace(measured_at=r.measured_at, metric="glucose", value=LOW, sensor=False)
+        for r in sensor_readings
+    ]
+
+    # when
+    observation = cgm_summary.observe(
+        default_rule("cgm_tbr_lt70").parameters, sensor_readings + fingersticks, now=NOW
+    )
+
+    # then: the sensor's readings alone, none of them low
+    assert (observation.sufficiency.readings, observation.observed, observation.met) == (
+        ENOUGH,
+        0.0,
+        True,
+    )
+    without_enough_sensor = cgm_summary.observe(
+        default_rule("cgm_tbr_lt70").parameters, sensor_readings[1:] + fingersticks, now=NOW
+    )
+    assert (without_enough_sensor.sufficiency.sufficient, without_enough_sensor.observed) == (
+        False,
+        None,
+    )
