@@ -1,6 +1,5 @@
 """The patient page: enrolment, rules beside their defaults, credentials, charts, summaries."""
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +27,7 @@ from monitoring.clinical_header import ClinicalHeader, clinical_header
 from monitoring.display import display_unit
 from monitoring.enrolment import enrol_patient
 from monitoring.evaluation import SINGLE_READING_KINDS, unit_of
+from monitoring.evaluation.preview import preview_rule
 from monitoring.models import (
     AuditAction,
     Device,
@@ -43,6 +43,7 @@ from monitoring.patient_forms import (
     PatientEnrolForm,
     PatientForm,
     RuleChangeForm,
+    rule_history,
 )
 from monitoring.patient_rules import StaleRule, change_rule
 from monitoring.patient_summary import (
@@ -58,6 +59,7 @@ from monitoring.patient_summary import (
 from monitoring.problems import policy_notes
 from monitoring.rules import InvalidParameters
 from monitoring.rules.threshold import shown
+from monitoring.rules.words import capitalised
 from program.admin.reviews import PatientReviewsAdmin
 from program.rule_statistics import rule_statistics
 
@@ -76,12 +78,16 @@ class RuleRow:
     current: str
     default: str | None
     tailored: bool
+    sentence: str = ""  # the rule as a sentence ("Warn when glucose is below 70 mg/dL")
 
 
 def describe_parameters(rule: Rule, parameters: dict | None) -> str:
     """Parameters as a clinician reads them, as the rule's kind words them
     (monitoring.rules.describe). The exact JSON is on the rule's page."""
-    return rule_kinds.describe(rule.kind, parameters, unit=unit_of(rule.metric))
+    worded = rule_kinds.describe(
+        rule.kind, parameters, unit=unit_of(rule.metric), metric=rule.metric
+    )
+    return capitalised(worded)
 
 
 def rule_row(rule: Rule) -> RuleRow:
@@ -90,6 +96,7 @@ def rule_row(rule: Rule) -> RuleRow:
         current=describe_parameters(rule, rule.parameters),
         default=describe_parameters(rule, rule.default_parameters),
         tailored=rule.default_parameters is not None and rule.parameters != rule.default_parameters,
+        sentence=rule_kinds.sentence(rule, unit=unit_of(rule.metric)),
     )
 
 
@@ -401,11 +408,21 @@ class PatientAdmin(PatientPrintAdmin, PatientReviewsAdmin, TeamScopedAdmin):
         rule = get_object_or_404(patient.rules.select_related("protocol"), pk=rule_id)
         may_edit = can(request.user, TAILOR_RULES, team_id=patient.care_team_id)
         form = RuleChangeForm(rule=rule) if may_edit else None
+        preview = None
         if request.method == "POST":
             if not may_edit:
                 raise PermissionDenied
-            form = RuleChangeForm(request.POST, rule=rule)
-            if form.is_valid():
+            previewing = "preview" in request.POST
+            form = RuleChangeForm(request.POST, rule=rule, preview=previewing)
+            if form.is_valid() and previewing:
+                # Issue 14.4: what the candidate would have done, before saving it.
+                preview = preview_rule(
+                    rule=rule,
+                    parameters=form.cleaned_data["parameters"],
+                    severity=form.cleaned_data["severity"],
+                    now=timezone.now(),
+                )
+            elif form.is_valid():
                 changes = form.changes()
                 note = form.cleaned_data["note"]
                 try:
@@ -426,6 +443,7 @@ class PatientAdmin(PatientPrintAdmin, PatientReviewsAdmin, TeamScopedAdmin):
                     return redirect(request.path)
         else:
             self._audit(request, patient, AuditAction.VIEW, rule)
+        revisions = list(rule.revisions.select_related("changed_by"))
         return self._render(
             request,
             "rule.html",
@@ -433,16 +451,19 @@ class PatientAdmin(PatientPrintAdmin, PatientReviewsAdmin, TeamScopedAdmin):
             f"Rule “{rule.title}”",
             rule=rule,
             row=rule_row(rule),
-            parameters_json=json.dumps(rule.parameters, ensure_ascii=False, indent=2),
-            default_json=(
+            sentence=rule_kinds.sentence(rule, unit=unit_of(rule.metric)),
+            default_sentence=(
                 None
                 if rule.default_parameters is None
-                else json.dumps(rule.default_parameters, ensure_ascii=False, indent=2)
+                else rule_kinds.sentence(rule, rule.default_parameters, unit=unit_of(rule.metric))
             ),
-            revisions=[
-                (revision, json.dumps(revision.parameters, ensure_ascii=False))
-                for revision in rule.revisions.select_related("changed_by").order_by("-version")
-            ],
+            history=rule_history(
+                rule,
+                revisions,
+                zone=patient.zone,
+                viewer_zone=getattr(request, "viewer_zone", None),
+            ),
+            preview=preview,
             unit=unit_of(rule.metric),
             policy_notes=policy_notes(
                 group=rule.group,

@@ -3,15 +3,21 @@
 from datetime import UTC, datetime, time, timedelta
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import Subquery
 from django.db.models.functions import Coalesce
+from django.http import Http404
+from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from alerts.admin_scoping import TeamScopedAdmin
 from alerts.triage import describe_provenance
 from config.admin_lists import BoundedChangeListMixin
+from monitoring import rules as rule_kinds
+from monitoring.evaluation import unit_of
 from monitoring.evaluation.failures import retry_failed_evaluations
 from monitoring.models import (
     Device,
@@ -264,11 +270,25 @@ class RuleAdmin(TeamScopedAdmin):
     list_display = ["id", "patient", "key", "kind", "metric", "severity", "active", "version"]
     list_filter = ["kind", "metric", "severity", "active"]
     search_fields = ["key", "patient__external_id"]
-    readonly_fields = [f.name for f in Rule._meta.fields]
+    readonly_fields = ["in_words", *(f.name for f in Rule._meta.fields)]
     inlines = [RuleRevisionInline]
+
+    @admin.display(description="What it does")
+    def in_words(self, rule: Rule) -> str:
+        """The rule as a sentence, as on its page (the stored parameters below it)."""
+        return rule_kinds.sentence(rule, unit=unit_of(rule.metric))
 
     def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def history_view(self, request, object_id, extra_context=None):
+        """A rule's history is its versions, in words, on its page (issue 14.8): the admin's
+        own log holds nothing for it (tailoring writes RuleRevisions, not log entries)."""
+        rule = self.get_object(request, unquote(object_id))
+        if rule is None or not self.has_view_or_change_permission(request, rule):
+            raise Http404("rule not found")
+        url = reverse("admin:monitoring_patient_rule", args=[rule.patient_id, rule.pk])
+        return redirect(f"{url}#rule-history")

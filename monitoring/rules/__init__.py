@@ -22,6 +22,7 @@ from monitoring.rules import (
     rate_of_change,
     sustained,
     threshold,
+    words,
 )
 from monitoring.rules.base import (
     ON_READING,
@@ -29,6 +30,7 @@ from monitoring.rules.base import (
     ON_SLOT_CLOSING,
     InvalidParameters,
     Kind,
+    describe_parameters,
 )
 from monitoring.units import format_number
 
@@ -183,13 +185,28 @@ def _shape(schema: dict, *, top: bool = False) -> str:
     return schema.get("description", "any value")
 
 
-def describe(kind: str, parameters: object, *, unit: str) -> str:
-    """The rule's parameters in a clinician's words (None: "", not an object: its JSON)."""
+def describe(kind: str, parameters: object, *, unit: str, metric: str = "") -> str:
+    """The rule's parameters in a clinician's words, as the kind says them ("glucose is below
+    54 mg/dL"); None: "", not an object: its JSON; parameters the kind cannot word (stored
+    before a check): its generic description."""
     if parameters is None:
         return ""
     if not isinstance(parameters, dict):
         return json.dumps(parameters, ensure_ascii=False)
-    return KINDS[kind].describe(parameters, unit=unit)
+    try:
+        worded = KINDS[kind].describe(parameters, unit=unit, metric=metric)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        worded = ""
+    return worded or describe_parameters(parameters, unit=unit)
+
+
+def sentence(rule, parameters: object = None, *, unit: str, severity: str | None = None) -> str:
+    """The rule as a sentence, its numbers its own parameters: "Warn when glucose is below
+    70 mg/dL". `rule`: anything with kind, metric, severity and parameters (a Rule, a
+    revision's rule); `parameters`/`severity` another version's."""
+    parameters = rule.parameters if parameters is None else parameters
+    clause = describe(rule.kind, parameters, unit=unit, metric=rule.metric)
+    return words.sentence(severity=severity or rule.severity, clause=clause)
 
 
 def _holds_null_character(value: object) -> bool:
@@ -221,5 +238,6 @@ __all__ = [
     "parameters_help",
     "parameters_schema",
     "schema_errors",
+    "sentence",
     "validate_parameters",
 ]

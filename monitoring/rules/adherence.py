@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from monitoring.display import format_instant
 from monitoring.problems import LOW
 from monitoring.rules.base import (
     ON_READING,
@@ -43,6 +44,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
+from monitoring.rules.words import alert_title, plural, subject_of
 from monitoring.units import format_number
 
 CONSECUTIVE_MISSED = "consecutive_missed"
@@ -146,7 +148,7 @@ def taking_rate(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
                     f"{counted.taken} of {counted.scheduled} doses taken in "
                     f"{format_number(params['window_days'])} days ({counted.percent:.0f} %, "
@@ -171,14 +173,14 @@ def evaluate_slot(rule: RuleLike, context: Context) -> Evaluation:
     if not missed or len(missed) < rule.parameters["count"]:
         return Evaluation()
     slot = missed[0]
-    last_due = slot.due_at.astimezone(context.zone).strftime("%Y-%m-%d %H:%M %Z")
+    last_due = format_instant(slot.due_at, context.zone)
     things = "scheduled doses" if slot.of_plan else "measurements"
     return Evaluation(
         findings=[
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
                     f"{slot.subject}: {len(missed)} consecutive {things} not logged; "
                     f"last due {last_due}"
@@ -200,6 +202,29 @@ def evaluate_slot(rule: RuleLike, context: Context) -> Evaluation:
 def summary_windows(parameters: dict) -> list[float]:
     """A taking-rate rule's window, shown on the patient page besides its own."""
     return [parameters["window_days"]] if is_taking_rate(parameters) else []
+
+
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "2 scheduled doses in a row of a medication marked critical are missed", "fewer than
+    80 % of scheduled doses are taken over the last 7 days", "3 measurement reminders in a
+    row go unanswered"."""
+    mode = parameters.get("mode")
+    if mode == CONSECUTIVE_MISSED:
+        listed = parameters.get("medications") or []
+        watched = f"of {', '.join(listed)}" if listed else "of a medication marked critical"
+        verb = "is" if parameters["count"] == 1 else "are"
+        return f"{plural(parameters['count'], 'scheduled dose')} in a row {watched} {verb} missed"
+    if mode == TAKING_RATE:
+        return (
+            f"fewer than {format_number(parameters['below_percent'])} % of scheduled doses are "
+            f"taken over the last {plural(parameters['window_days'], 'day')}"
+        )
+    if mode == UNANSWERED_REMINDERS:
+        reminder = f"{subject_of(metric)} reminder" if metric else "measurement reminder"
+        if parameters["count"] == 1:
+            return f"a {reminder} goes unanswered"
+        return f"{plural(parameters['count'], reminder)} in a row go unanswered"
+    return ""
 
 
 KIND = Kind(
@@ -247,4 +272,6 @@ KIND = Kind(
     runs_on_missed_dose=is_taking_rate,
     summary=SUMMARY_DOSE_TAKING,
     summary_windows=summary_windows,
+    describe=describe,
+    parameter_labels={"count": ("In a row", "")},
 )

@@ -26,6 +26,8 @@ from monitoring.rules.base import (
     object_schema,
 )
 from monitoring.rules.threshold import observed
+from monitoring.rules.words import alert_title, conditions_words, plural, subject_of
+from monitoring.units import format_number
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,11 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
-                    f"{params['window_days']}-day average {shown} over {count} readings; "
-                    f"rule: average {conditions.describe(context.unit)}"
+                    f"{format_number(params['window_days'])}-day average "
+                    f"{observed(mean, context.unit, conditions.items, in_words=True)} over "
+                    f"{count} readings"
                 ),
                 triggered_at=end.measured_at,
                 reading_ids=(end.id,),
@@ -113,6 +116,16 @@ def _average_at(end, history, window_days: int) -> tuple[Mean, int]:
     return mean, len(window)
 
 
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "the 7-day average systolic is at or above 135 mmHg or diastolic is at or above
+    85 mmHg (from at least 4 readings)"."""
+    clause = conditions_words(parameters, unit=unit, subject=subject_of(metric))
+    days = parameters.get("window_days")
+    readings = parameters.get("min_readings")
+    words = f"the {format_number(days)}-day average {clause}"
+    return f"{words} (from at least {plural(readings, 'reading')})" if readings else words
+
+
 KIND = Kind(
     name="average",
     label="Average over a window",
@@ -134,4 +147,5 @@ KIND = Kind(
     bands=condition_bands,
     bands_averaged_over_days=lambda parameters: parameters["window_days"],
     shown_value="average",
+    describe=describe,
 )

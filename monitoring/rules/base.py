@@ -385,7 +385,7 @@ def _nothing_on_slots(rule: RuleLike, context: Context) -> Evaluation:
     return Evaluation()
 
 
-def _describe(parameters: dict, *, unit: str) -> str:
+def _describe(parameters: dict, *, unit: str, metric: str = "") -> str:
     return describe_parameters(parameters, unit=unit)
 
 
@@ -436,7 +436,12 @@ class Kind:
     # Its bands' limits apply to the mean of this many days' readings (parameters -> days),
     # not to single readings: charts draw and label them as averages. None: single readings.
     bands_averaged_over_days: Callable[[dict], float | None] = _not_averaged
-    describe: Callable[..., str] = _describe  # (parameters, *, unit) -> str
+    # The parameters as a clause of a sentence, every number the rule's own:
+    # (parameters, *, unit, metric) -> "glucose is below 54 mg/dL" (monitoring/rules/words.py).
+    describe: Callable[..., str] = _describe
+    # How the tailoring form asks for a parameter where the kind says it its own way:
+    # {parameter: (label, unit)}, unit "unit" for the metric's (monitoring/patient_forms.py).
+    parameter_labels: dict[str, tuple[str, str]] = field(default_factory=dict)
     # The key of its findings' values holding the value it saw, shown where no reading is
     # at hand (the triage queue's latest value).
     shown_value: str | None = None

@@ -20,7 +20,6 @@ from monitoring.rules.base import (
     ON_SCHEDULE,
     OPERATORS,
     SUMMARY_CGM,
-    SYMBOLS,
     Checker,
     Context,
     Evaluation,
@@ -32,6 +31,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
+from monitoring.rules.words import OPERATOR_WORDS, alert_title, plural, quantity
 from monitoring.summaries import (
     CgmSufficiency,
     cgm_sufficiency,
@@ -140,7 +140,11 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
         return Evaluation()
     if observation.met:
         return Evaluation(cleared_at=context.now)
-    label = "CV" if params["measure"] == "cv" else "time in band"
+    label = (
+        "Glucose variability (CV)"
+        if params["measure"] == "cv"
+        else f"CGM time {band_words(params.get('band') or {}, context.unit)}"
+    )
     readings = observation.sufficiency.readings
     target = params["target"]
     past_target = DIRECTION_SIGN[target["op"]] * (observation.observed - target["value"])
@@ -149,11 +153,11 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
                     f"{label} {observation.observed:.1f} % over "
                     f"{format_number(params['window_days'])} days ({readings} readings); "
-                    f"target {SYMBOLS[target['op']]} {format_number(target['value'])} %"
+                    f"target {OPERATOR_WORDS[target['op']]} {format_number(target['value'])} %"
                 ),
                 triggered_at=context.now,
                 values={"percent": round(observation.observed, 1), "readings": readings},
@@ -174,6 +178,47 @@ def bands(rule: RuleLike, *, unit: str) -> list[Band]:
     high = band.get("upper", {}).get("value")
     severity = "target" if low is not None and high is not None else rule.severity
     return [Band(low, high, severity, f"{rule.title} ({range_text(low, high, unit)})")]
+
+
+# A target missed, in words: the rule fires when "observed op value" does not hold.
+MISSED_TARGET_WORDS = {
+    "lt": "is {value} or more",
+    "le": "is above {value}",
+    "gt": "is {value} or less",
+    "ge": "is below {value}",
+}
+
+
+def band_words(band: dict, unit: str) -> str:
+    """ "below 54 mg/dL", "above 250 mg/dL", "in 70–180 mg/dL" (bounds as the band keeps
+    them)."""
+    lower, upper = band.get("lower"), band.get("upper")
+    if lower and upper:
+        words = f"{format_number(lower['value'])}–{quantity(upper['value'], unit)}"
+        inclusive = lower.get("inclusive") and upper.get("inclusive")
+        return f"in {words}" if inclusive else f"between {words}"
+    bound, side = (upper, ("le", "lt")) if upper else (lower, ("ge", "gt"))
+    op = side[0] if bound.get("inclusive") else side[1]
+    return f"{OPERATOR_WORDS[op]} {quantity(bound['value'], unit)}"
+
+
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "CGM time below 54 mg/dL is 1 % or more of the last 14 days (judged with at least
+    14 days and 70 % of the 5-minute readings)"."""
+    target = parameters["target"]
+    missed = MISSED_TARGET_WORDS[target["op"]].format(value=f"{format_number(target['value'])} %")
+    days = plural(parameters["window_days"], "day")
+    if parameters.get("measure") == "cv":
+        what = f"glucose variability (CV) over the last {days} {missed}"
+    else:
+        what = (
+            f"CGM time {band_words(parameters.get('band') or {}, unit)} {missed} of the last {days}"
+        )
+    return (
+        f"{what} (judged with at least {plural(parameters['min_days'], 'day')} and "
+        f"{format_number(parameters['min_percent_active'])} % of the "
+        f"{format_number(parameters['sensor_interval_minutes'])}-minute readings)"
+    )
 
 
 BOUND_SCHEMA = {
@@ -234,4 +279,5 @@ KIND = Kind(
     triggers=frozenset({ON_SCHEDULE}),
     bands=bands,
     summary=SUMMARY_CGM,
+    describe=describe,
 )

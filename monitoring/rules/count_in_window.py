@@ -6,6 +6,7 @@ Parameters: conditions/match as for threshold, "count", "within_days".
 
 from datetime import timedelta
 
+from monitoring.display import format_instant
 from monitoring.rules.bands import condition_bands
 from monitoring.rules.base import (
     CONDITIONS_PROPERTIES,
@@ -21,6 +22,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
+from monitoring.rules.words import alert_title, conditions_words, plural, subject_of
 from monitoring.units import format_number
 
 
@@ -56,10 +58,13 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 Finding(
                     rule_id=rule.id,
                     severity=rule.severity,
-                    title=rule.title,
+                    title=alert_title(
+                        describe(rule.parameters, unit=context.unit, metric=rule.metric)
+                    ),
                     detail=(
-                        f"{len(inside)} readings with {conditions.describe(context.unit)} "
-                        f"within {format_number(rule.parameters['within_days'])} days"
+                        f"{len(inside)} such readings within "
+                        f"{format_number(rule.parameters['within_days'])} days, the latest on "
+                        f"{format_instant(reading.measured_at, context.zone)}"
                     ),
                     triggered_at=reading.measured_at,
                     reading_ids=tuple(other.id for other in inside),
@@ -68,6 +73,15 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 )
             )
     return result
+
+
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "INR is at or above 5 in 2 readings within 183 days"."""
+    clause = conditions_words(parameters, unit=unit, subject=subject_of(metric))
+    return (
+        f"{clause} in {plural(parameters['count'], 'reading')} within "
+        f"{plural(parameters['within_days'], 'day')}"
+    )
 
 
 KIND = Kind(
@@ -89,4 +103,6 @@ KIND = Kind(
     about_single_readings=True,
     bands=condition_bands,
     bands_mark_readings=True,
+    describe=describe,
+    parameter_labels={"count": ("In", "readings")},
 )

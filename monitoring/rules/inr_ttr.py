@@ -25,6 +25,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
+from monitoring.rules.words import alert_title, plural
 from monitoring.summaries import TimeInRange, rosendaal_ttr
 from monitoring.units import format_number
 
@@ -93,7 +94,7 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
                 detail=(
                     f"INR time in range {ttr.percent:.0f} % over {ttr.days_total} days "
                     f"(target {format_number(params['target_low'])}–"
@@ -116,6 +117,18 @@ def bands(rule: RuleLike, *, unit: str) -> list[Band]:
         return []
     low, high = parameters["target_low"], parameters["target_high"]
     return [Band(low, high, "target", f"Target range {range_text(low, high, unit)}")]
+
+
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "INR time in the 2–3 range is below 65 % over the last 183 days (gaps over 56 days
+    between results are not counted)"."""
+    low, high = format_number(parameters["target_low"]), format_number(parameters["target_high"])
+    return (
+        f"INR time in the {low}–{high} range is below "
+        f"{format_number(parameters['below_percent'])} % over the last "
+        f"{plural(parameters['window_days'], 'day')} (gaps over "
+        f"{plural(parameters['max_gap_days'], 'day')} between results are not counted)"
+    )
 
 
 KIND = Kind(
@@ -141,4 +154,5 @@ KIND = Kind(
     bands_mark_readings=True,
     summary=SUMMARY_INR_TIME_IN_RANGE,
     summary_windows=lambda parameters: [parameters["window_days"]],
+    describe=describe,
 )

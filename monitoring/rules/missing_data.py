@@ -7,7 +7,6 @@ next reading.
 
 from datetime import timedelta
 
-from monitoring.models import Metric
 from monitoring.rules.base import (
     ON_READING,
     ON_SCHEDULE,
@@ -20,6 +19,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
+from monitoring.rules.words import alert_title, plural, subject_of
 from monitoring.units import format_number
 
 
@@ -68,11 +68,18 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
             Finding(
                 rule_id=rule.id,
                 severity=rule.severity,
-                title=rule.title,
-                detail=f"No {Metric(rule.metric).label} reading in the last {hours} hours.",
+                title=alert_title(describe(rule.parameters, unit=context.unit, metric=rule.metric)),
+                detail=f"No {subject_of(rule.metric)} reading in the last {hours} hours.",
                 triggered_at=context.now,
             )
         ]
+    )
+
+
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "no glucose reading arrives for 48 hours"."""
+    return (
+        f"no {subject_of(metric)} reading arrives for {plural(parameters['silent_hours'], 'hour')}"
     )
 
 
@@ -90,4 +97,5 @@ KIND = Kind(
     history_on_readings=False,
     next_check=next_check,
     moved_check=moved_check,
+    describe=describe,
 )

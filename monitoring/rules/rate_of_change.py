@@ -11,11 +11,11 @@ Parameters: "window_days" N, "delta" (canonical unit), "direction" gain | loss,
 
 from datetime import date, timedelta
 
+from monitoring.display import format_date
 from monitoring.problems import HIGH, LOW
 from monitoring.rules.base import (
     ON_READING,
     OPERATORS,
-    SYMBOLS,
     Checker,
     Context,
     Evaluation,
@@ -26,7 +26,7 @@ from monitoring.rules.base import (
     number_schema,
     object_schema,
 )
-from monitoring.units import format_number
+from monitoring.rules.words import alert_title, plural, quantity, subject_of
 
 
 def validate(parameters: object, *, metric: str) -> dict:
@@ -78,12 +78,14 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 Finding(
                     rule_id=rule.id,
                     severity=rule.severity,
-                    title=rule.title,
+                    title=alert_title(
+                        describe(rule.parameters, unit=context.unit, metric=rule.metric)
+                    ),
                     detail=(
-                        f"{params['direction']} of {format_number(round(change, 2))} "
-                        f"{context.unit} from {base.measured_at.astimezone(context.zone):%Y-%m-%d} "
-                        f"to {day:%Y-%m-%d} (rule: {SYMBOLS[params.get('op', 'gt')]} "
-                        f"{format_number(params['delta'])} {context.unit} in {n} day(s))"
+                        f"{'Gain' if sign > 0 else 'Loss'} of "
+                        f"{quantity(round(change, 2), context.unit)} from "
+                        f"{format_date(base.measured_at.astimezone(context.zone).date())} to "
+                        f"{format_date(day)}"
                     ),
                     triggered_at=today.measured_at,
                     reading_ids=(base.id, today.id),
@@ -100,6 +102,16 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
         elif day == max(days):
             result.cleared_at = today.measured_at
     return result
+
+
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "weight rises by more than 0.9 kg in 1 day", "weight falls by 0.9 kg or more in 2
+    days"."""
+    verb = "rises" if parameters.get("direction") == "gain" else "falls"
+    amount = quantity(parameters["delta"], unit)
+    by = f"{amount} or more" if parameters.get("op") == "ge" else f"more than {amount}"
+    days = plural(parameters["window_days"], "day")
+    return f"{subject_of(metric)} {verb} by {by} in {days}"
 
 
 KIND = Kind(
@@ -120,4 +132,6 @@ KIND = Kind(
     evaluate=evaluate,
     triggers=frozenset({ON_READING}),
     about_single_readings=True,
+    describe=describe,
+    parameter_labels={"window_days": ("Within", "days"), "delta": ("Amount", "unit")},
 )

@@ -23,6 +23,7 @@ from monitoring.rules.base import (
     object_schema,
 )
 from monitoring.rules.threshold import observed
+from monitoring.rules.words import alert_title, conditions_words, plural, subject_of
 
 # How far back a run of readings is followed. Not clinical: a bound on the query.
 MAX_LOOKBACK = timedelta(days=30)
@@ -76,10 +77,17 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
                 Finding(
                     rule_id=rule.id,
                     severity=rule.severity,
-                    title=rule.title,
+                    title=alert_title(
+                        describe(rule.parameters, unit=context.unit, metric=rule.metric)
+                    ),
                     detail=(
-                        f"{span} with {conditions.describe(context.unit)}; latest "
-                        f"{observed(reading, context.unit, (*conditions.items, *context.limits))}"
+                        f"{span}; the latest "
+                        + observed(
+                            reading,
+                            context.unit,
+                            (*conditions.items, *context.limits),
+                            in_words=True,
+                        )
                     ),
                     triggered_at=reading.measured_at,
                     reading_ids=tuple(r.id for r in run[-(count or len(run)) :]),
@@ -91,6 +99,16 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     if latest is not None and latest.id in new_ids and not conditions.matches(latest):
         result.cleared_at = latest.measured_at
     return result
+
+
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "glucose is below 70 mg/dL for 3 readings in a row", "… for at least 30 minutes"."""
+    clause = conditions_words(parameters, unit=unit, subject=subject_of(metric))
+    if parameters.get("count") is not None:
+        return f"{clause} for {plural(parameters['count'], 'reading')} in a row"
+    if parameters.get("duration_minutes") is not None:
+        return f"{clause} for at least {plural(parameters['duration_minutes'], 'minute')}"
+    return clause
 
 
 KIND = Kind(
@@ -123,4 +141,6 @@ KIND = Kind(
     about_single_readings=True,
     bands=condition_bands,
     bands_mark_readings=True,
+    describe=describe,
+    parameter_labels={"count": ("For", "readings in a row")},
 )

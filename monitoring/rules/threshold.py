@@ -9,6 +9,7 @@ such as 54 ≤ glucose < 70 is two conditions with match all; outside a range (I
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from monitoring.display import display_unit, format_instant
 from monitoring.problems import DIRECTIONS
 from monitoring.rules.bands import condition_bands
 from monitoring.rules.base import (
@@ -26,6 +27,7 @@ from monitoring.rules.base import (
     components_for,
     object_schema,
 )
+from monitoring.rules.words import alert_title, conditions_words, subject_of
 from monitoring.units import format_number
 
 
@@ -63,12 +65,17 @@ def shown(
     return format_number(round(value, digits))
 
 
-def observed(reading, unit: str, limits: Sequence[Condition] = ()) -> str:
+def observed(
+    reading, unit: str, limits: Sequence[Condition] = (), *, in_words: bool = False
+) -> str:
+    """The reading's value with its unit: as stored in the alert's values (the canonical
+    code, "185/95 mm[Hg]"), or `in_words` as a clinician writes it ("185/95 mmHg")."""
+    suffix = display_unit(unit) if in_words else unit
     if reading.systolic is not None:
         systolic = shown(reading.systolic, unit, limits, "systolic")
         diastolic = shown(reading.diastolic, unit, limits, "diastolic")
-        return f"{systolic}/{diastolic} {unit}"
-    return f"{shown(reading.value, unit, limits)} {unit}".strip()
+        return f"{systolic}/{diastolic} {suffix}"
+    return f"{shown(reading.value, unit, limits)} {suffix}".strip()
 
 
 def evaluate(rule: RuleLike, context: Context) -> Evaluation:
@@ -77,17 +84,16 @@ def evaluate(rule: RuleLike, context: Context) -> Evaluation:
     result = Evaluation()
     for reading in context.new:
         if conditions.matches(reading):
-            local = reading.measured_at.astimezone(context.zone)
             value = observed(reading, context.unit, limits)
+            worded = observed(reading, context.unit, limits, in_words=True)
             result.findings.append(
                 Finding(
                     rule_id=rule.id,
                     severity=rule.severity,
-                    title=rule.title,
-                    detail=(
-                        f"{value} at {local:%Y-%m-%d %H:%M %Z}; "
-                        f"rule: {conditions.describe(context.unit)}"
+                    title=alert_title(
+                        describe(rule.parameters, unit=context.unit, metric=rule.metric)
                     ),
+                    detail=f"{worded} at {format_instant(reading.measured_at, context.zone)}",
                     triggered_at=reading.measured_at,
                     reading_ids=(reading.id,),
                     values={"observed": value},
@@ -115,6 +121,11 @@ def clear_since(conditions: Conditions, readings) -> datetime | None:
     return since
 
 
+def describe(parameters: dict, *, unit: str, metric: str = "") -> str:
+    """ "glucose is below 54 mg/dL", "INR is below 2 or above 3"."""
+    return conditions_words(parameters, unit=unit, subject=subject_of(metric))
+
+
 KIND = Kind(
     name="threshold",
     label="Threshold",
@@ -127,4 +138,5 @@ KIND = Kind(
     bands=condition_bands,
     bands_mark_readings=True,
     shown_value="observed",
+    describe=describe,
 )

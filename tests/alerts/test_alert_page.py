@@ -93,14 +93,14 @@ def test_the_alert_page_lists_the_rules_in_force_with_their_source(root, hypo):
     assert [(r.rule.key, r.parameters, r.source, r.fired) for r in rows] == [
         (
             "hypoglycemia_level_2",
-            "< 54 mg/dL",
+            "Glucose is below 54 mg/dL",
             "Added by a clinician · blood_glucose.thresholds.hypoglycemia_level_2 · "
             "verified: ada_soc_glycemic_targets, ihsg_2017",
             "Fired this alert at version 1",
         ),
         (
             "hypoglycemia_level_1",
-            "≥ 54 mg/dL and < 70 mg/dL",
+            "Glucose is at or above 54 mg/dL and below 70 mg/dL",
             "Added by a clinician · blood_glucose.thresholds.hypoglycemia_level_1 · "
             "verified: ada_soc_glycemic_targets",
             "",
@@ -126,9 +126,9 @@ def test_the_alert_page_says_when_the_rule_changed_since_it_fired(root, hypo, ph
     # then
     assert (rows[0].rule.key, rows[0].parameters, rows[0].rule.version, rows[0].fired) == (
         "hypoglycemia_level_2",
-        "< 50 mg/dL",
+        "Glucose is below 50 mg/dL",
         2,
-        "Fired this alert at version 1 (< 54 mg/dL); now version 2",
+        "Fired this alert at version 1 (Glucose is below 54 mg/dL); now version 2",
     )
 
 

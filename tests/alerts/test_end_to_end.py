@@ -130,7 +130,7 @@ def test_a_low_glucose_posted_over_http_pages_the_level_1_nurse_once(worker, liv
         "critical",
         1,
     )
-    assert alert.title == "Level 2 hypoglycaemia"
+    assert alert.title == "Glucose is below 54 mg/dL"
     assert alert.reading_ids == [Reading.objects.get(client_id=low["id"]).pk]
     wait_for(
         "sent notification",
@@ -150,7 +150,7 @@ def test_a_low_glucose_posted_over_http_pages_the_level_1_nurse_once(worker, liv
     )
     # Minimum necessary: the subject names the alert, the message neither the MRN nor the name.
     subject = message_from_string(email, policy=email_policy.default)["Subject"].lstrip()
-    assert subject == f"Vigil alert #{alert.pk}: critical — Level 2 hypoglycaemia"
+    assert subject == f"Vigil alert #{alert.pk}: critical — Glucose is below 54 mg/dL"
     assert "MRN-E2E-0001" not in email
     assert "Ada Example" not in email
 

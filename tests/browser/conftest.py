@@ -258,11 +258,11 @@ def clinic(live_server, _broker_queues_purged) -> Clinic:
     queue = list(Alert.objects.filter(patient__care_team=team))
     by_title = {alert.title: alert for alert in queue}
     expected = [
-        "Level 2 hypoglycaemia",  # critical, 3 h ago
-        "Hypertensive crisis",  # critical, 1 h ago
-        "Low SpO2 (COPD target)",  # warning, 8 h ago
-        "INR outside target range",  # warning, 5 h ago
-        "Level 1 hyperglycaemia",  # info, 10 h ago
+        "Glucose is below 54 mg/dL",  # critical, 3 h ago
+        "Systolic is above 180 mmHg or diastolic is above 120 mmHg",  # critical, 1 h ago
+        "SpO2 is at or below 87 %",  # warning, 8 h ago
+        "INR is below 2 or above 3",  # warning, 5 h ago
+        "Glucose is above 180 mg/dL and at or below 250 mg/dL",  # info, 10 h ago
     ]
     assert sorted(by_title) == sorted(expected), sorted(by_title)
     return Clinic(

@@ -35,9 +35,9 @@ def test_the_demo_nurse_finds_the_simulated_alerts_in_her_queue(
         "Critical", "Critical", "Critical", "Warning", "Warning"
     ]  # fmt: skip
     assert sorted(rows.locator(".field-summary").all_inner_texts()) == [
-        "Critical INR",
-        "Hypertensive crisis",
-        "Level 2 hypoglycaemia",
-        "Low SpO2 (COPD target)",
-        "Weight gain in 1 day",
+        "Glucose is below 54 mg/dL",
+        "INR is at or above 5",
+        "SpO2 is at or below 87 %",
+        "Systolic is above 180 mmHg or diastolic is above 120 mmHg",
+        "Weight rises by more than 0.9 kg in 1 day",
     ]

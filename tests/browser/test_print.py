@@ -64,7 +64,9 @@ def test_the_summary_for_the_referring_physician_prints_on_one_a4_page(
     expect(summary.locator('#print-figures tr[data-metric="blood_pressure"]')).to_contain_text(
         "192/118 mmHg"
     )
-    expect(summary.locator("#print-alerts")).to_contain_text("Hypertensive crisis")
+    expect(summary.locator("#print-alerts")).to_contain_text(
+        "Systolic is above 180 mmHg or diastolic is above 120 mmHg"
+    )
     expect(summary.locator("#print-team")).to_contain_text("Nina Nurse")
     expect(page.get_by_role("button", name="Print")).to_be_visible()
     expect(page.locator("#nav-sidebar")).to_be_visible()

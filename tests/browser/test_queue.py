@@ -66,11 +66,11 @@ def test_the_queue_fits_shows_the_priority_columns_and_orders_severity_first(
     # and: as seen on screen, critical first (open before acknowledged), then warnings
     # (the longest waiting first), the info alert last
     assert rows.locator(".field-summary").all_inner_texts() == [
-        "Level 2 hypoglycaemia",
-        "Hypertensive crisis",
-        "Low SpO2 (COPD target)",
-        "INR outside target range",
-        "Level 1 hyperglycaemia",
+        "Glucose is below 54 mg/dL",
+        "Systolic is above 180 mmHg or diastolic is above 120 mmHg",
+        "SpO2 is at or below 87 %",
+        "INR is below 2 or above 3",
+        "Glucose is above 180 mg/dL and at or below 250 mg/dL",
     ]
     assert rows.locator("td.field-status_column").all_inner_texts() == [
         "Open",
@@ -149,7 +149,7 @@ def test_the_queue_reloads_itself_with_its_filters_waits_for_a_selection_and_pau
     # then: the same address, the same one alert
     assert page.url.endswith(url)
     expect(page.locator("#result_list tbody tr")).to_have_count(1)
-    expect(page.locator("#result_list .field-summary")).to_have_text("Level 2 hypoglycaemia")
+    expect(page.locator("#result_list .field-summary")).to_have_text("Glucose is below 54 mg/dL")
 
     # when: she selects the row, the reload waits
     page.locator("#result_list input.action-select").first.check()

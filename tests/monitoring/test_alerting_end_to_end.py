@@ -98,8 +98,20 @@ def test_the_alerting_edges_through_the_api_with_a_real_worker(worker, live_serv
     assert diabetes.post(*lows).status_code == 201
     diabetes.evaluated(worker, *lows)
     assert diabetes.alerts() == [
-        ("glucose_high", "critical", "open", "Very high glucose", {"observed": "401 mg/dL"}),
-        ("glucose_low", "critical", "open", "Level 2 hypoglycaemia", {"observed": "53.9 mg/dL"}),
+        (
+            "glucose_high",
+            "critical",
+            "open",
+            "Glucose is above 400 mg/dL",
+            {"observed": "401 mg/dL"},
+        ),
+        (
+            "glucose_low",
+            "critical",
+            "open",
+            "Glucose is below 54 mg/dL",
+            {"observed": "53.9 mg/dL"},
+        ),
     ]
 
     # INR 3.5 then 10.5: the same high-INR alert, now critical at the furthest tier, not cleared.
@@ -112,7 +124,7 @@ def test_the_alerting_edges_through_the_api_with_a_real_worker(worker, live_serv
     high = Alert.objects.get(patient=warfarin.patient, dedupe_key="inr_high")
     assert (high.severity, high.title, high.values, high.condition_cleared_at) == (
         "critical",
-        "INR above 10",
+        "INR is above 10",
         {"observed": "10.5"},
         None,
     )
@@ -124,7 +136,9 @@ def test_the_alerting_edges_through_the_api_with_a_real_worker(worker, live_serv
     pressure.evaluated(worker, late)
     [(key, severity, status, title, values)] = pressure.alerts()
     assert (key, severity, status, values["late"]) == ("bp_high", "critical", "open", True)
-    assert title.startswith("Late reading, measured ") and title.endswith(": Hypertensive crisis")
+    assert title.startswith("Late reading, measured ") and title.endswith(
+        ": Systolic is above 180 mmHg or diastolic is above 120 mmHg"
+    )
 
     # An item with an impossible offset beside a low glucose: rejected alone, the low alerts.
     other = App(live_server, "diabetes", team)

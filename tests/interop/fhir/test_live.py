@@ -121,7 +121,13 @@ def test_a_fhir_client_creates_a_batch_and_searches_it_back(worker, live_server,
         alerts(patient)
         == alerts(native)
         == [
-            ("glucose_low", "critical", "open", "Level 2 hypoglycaemia", {"observed": "53.9 mg/dL"})
+            (
+                "glucose_low",
+                "critical",
+                "open",
+                "Glucose is below 54 mg/dL",
+                {"observed": "53.9 mg/dL"},
+            )
         ]
     )
 

@@ -66,7 +66,8 @@ def test_a_day_uploaded_at_once_with_a_low_hours_ago_raises_the_low(
     # at upload), its condition cleared by the next reading, open for the team to review
     assert alerts(patient) == [
         (
-            "glucose_low", "critical", "open", "Level 2 hypoglycaemia", {"observed": "48 mg/dL"},
+            "glucose_low", "critical", "open", "Glucose is below 54 mg/dL",
+            {"observed": "48 mg/dL"},
             NOW - timedelta(hours=6), NOW - timedelta(hours=5, minutes=45),
         )
     ]  # fmt: skip
@@ -90,7 +91,7 @@ def test_a_low_more_than_a_day_old_is_raised_as_late(
     assert alerts(patient) == [
         (
             "glucose_low", "critical", "open",
-            "Late reading, measured 2026-02-28 01:20 EST: Level 2 hypoglycaemia",
+            "Late reading, measured 2026-02-28 01:20 EST: Glucose is below 54 mg/dL",
             {"late": True, "measured": "2026-02-28 01:20 EST", "observed": "45 mg/dL"},
             low_at, low_at + timedelta(minutes=5),
         )

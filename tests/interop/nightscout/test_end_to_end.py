@@ -76,7 +76,7 @@ def test_a_low_sgv_alerts_as_a_low_reading_does_and_a_client_library_reads_it_ba
 
     # then: the same alert for both
     expected = [
-        ("glucose_low", "critical", "open", "Level 2 hypoglycaemia", {"observed": "50 mg/dL"})
+        ("glucose_low", "critical", "open", "Glucose is below 54 mg/dL", {"observed": "50 mg/dL"})
     ]
     assert app.alerts() == expected
     assert cgm.alerts() == expected

@@ -37,7 +37,7 @@ def test_the_rules_show_the_protocol_default_and_its_source_beside_the_patients_
     rule_page = physician_client.get(rule_url(rule)).content.decode()
 
     row = re.search(r'<tr data-rule="hypoglycemia_level_1".*?</tr>', page, re.S)[0]
-    assert "≥ 54 mg/dL and &lt; 70 mg/dL" in row
+    assert "Warn when glucose is at or above 54 mg/dL and below 70 mg/dL" in row
     assert "blood_glucose.thresholds.hypoglycemia_level_1" in row
     assert rule.source in row
     assert "Reference: blood_glucose.thresholds.hypoglycemia_level_1" in rule_page
@@ -109,11 +109,11 @@ def test_tailoring_a_rule_saves_a_new_version_with_its_revision(
         (2, "critical", physician, "Hypoglycaemia unawareness"),
     ]
     history = physician_client.get(rule_url(rule)).content.decode()
-    assert re.findall(r'<tr data-version="(\d+)">', history) == ["2", "1"]
+    assert re.findall(r'<li data-version="(\d+)">', history) == ["2", "1"]
     page = physician_client.get(change_url(patient)).content.decode()
     row = re.search(r'<tr data-rule="hypoglycemia_level_1".*?</tr>', page, re.S)[0]
-    assert "≥ 54 mg/dL and &lt; 80 mg/dL" in row  # the patient's value
-    assert "≥ 54 mg/dL and &lt; 70 mg/dL" in row  # beside the default
+    assert "Glucose is at or above 54 mg/dL and below 80 mg/dL" in row  # the patient's value
+    assert "Glucose is at or above 54 mg/dL and below 70 mg/dL" in row  # beside the default
     assert "tailored" in row
 
 

@@ -79,8 +79,22 @@ def test_lows_after_an_open_very_high_glucose_raise_their_own_low_alert(
 
     # then: a low alert of its own, showing the worse of the two lows, paged once
     assert alerts(patient) == [
-        ("glucose_high", "critical", "open", 1, "Very high glucose", {"observed": "401 mg/dL"}),
-        ("glucose_low", "warning", "open", 2, "Level 1 hypoglycaemia", {"observed": "55 mg/dL"}),
+        (
+            "glucose_high",
+            "critical",
+            "open",
+            1,
+            "Glucose is above 400 mg/dL",
+            {"observed": "401 mg/dL"},
+        ),
+        (
+            "glucose_low",
+            "warning",
+            "open",
+            2,
+            "Glucose is at or above 54 mg/dL and below 70 mg/dL",
+            {"observed": "55 mg/dL"},
+        ),
     ]
     assert len(paged) == 1
     assert HYPO_1["lower"]["value"] <= 55 < HYPO_1["upper"]["value"]
@@ -100,8 +114,8 @@ def test_a_subtherapeutic_inr_after_an_open_critical_inr_raises_a_low_inr_alert(
     assert [
         (key, severity, status, n, title) for key, severity, status, n, title, _ in alerts(patient)
     ] == [
-        ("inr_high", "critical", "open", 1, "Critical INR"),
-        ("inr_low", "warning", "open", 1, "INR outside target range"),
+        ("inr_high", "critical", "open", 1, "INR is at or above 5"),
+        ("inr_low", "warning", "open", 1, "INR is below 2 or above 3"),
     ]
     assert Alert.objects.get(dedupe_key="inr_low").values == {"observed": "1.6"}
     assert len(paged) == 1
@@ -120,8 +134,8 @@ def test_hypotension_after_an_open_hypertensive_crisis_raises_a_low_bp_alert(
     paged = evaluate(patient, django_capture_on_commit_callbacks)
 
     assert [(key, severity, n, title) for key, severity, _, n, title, _ in alerts(patient)] == [
-        ("bp_high", "critical", 1, "Hypertensive crisis"),
-        ("bp_low", "warning", 1, "Low blood pressure"),
+        ("bp_high", "critical", 1, "Systolic is above 180 mmHg or diastolic is above 120 mmHg"),
+        ("bp_low", "warning", 1, "Systolic is below 90 mmHg or diastolic is below 60 mmHg"),
     ]
     assert len(paged) == 1
     assert BP_CRISIS["systolic_gt"] < 185 and HYPOTENSION["systolic_lt"] > 85
@@ -147,7 +161,7 @@ def test_a_worse_inr_is_never_taken_for_the_condition_clearing(
     alert = Alert.objects.get(patient=patient)
     assert (alert.severity, alert.title, alert.values, alert.condition_cleared_at) == (
         "critical",
-        "INR above 10",
+        "INR is above 10",
         {"observed": "10.5"},
         None,
     )
@@ -247,7 +261,7 @@ def test_a_further_tier_at_the_same_severity_moves_the_alert_and_pages_again(
     post(patient, item("inr", timedelta(hours=3), value=INR_NICE_ANY))
     evaluate(patient, django_capture_on_commit_callbacks)
     alert = Alert.objects.get(patient=patient)
-    assert (alert.title, alert.values) == ("INR at NICE poor-control level", {"observed": "8"})
+    assert (alert.title, alert.values) == ("INR is at or above 8", {"observed": "8"})
     acknowledge_alert(alert=alert, user=nurse)
 
     # when: INR 10.5, past the > 10 limit the reference ties to oral vitamin K
@@ -259,7 +273,7 @@ def test_a_further_tier_at_the_same_severity_moves_the_alert_and_pages_again(
     assert (alert.severity, alert.status, alert.title, alert.values, alert.occurrences) == (
         "critical",
         "open",
-        "INR above 10",
+        "INR is above 10",
         {"observed": "10.5"},
         2,
     )
@@ -267,8 +281,8 @@ def test_a_further_tier_at_the_same_severity_moves_the_alert_and_pages_again(
     assert worsened.data == {
         "previous": "critical",
         "severity": "critical",
-        "previous_title": "INR at NICE poor-control level",
-        "title": "INR above 10",
+        "previous_title": "INR is at or above 8",
+        "title": "INR is above 10",
         "previous_values": {"observed": "8"},
         "values": {"observed": "10.5"},
         "rule_version": 1,
@@ -294,7 +308,7 @@ def test_a_lesser_reading_of_the_same_problem_adds_an_occurrence_and_overwrites_
 
     alert = Alert.objects.get(patient=patient, dedupe_key="inr_high")
     assert (alert.title, alert.values, alert.occurrences) == (
-        "INR above 10",
+        "INR is above 10",
         {"observed": "10.5"},
         2,
     )
@@ -342,7 +356,10 @@ def test_a_seven_day_average_at_stage_2_level_is_titled_as_stage_2(
     evaluate(patient, django_capture_on_commit_callbacks)
 
     alert = Alert.objects.get(patient=patient, dedupe_key="bp_average")
-    assert (alert.severity, alert.title) == ("warning", "Home BP average at stage-2 level")
+    assert (alert.severity, alert.title) == (
+        "warning",
+        "The 7-day average systolic is at or above 145 mmHg or diastolic is at or above 90 mmHg",
+    )
 
 
 # --- 5. Late data is reviewed, not dropped --------------------------------------------------
@@ -363,7 +380,8 @@ def test_a_crisis_reading_uploaded_30_hours_late_raises_an_alert_marked_late(
     alert = Alert.objects.get(patient=patient)
     assert (alert.severity, alert.title, alert.values) == (
         "critical",
-        f"Late reading, measured {measured}: Hypertensive crisis",
+        f"Late reading, measured {measured}: "
+        "Systolic is above 180 mmHg or diastolic is above 120 mmHg",
         {"observed": "204/128 mm[Hg]", "late": True, "measured": measured},
     )
     assert len(paged) == 1
@@ -384,7 +402,10 @@ def test_a_worse_average_inhibited_by_a_crisis_folds_into_its_alert_without_pagi
     )
     evaluate(patient, django_capture_on_commit_callbacks)
     average = Alert.objects.get(patient=patient, dedupe_key="bp_average")
-    assert average.title == "Home BP average above goal"
+    assert (
+        average.title
+        == "The 7-day average systolic is at or above 135 mmHg or diastolic is at or above 85 mmHg"
+    )
 
     # when: a crisis reading lifts the average to stage-2 level as well
     post(patient, item("blood_pressure", timedelta(hours=1), systolic=190, diastolic=100))
@@ -393,7 +414,10 @@ def test_a_worse_average_inhibited_by_a_crisis_folds_into_its_alert_without_pagi
     # then: the crisis pages; the average's alert moves to stage 2 but pages nobody, and its
     # event is settled so the routing sweep never pages it later either
     average.refresh_from_db()
-    assert average.title == "Home BP average at stage-2 level"
+    assert (
+        average.title
+        == "The 7-day average systolic is at or above 145 mmHg or diastolic is at or above 90 mmHg"
+    )
     worsened = AlertEvent.objects.get(alert=average, kind="worsened")
     crisis = AlertEvent.objects.get(alert__dedupe_key="bp_high", kind="raised")
     assert paged == [crisis.pk]

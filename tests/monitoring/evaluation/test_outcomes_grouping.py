@@ -95,8 +95,8 @@ def test_repeated_low_readings_are_occurrences_of_one_alert_that_rises_to_the_wo
             {
                 "previous": "warning",
                 "severity": "critical",
-                "previous_title": "Level 1 hypoglycaemia",
-                "title": "Level 2 hypoglycaemia",
+                "previous_title": "Glucose is at or above 54 mg/dL and below 70 mg/dL",
+                "title": "Glucose is below 54 mg/dL",
                 "previous_values": {"observed": f"{LOW_GLUCOSE} mg/dL"},
                 "values": {"observed": f"{HYPO_2['upper']['value'] - 4} mg/dL"},
                 "rule_version": 1,

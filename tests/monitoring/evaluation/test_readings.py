@@ -70,7 +70,7 @@ def test_2_8_mmol_per_l_raises_a_critical_level_2_alert_recording_the_rule_that_
     ) == (
         "glucose_low", "critical", "open", 1, level_2,
         1, template("hypoglycemia_level_2").parameters, {"observed": "50 mg/dL"}, [reading.pk],
-        NOW - timedelta(hours=1), NOW - timedelta(hours=1), "Level 2 hypoglycaemia",
+        NOW - timedelta(hours=1), NOW - timedelta(hours=1), "Glucose is below 54 mg/dL",
     )  # fmt: skip
     event = AlertEvent.objects.get(alert=alert)
     assert (event.kind, event.data, event.at) == (
@@ -180,7 +180,7 @@ def test_a_stale_critical_reading_raises_an_alert_marked_late_with_its_measured_
     alert = Alert.objects.get(patient=patient)
     assert (alert.severity, alert.title, alert.values, len(enqueued)) == (
         "critical",
-        f"Late reading, measured {measured:%Y-%m-%d %H:%M %Z}: Level 2 hypoglycaemia",
+        f"Late reading, measured {measured:%Y-%m-%d %H:%M %Z}: Glucose is below 54 mg/dL",
         {
             "observed": f"{HYPO_2['upper']['value'] - 10} mg/dL",
             "late": True,

@@ -234,6 +234,6 @@ def test_a_lesser_finding_counts_as_an_occurrence_without_replacing_the_values_s
     assert (alert.severity, alert.occurrences, alert.title) == (
         "critical",
         2,
-        "Level 2 hypoglycaemia",
+        "Glucose is below 54 mg/dL",
     )
     assert alert.values == shown == {"observed": "50 mg/dL"}

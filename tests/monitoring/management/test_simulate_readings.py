@@ -112,11 +112,11 @@ def test_simulator_posts_through_the_api_and_the_rules_raise_one_alert_per_proto
         for alert in Alert.objects.select_related("patient")
     }
     assert alerts == {
-        ("DEMO-001", "warning", "Weight gain in 1 day"),
-        ("DEMO-001", "critical", "Hypertensive crisis"),
-        ("DEMO-002", "critical", "Level 2 hypoglycaemia"),
-        ("DEMO-003", "critical", "Critical INR"),
-        ("DEMO-004", "warning", "Low SpO2 (COPD target)"),
+        ("DEMO-001", "warning", "Weight rises by more than 0.9 kg in 1 day"),
+        ("DEMO-001", "critical", "Systolic is above 180 mmHg or diastolic is above 120 mmHg"),
+        ("DEMO-002", "critical", "Glucose is below 54 mg/dL"),
+        ("DEMO-003", "critical", "INR is at or above 5"),
+        ("DEMO-004", "warning", "SpO2 is at or below 87 %"),
     }
     assert "DEMO-004 (copd): 16 created, 0 duplicate, 0 conflict, 0 rejected" in out.getvalue()
 

@@ -91,9 +91,9 @@ def test_two_consecutive_missed_critical_doses_raise_one_adherence_alert(
         "warning",
         "open",
     )
-    assert alert.title == "Consecutive missed doses"
+    assert alert.title == "2 scheduled doses in a row of a medication marked critical are missed"
     assert alert.detail == (
-        "Warfarin 5 mg: 2 consecutive scheduled doses not logged; last due 2026-03-03 08:00 CET"
+        "Warfarin 5 mg: 2 consecutive scheduled doses not logged; last due 3 Mar 2026, 08:00 CET"
     )
     assert alert.occurrences == 1
     assert (alert.first_triggered_at, alert.last_triggered_at) == (
@@ -301,9 +301,9 @@ def test_missed_measurements_escalate_too(patient, schedule):
 
     alert = Alert.objects.get()
     assert alert.rule.key == "reminders_unanswered_weight"
-    assert alert.title == "Body weight reminders unanswered"
+    assert alert.title == "2 weight reminders in a row go unanswered"
     assert alert.detail == (
-        "Body weight: 2 consecutive measurements not logged; last due 2026-03-03 08:00 CET"
+        "Body weight: 2 consecutive measurements not logged; last due 3 Mar 2026, 08:00 CET"
     )
 
 

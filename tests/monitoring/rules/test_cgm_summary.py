@@ -47,8 +47,10 @@ def test_time_below_70_above_its_target_with_sufficient_data_is_a_finding():
         Finding(
             rule_id=rule_id,
             severity="warning",
-            title="CGM time below 70 mg/dL above target",
-            detail="time in band 10.0 % over 14 days (3000 readings); target < 4 %",
+            title="CGM time below 70 mg/dL is 4 % or more of the last 14 days",
+            detail=(
+                "CGM time below 70 mg/dL 10.0 % over 14 days (3000 readings); target below 4 %"
+            ),
             triggered_at=NOW,
             values={"percent": 10.0, "readings": 3000},
             placement=Placement(extremity=10.0 - 4),  # 6 points above the < 4 % target

@@ -44,7 +44,7 @@ def test_a_time_in_range_below_the_nice_limit_is_a_warning():
         Finding(
             rule_id=rule_id,
             severity="warning",
-            title="INR time in range below target",
+            title="INR time in the 2–3 range is below 65 % over the last 183 days",
             detail=("INR time in range 60 % over 20 days (target 2–3; below 65 % is poor control)"),
             triggered_at=NOW,
             values={"ttr_percent": 60.0, "days": 20},

@@ -17,8 +17,8 @@ def test_no_reading_for_longer_than_the_limit_is_a_finding():
         Finding(
             rule_id=rule.id,
             severity="warning",
-            title="No weight reading",
-            detail="No Body weight reading in the last 36 hours.",
+            title="No weight reading arrives for 36 hours",
+            detail="No weight reading in the last 36 hours.",
             triggered_at=NOW,
         )
     ]

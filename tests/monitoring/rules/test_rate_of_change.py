@@ -47,9 +47,7 @@ def test_176_to_179_8_lb_from_one_morning_to_the_next_is_a_heart_failure_gain():
             {"change": 1.724, "from": yesterday.value, "to": today.value},
         )
     ]
-    assert result.findings[0].detail == (
-        "gain of 1.72 kg from 2026-02-10 to 2026-02-11 (rule: > 0.9 kg in 1 day(s))"
-    )
+    assert result.findings[0].detail == ("Gain of 1.72 kg from 10 Feb 2026 to 11 Feb 2026")
 
 
 @pytest.mark.parametrize(

@@ -197,12 +197,8 @@ def test_a_blood_pressure_crisis_finding_carries_the_rule_reading_and_what_was_o
         Finding(
             rule_id=rule.id,
             severity="critical",
-            title="Hypertensive crisis",
-            detail=(
-                f"{systolic}/95 mm[Hg] at 2026-03-01 06:00 EST; rule: systolic > "
-                f"{BP_CRISIS['systolic_gt']} mm[Hg] or diastolic > {BP_CRISIS['diastolic_gt']} "
-                "mm[Hg]"
-            ),
+            title="Systolic is above 180 mmHg or diastolic is above 120 mmHg",
+            detail=f"{systolic}/95 mmHg at 1 Mar 2026, 06:00 EST",
             triggered_at=crisis.measured_at,
             reading_ids=(crisis.id,),
             values={"observed": f"{systolic}/95 mm[Hg]"},
