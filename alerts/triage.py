@@ -450,7 +450,7 @@ def triggered_label(alert) -> str:
     """ "Triggered", or "Worst of 3" once the alert has absorbed later findings: it keeps
     the worst it has seen (alerts.lifecycle)."""
     label = "Triggered" if alert.occurrences <= 1 else f"Worst of {alert.occurrences}"
-    if kind_of(alert).shown_value == "average":
+    if kind_of(alert).alerts_on_an_average:
         label += " (average)"
     return label
 

@@ -147,5 +147,6 @@ KIND = Kind(
     bands=condition_bands,
     bands_averaged_over_days=lambda parameters: parameters["window_days"],
     shown_value="average",
+    alerts_on_an_average=True,
     describe=describe,
 )

@@ -436,6 +436,8 @@ class Kind:
     # Its bands' limits apply to the mean of this many days' readings (parameters -> days),
     # not to single readings: charts draw and label them as averages. None: single readings.
     bands_averaged_over_days: Callable[[dict], float | None] = _not_averaged
+    # Its findings are about an average of readings, not one reading (the queue says so).
+    alerts_on_an_average: bool = False
     # The parameters as a clause of a sentence, every number the rule's own:
     # (parameters, *, unit, metric) -> "glucose is below 54 mg/dL" (monitoring/rules/words.py).
     describe: Callable[..., str] = _describe
