@@ -127,6 +127,28 @@ def overflow_of(page) -> int:
     )
 
 
+def overflowing(page, limit: int = 12) -> list[str]:
+    """The elements reaching past the window's right edge (tag#id.class and right edge, px):
+    what to fix when overflow_of(page) is not 0."""
+    return page.evaluate(
+        """limit => {
+          const width = window.innerWidth, found = [];
+          for (const element of document.querySelectorAll("body *")) {
+            const box = element.getBoundingClientRect();
+            if (box.width > 0 && box.right > width + 0.5) {
+              const classes = typeof element.className === "string" && element.className
+                ? "." + element.className.trim().split(/\\s+/).join(".") : "";
+              const within = element.parentElement && element.parentElement.closest("[id]");
+              found.push(element.tagName.toLowerCase() + (element.id ? "#" + element.id : "")
+                + classes + (within ? " in #" + within.id : "") + " " + Math.round(box.right));
+            }
+          }
+          return found.slice(0, limit);
+        }""",
+        limit,
+    )
+
+
 @pytest.fixture
 def screenshot(artifacts):
     """screenshot(page, name): a full-page PNG in test-artifacts/screenshots/ (kept by CI:

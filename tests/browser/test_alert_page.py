@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from alerts.lifecycle import acknowledge_alert, resolve_alert
 from monitoring.models import Patient
 from monitoring.patient_rules import change_rule
-from tests.browser.conftest import WIDTHS, login, overflow_of
+from tests.browser.conftest import WIDTHS, login, overflow_of, overflowing
 
 
 @pytest.fixture
@@ -55,13 +55,13 @@ def test_the_alert_page_fits_and_the_phone_is_one_tap_away(
     box = phone.bounding_box()
     assert box is not None and box["y"] + box["height"] <= 900, box  # in the first screen
     # …the patient's name where "alert 2" was, and times on both clocks
-    assert page.title() == "Dmitri Bauer: Level 2 hypoglycaemia | Vigil"
-    expect(page.locator(".breadcrumbs")).to_contain_text("Dmitri Bauer: Level 2 hypoglycaemia")
+    assert page.title() == "Dmitri Bauer: Glucose is below 54 mg/dL | Vigil"
+    expect(page.locator(".breadcrumbs")).to_contain_text("Dmitri Bauer: Glucose is below 54 mg/dL")
     expect(page.locator(".vigil-facts")).to_contain_text("your time")  # Berlin vs New York
     expect(page.locator("body")).not_to_contain_text("View site", ignore_case=True)
     # It fits beside the navigation sidebar, open (config/admin.py).
     expect(page.locator("#nav-sidebar")).to_be_visible()
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"alert-page-{width}")
 
 
@@ -85,7 +85,7 @@ def test_the_alert_page_fits_after_a_rule_was_tailored(clinic, top, open_page, s
     expect(note).to_be_visible()
     assert note.evaluate("element => getComputedStyle(element).whiteSpace") == "normal"
     expect(page.locator("#nav-sidebar")).to_be_visible()
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"alert-tailored-{width}")
 
 
@@ -109,7 +109,7 @@ def test_the_history_button_shows_the_alerts_events(clinic, top, open_page, scre
     expect(events.nth(2)).to_contain_text("Resolved")
     expect(events.nth(2)).to_contain_text("Contacted the patient")
     expect(page.locator("#content")).not_to_contain_text("change history")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"alert-history-{width}")
 
 

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from monitoring.models import NudgeVariant
-from tests.browser.conftest import WIDTHS, login, overflow_of
+from tests.browser.conftest import WIDTHS, login, overflow_of, overflowing
 from tests.factories import NudgeVariantFactory, UserFactory
 
 
@@ -34,7 +34,7 @@ def test_a_clinician_adds_the_german_version_of_a_message(
     expect(row).to_have_count(1)
     expect(row.locator("td.field-language_column")).to_have_text("English (en)")
     expect(row.locator("td.field-purposes_column")).to_have_text("Measurement due")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     if width >= 1440:  # at 1024 px the nav sidebar's place is the site's decision (config/admin.py)
         assert (
             page.evaluate(
@@ -53,7 +53,7 @@ def test_a_clinician_adds_the_german_version_of_a_message(
     expect(page.locator(".field-text")).to_contain_text(
         f"Translate from English (en): “{english.text}”"
     )
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"variants-add-german-{width}")
 
     # when: the German text is saved
@@ -69,5 +69,5 @@ def test_a_clinician_adds_the_german_version_of_a_message(
     translations = page.locator(".field-translations")
     expect(translations.get_by_role("link", name="German (de)")).to_be_visible()
     expect(translations).to_contain_text("So sieht Ihr Behandlungsteam")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"variants-translations-{width}")

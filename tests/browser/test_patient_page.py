@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from alerts.teams import NewMember, create_care_team
 from monitoring.enrolment import enrol_patient
 from monitoring.ingest import record_readings
-from tests.browser.conftest import WIDTHS, login, overflow_of
+from tests.browser.conftest import WIDTHS, login, overflow_of, overflowing
 from tests.factories import ReadingItemFactory, UserFactory
 
 
@@ -103,7 +103,7 @@ def test_a_physician_reads_the_agp_of_a_cgm_patient(patients, open_page, screens
     expect(page.locator("#summary-inr")).to_have_count(0)
     expect(page.locator("#summary-bp")).to_have_count(0)
     assert agp.bounding_box()["width"] > 400
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     # the summary alone, at the size it is read
     full = screenshot(page, f"patient-agp-{width}")
     page.locator("#summary-cgm").screenshot(path=full.with_name(f"patient-agp-summary-{width}.png"))
@@ -115,7 +115,7 @@ def test_a_physician_switches_a_bp_patient_to_90_days(patients, open_page, scree
     login(page, "phil")
     page.goto(patient_url(patients["bp"]))
     expect(page.locator("#summary-bp [data-metric=bp-mean]")).to_contain_text("(28 readings)")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"patient-bp-14-days-{width}")
 
     # when
@@ -129,7 +129,7 @@ def test_a_physician_switches_a_bp_patient_to_90_days(patients, open_page, scree
     expect(chart.locator("figcaption")).to_contain_text("180 readings")
     expect(chart.locator("svg title").first).to_have_text("Blood pressure, last 90 days")
     expect(page.locator("#summary-cgm")).to_have_count(0)
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     full = screenshot(page, f"patient-bp-90-days-{width}")
     page.locator("#period").screenshot(path=full.with_name(f"patient-bp-period-{width}.png"))
     page.locator("#summaries").screenshot(path=full.with_name(f"patient-bp-summary-{width}.png"))
@@ -156,5 +156,5 @@ def test_a_custom_period_and_a_hostile_one(patients, open_page, screenshot, widt
     # then
     expect(page.locator("#period .errornote")).to_have_count(0)
     expect(page.locator("#period h2")).to_contain_text(f"{today.day} {today:%b %Y}")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"patient-custom-period-{width}")

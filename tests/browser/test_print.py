@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from monitoring.admin.patient_print import PRINT_ALERTS, PRINT_CONTACTS
 from monitoring.enrolment import enrol_patient
 from monitoring.models import AuditEvent, ProtocolCode
-from tests.browser.conftest import WIDTHS, login, overflow_of
+from tests.browser.conftest import WIDTHS, login, overflow_of, overflowing
 from tests.factories import (
     AlertFactory,
     MedicationPlanFactory,
@@ -70,7 +70,7 @@ def test_the_summary_for_the_referring_physician_prints_on_one_a4_page(
     expect(summary.locator("#print-team")).to_contain_text("Nina Nurse")
     expect(page.get_by_role("button", name="Print")).to_be_visible()
     expect(page.locator("#nav-sidebar")).to_be_visible()
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"print-summary-{width}")
 
     # when: printed
@@ -165,7 +165,7 @@ def test_a_busy_patients_summary_still_prints_on_one_a4_page(
     expect(page.locator("#print-alerts tbody tr")).to_have_count(PRINT_ALERTS)
     expect(page.locator("#print-alerts")).to_contain_text("And 2 more")
     expect(page.locator("#print-team li")).to_have_count(PRINT_CONTACTS)
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     page.emulate_media(media="print")
     screenshot(page, f"print-summary-busy-{width}")
     assert pdf_pages(page) == 1

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from monitoring.models import Patient
 from program.models import TimeEntry
-from tests.browser.conftest import WIDTHS, login, overflow_of
+from tests.browser.conftest import WIDTHS, login, overflow_of, overflowing
 from tests.program.factories import EpisodeFactory
 
 
@@ -45,7 +45,7 @@ def test_the_panel_shows_the_teams_patients_with_their_flags(clinic, open_page, 
     # Each has an unresolved alert raised by its own rules: each needs review.
     assert rows.filter(has_text="Needs review").count() == 4
     screenshot(page, f"program-panel-{width}")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
 
 
 def test_a_filter_keeps_to_its_patients_and_says_so_in_the_url(clinic, open_page):

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from alerts.lifecycle import acknowledge_alert
-from tests.browser.conftest import WIDTHS, login, overflow_of
+from tests.browser.conftest import WIDTHS, login, overflow_of, overflowing
 
 PRIORITY_HEADERS = ["Severity", "Patient", "Problem", "Value", "Trend", "Since", "Status"]
 MORE_HEADERS = ["Metric", "Occurrences", "Cleared", "Assignee", "Escalation level", "Latest from"]
@@ -55,7 +55,7 @@ def test_the_queue_fits_shows_the_priority_columns_and_orders_severity_first(
     # then: nothing scrolls sideways, not the page and not the table in its box
     rows = page.locator("#result_list tbody tr")
     expect(rows).to_have_count(len(clinic.queue))
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     assert box_overflow(page) == 0
     assert headers(page) == PRIORITY_HEADERS
     for header in PRIORITY_HEADERS:
@@ -108,7 +108,7 @@ def test_more_columns_come_on_demand_and_keep_the_filters(clinic, open_page, scr
     expect(page.locator("#result_list tbody tr")).to_have_count(2)
     assert headers(page) == PRIORITY_HEADERS + MORE_HEADERS
     screenshot(page, f"queue-more-columns-{width}")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     if width >= 1440:
         assert box_overflow(page) == 0  # at 1024 the table scrolls in its own box
 
@@ -173,7 +173,7 @@ def test_the_queue_reloads_itself_with_its_filters_waits_for_a_selection_and_pau
     expect(page).to_have_url(re.compile(r"severity__exact=critical"))
     expect(page).to_have_url(re.compile(r"q=Bauer"))
     expect(page.locator("#queue-refresh")).to_contain_text("automatic refresh paused")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"queue-paused-{width}")
     page.locator("#queue-refresh-resume").click()
     expect(page.locator("#queue-refresh-pause")).to_be_visible()
@@ -201,4 +201,4 @@ def test_the_reloads_stop_when_nobody_has_used_the_page_for_the_sessions_idle_ti
     expect(state).to_have_text(
         "automatic refresh stopped: nobody used this page for 4 seconds (reload to resume)"
     )
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)

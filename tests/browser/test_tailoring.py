@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from alerts.models import Alert
 from alerts.teams import NewMember, create_care_team
 from monitoring.enrolment import enrol_patient
-from tests.browser.conftest import WIDTHS, login, overflow_of, post_readings
+from tests.browser.conftest import WIDTHS, login, overflow_of, overflowing, post_readings
 from tests.factories import UserFactory
 
 
@@ -63,7 +63,7 @@ def test_a_physician_tailors_a_threshold_in_words_with_a_preview(
     expect(page.get_by_label("When glucose is").locator("option:checked")).to_have_text("below")
     expect(page.get_by_label("Limit (mg/dL)")).to_have_value("54")
     expect(page.locator("#rule-json")).not_to_have_attribute("open", "")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"rule-form-{width}")
 
     # when: she lowers the limit to 50 mg/dL and previews
@@ -75,7 +75,7 @@ def test_a_physician_tailors_a_threshold_in_words_with_a_preview(
         "Over the last 30 days this would have fired 2 times (it fired once)."
     )
     expect(page.get_by_label("Limit (mg/dL)")).to_have_value("50")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"rule-preview-{width}")
     rule.refresh_from_db()
     assert rule.version == 1
@@ -94,7 +94,7 @@ def test_a_physician_tailors_a_threshold_in_words_with_a_preview(
         "50 mg/dL”."
     )
     expect(latest).to_contain_text("Reason: Tolerates lower values")
-    assert overflow_of(page) == 0
+    assert overflow_of(page) == 0, overflowing(page)
     screenshot(page, f"rule-saved-{width}")
     rule.refresh_from_db()
     assert (rule.version, rule.parameters["conditions"][0]["value"]) == (2, 50)
