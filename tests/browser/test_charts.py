@@ -19,7 +19,7 @@ from alerts.models import Alert, CareTeam
 from alerts.teams import NewMember, create_care_team
 from monitoring.enrolment import enrol_patient
 from monitoring.models import Reading
-from tests.browser.conftest import WIDTHS, login, overflow_of, post_readings
+from tests.browser.conftest import WIDTHS, login, overflow_of, overflowing, post_readings
 from tests.factories import UserFactory
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -117,15 +117,10 @@ def open_alert(open_page, width: int, alert: Alert):
 
 
 def assert_no_sideways_scrolling(page, chart, width: int) -> None:
-    """The chart fits the window; so does the page, unless something else on it does not
-    (the alert page's readings table at 1024 px before issue 14 item 1 lands): then the
-    test says so as an expected failure rather than blaming the chart."""
+    """The chart fits the window, and so does the whole alert page."""
     box = chart.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
-    overflow = overflow_of(page)
-    if overflow and width == min(WIDTHS):
-        pytest.xfail(f"the alert page is {overflow} px too wide at {width} px, not its chart")
-    assert overflow == 0
+    assert overflow_of(page) == 0, overflowing(page)
 
 
 def assert_labels_apart_and_readable(chart) -> None:
