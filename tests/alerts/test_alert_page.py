@@ -500,6 +500,9 @@ def test_a_blood_pressure_alert_page_writes_mmhg_never_the_ucum_code(root, team)
     html = root.get(page_url(alert)).content.decode()
 
     # then
-    assert "<title>Harriet Ford: Hypertensive crisis | Vigil</title>" in html
+    assert (
+        "<title>Harriet Ford: Systolic is above 180 mmHg or diastolic is above 120 mmHg | Vigil"
+        "</title>" in html
+    )
     assert "192/118 mmHg at 9 Mar 2026, 11:00 EDT" in html
     assert "mm[Hg]" not in html

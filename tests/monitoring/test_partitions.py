@@ -145,9 +145,16 @@ def index_definitions() -> set[str]:
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_converts_a_table_with_rows_and_back():
     # given: the plain table of migration 0015, with readings of several months and a slot
-    # fulfilled by one of them
-    migrate(BEFORE)
+    # fulfilled by one of them (the patient made first: later migrations add patient columns)
     patient = PatientFactory()
+    try:
+        at_0015_then_converted_and_back(patient)
+    finally:
+        migrate(latest())
+
+
+def at_0015_then_converted_and_back(patient) -> None:
+    migrate(BEFORE)
     months = [datetime(2024, 2, 29, 23, 59, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC), DECEMBER]
     with connection.cursor() as cursor:
         for n, at in enumerate(months):
@@ -163,12 +170,9 @@ def test_the_migration_converts_a_table_with_rows_and_back():
         (last_id,) = cursor.fetchone()
     before = reading_columns()
 
-    try:
-        # when
-        migrate([("monitoring", "0016_reading_partitions_idempotency_keys")])
-        converted_then_back(patient, before, last_id)
-    finally:
-        migrate(latest())
+    # when
+    migrate([("monitoring", "0016_reading_partitions_idempotency_keys")])
+    converted_then_back(patient, before, last_id)
 
 
 def converted_then_back(patient, before: list[tuple], last_id: int) -> None:
