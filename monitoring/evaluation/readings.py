@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from config.celery import enqueue_on_commit
+from monitoring.display import format_instant
 from monitoring.evaluation.failures import TRANSIENT_ERRORS, mark_evaluation_failed
 from monitoring.evaluation.locking import lock_patient, unit_of
 from monitoring.evaluation.outcomes import Raised, apply_outcomes, route_after_commit
@@ -240,10 +241,12 @@ def review_late_findings(evaluation: Evaluation, stale_before: datetime, zone) -
             findings.append(finding)
         elif finding.severity == Severity.CRITICAL:
             measured = f"{finding.triggered_at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+            # The title in the pages' one date format; the values keep the sortable form.
+            shown = format_instant(finding.triggered_at, zone)
             findings.append(
                 replace(
                     finding,
-                    title=f"Late reading, measured {measured}: {finding.title}"[:TITLE_LENGTH],
+                    title=f"Late reading, measured {shown}: {finding.title}"[:TITLE_LENGTH],
                     values={**finding.values, "late": True, "measured": measured},
                 )
             )

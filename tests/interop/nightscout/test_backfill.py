@@ -91,7 +91,7 @@ def test_a_low_more_than_a_day_old_is_raised_as_late(
     assert alerts(patient) == [
         (
             "glucose_low", "critical", "open",
-            "Late reading, measured 2026-02-28 01:20 EST: Glucose is below 54 mg/dL",
+            "Late reading, measured 28 Feb 2026, 01:20 EST: Glucose is below 54 mg/dL",
             {"late": True, "measured": "2026-02-28 01:20 EST", "observed": "45 mg/dL"},
             low_at, low_at + timedelta(minutes=5),
         )

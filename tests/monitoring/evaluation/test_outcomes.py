@@ -14,6 +14,7 @@ from django.conf import settings
 from alerts.lifecycle import acknowledge_alert
 from alerts.models import Alert, AlertEvent
 from alerts.notify import unrouted_alert_events
+from monitoring.display import format_instant
 from tests.monitoring.evaluation.helpers import (
     HYPER_CRITICAL,
     HYPO_1,
@@ -380,7 +381,7 @@ def test_a_crisis_reading_uploaded_30_hours_late_raises_an_alert_marked_late(
     alert = Alert.objects.get(patient=patient)
     assert (alert.severity, alert.title, alert.values) == (
         "critical",
-        f"Late reading, measured {measured}: "
+        f"Late reading, measured {format_instant(NOW - late, patient.zone)}: "
         "Systolic is above 180 mmHg or diastolic is above 120 mmHg",
         {"observed": "204/128 mm[Hg]", "late": True, "measured": measured},
     )

@@ -16,6 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from alerts.models import Alert, AlertEvent
+from monitoring.display import format_instant
 from monitoring.evaluation import (
     evaluate_pending_readings,
 )
@@ -180,7 +181,8 @@ def test_a_stale_critical_reading_raises_an_alert_marked_late_with_its_measured_
     alert = Alert.objects.get(patient=patient)
     assert (alert.severity, alert.title, alert.values, len(enqueued)) == (
         "critical",
-        f"Late reading, measured {measured:%Y-%m-%d %H:%M %Z}: Glucose is below 54 mg/dL",
+        f"Late reading, measured {format_instant(measured, patient.zone)}: "
+        "Glucose is below 54 mg/dL",
         {
             "observed": f"{HYPO_2['upper']['value'] - 10} mg/dL",
             "late": True,
