@@ -114,6 +114,10 @@ def _publish(task, args: tuple, kwargs: dict) -> bool:
 # A message that never arrives (published, then lost with a broker restart) must not silence
 # publishing for long: the flag expires, and the next item publishes again.
 WAKE_TTL_SECONDS = 30
+# A consumer that stays awake (take_coalesced(keep_awake=True)) holds the flag for this long
+# after each take: items arriving meanwhile ring `vigil:bell:<task>` instead of publishing,
+# and a consumer killed while awake silences publishing for this long at most.
+AWAKE_TTL_SECONDS = 5
 
 
 def _wake_key(task) -> str:
@@ -122,6 +126,10 @@ def _wake_key(task) -> str:
 
 def _items_key(task) -> str:
     return f"vigil:items:{task.name}"
+
+
+def _bell_key(task) -> str:
+    return f"vigil:bell:{task.name}"
 
 
 _redis_clients: dict[tuple[int, str], redis.Redis] = {}
@@ -171,8 +179,11 @@ def _publish_coalesced(task, item: int) -> bool:
     try:
         with client.pipeline(transaction=True) as pipe:
             pipe.sadd(_items_key(task), item)
+            # Wakes a consumer waiting in wait_coalesced(); one element at most.
+            pipe.rpush(_bell_key(task), 1)
+            pipe.ltrim(_bell_key(task), -1, -1)
             pipe.set(_wake_key(task), 1, nx=True, ex=WAKE_TTL_SECONDS)
-            _added, first = pipe.execute()
+            *_, first = pipe.execute()
     except redis.RedisError as error:
         _log_failed_publish(task, error)
         return False
@@ -186,25 +197,49 @@ def _publish_coalesced(task, item: int) -> bool:
     return False
 
 
-def take_coalesced(task) -> set[int]:
-    """Clear the task's wake-up flag and take every item waiting in its set (both at once):
-    an item added after this publishes a new message. Called by the task as it starts, and
-    again as it runs to take what arrived meanwhile. Empty on a broker other than Redis."""
+def take_coalesced(task, *, keep_awake: bool = False) -> set[int]:
+    """Take every item waiting in the task's set and, at once, clear its wake-up flag: an
+    item added after this publishes a new message. Called by the task as it starts, and
+    again as it runs to take what arrived meanwhile. Empty on a broker other than Redis.
+
+    `keep_awake`: hold the flag instead (for AWAKE_TTL_SECONDS): items added after this
+    publish nothing and ring the bell that wait_coalesced() waits on. A consumer that takes
+    with it must end with a take without it (or give_back_coalesced), which clears the flag."""
     client = _broker_redis()
     if client is None:
         return set()
     task = task_named(task)
     try:
         with client.pipeline(transaction=True) as pipe:
-            pipe.delete(_wake_key(task))
+            if keep_awake:
+                pipe.set(_wake_key(task), 1, ex=AWAKE_TTL_SECONDS)
+            else:
+                pipe.delete(_wake_key(task))
             pipe.smembers(_items_key(task))
-            pipe.delete(_items_key(task))
-            _cleared, items, _deleted = pipe.execute()
+            pipe.delete(_items_key(task), _bell_key(task))
+            _flag, items, _deleted = pipe.execute()
     except redis.RedisError as error:
         # The task still does its own item; the others wait in Redis, or in their outbox.
         logger.warning("taking the items of %s failed (%s)", task.name, type(error).__name__)
         return set()
     return {int(item) for item in items}
+
+
+def wait_coalesced(task, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for an item to arrive (the bell rung by
+    enqueue_coalesced_on_commit); True if one did. For a consumer holding the flag with
+    take_coalesced(keep_awake=True); False at once on a broker other than Redis."""
+    client = _broker_redis()
+    if client is None or timeout <= 0:
+        return False
+    task = task_named(task)
+    # BLPOP counts whole milliseconds of its own; the socket's timeout (1 s) bounds a wait.
+    try:
+        rung = client.blpop([_bell_key(task)], timeout=min(timeout, 0.9))
+    except redis.RedisError as error:
+        logger.warning("waiting for items of %s failed (%s)", task.name, type(error).__name__)
+        return False
+    return rung is not None
 
 
 def give_back_coalesced(task, items) -> None:
@@ -220,6 +255,9 @@ def give_back_coalesced(task, items) -> None:
             _publish(task, (item,), {})
         return
     try:
+        # The flag may be this consumer's own (keep_awake): cleared, so the publish below
+        # is not taken for one already on its way.
+        client.delete(_wake_key(task))
         client.sadd(_items_key(task), *items)
     except redis.RedisError as error:
         _log_failed_publish(task, error)

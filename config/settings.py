@@ -213,6 +213,12 @@ if DATABASE_URL and DATABASE_REPLICA_URL:
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["config.db_router.ReplicaRouter"]
     MIDDLEWARE.insert(0, "config.db_router.ReplicaRoutingMiddleware")
+if DATABASE_URL and DATABASE_POOLER == "":
+    # Statements on every reading's path are prepared, when asked for by name
+    # (config/statements.py); Django's own client-side binding cursors still never prepare.
+    # A threshold no statement reaches keeps psycopg from preparing anything on its own.
+    for _database in DATABASES.values():
+        _database.setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 if DATABASE_URL and DATABASE_POOLER == "transaction":
     for _database in DATABASES.values():
         _database["DISABLE_SERVER_SIDE_CURSORS"] = True
@@ -412,6 +418,10 @@ VIGIL_MAX_BATCH = 500
 # Readings not evaluated after this long are re-enqueued by the sweep.
 VIGIL_EVALUATION_GRACE = timedelta(seconds=env_int("VIGIL_EVALUATION_GRACE_SECONDS", 60))
 VIGIL_SWEEP_BATCH = env_int("VIGIL_SWEEP_BATCH", 500)
+# A running evaluation drain waits this long for more uploads before it lets go (seconds,
+# below 1): under steady traffic one message then serves many uploads (monitoring/evaluation/
+# drain.py). It holds one worker process while it waits; 0 turns the waiting off.
+VIGIL_DRAIN_LINGER_SECONDS = env_float("VIGIL_DRAIN_LINGER_SECONDS", 0.5)
 # Info alerts resolve themselves this long after their last trigger (nobody has to act).
 VIGIL_INFO_ALERT_TTL = timedelta(hours=env_int("VIGIL_INFO_ALERT_TTL_HOURS", 24))
 # The triage queue reloads itself this often (filters kept; a nurse can pause it); 0: never.

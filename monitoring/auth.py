@@ -14,7 +14,6 @@ refused and revoked at its next use.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import ipaddress
 import unicodedata
@@ -24,13 +23,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
+from config.statements import CompiledQuery
 from monitoring.audit import client_ip
 from monitoring.models import Device, Patient, PatientAppToken, StaffToken, hash_secret, new_secret
 
@@ -72,50 +71,24 @@ def _touch(credential, column: str, now: datetime) -> None:
 # A device or app posts one reading per request, so the lookup is on the hot path of every
 # reading: building the ORM query (select_related, ordering for .first()) cost about as much
 # CPU as the insert of the reading (profiled: benchmarks/README.md, "Cost per live reading").
-# The statement is the ORM's own, compiled once per process; each request executes it and
-# builds the two objects from the row, as the ORM would (every field's from_db_value).
+# The statement is the ORM's own, compiled once per process and prepared once per connection
+# (config/statements.py); each request executes it and builds the two objects from the row.
 
-
-@functools.cache
-def _lookup_statement(model, hash_field: str) -> tuple[str, list, list]:
-    """(SQL with one parameter, the credential's fields, the patient's fields)."""
-    query = model.objects.select_related("patient").filter(**{hash_field: "?"}).query
-    sql, params = query.sql_with_params()
-    assert params == ("?",), params
-    return sql, list(model._meta.concrete_fields), list(Patient._meta.concrete_fields)
-
-
-@functools.cache  # per process, like the statement: one database vendor per process
-def _converters(field) -> list:
-    """What the ORM's compiler applies to a column's value: the backend's converters first
-    (SQLite's turn its datetime text into aware datetimes), then the field's own."""
-    column = field.get_col(field.model._meta.db_table)
-    return connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-
-
-def _from_row(model, fields, values):
-    converted = []
-    for field, value in zip(fields, values, strict=True):
-        for converter in _converters(field):
-            value = converter(value, field, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [field.attname for field in fields], converted)
+_credential_lookup = CompiledQuery(
+    lambda model, hash_field, digest: model.objects.select_related("patient").filter(
+        **{hash_field: digest}
+    ),
+    params=lambda model, hash_field, digest: [digest],
+    shape=lambda model, hash_field, digest: (model, hash_field),
+)
 
 
 def credential_with_patient(model, hash_field: str, digest: str):
     """The PatientAppToken or Device whose `hash_field` is `digest`, its patient loaded
-    (as `.select_related("patient").filter(...).first()` would return it), or None."""
-    sql, own, patients = _lookup_statement(model, hash_field)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [digest])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    credential = _from_row(model, own, row[: len(own)])
-    model._meta.get_field("patient").set_cached_value(
-        credential, _from_row(Patient, patients, row[len(own) :])
-    )
-    return credential
+    (as `.select_related("patient").filter(...).first()` would return it), or None. The
+    hash is unique, so there is one row at most."""
+    found = _credential_lookup(model, hash_field, digest)
+    return found[0] if found else None
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

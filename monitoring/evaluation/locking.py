@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import connection
 
+from config.statements import hot_cursor
 from monitoring.units import metric_units
 
 
@@ -11,7 +12,7 @@ def lock_patient(patient_id: int) -> None:
     """Serialise evaluations of one patient until the transaction ends (PostgreSQL); SQLite
     already serialises writers (IMMEDIATE transactions)."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with hot_cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [7301, patient_id])
 
 

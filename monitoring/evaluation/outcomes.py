@@ -11,6 +11,7 @@ from alerts.models import Alert
 from alerts.notify import settle_without_paging
 from alerts.silences import active_silences, covered
 from config.celery import enqueue_on_commit
+from config.statements import CompiledQuery
 from monitoring.models import Patient, Rule, Severity
 from monitoring.problems import groups_cleared_by, problem_key, side_group
 from monitoring.rules.base import Conditions, Evaluation, Finding
@@ -97,11 +98,15 @@ def _unresolved_alerts(patient) -> list[tuple[str, str, datetime | None, datetim
     alerts without it (warnings and info: they inhibit nothing), and raise_alert and
     mark_condition_cleared keep one unresolved alert per group and re-check it under its row
     lock themselves."""
-    return list(
-        Alert.objects.filter(patient=patient, status__in=UNRESOLVED).values_list(
-            "dedupe_key", "severity", "condition_cleared_at", "first_triggered_at"
-        )
-    )
+    return _unresolved_of(patient.pk)
+
+
+_unresolved_of = CompiledQuery(
+    lambda patient_id: Alert.objects.filter(
+        patient_id=patient_id, status__in=UNRESOLVED
+    ).values_list("dedupe_key", "severity", "condition_cleared_at", "first_triggered_at"),
+    params=lambda patient_id: [patient_id, *UNRESOLVED],
+)
 
 
 def _clearable(unresolved, raised: list[Raised]) -> set[str]:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from config.celery import enqueue_on_commit
+from config.statements import CompiledQuery, hot_cursor, prepares_statements
 from monitoring.display import format_instant
 from monitoring.evaluation.failures import TRANSIENT_ERRORS, mark_evaluation_failed
 from monitoring.evaluation.locking import lock_patient, unit_of
@@ -56,18 +57,8 @@ def evaluate_pending_readings(*, patient_id: int, now: datetime | None = None) -
     try:
         with transaction.atomic():
             lock_patient(patient_id)
-            # In the order they were received, which reading_unevaluated (patient,
-            # received_at) WHERE evaluated_at IS NULL holds: the run reads the patient's
-            # pending rows only. Ordered by measured time, PostgreSQL walked the patient's
-            # whole history on reading_patient_time instead (105,850 rows for none pending,
-            # 98 ms, with 243,000 other readings pending). Evaluated in measured order.
-            pending = list(
-                Reading.objects.filter(
-                    patient_id=patient_id,
-                    evaluated_at__isnull=True,
-                    evaluation_failed_at__isnull=True,
-                ).order_by("received_at", "id")[: MAX_READINGS_PER_RUN + 1]
-            )
+            # In the order received (see _pending_readings), evaluated in measured order.
+            pending = _pending_readings(patient_id)
             more, pending = len(pending) > MAX_READINGS_PER_RUN, pending[:MAX_READINGS_PER_RUN]
             pending.sort(key=lambda reading: (reading.measured_at, reading.id))
             _evaluate_readings(patient_id, pending, now)
@@ -93,17 +84,7 @@ def _evaluate_readings(patient_id: int, readings: list[Reading], now: datetime) 
     """Evaluate these readings and mark them evaluated; inside the patient's lock."""
     if not readings:
         return
-    # The rules new readings are evaluated against, of their metrics only, with the
-    # patient and team in the same query: a patient on all five protocols has ~40
-    # rules, a CGM reading concerns 6.
-    rules = list(
-        Rule.objects.filter(
-            patient_id=patient_id,
-            active=True,
-            metric__in={r.metric for r in readings},
-            kind__in=KINDS_ON_READINGS,
-        ).select_related("patient__care_team")
-    )
+    rules = _rules_on_readings(patient_id, sorted({r.metric for r in readings}))
     # In the same transaction: a reading marks its schedule's slot done exactly when it
     # counts as evaluated (re-evaluating changes nothing: a done slot stays done); before
     # the rules, so the dose taking rate counts the dose just taken. A reading dated where
@@ -125,15 +106,64 @@ def _evaluate_readings(patient_id: int, readings: list[Reading], now: datetime) 
         patient = rules[0].patient
         outcomes = _evaluate_new_readings(patient, rules, readings, now)
         raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
-    # The readings' time span lets PostgreSQL read only the partitions holding them (by id
-    # alone, every month's partition is probed: docs/retention.md).
-    measured = [reading.measured_at for reading in readings]
-    Reading.objects.filter(
-        id__in=[reading.id for reading in readings],
-        measured_at__gte=min(measured),
-        measured_at__lte=max(measured),
-    ).update(evaluated_at=now)
+    _mark_evaluated(readings, now)
     route_after_commit(raised)
+
+
+# --- The statements of every evaluation, compiled once (config/statements.py) -------------
+
+# In the order they were received, which reading_unevaluated (patient, received_at) WHERE
+# evaluated_at IS NULL holds: the run reads the patient's pending rows only. Ordered by
+# measured time, PostgreSQL walked the patient's whole history on reading_patient_time
+# instead (105,850 rows for none pending, 98 ms, with 243,000 other readings pending).
+_pending_readings = CompiledQuery(
+    lambda patient_id: Reading.objects.filter(
+        patient_id=patient_id,
+        evaluated_at__isnull=True,
+        evaluation_failed_at__isnull=True,
+    ).order_by("received_at", "id")[: MAX_READINGS_PER_RUN + 1],
+    params=lambda patient_id: [patient_id],
+)
+
+# The rules new readings are evaluated against, of their metrics only, with the patient and
+# team in the same query: a patient on all five protocols has ~40 rules, a CGM reading
+# concerns 6. One compiled statement per number of metrics.
+_rules_on_readings = CompiledQuery(
+    lambda patient_id, metrics: Rule.objects.filter(
+        patient_id=patient_id,
+        active=True,
+        metric__in=metrics,
+        kind__in=KINDS_ON_READINGS,
+    ).select_related("patient__care_team"),
+    params=lambda patient_id, metrics: [*sorted(KINDS_ON_READINGS), *metrics, patient_id],
+    shape=lambda patient_id, metrics: len(metrics),
+)
+
+_history = CompiledQuery(
+    lambda patient_id, metric, since: Reading.objects.filter(
+        patient_id=patient_id, metric=metric, measured_at__gte=since
+    ).order_by("measured_at", "id"),
+    params=lambda patient_id, metric, since: [since, metric, patient_id],
+)
+
+# The readings' time span lets PostgreSQL read only the partitions holding them (by id
+# alone, every month's partition is probed: docs/retention.md).
+_MARK_EVALUATED = (
+    f"UPDATE {Reading._meta.db_table} SET evaluated_at = %s "
+    "WHERE id = ANY(%s) AND measured_at >= %s AND measured_at <= %s"
+)
+
+
+def _mark_evaluated(readings: list[Reading], now: datetime) -> None:
+    measured = [reading.measured_at for reading in readings]
+    ids = [reading.id for reading in readings]
+    if not prepares_statements():  # SQLite has no arrays; a pooler: Django's own statement
+        Reading.objects.filter(
+            id__in=ids, measured_at__gte=min(measured), measured_at__lte=max(measured)
+        ).update(evaluated_at=now)
+        return
+    with hot_cursor() as cursor:
+        cursor.execute(_MARK_EVALUATED, [now, ids, min(measured), max(measured)])
 
 
 def _evaluate_one_by_one(patient_id: int, readings: list[Reading], now: datetime) -> int:
@@ -183,13 +213,7 @@ def _evaluate_new_readings(patient, rules, pending, now) -> list[tuple[Rule, Eva
             default=timedelta(0),
         )
         if lookback:
-            history = list(
-                Reading.objects.filter(
-                    patient_id=patient.pk,
-                    metric=metric,
-                    measured_at__gte=min(r.measured_at for r in new) - lookback,
-                ).order_by("measured_at", "id")
-            )
+            history = _history(patient.pk, metric, min(r.measured_at for r in new) - lookback)
         else:
             # Only single-reading kinds (thresholds; a CGM's live glucose): the new readings
             # are the whole window. A reading measured later but evaluated earlier already

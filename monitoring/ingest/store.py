@@ -10,6 +10,7 @@ Rows are sorted by key so concurrent retries of overlapping batches cannot deadl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -21,12 +22,14 @@ from functools import cache
 from operator import attrgetter, itemgetter
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import OperationalError, connection, models, transaction
+from django.db import DatabaseError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
 from config.celery import enqueue_coalesced_on_commit
+from config.statements import hot_cursor
 from monitoring.ingest.validation import ValidReading, echo_id, validate_item
 from monitoring.models import (
+    AuditEvent,
     Device,
     DeviceDay,
     Entry,
@@ -86,6 +89,8 @@ class ItemResult:
 @dataclass
 class IngestResult:
     results: list[ItemResult]
+    # Whether the upload's audit event (record_readings' `audit`) was written with it.
+    audited: bool = False
 
     def count(self, status: str) -> int:
         return sum(1 for result in self.results if result.status == status)
@@ -213,8 +218,12 @@ FINGERPRINT = COLUMNS.index("fingerprint")
 ID_SEQUENCE = f"{Reading._meta.db_table}_id_seq"
 
 
+# The audit event of an upload, written by the same statement (monitoring.audit.upload_event).
+AUDIT_FIELDS = tuple(f for f in AuditEvent._meta.concrete_fields if not f.primary_key)
+
+
 @cache
-def _unnest_insert_sql() -> str:
+def _unnest_insert_sql(audited: bool = False) -> str:
     """PostgreSQL: one statement claims the keys and inserts the readings whose key it claimed.
 
     One array parameter per column, so the statement text never changes: a multi-row VALUES
@@ -230,7 +239,9 @@ def _unnest_insert_sql() -> str:
     waited for, then skipped if it committed: the database alone decides which request
     created a reading, and the sorted order means racing retries wait, never deadlock), and
     only the rows whose key this statement claimed are inserted. A duplicate costs an id
-    from the sequence, nothing else.
+    from the sequence, nothing else. With `audited`, the upload's audit event is inserted by
+    the same statement (its values after the arrays), so an upload is one statement and one
+    commit.
     """
     readings = Reading._meta.db_table
     arrays = ", ".join(
@@ -255,11 +266,27 @@ def _unnest_insert_sql() -> str:
         "SELECT DISTINCT batch.patient_id, batch.device_day "
         "FROM batch JOIN claimed ON claimed.reading_id = batch.id "
         "WHERE batch.device_day IS NOT NULL ORDER BY 1, 2 ON CONFLICT DO NOTHING) "
-        f"INSERT INTO {readings} (id, {columns}) "
+        + (_audit_cte() if audited else "")
+        + f"INSERT INTO {readings} (id, {columns}) "
         f"SELECT batch.id, {', '.join('batch.' + column for column in COLUMNS)} "
         "FROM batch JOIN claimed ON claimed.reading_id = batch.id "
         "RETURNING client_id"
     )
+
+
+def _audit_cte() -> str:
+    casts = ", ".join(
+        "%s::text" if isinstance(field, models.CharField) else f"%s::{field.db_type(connection)}"
+        for field in AUDIT_FIELDS
+    )
+    columns = ", ".join(field.column for field in AUDIT_FIELDS)
+    return f", audited AS (INSERT INTO {AuditEvent._meta.db_table} ({columns}) VALUES ({casts})) "
+
+
+def _audit_values(event: AuditEvent) -> list:
+    return [
+        field.get_db_prep_save(getattr(event, field.attname), connection) for field in AUDIT_FIELDS
+    ]
 
 
 def _device_day(row: tuple, zone: zoneinfo.ZoneInfo) -> date | None:
@@ -270,19 +297,23 @@ def _device_day(row: tuple, zone: zoneinfo.ZoneInfo) -> date | None:
     return row[MEASURED_AT].astimezone(zone).date()
 
 
-def _insert_rows(rows: list[tuple], zone: zoneinfo.ZoneInfo) -> set[uuid.UUID]:
-    """Insert what is new, with its device days; return the client ids this statement
-    created."""
+def _insert_rows(
+    rows: list[tuple], zone: zoneinfo.ZoneInfo, audit: AuditEvent | None = None
+) -> set[uuid.UUID]:
+    """Insert what is new, with its device days (and `audit`, the upload's event); return
+    the client ids this statement created."""
     if not rows:
         return set()
     device_days = [_device_day(row, zone) for row in rows]
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _unnest_insert_sql(),
-                [list(column) for column in zip(*rows, strict=True)] + [device_days],
-            )
+        params = [list(column) for column in zip(*rows, strict=True)] + [device_days]
+        if audit is not None:
+            params += _audit_values(audit)
+        with hot_cursor() as cursor:
+            cursor.execute(_unnest_insert_sql(audited=audit is not None), params)
             return {value for (value,) in cursor.fetchall()}
+    if audit is not None:
+        audit.save()
     created = _insert_rows_serialised(rows)
     DeviceDay.objects.bulk_create(
         {
@@ -359,6 +390,7 @@ def record_readings(
     device: Device | None = None,
     channel: Channel | None = None,
     received_at: datetime | None = None,
+    audit: AuditEvent | None = None,
 ) -> IngestResult:
     """Validate and store a batch of readings for one patient.
 
@@ -367,6 +399,8 @@ def record_readings(
     Writes: new Reading rows (one INSERT for the batch; a BP pulse adds a heart-rate row).
     Enqueues: a wake-up of the evaluation drain for the patient (coalesced with the wake-ups
     not yet taken), after commit, when anything was created.
+    `audit`: the upload's audit event (monitoring.audit.upload_event), written with the
+    readings when any item is valid (IngestResult.audited says whether it was).
     Returns a result per item, in request order.
     """
     now = received_at or timezone.now()
@@ -386,12 +420,13 @@ def record_readings(
         valid.append((result, outcome))
         first.setdefault(outcome.client_id, outcome)
 
-    created = _store(
+    created, audited = _store(
         patient=patient,
         readings=list(first.values()),
         device=device,
         source=channel.source,
         now=now,
+        audit=audit,
     )
     stored = _stored_fingerprints(patient, set(first) - created)
     for result, reading in valid:
@@ -404,7 +439,7 @@ def record_readings(
         else:
             result.status = ItemStatus.CONFLICT
             result.errors = {"id": ["A reading with this id is already stored with other content."]}
-    return IngestResult(results)
+    return IngestResult(results, audited=audited)
 
 
 def _store(
@@ -414,9 +449,11 @@ def _store(
     device: Device | None,
     source: str,
     now: datetime,
-) -> set[uuid.UUID]:
+    audit: AuditEvent | None,
+) -> tuple[set[uuid.UUID], bool]:
+    """The client ids created, and whether `audit` was written with them."""
     if not readings:
-        return set()
+        return set(), False
     devices = _resolve_devices(patient, readings) if device is None else {}
     rows = _rows(
         readings,
@@ -427,16 +464,21 @@ def _store(
         authenticated_device=device,
     )
     zone = patient.zone
+    sent = [row for row in rows if row[PART_OF] is None]
+    pulses = [row for row in rows if row[PART_OF] is not None]
+    # One statement is its own transaction on PostgreSQL: no BEGIN and COMMIT round trips
+    # (a single reading from a cuff or a scale is the common upload). Pulses need a second
+    # statement, and SQLite several: those run in a transaction.
+    one_statement = (
+        connection.vendor == "postgresql" and not pulses and not connection.in_atomic_block
+    )
     for attempt in range(1, MAX_INSERT_ATTEMPTS + 1):
         try:
-            with transaction.atomic():
-                created = _insert_rows([row for row in rows if row[PART_OF] is None], zone)
+            with contextlib.nullcontext() if one_statement else transaction.atomic():
+                created = _insert_rows(sent, zone, audit)
                 # A pulse is stored only with the blood pressure it came with: an item that
                 # conflicts with a stored reading must not slip a heart rate in beside it.
-                created |= _insert_rows(
-                    [row for row in rows if row[PART_OF] is not None and row[PART_OF] in created],
-                    zone,
-                )
+                created |= _insert_rows([row for row in pulses if row[PART_OF] in created], zone)
                 if created:
                     # After commit, and robust: a broker outage never fails the upload. One
                     # wake-up for many uploads while a drain is still to start
@@ -446,12 +488,30 @@ def _store(
                     )
             break
         except OperationalError as error:
-            if attempt == MAX_INSERT_ATTEMPTS or not _is_retryable(error):
+            if attempt < MAX_INSERT_ATTEMPTS and _is_retryable(error):
+                logger.warning("readings insert retry %s for patient %s", attempt, patient.pk)
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+                continue
+            if audit is None:
                 raise
-            logger.warning("readings insert retry %s for patient %s", attempt, patient.pk)
-            time.sleep(random.uniform(0.01, 0.05) * attempt)
+            audit = _without_the_audit_event(error, patient)
+        except DatabaseError as error:
+            if audit is None:
+                raise
+            audit = _without_the_audit_event(error, patient)
     # Only the ids the client sent count; derived pulse rows travel with their BP reading.
-    return created & {reading.client_id for reading in readings}
+    return created & {reading.client_id for reading in readings}, audit is not None
+
+
+def _without_the_audit_event(error: DatabaseError, patient: Patient) -> None:
+    """The statement carrying the audit event failed, so nothing of it was stored: the
+    readings are stored without it (a reading is never lost to the audit log; the audit
+    middleware then tries the event on its own and logs its failure)."""
+    logger.error(
+        "upload of patient %s failed with its audit event (%s); storing the readings alone",
+        patient.pk,
+        type(error).__name__,
+    )
 
 
 def _stored_fingerprints(patient: Patient, client_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Case, Q, Value, When
 
+from config.statements import CompiledQuery
 from monitoring.models import (
     DoseStatus,
     MeasurementSchedule,
@@ -64,13 +65,9 @@ def _answers(patient_id: int, readings: list[Reading]) -> dict:
     doses = [r for r in readings if r.metric == Metric.DOSE and r.dose_status == DoseStatus.TAKEN]
     owners: list[Owner] = []
     if metrics:
-        owners += MeasurementSchedule.objects.filter(
-            patient_id=patient_id, active=True, metric__in=metrics
-        ).select_related("patient")
+        owners += _active_schedules(patient_id, sorted(metrics))
     if doses:
-        owners += MedicationPlan.objects.filter(
-            patient_id=patient_id, active=True, medication__in={d.medication for d in doses}
-        ).select_related("patient")
+        owners += _active_plans(patient_id, sorted({d.medication for d in doses}))
     answers = {}
     for owner in owners:
         if isinstance(owner, MedicationPlan):
@@ -83,6 +80,23 @@ def _answers(patient_id: int, readings: list[Reading]) -> dict:
         else:
             answers[owner] = [(r, [r.measured_at]) for r in readings if r.metric == owner.metric]
     return answers
+
+
+# On every reading's evaluation: compiled once per number of metrics or medications.
+_active_schedules = CompiledQuery(
+    lambda patient_id, metrics: MeasurementSchedule.objects.filter(
+        patient_id=patient_id, active=True, metric__in=metrics
+    ).select_related("patient"),
+    params=lambda patient_id, metrics: [*metrics, patient_id],
+    shape=lambda patient_id, metrics: len(metrics),
+)
+_active_plans = CompiledQuery(
+    lambda patient_id, medications: MedicationPlan.objects.filter(
+        patient_id=patient_id, active=True, medication__in=medications
+    ).select_related("patient"),
+    params=lambda patient_id, medications: [*medications, patient_id],
+    shape=lambda patient_id, medications: len(medications),
+)
 
 
 def _within_a_window(answers: dict, lead: timedelta) -> dict:

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from config.api import NewestFirstCursorPagination
 from monitoring import examples
+from monitoring.audit import mark_recorded, upload_event
 from monitoring.auth import (
     IsPatientApp,
     IsPatientAppOrDevice,
@@ -94,7 +95,14 @@ class ReadingListCreateApi(APIView):
         except MalformedBatch as error:
             raise ParseError(str(error)) from error
         principal = request.user
-        result = record_readings(patient=principal.patient, items=items, device=principal.device)
+        result = record_readings(
+            patient=principal.patient,
+            items=items,
+            device=principal.device,
+            audit=upload_event(request._request, patient_id=principal.patient.pk),
+        )
+        if result.audited:
+            mark_recorded(request._request)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(result.as_dict(), status=code)
 

@@ -48,6 +48,7 @@ class BrokerQueue:
         (config.celery.enqueue_coalesced_on_commit): the next upload publishes again."""
         self.client.delete(self.name, *self.client.keys("vigil:wake:*"))
         self.client.delete(*self.client.keys("vigil:items:*") or ["vigil:items:"])
+        self.client.delete(*self.client.keys("vigil:bell:*") or ["vigil:bell:"])
 
     def waiting(self, task) -> set[int]:
         """The items waiting in a coalesced task's set."""

@@ -1,7 +1,8 @@
 """What a single-reading upload costs the web process: the credential lookup is one
 statement built once per process, its last-use write at most once per TOUCH_INTERVAL, and
-the whole upload is five statements and one transaction for the readings and their keys
-(benchmarks/README.md, "Cost per live reading")."""
+on PostgreSQL the whole upload is two statements: the lookup, and one that claims the keys,
+inserts the readings and writes the audit event, its own transaction (benchmarks/README.md,
+"Cost per live reading")."""
 
 from __future__ import annotations
 
@@ -104,33 +105,103 @@ def test_a_revoked_token_is_refused_by_the_compiled_lookup(patient):
 
 @pytest.mark.postgres  # the statements are PostgreSQL's (one WITH for keys and readings)
 @pytest.mark.django_db(transaction=True)
-def test_a_single_reading_upload_is_five_statements_and_one_transaction(
+def test_a_single_reading_upload_is_two_statements_and_the_audit_event_rides_with_the_insert(
     patient, django_capture_on_commit_callbacks
 ):
     # given: a token whose last use was just written (within TOUCH_INTERVAL)
     _, plaintext = issue_app_token(patient=patient)
     client = client_with(plaintext)
-    client.post("/api/v1/readings", {"readings": [ReadingItemFactory()]}, format="json")
+    client.post(
+        "/api/v1/readings",
+        {"readings": [ReadingItemFactory()]},
+        format="json",
+        HTTP_USER_AGENT="CuffApp/2.1",
+    )
 
     # when: the steady state of a device posting a reading at a time
     with CaptureQueriesContext(connection) as queries:
         response = client.post(
-            "/api/v1/readings", {"readings": [ReadingItemFactory()]}, format="json"
+            "/api/v1/readings",
+            {"readings": [ReadingItemFactory()]},
+            format="json",
+            HTTP_USER_AGENT="CuffApp/2.1",
         )
 
-    # then: the credential (with its patient), the readings' transaction (one statement:
-    # the keys claimed and the readings inserted, monitoring/ingest/store.py), the audit row
+    # then: the credential (with its patient), then one statement in autocommit (no BEGIN,
+    # no COMMIT): the keys claimed, the readings inserted, the audit event written
     assert response.status_code == 201
     statements = [q["sql"].split()[0] for q in queries]
-    assert statements == ["SELECT", "BEGIN", "WITH", "COMMIT", "INSERT"]
-    assert "INSERT INTO monitoring_readingkey" in queries[2]["sql"]
-    assert "INSERT INTO monitoring_reading " in queries[2]["sql"]
+    assert statements == ["SELECT", "WITH"]
     assert "monitoring_patientapptoken" in queries[0]["sql"]
-    assert 'INSERT INTO "monitoring_auditevent"' in queries[-1]["sql"]
+    assert "INSERT INTO monitoring_readingkey" in queries[1]["sql"]
+    assert "INSERT INTO monitoring_reading " in queries[1]["sql"]
+    assert "INSERT INTO monitoring_auditevent" in queries[1]["sql"]
     assert Reading.objects.filter(patient=patient).count() == 2
-    event = AuditEvent.objects.filter(patient=patient).order_by("-id").first()
-    assert (event.action, event.model, event.actor) == (
+    # one event per upload, as the audit middleware writes for any other call
+    events = AuditEvent.objects.filter(patient=patient).order_by("id")
+    assert events.count() == 2
+    event = events.last()
+    assert (
+        event.action,
+        event.model,
+        event.actor,
+        event.user_id,
+        event.object_id,
+        event.fields,
+        event.surface,
+        event.method,
+        event.path,
+        event.ip,
+        event.user_agent,
+    ) == (
         "create",
         "monitoring.reading",
         f"patient:{patient.pk}",
+        None,
+        "",
+        [],
+        "api",
+        "POST",
+        "/api/v1/readings",
+        "127.0.0.1",
+        "CuffApp/2.1",
     )
+
+
+@pytest.mark.django_db
+def test_an_upload_of_only_rejected_items_is_audited_by_the_middleware(patient):
+    # given: nothing valid to store, so no insert statement carries the event
+    _, plaintext = issue_app_token(patient=patient)
+
+    # when
+    response = client_with(plaintext).post(
+        "/api/v1/readings",
+        {"readings": [{"id": "not-a-uuid", "type": "glucose"}]},
+        format="json",
+    )
+
+    # then: answered, nothing stored, the call audited once all the same
+    assert response.status_code == 200
+    assert response.json()["rejected"] == 1
+    assert not Reading.objects.exists()
+    assert list(
+        AuditEvent.objects.filter(patient=patient).values_list("action", "model", "method")
+    ) == [("create", "monitoring.reading", "POST")]
+
+
+@pytest.mark.django_db
+def test_a_batch_with_a_pulse_is_audited_once(patient):
+    # given: a blood pressure with its pulse (two statements in one transaction)
+    _, plaintext = issue_app_token(patient=patient)
+    item = ReadingItemFactory(type="blood_pressure", pulse=71)
+
+    # when
+    response = client_with(plaintext).post("/api/v1/readings", {"readings": [item]}, format="json")
+
+    # then
+    assert response.status_code == 201, response.json()
+    assert sorted(Reading.objects.filter(patient=patient).values_list("metric", flat=True)) == [
+        "blood_pressure",
+        "heart_rate",
+    ]
+    assert AuditEvent.objects.filter(patient=patient).count() == 1

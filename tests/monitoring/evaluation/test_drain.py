@@ -7,14 +7,21 @@ patient waiting in its set."""
 
 from __future__ import annotations
 
+import threading
+import time
 from unittest import mock
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connections
 
 from alerts.models import Alert
+from config.celery import (
+    AWAKE_TTL_SECONDS,
+    enqueue_coalesced_on_commit,
+    take_coalesced,
+    wait_coalesced,
+)
 from config.celery import app as celery_app
-from config.celery import enqueue_coalesced_on_commit, take_coalesced
 from monitoring.evaluation import DRAIN_TASK, drain_pending_readings
 from monitoring.models import Reading
 from monitoring.tasks import drain_pending_readings_task
@@ -191,10 +198,113 @@ def test_a_drain_whose_broker_refuses_still_evaluates_its_own_patient(
     with refused_broker():
         evaluated = drain_pending_readings(patient_id=patient.pk)
 
-    # then: its own patient evaluated; a warning line for each take (at the start, and
-    # after its patient, when it looks for more)
+    # then: its own patient evaluated, at once; a warning line for each take (at the start,
+    # after its patient when it looks for more, and as it lets go) and for the wait between
     assert evaluated == 1
     assert pending(patient) == 0
+    taking = f"taking the items of {DRAIN_TASK} failed (ConnectionError)"
+    waiting = f"waiting for items of {DRAIN_TASK} failed (ConnectionError)"
     assert [r.getMessage() for r in caplog.records if r.name == "config.celery"] == [
-        f"taking the items of {DRAIN_TASK} failed (ConnectionError)"
-    ] * 2
+        taking,
+        taking,
+        waiting,
+        taking,
+    ]
+
+
+# --- Staying awake: one message for a stream of uploads -----------------------------------
+
+
+@pytest.mark.django_db
+def test_an_upload_while_a_drain_is_awake_publishes_nothing_and_rings_the_bell(
+    three_patients, evaluation_queue, clock, django_capture_on_commit_callbacks
+):
+    # given: a drain took the set and stays awake
+    first, second, _ = three_patients
+    uploaded(first, glucose(NORMAL_GLUCOSE), capture=django_capture_on_commit_callbacks)
+    evaluation_queue.client.delete("evaluation")  # the worker took the message
+    assert take_coalesced(DRAIN_TASK, keep_awake=True) == {first.pk}
+    assert wait_coalesced(DRAIN_TASK, 0.05) is False  # nothing arrived yet
+
+    # when
+    uploaded(second, glucose(NORMAL_GLUCOSE), capture=django_capture_on_commit_callbacks)
+
+    # then: no message; the waiting drain hears it and takes the patient
+    assert evaluation_queue.tasks() == []
+    assert wait_coalesced(DRAIN_TASK, 0.5) is True
+    assert take_coalesced(DRAIN_TASK, keep_awake=True) == {second.pk}
+    # the flag a killed drain would leave expires soon, then uploads publish again
+    assert 0 < evaluation_queue.client.ttl(f"vigil:wake:{DRAIN_TASK}") <= AWAKE_TTL_SECONDS
+
+
+@pytest.mark.django_db
+def test_a_drain_that_lets_go_clears_the_flag_so_the_next_upload_publishes(
+    three_patients, evaluation_queue, clock, django_capture_on_commit_callbacks
+):
+    # given: a drain ran and lingered with nothing arriving
+    first, second, _ = three_patients
+    uploaded(first, glucose(NORMAL_GLUCOSE), capture=django_capture_on_commit_callbacks)
+    evaluation_queue.client.delete("evaluation")
+    started = time.monotonic()
+    assert drain_pending_readings(patient_id=first.pk, linger=0.1) == 1
+    assert time.monotonic() - started >= 0.1
+
+    # when
+    uploaded(second, glucose(NORMAL_GLUCOSE), capture=django_capture_on_commit_callbacks)
+
+    # then: a message of its own
+    assert evaluation_queue.tasks() == [wake(second.pk)]
+    assert evaluation_queue.client.exists(f"vigil:wake:{DRAIN_TASK}") == 1
+
+
+@pytest.mark.django_db
+def test_a_drain_without_linger_lets_go_at_once(
+    three_patients, evaluation_queue, clock, django_capture_on_commit_callbacks
+):
+    patient = three_patients[0]
+    post(patient, glucose(NORMAL_GLUCOSE))
+
+    started = time.monotonic()
+    assert drain_pending_readings(patient_id=patient.pk, linger=0) == 1
+
+    assert time.monotonic() - started < 0.5
+    assert evaluation_queue.client.exists(f"vigil:wake:{DRAIN_TASK}") == 0
+
+
+@pytest.mark.postgres  # the drain runs in a thread of its own, on its own connection
+@pytest.mark.django_db(transaction=True)
+def test_uploads_while_a_drain_lingers_are_evaluated_by_that_drain_without_a_message(
+    three_patients, evaluation_queue, django_capture_on_commit_callbacks
+):
+    # given: a drain started for the first patient, lingering up to 2 s between uploads
+    first, second, third = three_patients
+    uploaded(first, glucose(NORMAL_GLUCOSE), capture=django_capture_on_commit_callbacks)
+    evaluation_queue.client.delete("evaluation")
+    result: dict = {}
+
+    def drain() -> None:
+        try:
+            result["evaluated"] = drain_pending_readings(budget=5, linger=2)
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=drain)
+    worker.start()
+
+    # when: two more patients upload while it runs, one with a crossing
+    time.sleep(0.3)
+    uploaded(second, glucose(LOW_GLUCOSE), capture=django_capture_on_commit_callbacks)
+    time.sleep(0.3)
+    uploaded(third, glucose(NORMAL_GLUCOSE), capture=django_capture_on_commit_callbacks)
+    worker.join(timeout=10)
+
+    # then: the same drain evaluated all three, no message was published for the two
+    assert not worker.is_alive()
+    assert result["evaluated"] == 3
+    assert [pending(p) for p in three_patients] == [0, 0, 0]
+    assert evaluation_queue.tasks() == []
+    assert list(Alert.objects.values_list("patient_id", "dedupe_key")) == [
+        (second.pk, "glucose_low")
+    ]
+    # and it let go when the uploads stopped: the next one publishes again
+    assert evaluation_queue.client.exists(f"vigil:wake:{DRAIN_TASK}") == 0
