@@ -27,21 +27,23 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 from psycopg.pq import Format
 
 
-def prepares_statements() -> bool:
+def prepares_statements(db: BaseDatabaseWrapper | None = None) -> bool:
     """Whether hot statements are prepared on this connection: PostgreSQL without a
     transaction pooler, whose settings allow psycopg to prepare (config/settings.py sets a
     prepare_threshold that only statements asked for by name reach)."""
+    db = db or connections[DEFAULT_DB_ALIAS]
     return (
-        connection.vendor == "postgresql"
+        db.vendor == "postgresql"
         and getattr(settings, "DATABASE_POOLER", "") == ""
-        and connection.settings_dict.get("OPTIONS", {}).get("prepare_threshold") is not None
+        and db.settings_dict.get("OPTIONS", {}).get("prepare_threshold") is not None
     )
 
 
@@ -49,18 +51,31 @@ def prepares_statements() -> bool:
 def hot_cursor() -> Iterator[Any]:
     """A cursor for statements run on every reading: prepared where prepares_statements(),
     otherwise Django's own. Parameters are %s placeholders either way."""
-    if not prepares_statements():
-        with connection.cursor() as cursor:
+    # The connection once: each attribute of django.db.connection is a thread-local lookup,
+    # which, a dozen per statement, cost as much as executing it.
+    db = connections[DEFAULT_DB_ALIAS]
+    if not prepares_statements(db):
+        with db.cursor() as cursor:
             yield cursor
         return
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        raw = PreparingCursor(connection.connection)
-    wrapped = (
-        _LoggedCursor(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
-    )
-    with wrapped as cursor:
-        yield cursor
+    db.ensure_connection()
+    raw = _preparing_cursor(db)
+    # Not closed after use: the next hot statement on this connection takes it again.
+    yield _LoggedCursor(raw, db) if db.queries_logged else db.make_cursor(raw)
+
+
+def _preparing_cursor(db: BaseDatabaseWrapper) -> PreparingCursor:
+    """The connection's PreparingCursor, made once per psycopg connection (Django's
+    connections are per thread, and a new psycopg connection gets a new one)."""
+    cached = getattr(db, "_vigil_preparing_cursor", None)
+    if cached is not None and cached.connection is db.connection and not cached.closed:
+        return cached
+    with db.wrap_database_errors:
+        cursor = PreparingCursor(db.connection)
+    if settings.USE_TZ and db.timezone_name == "UTC":
+        cursor.adapters.register_loader("timestamptz", _UTC_TIMESTAMPTZ_LOADER)
+    db._vigil_preparing_cursor = cursor
+    return cursor
 
 
 class _LoggedCursor(CursorDebugWrapper):
@@ -87,11 +102,6 @@ _UTC_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(
 class PreparingCursor(psycopg.Cursor):
     """psycopg's server-side-binding cursor, preparing every statement it executes (psycopg
     keeps the prepared names per connection and prepares again on a new one)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if settings.USE_TZ and connection.timezone_name == "UTC":
-            self.adapters.register_loader("timestamptz", _UTC_TIMESTAMPTZ_LOADER)
 
     def execute(self, query, params=None, *, prepare=None, binary=None):
         return super().execute(query, params, prepare=True, binary=binary)
@@ -128,7 +138,7 @@ class CompiledQuery:
         self._compiled: dict[object, _Compiled] = {}
 
     def __call__(self, *args) -> list:
-        if connection.vendor != "postgresql":
+        if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
             # The embedded SQLite default runs the ORM's own query: Django adapts values to
             # SQLite's storage as it compiles (datetimes become text), so compiled SQL could
             # not take the caller's values, and nothing is prepared there anyway.
@@ -159,6 +169,7 @@ class CompiledQuery:
         def converted(rows: list[tuple]) -> list:
             if not converters:
                 return rows
+            connection = connections[DEFAULT_DB_ALIAS]
             result = []
             for row in rows:
                 row = list(row)
