@@ -68,11 +68,10 @@ def drain_pending_readings(
             give_back_coalesced(DRAIN_TASK, left | take_coalesced(DRAIN_TASK))
             return evaluated
         if awake:
-            todo = take_coalesced(DRAIN_TASK, keep_awake=True)
-            if todo:
-                continue
-            remaining = deadline - time.monotonic()
-            if wait_coalesced(DRAIN_TASK, min(linger, remaining)):
+            # An upload since the last take has rung the bell (a take silences it with the
+            # same command), so the wait returns at once when there is more to do.
+            if wait_coalesced(DRAIN_TASK, min(linger, deadline - time.monotonic())):
+                todo = take_coalesced(DRAIN_TASK, keep_awake=True)
                 continue
             # Let go of the flag, taking what came in just before: an upload after this
             # publishes a message of its own.

@@ -199,13 +199,12 @@ def test_a_drain_whose_broker_refuses_still_evaluates_its_own_patient(
         evaluated = drain_pending_readings(patient_id=patient.pk)
 
     # then: its own patient evaluated, at once; a warning line for each take (at the start,
-    # after its patient when it looks for more, and as it lets go) and for the wait between
+    # and as it lets go) and for the wait for more between them
     assert evaluated == 1
     assert pending(patient) == 0
     taking = f"taking the items of {DRAIN_TASK} failed (ConnectionError)"
     waiting = f"waiting for items of {DRAIN_TASK} failed (ConnectionError)"
     assert [r.getMessage() for r in caplog.records if r.name == "config.celery"] == [
-        taking,
         taking,
         waiting,
         taking,
