@@ -396,10 +396,12 @@ class ApiAuditMiddleware:
     can be named.
 
     After the view: DRF has set request.user to the credential's user (or patient
-    principal), and the response still carries its data. The readings of an upload are
-    committed before this runs: if writing the audit row fails, the failure is logged (ids
-    only) and the client still gets the answer for what was stored — never a 500 for a
-    stored batch.
+    principal), and the response still carries its data. A patient's upload writes its own
+    event in the statement that stores the readings (upload_event, mark_recorded); when that
+    could not be (nothing valid to store, or the statement failed with the event and the
+    readings were stored alone) it is written here. The readings are committed before this
+    runs: if writing the audit row fails, the failure is logged (ids only) and the client
+    still gets the answer for what was stored — never a 500 for a stored batch.
     """
 
     def __init__(self, get_response):

@@ -494,16 +494,18 @@ def _store(
                 continue
             if audit is None:
                 raise
-            audit = _without_the_audit_event(error, patient)
+            _log_storing_without_audit(error, patient)
+            audit = None
         except DatabaseError as error:
             if audit is None:
                 raise
-            audit = _without_the_audit_event(error, patient)
+            _log_storing_without_audit(error, patient)
+            audit = None
     # Only the ids the client sent count; derived pulse rows travel with their BP reading.
     return created & {reading.client_id for reading in readings}, audit is not None
 
 
-def _without_the_audit_event(error: DatabaseError, patient: Patient) -> None:
+def _log_storing_without_audit(error: DatabaseError, patient: Patient) -> None:
     """The statement carrying the audit event failed, so nothing of it was stored: the
     readings are stored without it (a reading is never lost to the audit log; the audit
     middleware then tries the event on its own and logs its failure)."""
