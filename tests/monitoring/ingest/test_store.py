@@ -458,3 +458,60 @@ def test_a_reading_posted_with_a_device_key_belongs_to_that_device(patient):
         "OTHER",
         ReadingSource.DEVICE,
     )
+
+
+# --- One reading alone: the same row as in a batch ------------------------------------------
+
+STORED_AS_SENT = (
+    "metric",
+    "value",
+    "unit",
+    "sent_value",
+    "sent_unit",
+    "systolic",
+    "diastolic",
+    "measured_at",
+    "context",
+    "medication",
+    "dose_status",
+    "scheduled_for",
+    "entry",
+    "source",
+    "device_serial",
+    "fingerprint",
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"type": "glucose", "value": 6.2, "unit": "mmol/L", "context": "fasting"},
+        {"type": "weight", "value": 180.4, "unit": "[lb_av]"},
+        {"type": "blood_pressure", "systolic": 141, "diastolic": 92},
+        {"type": "temperature", "value": 100.4, "unit": "[degF]"},
+        {"type": "inr", "value": 3.1},
+        {"type": "spo2", "value": 91, "entry": "device"},
+        {"type": "dose", "medication": "warfarin-5mg", "status": "skipped"},
+    ],
+    ids=lambda item: item["type"],
+)
+def test_a_reading_posted_alone_is_stored_as_the_same_reading_in_a_batch(team, item):
+    # given: the same item, once alone (one row: the statement's single-row form) and once
+    # beside another reading (the array form), for two patients
+    alone, batched = PatientFactory(care_team=team), PatientFactory(care_team=team)
+    sent = ReadingItemFactory(**item)
+
+    # when
+    record(alone, [sent])
+    record(
+        batched, [sent, ReadingItemFactory(type="heart_rate", measured_at="2026-03-01T09:00:00Z")]
+    )
+
+    # then: every column as sent and converted is the same
+    first = Reading.objects.filter(patient=alone).values(*STORED_AS_SENT).get()
+    second = (
+        Reading.objects.filter(patient=batched, client_id=sent["id"]).values(*STORED_AS_SENT).get()
+    )
+    assert first == second
+    assert str(Reading.objects.get(patient=alone).client_id) == sent["id"]
