@@ -260,7 +260,7 @@ def wait_coalesced(task, timeout: float) -> bool:
     if client is None or timeout <= 0:
         return False
     task = task_named(task)
-    # BLPOP counts whole milliseconds of its own; the socket's timeout (1 s) bounds a wait.
+    # Below the client's socket timeout (1 s, _broker_redis), which a longer BLPOP would hit.
     try:
         rung = client.blpop([_bell_key(task)], timeout=min(timeout, 0.9))
     except redis.RedisError as error:
@@ -271,7 +271,9 @@ def wait_coalesced(task, timeout: float) -> bool:
 
 def give_back_coalesced(task, items) -> None:
     """Put items taken but not done back into the task's set and publish a message for them
-    (a consumer that ran out of time, or failed, hands them on)."""
+    (a consumer that ran out of time, or failed, hands them on). A consumer that kept the
+    flag (take_coalesced(keep_awake=True)) lets go of it with a take without keep_awake
+    first, or the publish here would take its own flag for a message on its way."""
     task = task_named(task)
     items = sorted(items)
     if not items:
@@ -282,9 +284,6 @@ def give_back_coalesced(task, items) -> None:
             _publish(task, (item,), {})
         return
     try:
-        # The flag may be this consumer's own (keep_awake): cleared, so the publish below
-        # is not taken for one already on its way.
-        client.delete(_wake_key(task))
         client.sadd(_items_key(task), *items)
     except redis.RedisError as error:
         _log_failed_publish(task, error)
