@@ -18,6 +18,7 @@ alerts expire on their own.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -36,6 +37,7 @@ from alerts.models import (
     CareTeamMembership,
     ResolutionReason,
 )
+from config.statements import CompiledQuery
 from monitoring.models import Rule, Severity
 
 UNRESOLVED = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
@@ -103,17 +105,30 @@ def _deadlines(alert: Alert, now: datetime) -> None:
     )
 
 
-def raise_alert(*, patient, trigger: Trigger, now: datetime | None = None) -> Raised:
+def raise_alert(
+    *,
+    patient,
+    trigger: Trigger,
+    now: datetime | None = None,
+    unresolved_groups: Collection[str] | None = None,
+) -> Raised:
     """Open an alert for the trigger's group, or fold the trigger into the unresolved one.
 
     Writes: Alert (insert or update), AlertEvent (raised / severity_raised).
     The partial unique index decides between two racing raisers: the loser's insert fails
-    and it updates the winner's row instead.
+    and it updates the winner's row instead. `unresolved_groups`, the patient's unresolved
+    alert groups as the caller read them in this transaction (the evaluation, under the
+    patient's lock): a group not among them is inserted without looking for its alert first
+    (a raiser that came meanwhile still loses only the insert, and folds).
     """
     now = now or timezone.now()
     key = trigger.key
-    with transaction.atomic():
-        alert = _locked_unresolved(patient.pk, key)
+    # Inside the caller's transaction (an evaluation), no savepoint of its own: an error
+    # here aborts the evaluation's transaction anyway, which evaluates again reading by
+    # reading. The insert keeps its savepoint, the one a lost race rolls back to.
+    with transaction.atomic(savepoint=False):
+        known_absent = unresolved_groups is not None and key not in unresolved_groups
+        alert = None if known_absent else _locked_unresolved(patient.pk, key)
         if alert is None:
             try:
                 with transaction.atomic():
@@ -135,12 +150,21 @@ def raise_alert(*, patient, trigger: Trigger, now: datetime | None = None) -> Ra
 
 
 def _locked_unresolved(patient_id: int, key: str) -> Alert | None:
-    return (
-        Alert.objects.select_for_update()
+    found = _locked_unresolved_query(patient_id, key)
+    return found[0] if found else None
+
+
+# Locks the alert's row only (OF self): its patient and care team rows are read, not changed,
+# and locking the team's row held every other fold of the team's patients until commit.
+_locked_unresolved_query = CompiledQuery(
+    lambda patient_id, key: (
+        Alert.objects.select_for_update(of=("self",))
         .select_related("patient__care_team")
         .filter(patient_id=patient_id, dedupe_key=key, status__in=UNRESOLVED)
-        .first()
-    )
+        .order_by("pk")[:1]
+    ),
+    params=lambda patient_id, key: [key, patient_id, *UNRESOLVED],
+)
 
 
 def _create(patient, trigger: Trigger, now: datetime) -> Alert:

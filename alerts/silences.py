@@ -8,11 +8,21 @@ paging is held back. Evaluation, routing and the reminder escalation all ask her
 from datetime import datetime
 
 from alerts.models import Silence
+from config.statements import CompiledQuery
 
 
 def active_silences(*, patient_id: int, at: datetime) -> list[Silence]:
     """The patient's silences in force at `at` (one query, for deciding several alerts)."""
-    return list(Silence.objects.filter(patient_id=patient_id, starts_at__lte=at, ends_at__gt=at))
+    return _active_silences(patient_id, at)
+
+
+# Asked by every evaluation that raises an alert: compiled once (config/statements.py).
+_active_silences = CompiledQuery(
+    lambda patient_id, at: Silence.objects.filter(
+        patient_id=patient_id, starts_at__lte=at, ends_at__gt=at
+    ),
+    params=lambda patient_id, at: [at, patient_id, at],
+)
 
 
 def is_silenced(*, patient_id: int, rule_id: int | None, at: datetime) -> bool:

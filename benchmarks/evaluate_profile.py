@@ -1,6 +1,6 @@
 """Where evaluation time goes: cProfile of evaluate_pending_readings, in-process.
 
-    .venv/bin/python benchmarks/evaluate_profile.py [--shape backlog|single] [--patients N]
+    .venv/bin/python benchmarks/evaluate_profile.py [--shape backlog|single|cgm|crossing]
 
 Runs against the database `benchmarks/evaluate.py` left behind (vigil_bench_eval; run that
 first, `--quick` is enough): enrols fresh patients on all five protocols, stores readings
@@ -9,8 +9,10 @@ with `record_readings` (the evaluation it would enqueue is not published), then 
 batch phase; `single`: one reading per patient per evaluation, as a CGM posting live (the
 latency phase's shape); `cgm`: like `single`, glucose only, for patients who already have
 48 h of CGM readings (one every 5 minutes, 576, evaluated), as a CGM wearer has in steady
-state. Prints wall time per reading, queries per evaluation, and the top functions by
-cumulative and by own time (`--no-profile`: the timing alone, without cProfile's overhead).
+state; `crossing`: like `cgm`, but the live reading is a low glucose that opens a new alert
+(the latency phase's threshold crossings). Prints wall time per reading, queries per
+evaluation, and the top functions by cumulative and by own time (`--no-profile`: the timing
+alone, without cProfile's overhead).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.evaluate import (  # noqa: E402
+    CROSSINGS,
     DEFAULT_BROKER_URL,
     DEFAULT_DATABASE_URL,
     PROTOCOLS,
@@ -44,7 +47,9 @@ from benchmarks.evaluate import (  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--shape", choices=["backlog", "single", "cgm"], default="backlog")
+    parser.add_argument(
+        "--shape", choices=["backlog", "single", "cgm", "crossing"], default="backlog"
+    )
     parser.add_argument("--patients", type=int, default=20)
     parser.add_argument("--readings", type=int, default=100, help="per patient")
     parser.add_argument("--top", type=int, default=30)
@@ -98,7 +103,7 @@ def main() -> None:
         try:
             return execute(sql, params, many, context)
         finally:
-            shape = re.sub(r"\b\d+\b|'[^']*'|%s", "?", sql)[:110]
+            shape = re.sub(r"\b\d+\b|\"s\d+_x\d+\"|'[^']*'|%s", "?", sql)[:110]
             per_query.setdefault(shape, []).append(time.perf_counter() - began)
 
     elapsed = 0.0
@@ -117,7 +122,9 @@ def main() -> None:
         else:
             rng = random.Random(1)
             rounds = [[patient] * args.readings for patient in patients]
-        if args.shape == "cgm":
+        if args.shape == "crossing":
+            rounds = [[patient] for patient in patients]  # one alert each: a new one
+        if args.shape in ("cgm", "crossing"):
             start = timezone.now() - timedelta(hours=48)
             for patient in patients:
                 history = [
@@ -134,8 +141,11 @@ def main() -> None:
         for index, batch in enumerate(rounds):
             for patient in batch:
                 if args.shape != "backlog":
-                    metric = "glucose" if args.shape == "cgm" else pick_metric(rng)
-                    item = make_item(metric, normal_fields(metric, rng, index), timezone.now())
+                    metric = "glucose" if args.shape in ("cgm", "crossing") else pick_metric(rng)
+                    fields = normal_fields(metric, rng, index)
+                    if args.shape == "crossing":
+                        fields = CROSSINGS["glucose_low"][1]
+                    item = make_item(metric, fields, timezone.now())
                     record_readings(patient=patient, items=[item])
                 reset_queries()
                 started = time.perf_counter()

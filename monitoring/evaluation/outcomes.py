@@ -54,7 +54,12 @@ def apply_outcomes(
     for group, group_findings in findings.items():
         if group in inhibited and group not in open_groups:
             continue
-        item = raise_alert(patient=patient, trigger=_trigger(group, group_findings), now=now)
+        item = raise_alert(
+            patient=patient,
+            trigger=_trigger(group, group_findings),
+            now=now,
+            unresolved_groups=open_groups,
+        )
         if group in inhibited:
             # Its alert was open already: the finding still counts and keeps the alert's
             # state true (not "cleared" while the condition holds), but pages nobody.

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 from alerts.lifecycle import (
     InvalidTransition,
@@ -317,6 +317,88 @@ def test_two_racing_raisers_make_one_alert_with_both_occurrences(patient, rule):
     assert alert.last_triggered_at == NOW + MINUTE
     assert (results["first"].notify, results["second"].notify) == (True, False)
     assert [kind for kind, *_ in events(alert)] == ["raised"]
+
+
+def test_a_group_the_caller_saw_without_an_alert_is_inserted_without_looking_first(
+    patient, rule, django_assert_num_queries
+):
+    # The evaluation read the patient's unresolved alerts under the patient's lock: none.
+    with django_assert_num_queries(4) as captured:  # savepoint, insert, release, event
+        raised = raise_alert(
+            patient=patient, trigger=trigger(rule), now=NOW, unresolved_groups=set()
+        )
+
+    assert [query["sql"].split()[0] for query in captured.captured_queries] == [
+        "SAVEPOINT",
+        "INSERT",
+        "RELEASE",
+        "INSERT",
+    ]
+    assert raised.notify is True
+    assert Alert.objects.get() == raised.alert
+
+
+def test_a_group_said_to_have_no_alert_still_folds_into_one_raised_meanwhile(patient, rule):
+    # given: an alert of the group was raised after the caller looked (the reminder sweep
+    # raises without the patient's lock)
+    first = raise_alert(patient=patient, trigger=trigger(rule, at=NOW), now=NOW)
+
+    # when
+    again = raise_alert(
+        patient=patient,
+        trigger=trigger(rule, at=NOW + MINUTE),
+        now=NOW + MINUTE,
+        unresolved_groups=set(),
+    )
+
+    # then: the insert lost to the partial unique index; the trigger folded
+    alert = Alert.objects.get()
+    assert again.alert.pk == first.alert.pk == alert.pk
+    assert (alert.occurrences, alert.last_triggered_at) == (2, NOW + MINUTE)
+    assert again.notify is False
+    assert [kind for kind, *_ in events(alert)] == ["raised"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_folding_locks_the_alert_row_and_not_its_patient_or_care_team(patient, rule):
+    # given: a fold in a transaction that has not committed yet
+    raise_alert(patient=patient, trigger=trigger(rule, at=NOW), now=NOW)
+    folded, finish = threading.Event(), threading.Event()
+
+    def fold():
+        try:
+            with transaction.atomic():
+                raise_alert(patient=patient, trigger=trigger(rule, at=NOW + MINUTE), now=NOW)
+                folded.set()
+                finish.wait(timeout=30)
+        finally:
+            connection.close()
+
+    folder = threading.Thread(target=fold)
+    folder.start()
+    try:
+        assert folded.wait(timeout=30)
+        # when: another transaction wants the patient's and the team's rows
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM monitoring_patient WHERE id = %s FOR UPDATE NOWAIT",
+                [patient.pk],
+            )
+            cursor.execute(
+                "SELECT id FROM alerts_careteam WHERE id = %s FOR UPDATE NOWAIT",
+                [patient.care_team_id],
+            )
+            locked_patient_and_team = cursor.fetchall()
+            # then: the alert's own row is the one held
+            with pytest.raises(OperationalError), transaction.atomic():
+                cursor.execute(
+                    "SELECT id FROM alerts_alert WHERE patient_id = %s FOR UPDATE NOWAIT",
+                    [patient.pk],
+                )
+    finally:
+        finish.set()
+        folder.join(timeout=30)
+    assert locked_patient_and_team == [(patient.care_team_id,)]
 
 
 def wait_until_a_backend_waits_on_a_lock(timeout: float = 10) -> None:
