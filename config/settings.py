@@ -213,6 +213,11 @@ if DATABASE_URL and DATABASE_REPLICA_URL:
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["config.db_router.ReplicaRouter"]
     MIDDLEWARE.insert(0, "config.db_router.ReplicaRoutingMiddleware")
+for _database in DATABASES.values():
+    if _database["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, whose health check asks `SELECT 1` only when the connection's
+        # socket says something happened (config/postgresql/base.py).
+        _database["ENGINE"] = "config.postgresql"
 if DATABASE_URL and DATABASE_POOLER == "":
     # Statements on every reading's path are prepared, when asked for by name
     # (config/statements.py); Django's own client-side binding cursors still never prepare.
