@@ -14,6 +14,7 @@ from monitoring.evaluation.outcomes import apply_outcomes
 from monitoring.evaluation.readings import (
     SINGLE_READING_KINDS,
     evaluate_dose_adherence,
+    evaluate_patients_together,
     evaluate_pending_readings,
 )
 from monitoring.evaluation.scheduled import (
@@ -32,6 +33,7 @@ __all__ = [
     "enqueue_due_scheduled_rules",
     "enqueue_unevaluated_readings",
     "evaluate_dose_adherence",
+    "evaluate_patients_together",
     "evaluate_pending_readings",
     "evaluate_scheduled_rules",
     "lock_patient",

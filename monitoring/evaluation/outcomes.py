@@ -6,6 +6,8 @@ import math
 from collections import defaultdict
 from datetime import datetime
 
+from django.db.models.expressions import RawSQL
+
 from alerts.lifecycle import UNRESOLVED, Raised, Trigger, mark_condition_cleared, raise_alert
 from alerts.models import Alert
 from alerts.notify import settle_without_paging
@@ -16,11 +18,15 @@ from monitoring.models import Patient, Rule, Severity
 from monitoring.problems import groups_cleared_by, problem_key, side_group
 from monitoring.rules.base import Conditions, Evaluation, Finding
 
-__all__ = ["Raised", "apply_outcomes", "route_after_commit"]
+__all__ = ["Raised", "apply_outcomes", "route_after_commit", "unresolved_alerts_of"]
 
 
 def apply_outcomes(
-    *, patient: Patient, outcomes: list[tuple[Rule, Evaluation]], now: datetime
+    *,
+    patient: Patient,
+    outcomes: list[tuple[Rule, Evaluation]],
+    now: datetime,
+    unresolved: list[tuple[str, str, datetime | None, datetime]] | None = None,
 ) -> list[Raised]:
     """Turn rule evaluations into alert changes: group, clear, inhibit, raise.
 
@@ -28,6 +34,9 @@ def apply_outcomes(
     Clearing is decided from every finding before inhibition, in measured order: a group is
     clear when a reading that meets none of its rules was measured after its last finding.
     Inhibition then stays inside one clinical problem (monitoring/problems.yaml).
+    `unresolved`: the patient's unresolved alerts as unresolved_alerts_of read them in this
+    transaction under the patient's lock (several patients evaluated together), or None to
+    read them here when needed.
     """
     findings: dict[str, list[tuple[Rule, Finding]]] = defaultdict(list)
     cleared: dict[str, datetime] = {}
@@ -47,7 +56,10 @@ def apply_outcomes(
         for group, at in cleared.items()
         if group not in last_found or at > last_found[group]
     }
-    unresolved = _unresolved_alerts(patient) if findings or clear else []
+    if not (findings or clear):
+        unresolved = []
+    elif unresolved is None:
+        unresolved = _unresolved_alerts(patient)
     inhibited = _inhibited(findings, unresolved)
     open_groups = {group for group, _, _, _ in unresolved}
     raised = []
@@ -111,6 +123,25 @@ _unresolved_of = CompiledQuery(
         patient_id=patient_id, status__in=UNRESOLVED
     ).values_list("dedupe_key", "severity", "condition_cleared_at", "first_triggered_at"),
     params=lambda patient_id: [patient_id, *UNRESOLVED],
+)
+
+
+def unresolved_alerts_of(patient_ids: list[int]) -> dict[int, list[tuple]]:
+    """_unresolved_alerts of several patients in one query: {patient id: its list}."""
+    found: dict[int, list[tuple]] = {patient_id: [] for patient_id in patient_ids}
+    for patient_id, *alert in _unresolved_of_patients(patient_ids):
+        found[patient_id].append(tuple(alert))
+    return found
+
+
+_unresolved_of_patients = CompiledQuery(
+    lambda patient_ids: Alert.objects.filter(
+        patient_id__in=RawSQL("SELECT unnest(%s::bigint[])", [patient_ids]),
+        status__in=UNRESOLVED,
+    ).values_list(
+        "patient_id", "dedupe_key", "severity", "condition_cleared_at", "first_triggered_at"
+    ),
+    params=lambda patient_ids: [patient_ids, *UNRESOLVED],
 )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from alerts.models import Alert
@@ -17,12 +18,17 @@ from config.celery import enqueue_on_commit
 from config.statements import CompiledQuery, hot_cursor, prepares_statements
 from monitoring.display import format_instant
 from monitoring.evaluation.failures import TRANSIENT_ERRORS, mark_evaluation_failed
-from monitoring.evaluation.locking import lock_patient, unit_of
-from monitoring.evaluation.outcomes import Raised, apply_outcomes, route_after_commit
+from monitoring.evaluation.locking import lock_patient, lock_patients, unit_of
+from monitoring.evaluation.outcomes import (
+    Raised,
+    apply_outcomes,
+    route_after_commit,
+    unresolved_alerts_of,
+)
 from monitoring.models import Metric, Reading, Rule, Severity
 from monitoring.rules import KINDS, ON_READING, ON_SLOT_CLOSING, kind_of, names_running
 from monitoring.rules.base import Condition, Conditions, Context, Evaluation
-from monitoring.schedules import fulfil_slots, planned_doses
+from monitoring.schedules import active_owners_of, fulfil_slots, planned_doses
 from monitoring.schedules.slots import may_answer_a_slot
 
 logger = logging.getLogger(__name__)
@@ -80,11 +86,115 @@ def evaluate_pending_readings(*, patient_id: int, now: datetime | None = None) -
     return evaluated
 
 
-def _evaluate_readings(patient_id: int, readings: list[Reading], now: datetime) -> None:
-    """Evaluate these readings and mark them evaluated; inside the patient's lock."""
+def evaluate_patients_together(*, patient_ids: list[int], now: datetime | None = None) -> int:
+    """Evaluate the pending readings of several patients in one transaction; return how many
+    were evaluated. What each patient's evaluation decides is what evaluate_pending_readings
+    decides for it alone: the same rules over the same windows, alerts, slots and
+    evaluated_at; the patients' locks are held together, until the one commit.
+
+    The statements an evaluation of one live reading makes (the lock, the pending readings,
+    the rules, the schedules, the unresolved alerts, the update, the commit) are made once
+    for all of them: when the drain finds several patients waiting (a busy system), that is
+    where the CPU per reading went (benchmarks/README.md, "Cost per live reading, third
+    pass"). One patient, or the embedded SQLite, or a backlog longer than one run takes:
+    each patient alone, as before. An unexpected error evaluates each patient alone again
+    (each then isolates its own failing reading); an error about the run (TRANSIENT_ERRORS)
+    is raised for the task to retry, nothing written.
+    """
+    patient_ids = sorted(set(patient_ids))
+    if len(patient_ids) < 2 or not prepares_statements():
+        return _each_alone(patient_ids, now)
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            lock_patients(patient_ids)
+            pending = _pending_of_patients(patient_ids)
+            if len(pending) > MAX_READINGS_PER_RUN:
+                raise _TooManyTogether
+            readings_of: dict[int, list[Reading]] = defaultdict(list)
+            for reading in pending:
+                readings_of[reading.patient_id].append(reading)
+            loaded = _load_together(readings_of)
+            for patient_id, readings in readings_of.items():
+                readings.sort(key=lambda reading: (reading.measured_at, reading.id))
+                _evaluate_readings(patient_id, readings, now, loaded=loaded[patient_id], mark=False)
+            if pending:
+                _mark_evaluated(pending, now)
+        return len(pending)
+    except TRANSIENT_ERRORS:
+        raise
+    except _TooManyTogether:
+        return _each_alone(patient_ids, now)
+    except Exception as error:
+        logger.warning(
+            "evaluation of %s patients together failed with %s; evaluating each alone",
+            len(patient_ids),
+            type(error).__name__,
+        )
+        return _each_alone(patient_ids, now)
+
+
+class _TooManyTogether(Exception):
+    """More pending readings than one run takes: each patient alone, in runs."""
+
+
+def _each_alone(patient_ids: list[int], now: datetime | None) -> int:
+    return sum(
+        evaluate_pending_readings(patient_id=patient_id, now=now) for patient_id in patient_ids
+    )
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """One patient's part of what was loaded for several patients together."""
+
+    rules: list[Rule]
+    owners: list  # active schedules and plans its readings may answer
+    unresolved: list[tuple]
+
+
+def _load_together(readings_of: dict[int, list[Reading]]) -> dict[int, _Loaded]:
+    """The rules, schedules and plans, and unresolved alerts of these patients' readings:
+    one query per kind of row for all of them."""
+    patient_ids = sorted(readings_of)
+    metrics_of = {
+        patient_id: {r.metric for r in readings_of[patient_id]} for patient_id in patient_ids
+    }
+    metrics = sorted(set().union(*metrics_of.values()))
+    rules_of: dict[int, list[Rule]] = defaultdict(list)
+    for rule in _rules_of_patients(patient_ids, metrics):
+        if rule.metric in metrics_of[rule.patient_id]:
+            rules_of[rule.patient_id].append(rule)
+    owners_of = active_owners_of(readings_of)
+    with_rules = [patient_id for patient_id in patient_ids if rules_of[patient_id]]
+    unresolved_of = unresolved_alerts_of(with_rules) if with_rules else {}
+    return {
+        patient_id: _Loaded(
+            rules=rules_of[patient_id],
+            owners=owners_of[patient_id],
+            unresolved=unresolved_of.get(patient_id, []),
+        )
+        for patient_id in patient_ids
+    }
+
+
+def _evaluate_readings(
+    patient_id: int,
+    readings: list[Reading],
+    now: datetime,
+    *,
+    loaded: _Loaded | None = None,
+    mark: bool = True,
+) -> None:
+    """Evaluate these readings and mark them evaluated (unless `mark` is False: the caller
+    marks several patients' readings at once); inside the patient's lock. `loaded`: what was
+    loaded for several patients together, or None to load it here."""
     if not readings:
         return
-    rules = _rules_on_readings(patient_id, sorted({r.metric for r in readings}))
+    if loaded is None:
+        rules = _rules_on_readings(patient_id, sorted({r.metric for r in readings}))
+    else:
+        rules = loaded.rules
     # In the same transaction: a reading marks its schedule's slot done exactly when it
     # counts as evaluated (re-evaluating changes nothing: a done slot stays done); before
     # the rules, so the dose taking rate counts the dose just taken. A reading dated where
@@ -100,13 +210,20 @@ def _evaluate_readings(patient_id: int, readings: list[Reading], now: datetime) 
                 if moment is not None
             )
         ],
+        owners=None if loaded is None else loaded.owners,
     )
     raised = []
     if rules:
         patient = rules[0].patient
         outcomes = _evaluate_new_readings(patient, rules, readings, now)
-        raised = apply_outcomes(patient=patient, outcomes=outcomes, now=now)
-    _mark_evaluated(readings, now)
+        raised = apply_outcomes(
+            patient=patient,
+            outcomes=outcomes,
+            now=now,
+            unresolved=None if loaded is None else loaded.unresolved,
+        )
+    if mark:
+        _mark_evaluated(readings, now)
     route_after_commit(raised)
 
 
@@ -129,14 +246,45 @@ _pending_readings = CompiledQuery(
 # team in the same query: a patient on all five protocols has ~40 rules, a CGM reading
 # concerns 6. One compiled statement per number of metrics.
 _rules_on_readings = CompiledQuery(
-    lambda patient_id, metrics: Rule.objects.filter(
-        patient_id=patient_id,
-        active=True,
-        metric__in=metrics,
-        kind__in=KINDS_ON_READINGS,
-    ).select_related("patient__care_team"),
+    lambda patient_id, metrics: (
+        Rule.objects.filter(
+            patient_id=patient_id,
+            active=True,
+            metric__in=metrics,
+            kind__in=KINDS_ON_READINGS,
+        )
+        .select_related("patient__care_team")
+        # In id order, as for several patients together: their alerts are raised in one order.
+        .order_by("id")
+    ),
     params=lambda patient_id, metrics: [*sorted(KINDS_ON_READINGS), *metrics, patient_id],
     shape=lambda patient_id, metrics: len(metrics),
+)
+
+# Several patients' (evaluate_patients_together): the ids as one array parameter, so one
+# statement serves any number of patients; the partial index reading_unevaluated serves each.
+_pending_of_patients = CompiledQuery(
+    lambda patient_ids: Reading.objects.filter(
+        patient_id__in=RawSQL("SELECT unnest(%s::bigint[])", [patient_ids]),
+        evaluated_at__isnull=True,
+        evaluation_failed_at__isnull=True,
+    ).order_by("patient_id", "received_at", "id")[: MAX_READINGS_PER_RUN + 1],
+    params=lambda patient_ids: [patient_ids],
+)
+
+_rules_of_patients = CompiledQuery(
+    lambda patient_ids, metrics: (
+        Rule.objects.filter(
+            patient_id__in=RawSQL("SELECT unnest(%s::bigint[])", [patient_ids]),
+            active=True,
+            metric__in=metrics,
+            kind__in=KINDS_ON_READINGS,
+        )
+        .select_related("patient__care_team")
+        .order_by("patient_id", "id")
+    ),
+    params=lambda patient_ids, metrics: [*sorted(KINDS_ON_READINGS), *metrics, patient_ids],
+    shape=lambda patient_ids, metrics: len(metrics),
 )
 
 _history = CompiledQuery(

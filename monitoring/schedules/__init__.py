@@ -12,13 +12,13 @@ local on both sides of a daylight-saving change.
 - slots.py      slots_between and validation (pure)
 - plans.py      protocol defaults (../schedules.yaml), adding and changing schedules and plans
 - due.py        opening due slots, claiming each slot's reminder and miss once
-- fulfilment.py fulfil_slots, planned_doses
+- fulfilment.py fulfil_slots, active_owners_of, planned_doses
 
 Schedules sit below evaluation (which fulfils slots) and nudges: the reminder sweep, which
 nudges patients about these slots, is monitoring.nudges.run_reminder_sweep.
 """
 
-from monitoring.schedules.fulfilment import fulfil_slots, planned_doses
+from monitoring.schedules.fulfilment import active_owners_of, fulfil_slots, planned_doses
 from monitoring.schedules.plans import (
     add_measurement_schedule,
     add_medication_plan,
@@ -38,6 +38,7 @@ from monitoring.schedules.slots import (
 
 __all__ = [
     "MAX_WINDOW_MINUTES",
+    "active_owners_of",
     "add_measurement_schedule",
     "add_medication_plan",
     "apply_protocol_schedules",

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Case, Q, Value, When
+from django.db.models.expressions import RawSQL
 
 from config.statements import CompiledQuery
 from monitoring.models import (
@@ -25,7 +26,9 @@ from monitoring.rules.base import PlannedDose
 from monitoring.schedules.slots import INSTANT, Owner, new_slot, slots_of
 
 
-def fulfil_slots(*, patient_id: int, readings: list[Reading]) -> int:
+def fulfil_slots(
+    *, patient_id: int, readings: list[Reading], owners: list[Owner] | None = None
+) -> int:
     """Mark done the patient's slots these readings answer; returns how many.
 
     A reading of a schedule's metric answers a slot when measured_at is within
@@ -35,11 +38,14 @@ def fulfil_slots(*, patient_id: int, readings: list[Reading]) -> int:
     an in-time reading answers (uploaded late, after days offline) becomes done: the record
     follows what the patient did; the miss nudge has gone and stays sent.
 
+    `owners`: the patient's active schedules and plans as active_owners_of loaded them in
+    this transaction (several patients evaluated together), or None to load them here.
+
     Writes: Slot rows for slots answered before the sweep opened them, Slot.status and
     fulfilled_by. Called inside the patient's evaluation transaction.
     """
     lead = settings.VIGIL_SLOT_LEAD
-    answers = _within_a_window(_answers(patient_id, readings), lead)
+    answers = _within_a_window(_answers(patient_id, readings, owners), lead)
     if not answers:
         return 0
     _open_answered_slots(answers, lead)
@@ -59,15 +65,26 @@ def fulfil_slots(*, patient_id: int, readings: list[Reading]) -> int:
     ).update(status=SlotStatus.DONE, fulfilled_by_id=reading_of)
 
 
-def _answers(patient_id: int, readings: list[Reading]) -> dict:
+def _answers(patient_id: int, readings: list[Reading], loaded: list[Owner] | None) -> dict:
     """{active schedule or plan: [(reading, [the times it may answer a slot at])]}."""
-    metrics = {r.metric for r in readings if r.metric != Metric.DOSE}
+    metrics, medications = _asked(readings)
     doses = [r for r in readings if r.metric == Metric.DOSE and r.dose_status == DoseStatus.TAKEN]
     owners: list[Owner] = []
-    if metrics:
-        owners += _active_schedules(patient_id, sorted(metrics))
-    if doses:
-        owners += _active_plans(patient_id, sorted({d.medication for d in doses}))
+    if loaded is not None:
+        owners = [
+            owner
+            for owner in loaded
+            if (
+                owner.medication in medications
+                if isinstance(owner, MedicationPlan)
+                else owner.metric in metrics
+            )
+        ]
+    else:
+        if metrics:
+            owners += _active_schedules(patient_id, metrics)
+        if medications:
+            owners += _active_plans(patient_id, medications)
     answers = {}
     for owner in owners:
         if isinstance(owner, MedicationPlan):
@@ -80,6 +97,38 @@ def _answers(patient_id: int, readings: list[Reading]) -> dict:
         else:
             answers[owner] = [(r, [r.measured_at]) for r in readings if r.metric == owner.metric]
     return answers
+
+
+def _asked(readings: list[Reading]) -> tuple[list[str], list[str]]:
+    """The metrics (but doses) and the medications of taken doses these readings may answer
+    slots of, sorted."""
+    metrics = {r.metric for r in readings if r.metric != Metric.DOSE}
+    medications = {
+        r.medication
+        for r in readings
+        if r.metric == Metric.DOSE and r.dose_status == DoseStatus.TAKEN
+    }
+    return sorted(metrics), sorted(medications)
+
+
+def active_owners_of(readings_of: dict[int, list[Reading]]) -> dict[int, list[Owner]]:
+    """The active schedules and plans each patient's readings may answer, for several
+    patients in one query per kind: {patient id: its schedules and plans}."""
+    metrics, medications = set(), set()
+    for readings in readings_of.values():
+        asked_metrics, asked_medications = _asked(readings)
+        metrics.update(asked_metrics)
+        medications.update(asked_medications)
+    patient_ids = sorted(readings_of)
+    owners: dict[int, list[Owner]] = {patient_id: [] for patient_id in patient_ids}
+    found: list[Owner] = []
+    if metrics:
+        found += _active_schedules_of_patients(patient_ids, sorted(metrics))
+    if medications:
+        found += _active_plans_of_patients(patient_ids, sorted(medications))
+    for owner in found:
+        owners[owner.patient_id].append(owner)
+    return owners
 
 
 # On every reading's evaluation: compiled once per number of metrics or medications.
@@ -96,6 +145,34 @@ _active_plans = CompiledQuery(
     ).select_related("patient"),
     params=lambda patient_id, medications: [*medications, patient_id],
     shape=lambda patient_id, medications: len(medications),
+)
+
+
+_active_schedules_of_patients = CompiledQuery(
+    lambda patient_ids, metrics: (
+        MeasurementSchedule.objects.filter(
+            patient_id__in=RawSQL("SELECT unnest(%s::bigint[])", [patient_ids]),
+            active=True,
+            metric__in=metrics,
+        )
+        .select_related("patient")
+        .order_by("patient_id", "id")
+    ),
+    params=lambda patient_ids, metrics: [*metrics, patient_ids],
+    shape=lambda patient_ids, metrics: len(metrics),
+)
+_active_plans_of_patients = CompiledQuery(
+    lambda patient_ids, medications: (
+        MedicationPlan.objects.filter(
+            patient_id__in=RawSQL("SELECT unnest(%s::bigint[])", [patient_ids]),
+            active=True,
+            medication__in=medications,
+        )
+        .select_related("patient")
+        .order_by("patient_id", "id")
+    ),
+    params=lambda patient_ids, medications: [*medications, patient_ids],
+    shape=lambda patient_ids, medications: len(medications),
 )
 
 

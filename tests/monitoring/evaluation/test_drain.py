@@ -119,21 +119,22 @@ def test_a_drain_out_of_time_hands_the_patients_on_to_a_new_message(
 def test_a_drain_whose_evaluation_fails_gives_back_the_patients_after_it_and_raises(
     three_patients, evaluation_queue, clock, django_capture_on_commit_callbacks
 ):
-    # given
+    # given: one patient per transaction
     first, second, third = sorted(three_patients, key=lambda p: p.pk)
     for patient in three_patients:
         uploaded(patient, glucose(NORMAL_GLUCOSE), capture=django_capture_on_commit_callbacks)
     evaluation_queue.client.delete("evaluation")
-    real = drain_pending_readings.__globals__["evaluate_pending_readings"]
+    real = drain_pending_readings.__globals__["evaluate_patients_together"]
 
-    def failing_for_second(*, patient_id):
-        if patient_id == second.pk:
+    def failing_for_second(*, patient_ids):
+        if second.pk in patient_ids:
             raise OperationalError("the connection was lost")
-        return real(patient_id=patient_id)
+        return real(patient_ids=patient_ids)
 
     # when
     with (
-        mock.patch("monitoring.evaluation.drain.evaluate_pending_readings", failing_for_second),
+        mock.patch("monitoring.evaluation.drain.PATIENTS_TOGETHER", 1),
+        mock.patch("monitoring.evaluation.drain.evaluate_patients_together", failing_for_second),
         pytest.raises(OperationalError),
     ):
         drain_pending_readings()
@@ -141,6 +142,35 @@ def test_a_drain_whose_evaluation_fails_gives_back_the_patients_after_it_and_rai
     # then: the first evaluated; the third handed on (the task's retry takes the second)
     assert [pending(p) for p in (first, second, third)] == [0, 1, 1]
     assert evaluation_queue.waiting(drain_pending_readings_task) == {third.pk}
+    assert [task.name for task in evaluation_queue.tasks()] == [DRAIN_TASK]
+
+
+@pytest.mark.django_db
+def test_a_drain_whose_group_fails_gives_back_the_group_after_its_first_and_raises(
+    three_patients, evaluation_queue, clock, django_capture_on_commit_callbacks
+):
+    # given: the three wait together, evaluated in one transaction
+    first, second, third = sorted(three_patients, key=lambda p: p.pk)
+    for patient in three_patients:
+        uploaded(patient, glucose(NORMAL_GLUCOSE), capture=django_capture_on_commit_callbacks)
+    evaluation_queue.client.delete("evaluation")
+    groups = []
+
+    def failing(*, patient_ids):
+        groups.append(list(patient_ids))
+        raise OperationalError("the connection was lost")
+
+    # when
+    with (
+        mock.patch("monitoring.evaluation.drain.evaluate_patients_together", failing),
+        pytest.raises(OperationalError),
+    ):
+        drain_pending_readings()
+
+    # then: nothing evaluated; the second and third handed on with the flag
+    assert groups == [[first.pk, second.pk, third.pk]]
+    assert [pending(p) for p in (first, second, third)] == [1, 1, 1]
+    assert evaluation_queue.waiting(drain_pending_readings_task) == {second.pk, third.pk}
     assert [task.name for task in evaluation_queue.tasks()] == [DRAIN_TASK]
 
 
