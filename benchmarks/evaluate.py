@@ -9,7 +9,8 @@ the start and at the end). Patients are enrolled on all five protocols with the 
 `enrol_patient`, in one care team whose level-1 nurse has an email address (the worker sends
 with Django's locmem email backend), and get app tokens from `issue_app_token`.
 
-  latency     gunicorn (config.wsgi, 2 sync workers) and a real worker (`celery -A config
+  latency     gunicorn (config.wsgi, `--web-workers` sync workers, 2 as `./scripts/run`
+              starts it; docker-compose.yml's web has 3) and a real worker (`celery -A config
               worker -Q evaluation,notifications -c 2`, prefork) as subprocesses. A client
               process posts single readings (`{"readings": [item]}`, one item, as a CGM sends
               them) from many patients at a steady rate (default 100/s for 30 s), paced on a
@@ -774,7 +775,7 @@ class RunResult:
 def run_latency(args, procs: Subprocesses, env: dict, population: Population, results: Results):
     """Gunicorn and the worker once; then `--runs` runs at `--rate`, then one run per rate of
     `--curve` (each `--curve-duration` s). Every run is reported."""
-    port, web = start_gunicorn(procs, env, workers=2)
+    port, web = start_gunicorn(procs, env, workers=args.web_workers)
     worker = start_worker(procs, env, "latency")
     redis_client = broker_client(args.broker_url)
     slots = crossing_slots(population, SEED)
@@ -1364,6 +1365,9 @@ def parse_args(argv: list[str] | None = None):
         "--history-hours", type=float, default=48.0, help="CGM trace each posting patient has"
     )
     parser.add_argument("--client-threads", type=int, default=16)
+    parser.add_argument(
+        "--web-workers", type=int, default=2, help="gunicorn sync workers (scripts/run: 2)"
+    )
     parser.add_argument("--backlog-patients", type=int, help="batch phase patients (200)")
     parser.add_argument("--per-patient", type=int, default=100, help="backlog per patient")
     parser.add_argument("--backlog-crossings", type=int, default=2)
