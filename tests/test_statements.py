@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from alerts.models import Alert
-from config.statements import CompiledQuery, hot_cursor, prepares_statements
+from config.statements import CompiledQuery, any_of, hot_cursor, prepares_statements
 from monitoring.models import Rule
 from tests.factories import AlertFactory, RuleFactory
 
@@ -100,6 +100,25 @@ def test_a_compiled_query_of_another_shape_is_compiled_on_its_own(patient):
         "weight",
     ]
     assert rules_with_team(patient.pk, ["spo2"]) == []
+
+
+rules_of_patients = CompiledQuery(
+    lambda patient_ids: Rule.objects.filter(patient_id__in=any_of(patient_ids)).order_by("id"),
+    params=lambda patient_ids: [patient_ids],
+)
+
+
+@pytest.mark.postgres  # an array parameter
+@pytest.mark.django_db
+def test_one_compiled_statement_with_an_array_serves_any_number_of_patients():
+    rules = [RuleFactory() for _ in range(3)]
+    ids = [rule.patient_id for rule in rules]
+
+    for chosen in ([ids[0]], ids[:2], ids, [*ids, -1]):
+        assert rules_of_patients(chosen) == list(
+            Rule.objects.filter(patient_id__in=chosen).order_by("id")
+        )
+    assert len(rules_of_patients._compiled) == 1
 
 
 @pytest.mark.django_db

@@ -9,13 +9,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models.expressions import RawSQL
+from django.db import connection, transaction
 from django.utils import timezone
 
 from alerts.models import Alert
 from config.celery import enqueue_on_commit
-from config.statements import CompiledQuery, hot_cursor, prepares_statements
+from config.statements import CompiledQuery, any_of, hot_cursor, prepares_statements
 from monitoring.display import format_instant
 from monitoring.evaluation.failures import TRANSIENT_ERRORS, mark_evaluation_failed
 from monitoring.evaluation.locking import lock_patient, lock_patients, unit_of
@@ -102,7 +101,7 @@ def evaluate_patients_together(*, patient_ids: list[int], now: datetime | None =
     is raised for the task to retry, nothing written.
     """
     patient_ids = sorted(set(patient_ids))
-    if len(patient_ids) < 2 or not prepares_statements():
+    if len(patient_ids) < 2 or connection.vendor != "postgresql":
         return _each_alone(patient_ids, now)
     now = now or timezone.now()
     try:
@@ -265,7 +264,7 @@ _rules_on_readings = CompiledQuery(
 # statement serves any number of patients; the partial index reading_unevaluated serves each.
 _pending_of_patients = CompiledQuery(
     lambda patient_ids: Reading.objects.filter(
-        patient_id__in=RawSQL("SELECT unnest(%s::bigint[])", [patient_ids]),
+        patient_id__in=any_of(patient_ids),
         evaluated_at__isnull=True,
         evaluation_failed_at__isnull=True,
     ).order_by("patient_id", "received_at", "id")[: MAX_READINGS_PER_RUN + 1],
@@ -275,7 +274,7 @@ _pending_of_patients = CompiledQuery(
 _rules_of_patients = CompiledQuery(
     lambda patient_ids, metrics: (
         Rule.objects.filter(
-            patient_id__in=RawSQL("SELECT unnest(%s::bigint[])", [patient_ids]),
+            patient_id__in=any_of(patient_ids),
             active=True,
             metric__in=metrics,
             kind__in=KINDS_ON_READINGS,
