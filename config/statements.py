@@ -30,8 +30,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorDebugWrapper
-from django.db.models import QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import ForeignKey, Lookup, QuerySet
 from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 from psycopg.pq import Format
 
@@ -108,11 +107,20 @@ class PreparingCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
-def any_of(ids: list[int]) -> RawSQL:
-    """For `field__in=any_of(ids)`: the ids as one array parameter (`IN (SELECT
-    unnest(%s::bigint[]))`, PostgreSQL), so one compiled and prepared statement serves any
-    number of them; `__in=ids` makes one statement per count. Its parameter is `ids`."""
-    return RawSQL("SELECT unnest(%s::bigint[])", [ids])
+@ForeignKey.register_lookup
+class AnyOf(Lookup):
+    """`patient_id__any=ids` (PostgreSQL): `patient_id = ANY(%s::bigint[])`, the ids as one
+    array parameter, so one compiled and prepared statement serves any number of them
+    (`__in=ids` makes one statement per count). PostgreSQL probes an index on the column
+    once per id (`IN (SELECT unnest(…))` hashed every row of the table or partial index
+    instead: a system-wide backlog read for a few patients)."""
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, list(self.rhs)]
 
 
 @dataclass(frozen=True)

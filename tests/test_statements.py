@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from alerts.models import Alert
-from config.statements import CompiledQuery, any_of, hot_cursor, prepares_statements
+from config.statements import CompiledQuery, hot_cursor, prepares_statements
 from monitoring.models import Rule
 from tests.factories import AlertFactory, RuleFactory
 
@@ -103,7 +103,7 @@ def test_a_compiled_query_of_another_shape_is_compiled_on_its_own(patient):
 
 
 rules_of_patients = CompiledQuery(
-    lambda patient_ids: Rule.objects.filter(patient_id__in=any_of(patient_ids)).order_by("id"),
+    lambda patient_ids: Rule.objects.filter(patient_id__any=patient_ids).order_by("id"),
     params=lambda patient_ids: [patient_ids],
 )
 

@@ -11,7 +11,7 @@ from alerts.models import Alert
 from alerts.notify import settle_without_paging
 from alerts.silences import active_silences, covered
 from config.celery import enqueue_on_commit
-from config.statements import CompiledQuery, any_of
+from config.statements import CompiledQuery
 from monitoring.models import Patient, Rule, Severity
 from monitoring.problems import groups_cleared_by, problem_key, side_group
 from monitoring.rules.base import Conditions, Evaluation, Finding
@@ -134,7 +134,7 @@ def unresolved_alerts_of(patient_ids: list[int]) -> dict[int, list[tuple]]:
 
 _unresolved_of_patients = CompiledQuery(
     lambda patient_ids: Alert.objects.filter(
-        patient_id__in=any_of(patient_ids),
+        patient_id__any=patient_ids,
         status__in=UNRESOLVED,
     ).values_list(
         "patient_id", "dedupe_key", "severity", "condition_cleared_at", "first_triggered_at"

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from config.celery import enqueue_on_commit
-from config.statements import CompiledQuery, any_of, hot_cursor, prepares_statements
+from config.statements import CompiledQuery, hot_cursor, prepares_statements
 from monitoring.display import format_instant
 from monitoring.evaluation.failures import TRANSIENT_ERRORS, mark_evaluation_failed
 from monitoring.evaluation.locking import lock_patient, lock_patients, unit_of
@@ -264,7 +264,7 @@ _rules_on_readings = CompiledQuery(
 # statement serves any number of patients; the partial index reading_unevaluated serves each.
 _pending_of_patients = CompiledQuery(
     lambda patient_ids: Reading.objects.filter(
-        patient_id__in=any_of(patient_ids),
+        patient_id__any=patient_ids,
         evaluated_at__isnull=True,
         evaluation_failed_at__isnull=True,
     ).order_by("patient_id", "received_at", "id")[: MAX_READINGS_PER_RUN + 1],
@@ -274,7 +274,7 @@ _pending_of_patients = CompiledQuery(
 _rules_of_patients = CompiledQuery(
     lambda patient_ids, metrics: (
         Rule.objects.filter(
-            patient_id__in=any_of(patient_ids),
+            patient_id__any=patient_ids,
             active=True,
             metric__in=metrics,
             kind__in=KINDS_ON_READINGS,

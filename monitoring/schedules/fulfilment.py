@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Case, Q, Value, When
 
-from config.statements import CompiledQuery, any_of
+from config.statements import CompiledQuery
 from monitoring.models import (
     DoseStatus,
     MeasurementSchedule,
@@ -150,7 +150,7 @@ _active_plans = CompiledQuery(
 _active_schedules_of_patients = CompiledQuery(
     lambda patient_ids, metrics: (
         MeasurementSchedule.objects.filter(
-            patient_id__in=any_of(patient_ids),
+            patient_id__any=patient_ids,
             active=True,
             metric__in=metrics,
         )
@@ -163,7 +163,7 @@ _active_schedules_of_patients = CompiledQuery(
 _active_plans_of_patients = CompiledQuery(
     lambda patient_ids, medications: (
         MedicationPlan.objects.filter(
-            patient_id__in=any_of(patient_ids),
+            patient_id__any=patient_ids,
             active=True,
             medication__in=medications,
         )

@@ -33,7 +33,7 @@ from rest_framework.test import APIClient
 
 from monitoring.auth import issue_app_token
 from monitoring.enrolment import enrol_patient
-from monitoring.evaluation import evaluate_pending_readings
+from monitoring.evaluation import evaluate_patients_together, evaluate_pending_readings
 from monitoring.evaluation.scheduled import evaluate_scheduled_rules
 from monitoring.models import Reading, Rule
 from tests.factories import AlertFactory, PatientFactory, ReadingFactory
@@ -302,6 +302,44 @@ def test_the_pending_readings_query_is_served_per_patient_whatever_the_backlog(
     used = indexes_used(plan)
     assert used and used <= indexes_of("reading_unevaluated"), used
     assert rows_read(plan) == 1
+
+
+def test_the_pending_readings_of_patients_evaluated_together_are_served_per_patient(
+    cgm_patient, team, now
+):
+    # given: another patient's backlog of 20,000 unevaluated readings, and one reading each
+    # of two patients evaluated together
+    other = PatientFactory(care_team=team)
+    generate_readings(patient_id=other.pk, metric="glucose", unit="mg/dL", until=now,
+                      count=20_000, every=FIVE_MINUTES)  # fmt: skip
+    Reading.objects.filter(patient=other).update(evaluated_at=None)
+    second = enrol_patient(
+        external_id="MRN-CGM-2",
+        name="Second Patient",
+        timezone="Europe/Paris",
+        care_team=team,
+        protocols=["diabetes"],
+    )
+    for patient in (cgm_patient, second):
+        ReadingFactory(patient=patient, metric="glucose", value=120, unit="mg/dL",
+                       measured_at=now, received_at=now, evaluated_at=None)  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE monitoring_reading")
+
+    # when
+    with CaptureQueriesContext(connection) as queries, rolled_back():
+        evaluated = evaluate_patients_together(patient_ids=[cgm_patient.pk, second.pk], now=now)
+
+    # then: one query of both patients' pending readings, an index probe per patient
+    assert evaluated == 2
+    (pending,) = [
+        query["sql"] for query in queries.captured_queries
+        if '"evaluated_at" IS NULL' in query["sql"] and query["sql"].startswith("SELECT")
+    ]  # fmt: skip
+    plan = explain(pending, None)
+    used = indexes_used(plan)
+    assert used and used <= indexes_of("reading_unevaluated"), used
+    assert rows_read(plan) == 2
 
 
 def indexes_used(plan: dict) -> set[str]:
