@@ -4,6 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -12,11 +13,13 @@ from config.celery import app as celery_app
 from monitoring.evaluation import enqueue_unevaluated_readings
 from monitoring.ingest import record_readings
 from monitoring.models import Reading
+from monitoring.problems import problem_table
 from monitoring.tasks import (
     drain_pending_readings_task,
     enqueue_unevaluated_readings_task,
     evaluate_patient_readings_task,
 )
+from monitoring.units import load_reference, metric_units
 from tests.factories import ReadingFactory, ReadingItemFactory
 from tests.monitoring.conftest import QueuedTask
 
@@ -357,3 +360,15 @@ def test_celerys_django_fixup_reads_the_database_connection_reuse_setting():
     # celery/fixups/django.py: DjangoWorkerFixup reads app.conf.get('CELERY_DB_REUSE_MAX');
     # test_worker.py checks the effect in a real worker.
     assert celery_app.conf.get("CELERY_DB_REUSE_MAX") == settings.CELERY_DB_REUSE_MAX == 1000
+
+
+def test_a_worker_process_parses_the_reference_data_when_it_starts():
+    # given: nothing parsed yet in this process
+    for loaded in (load_reference, metric_units, problem_table):
+        loaded.cache_clear()
+
+    # when: Celery starts a pool process
+    worker_process_init.send(sender=None)
+
+    # then: the first evaluation finds them parsed
+    assert [loaded.cache_info().currsize for loaded in (metric_units, problem_table)] == [1, 1]
