@@ -71,10 +71,15 @@ def _preparing_cursor(db: BaseDatabaseWrapper) -> PreparingCursor:
     if cached is not None and cached.connection is db.connection and not cached.closed:
         return cached
     with db.wrap_database_errors:
-        cursor = PreparingCursor(db.connection)
+        cursor = _utc_cursor(db)
+    db._vigil_preparing_cursor = cursor
+    return cursor
+
+
+def _utc_cursor(db: BaseDatabaseWrapper) -> PreparingCursor:
+    cursor = PreparingCursor(db.connection)
     if settings.USE_TZ and db.timezone_name == "UTC":
         cursor.adapters.register_loader("timestamptz", _UTC_TIMESTAMPTZ_LOADER)
-    db._vigil_preparing_cursor = cursor
     return cursor
 
 
@@ -107,6 +112,91 @@ class PreparingCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
+class Sent:
+    """A query sent in a sent_together() block: its rows, once the block has ended."""
+
+    def __init__(self, rows: list | None = None) -> None:
+        self._rows = rows
+
+    def rows(self) -> list:
+        if self._rows is None:
+            raise RuntimeError("a sent query is read after its sent_together() block")
+        return self._rows
+
+
+class _Batch:
+    """The statements of one sent_together() block: each on a cursor of its own (a psycopg
+    cursor holds the result of its last statement), read into its Sent when the block's
+    pipeline has synced."""
+
+    def __init__(self, db: BaseDatabaseWrapper) -> None:
+        self.db = db
+        self.cursors: list[PreparingCursor] = _batch_cursors(db)
+        self.sent: list[tuple[Sent, PreparingCursor, Callable[[list[tuple]], list]]] = []
+
+    def send(self, compiled: _Compiled, params: list) -> Sent:
+        number = len(self.sent)
+        if number == len(self.cursors):
+            with self.db.wrap_database_errors:
+                self.cursors.append(_utc_cursor(self.db))
+        raw = self.cursors[number]
+        cursor = _LoggedCursor(raw, self.db) if self.db.queries_logged else self.db.make_cursor(raw)
+        cursor.execute(compiled.sql, params)
+        sent = Sent()
+        self.sent.append((sent, raw, compiled.build))
+        return sent
+
+    def read(self) -> None:
+        with self.db.wrap_database_errors:
+            for sent, raw, build in self.sent:
+                sent._rows = build(raw.fetchall())
+
+
+@contextlib.contextmanager
+def sent_together() -> Iterator[None]:
+    """Send the statements run in the block to PostgreSQL together, in one round trip
+    (psycopg's pipeline mode), instead of waiting for each answer before sending the next.
+
+    For statements that do not depend on each other's rows, such as the reads an
+    evaluation makes once it holds the patient's lock: CompiledQuery.send() queues a query,
+    whose rows Sent.rows() gives after the block; a statement executed otherwise inside
+    the block (its rows read at once) sends what is queued before it and waits, as
+    without the block. PostgreSQL runs them in the order sent, on the connection's one
+    session: a lock taken first is held by the queries after it, and the BEGIN of the
+    enclosing transaction goes with them. An error of any of them is raised when the block
+    ends, the statements after it not run (the transaction is aborted, as it would be).
+
+    Where statements are not prepared (SQLite, a transaction pooler: prepares_statements)
+    each statement runs at once, as without the block. Each round trip is two wake-ups,
+    of the worker and of its PostgreSQL backend, which on this kind of machine cost more
+    than the statements (benchmarks/README.md, "Cost per live reading, fourth pass")."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if not prepares_statements(db) or _batch_of(db) is not None:
+        yield
+        return
+    db.ensure_connection()
+    batch = _Batch(db)
+    db._vigil_batch = batch
+    try:
+        with db.wrap_database_errors, db.connection.pipeline():
+            yield
+    finally:
+        db._vigil_batch = None
+    batch.read()
+
+
+def _batch_of(db: BaseDatabaseWrapper) -> _Batch | None:
+    return getattr(db, "_vigil_batch", None)
+
+
+def _batch_cursors(db: BaseDatabaseWrapper) -> list[PreparingCursor]:
+    """The connection's cursors for sent_together(), made as needed and kept with it."""
+    cursors = getattr(db, "_vigil_batch_cursors", None)
+    if cursors is None or (cursors and cursors[0].connection is not db.connection):
+        cursors = db._vigil_batch_cursors = []
+    return cursors
+
+
 @ForeignKey.register_lookup
 class AnyOf(Lookup):
     """`patient_id__any=ids` (PostgreSQL): `patient_id = ANY(%s::bigint[])`, the ids as one
@@ -121,6 +211,12 @@ class AnyOf(Lookup):
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, list(self.rhs)]
+
+    def as_sqlite(self, compiler, connection):
+        # The embedded default has no arrays (and prepares nothing): one placeholder per id.
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        ids = list(self.rhs)
+        return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", [*lhs_params, *ids]
 
 
 @dataclass(frozen=True)
@@ -159,16 +255,30 @@ class CompiledQuery:
             # SQLite's storage as it compiles (datetimes become text), so compiled SQL could
             # not take the caller's values, and nothing is prepared there anyway.
             return list(self._queryset(*args))
+        compiled, params = self._compiled_with(args)
+        with hot_cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        return compiled.build(rows)
+
+    def send(self, *args) -> Sent:
+        """The query, sent with the others of the enclosing sent_together() block and read
+        when the block ends (Sent.rows() after it). Outside such a block, or where
+        statements are not sent together, it runs at once."""
+        batch = _batch_of(connections[DEFAULT_DB_ALIAS])
+        if batch is None:
+            return Sent(self(*args))
+        compiled, params = self._compiled_with(args)
+        return batch.send(compiled, params)
+
+    def _compiled_with(self, args: tuple) -> tuple[_Compiled, list]:
         key = self._shape(*args)
         compiled = self._compiled.get(key)
         params = list(self._params(*args))
         if compiled is None:
             compiled = self._compile(self._queryset(*args), params)
             self._compiled[key] = compiled
-        with hot_cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
-        return compiled.build(rows)
+        return compiled, params
 
     @staticmethod
     def _compile(queryset: QuerySet, params: list) -> _Compiled:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from alerts.models import Alert
-from config.statements import CompiledQuery, hot_cursor, prepares_statements
+from config.statements import CompiledQuery, hot_cursor, prepares_statements, sent_together
 from monitoring.models import Rule
 from tests.factories import AlertFactory, RuleFactory
+from tests.wire import round_trips
 
 
 def field_values(instance) -> dict:
@@ -194,3 +195,70 @@ def test_a_prepared_statement_is_logged_with_its_values(patient):
         assert cursor.fetchone() == (patient.pk + 1,)
 
     assert queries[0]["sql"] == f"SELECT {patient.pk}::bigint + 1::bigint"
+
+
+# --- Sent together --------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.direct_database  # the pooler run sets DATABASE_POOLER: each statement at once
+@pytest.mark.django_db
+def test_queries_sent_together_go_in_one_round_trip_and_are_read_after_the_block(patient):
+    RuleFactory(patient=patient, key="low", metric="glucose")
+    AlertFactory(patient=patient, dedupe_key="glucose_low")
+
+    with round_trips() as trips, sent_together():
+        rules = rules_with_team.send(patient.pk, ["glucose"])
+        alerts = alert_values.send(patient.pk)
+        with pytest.raises(RuntimeError, match="after its sent_together"):
+            rules.rows()
+
+    assert [trip.executes() for trip in trips] == [2]
+    assert [field_values(rule) for rule in rules.rows()] == [
+        field_values(rule) for rule in Rule.objects.filter(patient=patient).order_by("id")
+    ]
+    assert rules.rows()[0].patient.care_team == patient.care_team
+    assert [key for key, _, _ in alerts.rows()] == ["glucose_low"]
+
+
+@pytest.mark.postgres
+@pytest.mark.direct_database
+@pytest.mark.django_db
+def test_a_query_read_at_once_inside_the_block_sends_what_was_queued_before_it(patient):
+    RuleFactory(patient=patient, key="low", metric="glucose")
+
+    with round_trips() as trips, sent_together():
+        rules = rules_with_team.send(patient.pk, ["glucose"])
+        found_now = alert_values(patient.pk)
+
+    assert found_now == []
+    assert [rule.key for rule in rules.rows()] == ["low"]
+    assert sum(trip.executes() for trip in trips) == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.direct_database
+@pytest.mark.django_db
+def test_an_error_in_a_block_is_raised_as_djangos_when_the_block_ends(patient):
+    with transaction.atomic():  # a savepoint: the failed statement aborts only it
+        with pytest.raises(DataError), sent_together():
+            with hot_cursor() as cursor:
+                cursor.execute("SELECT 1 / %s::integer", [0])
+            after = alert_values.send(patient.pk)
+            reached_the_end = True
+        transaction.set_rollback(True)
+
+    assert reached_the_end
+    with pytest.raises(RuntimeError):
+        after.rows()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_behind_a_transaction_pooler_a_sent_query_runs_at_once(patient, settings):
+    settings.DATABASE_POOLER = "transaction"
+    RuleFactory(patient=patient, key="low", metric="glucose")
+
+    with sent_together():
+        rules = rules_with_team.send(patient.pk, ["glucose"])
+        assert [rule.key for rule in rules.rows()] == ["low"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 from alerts.lifecycle import UNRESOLVED, Raised, Trigger, mark_condition_cleared, raise_alert
@@ -16,7 +17,13 @@ from monitoring.models import Patient, Rule, Severity
 from monitoring.problems import groups_cleared_by, problem_key, side_group
 from monitoring.rules.base import Conditions, Evaluation, Finding
 
-__all__ = ["Raised", "apply_outcomes", "route_after_commit", "unresolved_alerts_of"]
+__all__ = [
+    "Raised",
+    "apply_outcomes",
+    "route_after_commit",
+    "send_unresolved_alerts",
+    "unresolved_alerts_of",
+]
 
 
 def apply_outcomes(
@@ -113,23 +120,26 @@ def _unresolved_alerts(patient) -> list[tuple[str, str, datetime | None, datetim
     alerts without it (warnings and info: they inhibit nothing), and raise_alert and
     mark_condition_cleared keep one unresolved alert per group and re-check it under its row
     lock themselves."""
-    return _unresolved_of(patient.pk)
-
-
-_unresolved_of = CompiledQuery(
-    lambda patient_id: Alert.objects.filter(
-        patient_id=patient_id, status__in=UNRESOLVED
-    ).values_list("dedupe_key", "severity", "condition_cleared_at", "first_triggered_at"),
-    params=lambda patient_id: [patient_id, *UNRESOLVED],
-)
+    return unresolved_alerts_of([patient.pk])[patient.pk]
 
 
 def unresolved_alerts_of(patient_ids: list[int]) -> dict[int, list[tuple]]:
     """_unresolved_alerts of several patients in one query: {patient id: its list}."""
-    found: dict[int, list[tuple]] = {patient_id: [] for patient_id in patient_ids}
-    for patient_id, *alert in _unresolved_of_patients(patient_ids):
-        found[patient_id].append(tuple(alert))
-    return found
+    return send_unresolved_alerts(patient_ids)()
+
+
+def send_unresolved_alerts(patient_ids: list[int]) -> Callable[[], dict[int, list[tuple]]]:
+    """unresolved_alerts_of, its query sent (CompiledQuery.send: with the others of an
+    enclosing sent_together() block); call the result after the block for the alerts."""
+    sent = _unresolved_of_patients.send(patient_ids)
+
+    def alerts() -> dict[int, list[tuple]]:
+        found: dict[int, list[tuple]] = {patient_id: [] for patient_id in patient_ids}
+        for patient_id, *alert in sent.rows():
+            found[patient_id].append(tuple(alert))
+        return found
+
+    return alerts
 
 
 _unresolved_of_patients = CompiledQuery(

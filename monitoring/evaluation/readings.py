@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from config.celery import enqueue_on_commit
-from config.statements import CompiledQuery, hot_cursor, prepares_statements
+from config.statements import CompiledQuery, hot_cursor, prepares_statements, sent_together
 from monitoring.display import format_instant
 from monitoring.evaluation.failures import TRANSIENT_ERRORS, mark_evaluation_failed
 from monitoring.evaluation.locking import lock_patient, lock_patients, unit_of
@@ -22,12 +22,12 @@ from monitoring.evaluation.outcomes import (
     Raised,
     apply_outcomes,
     route_after_commit,
-    unresolved_alerts_of,
+    send_unresolved_alerts,
 )
 from monitoring.models import Metric, Reading, Rule, Severity
 from monitoring.rules import KINDS, ON_READING, ON_SLOT_CLOSING, kind_of, names_running
 from monitoring.rules.base import Condition, Conditions, Context, Evaluation
-from monitoring.schedules import active_owners_of, fulfil_slots, planned_doses
+from monitoring.schedules import fulfil_slots, planned_doses, send_active_owners
 from monitoring.schedules.slots import may_answer_a_slot
 
 logger = logging.getLogger(__name__)
@@ -61,9 +61,8 @@ def evaluate_pending_readings(*, patient_id: int, now: datetime | None = None) -
     more = False
     try:
         with transaction.atomic():
-            lock_patient(patient_id)
-            # In the order received (see _pending_readings), evaluated in measured order.
-            pending = _pending_readings(patient_id)
+            # In the order received (see _pending_of_patients), evaluated in measured order.
+            pending = _locked_pending([patient_id])
             more, pending = len(pending) > MAX_READINGS_PER_RUN, pending[:MAX_READINGS_PER_RUN]
             pending.sort(key=lambda reading: (reading.measured_at, reading.id))
             _evaluate_readings(patient_id, pending, now)
@@ -106,8 +105,7 @@ def evaluate_patients_together(*, patient_ids: list[int], now: datetime | None =
     now = now or timezone.now()
     try:
         with transaction.atomic():
-            lock_patients(patient_ids)
-            pending = _pending_of_patients(patient_ids)
+            pending = _locked_pending(patient_ids)
             if len(pending) > MAX_READINGS_PER_RUN:
                 raise _TooManyTogether
             readings_of: dict[int, list[Reading]] = defaultdict(list)
@@ -152,21 +150,37 @@ class _Loaded:
     unresolved: list[tuple]
 
 
+def _locked_pending(patient_ids: list[int]) -> list[Reading]:
+    """Take the patients' evaluation locks, then read their pending readings (at most one
+    run's and one more), in one round trip: the BEGIN, the lock and the read are sent
+    together (sent_together), PostgreSQL reading the rows once it holds the locks."""
+    with sent_together():
+        lock_patients(patient_ids)
+        pending = _pending_of_patients.send(patient_ids)
+    return pending.rows()
+
+
 def _load_together(readings_of: dict[int, list[Reading]]) -> dict[int, _Loaded]:
     """The rules, schedules and plans, and unresolved alerts of these patients' readings:
-    one query per kind of row for all of them."""
+    one query per kind of row for all of them (one patient's or several's), the queries
+    sent together in one round trip."""
     patient_ids = sorted(readings_of)
     metrics_of = {
         patient_id: {r.metric for r in readings_of[patient_id]} for patient_id in patient_ids
     }
     metrics = sorted(set().union(*metrics_of.values()))
+    with sent_together():
+        rules = _rules_of_patients.send(patient_ids, metrics)
+        owners = send_active_owners(readings_of)
+        # Of every patient, not only those with rules of their readings' metrics (most
+        # have): sent before the rules are read.
+        unresolved = send_unresolved_alerts(patient_ids)
     rules_of: dict[int, list[Rule]] = defaultdict(list)
-    for rule in _rules_of_patients(patient_ids, metrics):
+    for rule in rules.rows():
         if rule.metric in metrics_of[rule.patient_id]:
             rules_of[rule.patient_id].append(rule)
-    owners_of = active_owners_of(readings_of)
-    with_rules = [patient_id for patient_id in patient_ids if rules_of[patient_id]]
-    unresolved_of = unresolved_alerts_of(with_rules) if with_rules else {}
+    owners_of = owners()
+    unresolved_of = unresolved()
     return {
         patient_id: _Loaded(
             rules=rules_of[patient_id],
@@ -191,9 +205,8 @@ def _evaluate_readings(
     if not readings:
         return
     if loaded is None:
-        rules = _rules_on_readings(patient_id, sorted({r.metric for r in readings}))
-    else:
-        rules = loaded.rules
+        loaded = _load_together({patient_id: readings})[patient_id]
+    rules = loaded.rules
     # In the same transaction: a reading marks its schedule's slot done exactly when it
     # counts as evaluated (re-evaluating changes nothing: a done slot stays done); before
     # the rules, so the dose taking rate counts the dose just taken. A reading dated where
@@ -209,7 +222,7 @@ def _evaluate_readings(
                 if moment is not None
             )
         ],
-        owners=None if loaded is None else loaded.owners,
+        owners=loaded.owners,
     )
     raised = []
     if rules:
@@ -219,7 +232,7 @@ def _evaluate_readings(
             patient=patient,
             outcomes=outcomes,
             now=now,
-            unresolved=None if loaded is None else loaded.unresolved,
+            unresolved=loaded.unresolved,
         )
     if mark:
         _mark_evaluated(readings, now)
@@ -228,40 +241,12 @@ def _evaluate_readings(
 
 # --- The statements of every evaluation, compiled once (config/statements.py) -------------
 
-# In the order they were received, which reading_unevaluated (patient, received_at) WHERE
-# evaluated_at IS NULL holds: the run reads the patient's pending rows only. Ordered by
-# measured time, PostgreSQL walked the patient's whole history on reading_patient_time
-# instead (105,850 rows for none pending, 98 ms, with 243,000 other readings pending).
-_pending_readings = CompiledQuery(
-    lambda patient_id: Reading.objects.filter(
-        patient_id=patient_id,
-        evaluated_at__isnull=True,
-        evaluation_failed_at__isnull=True,
-    ).order_by("received_at", "id")[: MAX_READINGS_PER_RUN + 1],
-    params=lambda patient_id: [patient_id],
-)
-
-# The rules new readings are evaluated against, of their metrics only, with the patient and
-# team in the same query: a patient on all five protocols has ~40 rules, a CGM reading
-# concerns 6. One compiled statement per number of metrics.
-_rules_on_readings = CompiledQuery(
-    lambda patient_id, metrics: (
-        Rule.objects.filter(
-            patient_id=patient_id,
-            active=True,
-            metric__in=metrics,
-            kind__in=KINDS_ON_READINGS,
-        )
-        .select_related("patient__care_team")
-        # In id order, as for several patients together: their alerts are raised in one order.
-        .order_by("id")
-    ),
-    params=lambda patient_id, metrics: [*sorted(KINDS_ON_READINGS), *metrics, patient_id],
-    shape=lambda patient_id, metrics: len(metrics),
-)
-
-# Several patients' (evaluate_patients_together): the ids as one array parameter, so one
-# statement serves any number of patients; the partial index reading_unevaluated serves each.
+# The patients' (one's, or several's: evaluate_patients_together) ids as one array parameter,
+# so one statement serves any number of them. In the order they were received, which the
+# partial index reading_unevaluated (patient, received_at) WHERE evaluated_at IS NULL holds:
+# a run reads its patients' pending rows only, probed per patient. Ordered by measured time,
+# PostgreSQL walked the patient's whole history on reading_patient_time instead (105,850
+# rows for none pending, 98 ms, with 243,000 other readings pending).
 _pending_of_patients = CompiledQuery(
     lambda patient_ids: Reading.objects.filter(
         patient_id__any=patient_ids,
@@ -271,6 +256,10 @@ _pending_of_patients = CompiledQuery(
     params=lambda patient_ids: [patient_ids],
 )
 
+# The rules new readings are evaluated against, of their metrics only, with the patient and
+# team in the same query: a patient on all five protocols has ~40 rules, a CGM reading
+# concerns 6. One compiled statement per number of metrics; in id order, so one patient's
+# alerts are raised in one order whoever else is evaluated with it.
 _rules_of_patients = CompiledQuery(
     lambda patient_ids, metrics: (
         Rule.objects.filter(

@@ -12,13 +12,18 @@ local on both sides of a daylight-saving change.
 - slots.py      slots_between and validation (pure)
 - plans.py      protocol defaults (../schedules.yaml), adding and changing schedules and plans
 - due.py        opening due slots, claiming each slot's reminder and miss once
-- fulfilment.py fulfil_slots, active_owners_of, planned_doses
+- fulfilment.py fulfil_slots, active_owners_of (send_active_owners), planned_doses
 
 Schedules sit below evaluation (which fulfils slots) and nudges: the reminder sweep, which
 nudges patients about these slots, is monitoring.nudges.run_reminder_sweep.
 """
 
-from monitoring.schedules.fulfilment import active_owners_of, fulfil_slots, planned_doses
+from monitoring.schedules.fulfilment import (
+    active_owners_of,
+    fulfil_slots,
+    planned_doses,
+    send_active_owners,
+)
 from monitoring.schedules.plans import (
     add_measurement_schedule,
     add_medication_plan,
@@ -51,5 +56,6 @@ __all__ = [
     "planned_doses",
     "reschedule",
     "schedule_templates",
+    "send_active_owners",
     "slots_between",
 ]

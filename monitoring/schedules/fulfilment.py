@@ -6,6 +6,7 @@ opened it); the reminder sweep (monitoring/nudges/sweeps.py) leaves done slots a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -79,11 +80,8 @@ def _answers(patient_id: int, readings: list[Reading], loaded: list[Owner] | Non
                 else owner.metric in metrics
             )
         ]
-    else:
-        if metrics:
-            owners += _active_schedules(patient_id, metrics)
-        if medications:
-            owners += _active_plans(patient_id, medications)
+    elif metrics or medications:
+        owners = active_owners_of({patient_id: readings})[patient_id]
     answers = {}
     for owner in owners:
         if isinstance(owner, MedicationPlan):
@@ -113,40 +111,38 @@ def _asked(readings: list[Reading]) -> tuple[list[str], list[str]]:
 def active_owners_of(readings_of: dict[int, list[Reading]]) -> dict[int, list[Owner]]:
     """The active schedules and plans each patient's readings may answer, for several
     patients in one query per kind: {patient id: its schedules and plans}."""
+    return send_active_owners(readings_of)()
+
+
+def send_active_owners(
+    readings_of: dict[int, list[Reading]],
+) -> Callable[[], dict[int, list[Owner]]]:
+    """active_owners_of, its queries sent (CompiledQuery.send: with the others of an
+    enclosing sent_together() block); call the result after the block for the owners."""
     metrics, medications = set(), set()
     for readings in readings_of.values():
         asked_metrics, asked_medications = _asked(readings)
         metrics.update(asked_metrics)
         medications.update(asked_medications)
     patient_ids = sorted(readings_of)
-    owners: dict[int, list[Owner]] = {patient_id: [] for patient_id in patient_ids}
-    found: list[Owner] = []
+    sent = []
     if metrics:
-        found += _active_schedules_of_patients(patient_ids, sorted(metrics))
+        sent.append(_active_schedules_of_patients.send(patient_ids, sorted(metrics)))
     if medications:
-        found += _active_plans_of_patients(patient_ids, sorted(medications))
-    for owner in found:
-        owners[owner.patient_id].append(owner)
+        sent.append(_active_plans_of_patients.send(patient_ids, sorted(medications)))
+
+    def owners() -> dict[int, list[Owner]]:
+        found: dict[int, list[Owner]] = {patient_id: [] for patient_id in patient_ids}
+        for query in sent:
+            for owner in query.rows():
+                found[owner.patient_id].append(owner)
+        return found
+
     return owners
 
 
-# On every reading's evaluation: compiled once per number of metrics or medications.
-_active_schedules = CompiledQuery(
-    lambda patient_id, metrics: MeasurementSchedule.objects.filter(
-        patient_id=patient_id, active=True, metric__in=metrics
-    ).select_related("patient"),
-    params=lambda patient_id, metrics: [*metrics, patient_id],
-    shape=lambda patient_id, metrics: len(metrics),
-)
-_active_plans = CompiledQuery(
-    lambda patient_id, medications: MedicationPlan.objects.filter(
-        patient_id=patient_id, active=True, medication__in=medications
-    ).select_related("patient"),
-    params=lambda patient_id, medications: [*medications, patient_id],
-    shape=lambda patient_id, medications: len(medications),
-)
-
-
+# On every reading's evaluation: compiled once per number of metrics or medications; the
+# patients' ids as one array parameter (config/statements.py AnyOf), one patient or several.
 _active_schedules_of_patients = CompiledQuery(
     lambda patient_ids, metrics: (
         MeasurementSchedule.objects.filter(

@@ -8,8 +8,11 @@ Clinical numbers come from the clinical reference (read in the test, or cited by
 # Fixtures imported from the helpers module are named as the tests' parameters.
 # ruff: noqa: F811
 
+import threading
+import time
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -20,6 +23,7 @@ from monitoring.display import format_instant
 from monitoring.evaluation import (
     evaluate_pending_readings,
 )
+from monitoring.evaluation.locking import PATIENT_LOCK
 from monitoring.ingest import record_readings
 from monitoring.models import Reading, Rule
 from monitoring.patient_rules import change_rule
@@ -45,6 +49,7 @@ from tests.monitoring.evaluation.helpers import (
     snapshot,
 )
 from tests.monitoring.rules.conftest import template
+from tests.wire import round_trips
 
 # --- One reading, one exact alert -----------------------------------------------------------
 
@@ -399,3 +404,92 @@ def test_evaluation_makes_as_many_queries_for_200_readings_as_for_one_per_metric
         ("glucose_low", "warning", "open", 40),
         ("spo2_low", "warning", "open", 40),
     ]
+
+
+# --- Round trips ----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.direct_database  # behind a pooler nothing is prepared, nor sent together
+@pytest.mark.django_db(transaction=True)
+def test_a_live_reading_is_evaluated_in_five_round_trips(team, clock):
+    # given: two patients with a normal glucose waiting, on a new connection (whose
+    # statements are prepared, and so sent with their text, on first use)
+    first, second = PatientFactory.create_batch(2, care_team=team)
+    for patient in (first, second):
+        enrolled(patient, "diabetes", "hypertension")
+        post(patient, glucose(NORMAL_GLUCOSE))
+    connection.close()
+
+    # when
+    with round_trips() as new_connection:
+        assert evaluate_pending_readings(patient_id=first.pk) == 1
+    with round_trips() as prepared:
+        assert evaluate_pending_readings(patient_id=second.pk) == 1
+
+    # then: the lock and the pending readings in one round trip, the rules, the schedules
+    # and the unresolved alerts in the next (psycopg's BEGIN has one of its own)
+    statements = [
+        [text.split(" FROM ")[-1].split()[0] if "FROM" in text else text.split()[0]
+         for text in trip.statements()]
+        for trip in new_connection
+    ]  # fmt: skip
+    assert statements[:3] == [
+        ["BEGIN"],
+        ["unnest($2::integer[])", '"monitoring_reading"'],
+        ['"monitoring_rule"', '"monitoring_measurementschedule"', '"alerts_alert"'],
+    ]
+    assert statements[-1] == ["COMMIT"]
+    # once prepared: BEGIN; lock + pending; rules + schedules + alerts; the update; COMMIT
+    assert [trip.executes() for trip in prepared] == [1, 2, 3, 1, 1]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_readings_evaluated_while_the_lock_was_awaited_are_not_evaluated_again(team, clock):
+    # given: a patient's low glucose waiting, and another session holding the patient's
+    # evaluation lock (a worker in the middle of evaluating it)
+    patient = enrolled(PatientFactory(care_team=team), "diabetes")
+    post(patient, glucose(LOW_GLUCOSE))
+    other = psycopg.connect(**psycopg_settings())
+    other.execute("SELECT pg_advisory_xact_lock(%s, %s)", [PATIENT_LOCK, patient.pk])
+    evaluated = []
+    waiting = threading.Thread(
+        target=lambda: (
+            evaluated.append(evaluate_pending_readings(patient_id=patient.pk)),
+            connection.close(),
+        )
+    )
+
+    # when: an evaluation sends its lock and its read of the pending readings together, and
+    # the other session marks the reading evaluated and commits while it waits
+    waiting.start()
+    wait_for_lock_waiter(other, patient.pk)
+    other.execute(
+        "UPDATE monitoring_reading SET evaluated_at = now() WHERE patient_id = %s", [patient.pk]
+    )
+    other.commit()
+    waiting.join(timeout=30)
+    other.close()
+
+    # then: the read ran after the lock was granted, and saw the reading evaluated
+    assert evaluated == [0]
+    assert Alert.objects.filter(patient=patient).count() == 0
+
+
+def psycopg_settings() -> dict:
+    params = connection.get_connection_params()
+    return {key: params[key] for key in ("dbname", "host", "port", "user") if key in params}
+
+
+def wait_for_lock_waiter(session, patient_id: int) -> None:
+    for _ in range(200):
+        waiting = session.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND classid = %s AND objid = %s",
+            [PATIENT_LOCK, patient_id],
+        ).fetchone()[0]
+        if waiting:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no evaluation waited for the patient's lock")
