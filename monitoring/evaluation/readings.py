@@ -111,12 +111,10 @@ def evaluate_patients_together(*, patient_ids: list[int], now: datetime | None =
             readings_of: dict[int, list[Reading]] = defaultdict(list)
             for reading in pending:
                 readings_of[reading.patient_id].append(reading)
-            loaded = _load_together(readings_of)
+            loaded = _load_and_mark(readings_of, now)
             for patient_id, readings in readings_of.items():
                 readings.sort(key=lambda reading: (reading.measured_at, reading.id))
-                _evaluate_readings(patient_id, readings, now, loaded=loaded[patient_id], mark=False)
-            if pending:
-                _mark_evaluated(pending, now)
+                _evaluate_readings(patient_id, readings, now, loaded=loaded[patient_id])
         return len(pending)
     except TRANSIENT_ERRORS:
         raise
@@ -160,10 +158,13 @@ def _locked_pending(patient_ids: list[int]) -> list[Reading]:
     return pending.rows()
 
 
-def _load_together(readings_of: dict[int, list[Reading]]) -> dict[int, _Loaded]:
+def _load_and_mark(readings_of: dict[int, list[Reading]], now: datetime) -> dict[int, _Loaded]:
     """The rules, schedules and plans, and unresolved alerts of these patients' readings:
-    one query per kind of row for all of them (one patient's or several's), the queries
-    sent together in one round trip."""
+    one query per kind of row for all of them (one patient's or several's); and the readings
+    marked evaluated at `now`. In one round trip: the update needs nothing the evaluation
+    finds, and takes effect with its alerts, at the commit (or not at all)."""
+    if not readings_of:
+        return {}
     patient_ids = sorted(readings_of)
     metrics_of = {
         patient_id: {r.metric for r in readings_of[patient_id]} for patient_id in patient_ids
@@ -175,6 +176,7 @@ def _load_together(readings_of: dict[int, list[Reading]]) -> dict[int, _Loaded]:
         # Of every patient, not only those with rules of their readings' metrics (most
         # have): sent before the rules are read.
         unresolved = send_unresolved_alerts(patient_ids)
+        _mark_evaluated([r for readings in readings_of.values() for r in readings], now)
     rules_of: dict[int, list[Rule]] = defaultdict(list)
     for rule in rules.rows():
         if rule.metric in metrics_of[rule.patient_id]:
@@ -197,15 +199,14 @@ def _evaluate_readings(
     now: datetime,
     *,
     loaded: _Loaded | None = None,
-    mark: bool = True,
 ) -> None:
-    """Evaluate these readings and mark them evaluated (unless `mark` is False: the caller
-    marks several patients' readings at once); inside the patient's lock. `loaded`: what was
-    loaded for several patients together, or None to load it here."""
+    """Evaluate these readings, inside the patient's lock. `loaded`: what _load_and_mark
+    loaded for several patients together (their readings marked evaluated then), or None to
+    load it, and mark these readings, here."""
     if not readings:
         return
     if loaded is None:
-        loaded = _load_together({patient_id: readings})[patient_id]
+        loaded = _load_and_mark({patient_id: readings}, now)[patient_id]
     rules = loaded.rules
     # In the same transaction: a reading marks its schedule's slot done exactly when it
     # counts as evaluated (re-evaluating changes nothing: a done slot stays done); before
@@ -234,8 +235,6 @@ def _evaluate_readings(
             now=now,
             unresolved=loaded.unresolved,
         )
-    if mark:
-        _mark_evaluated(readings, now)
     route_after_commit(raised)
 
 

@@ -412,7 +412,7 @@ def test_evaluation_makes_as_many_queries_for_200_readings_as_for_one_per_metric
 @pytest.mark.postgres
 @pytest.mark.direct_database  # behind a pooler nothing is prepared, nor sent together
 @pytest.mark.django_db(transaction=True)
-def test_a_live_reading_is_evaluated_in_five_round_trips(team, clock):
+def test_a_live_reading_is_evaluated_in_four_round_trips(team, clock):
     # given: two patients with a normal glucose waiting, on a new connection (whose
     # statements are prepared, and so sent with their text, on first use)
     first, second = PatientFactory.create_batch(2, care_team=team)
@@ -427,8 +427,9 @@ def test_a_live_reading_is_evaluated_in_five_round_trips(team, clock):
     with round_trips() as prepared:
         assert evaluate_pending_readings(patient_id=second.pk) == 1
 
-    # then: the lock and the pending readings in one round trip, the rules, the schedules
-    # and the unresolved alerts in the next (psycopg's BEGIN has one of its own)
+    # then: the lock and the pending readings in one round trip; the rules, the schedules,
+    # the unresolved alerts and the update of evaluated_at in the next (psycopg's BEGIN has
+    # one of its own)
     statements = [
         [text.split(" FROM ")[-1].split()[0] if "FROM" in text else text.split()[0]
          for text in trip.statements()]
@@ -437,11 +438,11 @@ def test_a_live_reading_is_evaluated_in_five_round_trips(team, clock):
     assert statements[:3] == [
         ["BEGIN"],
         ["unnest($2::integer[])", '"monitoring_reading"'],
-        ['"monitoring_rule"', '"monitoring_measurementschedule"', '"alerts_alert"'],
+        ['"monitoring_rule"', '"monitoring_measurementschedule"', '"alerts_alert"', "UPDATE"],
     ]
     assert statements[-1] == ["COMMIT"]
-    # once prepared: BEGIN; lock + pending; rules + schedules + alerts; the update; COMMIT
-    assert [trip.executes() for trip in prepared] == [1, 2, 3, 1, 1]
+    # once prepared: BEGIN; lock + pending; rules + schedules + alerts + update; COMMIT
+    assert [trip.executes() for trip in prepared] == [1, 2, 4, 1]
 
 
 @pytest.mark.postgres
