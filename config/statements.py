@@ -197,6 +197,22 @@ def _batch_cursors(db: BaseDatabaseWrapper) -> list[PreparingCursor]:
     return cursors
 
 
+def plan_generically() -> None:
+    """Until the transaction ends, PostgreSQL plans each prepared statement once per
+    connection (a generic plan) instead of again on every execution.
+
+    Left to choose, it kept planning anew every statement given an array of patient ids
+    (`= ANY($1)`: it cannot know the array holds one id, so the one plan looked costlier)
+    and the update of a partitioned table's rows — about a millisecond of PostgreSQL's CPU
+    per live reading, more than the statements' execution. The hot statements are index
+    lookups whose plan does not depend on the values; a generic plan on the partitioned
+    table prunes its partitions when it runs. Where nothing is prepared (SQLite, a pooler)
+    there is nothing to plan once, and nothing is set."""
+    if prepares_statements():
+        with hot_cursor() as cursor:
+            cursor.execute("SELECT set_config('plan_cache_mode', %s, true)", ["force_generic_plan"])
+
+
 @ForeignKey.register_lookup
 class AnyOf(Lookup):
     """`patient_id__any=ids` (PostgreSQL): `patient_id = ANY(%s::bigint[])`, the ids as one

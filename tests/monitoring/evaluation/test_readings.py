@@ -430,19 +430,49 @@ def test_a_live_reading_is_evaluated_in_four_round_trips(team, clock):
     # then: the lock and the pending readings in one round trip; the rules, the schedules,
     # the unresolved alerts and the update of evaluated_at in the next (psycopg's BEGIN has
     # one of its own)
-    statements = [
-        [text.split(" FROM ")[-1].split()[0] if "FROM" in text else text.split()[0]
-         for text in trip.statements()]
-        for trip in new_connection
-    ]  # fmt: skip
+    statements = [[named(text) for text in trip.statements()] for trip in new_connection]
     assert statements[:3] == [
         ["BEGIN"],
-        ["unnest($2::integer[])", '"monitoring_reading"'],
+        ["set_config", "unnest($2::integer[])", '"monitoring_reading"'],
         ['"monitoring_rule"', '"monitoring_measurementschedule"', '"alerts_alert"', "UPDATE"],
     ]
     assert statements[-1] == ["COMMIT"]
     # once prepared: BEGIN; lock + pending; rules + schedules + alerts + update; COMMIT
-    assert [trip.executes() for trip in prepared] == [1, 2, 4, 1]
+    assert [trip.executes() for trip in prepared] == [1, 3, 4, 1]
+
+
+def named(statement: str) -> str:
+    """A statement by what it reads (its first FROM) or does (its first word)."""
+    if "set_config" in statement:
+        return "set_config"
+    if " FROM " in statement:
+        return statement.split(" FROM ")[-1].split()[0]
+    return statement.split()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.direct_database
+@pytest.mark.django_db
+def test_the_evaluations_statements_are_planned_once_not_at_every_reading(team, clock):
+    # given: a patient whose readings arrive one by one, each evaluated on arrival
+    patient = enrolled(PatientFactory(care_team=team), "diabetes", "hypertension")
+
+    # when: more readings than PostgreSQL plans anew before it weighs a generic plan (5)
+    for minutes in range(8):
+        post(patient, glucose(NORMAL_GLUCOSE, timedelta(minutes=minutes)))
+        assert evaluate_pending_readings(patient_id=patient.pk) == 1
+
+    # then: the lock, the pending readings, the rules, the schedules, the unresolved alerts
+    # and the update of the (partitioned) readings each have one plan, planned once
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE generic_plans + custom_plans >= 8"
+        )
+        plans = {named(statement): (generic, custom) for statement, generic, custom in cursor}
+    for statement in ["unnest($2::integer[])", '"monitoring_reading"', '"monitoring_rule"',
+                      '"monitoring_measurementschedule"', '"alerts_alert"', "UPDATE"]:  # fmt: skip
+        assert plans[statement] == (8, 0), statement
 
 
 @pytest.mark.postgres
