@@ -222,8 +222,19 @@ if DATABASE_URL and DATABASE_POOLER == "":
     # Statements on every reading's path are prepared, when asked for by name
     # (config/statements.py); Django's own client-side binding cursors still never prepare.
     # A threshold no statement reaches keeps psycopg from preparing anything on its own.
+    # Those statements are index lookups whose plan does not depend on their values:
+    # planned once per connection (a generic plan), not again at every execution. Left to
+    # choose, PostgreSQL planned anew at every reading each statement given an array of
+    # patient ids (`= ANY($1)`: it cannot know the array holds one id) and the update of the
+    # partitioned readings table, which cost more than running them (benchmarks/README.md,
+    # "Cost per live reading, fourth pass"). A generic plan on the partitioned table prunes
+    # its partitions when it runs. Django's own statements bind client-side: no plan cache.
     for _database in DATABASES.values():
         _database.setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
+        startup = _database["OPTIONS"].get("options", "")
+        _database["OPTIONS"]["options"] = " ".join(
+            [*startup.split(), "-c", "plan_cache_mode=force_generic_plan"]
+        )
 if DATABASE_URL and DATABASE_POOLER == "transaction":
     for _database in DATABASES.values():
         _database["DISABLE_SERVER_SIDE_CURSORS"] = True

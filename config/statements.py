@@ -154,24 +154,27 @@ class _Batch:
 
 @contextlib.contextmanager
 def sent_together() -> Iterator[None]:
-    """Send the statements run in the block to PostgreSQL together, in one round trip
-    (psycopg's pipeline mode), instead of waiting for each answer before sending the next.
+    """Send the statements run in the block to PostgreSQL without waiting for each answer
+    before sending the next (psycopg's pipeline mode); their answers come back together
+    when the block ends: one wait instead of one per statement.
 
     For statements that do not depend on each other's rows, such as the reads an
     evaluation makes once it holds the patient's lock: CompiledQuery.send() queues a query,
     whose rows Sent.rows() gives after the block; a statement executed otherwise inside
     the block (its rows read at once) sends what is queued before it and waits, as
-    without the block. PostgreSQL runs them in the order sent, on the connection's one
-    session: a lock taken first is held by the queries after it, and the BEGIN of the
-    enclosing transaction goes with them. An error of any of them is raised when the block
-    ends, the statements after it not run (the transaction is aborted, as it would be).
+    without the block. PostgreSQL runs them in the order sent, each with its own snapshot,
+    on the connection's one session: a lock taken first is held by the queries after it,
+    which see what the lock's previous holder committed. (psycopg sends the BEGIN of a
+    transaction the block starts, and waits for it, before the block's statements.) An
+    error of any of them is raised, as Django's, when the block ends, the statements after
+    it not run (the transaction is aborted, as it would be).
 
-    Where statements are not prepared (SQLite, a transaction pooler: prepares_statements)
-    each statement runs at once, as without the block. Each round trip is two wake-ups,
-    of the worker and of its PostgreSQL backend, which on this kind of machine cost more
-    than the statements (benchmarks/README.md, "Cost per live reading, fourth pass")."""
+    Where statements are not prepared (SQLite, a transaction pooler: prepares_statements),
+    or libpq has no pipeline mode, each statement runs at once, as without the block.
+    A live evaluation waits on PostgreSQL four times instead of eight (benchmarks/README.md,
+    "Cost per live reading, fourth pass")."""
     db = connections[DEFAULT_DB_ALIAS]
-    if not prepares_statements(db) or _batch_of(db) is not None:
+    if not prepares_statements(db) or _batch_of(db) is not None or not _PIPELINES:
         yield
         return
     db.ensure_connection()
@@ -185,6 +188,11 @@ def sent_together() -> Iterator[None]:
     batch.read()
 
 
+# Pipeline mode needs libpq 14 or later (psycopg-binary bundles one; a psycopg built on an
+# older system libpq has none): without it, each statement at once.
+_PIPELINES = psycopg.Pipeline.is_supported()
+
+
 def _batch_of(db: BaseDatabaseWrapper) -> _Batch | None:
     return getattr(db, "_vigil_batch", None)
 
@@ -195,22 +203,6 @@ def _batch_cursors(db: BaseDatabaseWrapper) -> list[PreparingCursor]:
     if cursors is None or (cursors and cursors[0].connection is not db.connection):
         cursors = db._vigil_batch_cursors = []
     return cursors
-
-
-def plan_generically() -> None:
-    """Until the transaction ends, PostgreSQL plans each prepared statement once per
-    connection (a generic plan) instead of again on every execution.
-
-    Left to choose, it kept planning anew every statement given an array of patient ids
-    (`= ANY($1)`: it cannot know the array holds one id, so the one plan looked costlier)
-    and the update of a partitioned table's rows — about a millisecond of PostgreSQL's CPU
-    per live reading, more than the statements' execution. The hot statements are index
-    lookups whose plan does not depend on the values; a generic plan on the partitioned
-    table prunes its partitions when it runs. Where nothing is prepared (SQLite, a pooler)
-    there is nothing to plan once, and nothing is set."""
-    if prepares_statements():
-        with hot_cursor() as cursor:
-            cursor.execute("SELECT set_config('plan_cache_mode', %s, true)", ["force_generic_plan"])
 
 
 @ForeignKey.register_lookup

@@ -14,13 +14,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from config.celery import enqueue_on_commit
-from config.statements import (
-    CompiledQuery,
-    hot_cursor,
-    plan_generically,
-    prepares_statements,
-    sent_together,
-)
+from config.statements import CompiledQuery, hot_cursor, prepares_statements, sent_together
 from monitoring.display import format_instant
 from monitoring.evaluation.failures import TRANSIENT_ERRORS, mark_evaluation_failed
 from monitoring.evaluation.locking import lock_patient, lock_patients, unit_of
@@ -159,7 +153,6 @@ def _locked_pending(patient_ids: list[int]) -> list[Reading]:
     run's and one more), in one round trip: the BEGIN, the lock and the read are sent
     together (sent_together), PostgreSQL reading the rows once it holds the locks."""
     with sent_together():
-        plan_generically()
         lock_patients(patient_ids)
         pending = _pending_of_patients.send(patient_ids)
     return pending.rows()

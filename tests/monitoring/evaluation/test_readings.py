@@ -433,18 +433,16 @@ def test_a_live_reading_is_evaluated_in_four_round_trips(team, clock):
     statements = [[named(text) for text in trip.statements()] for trip in new_connection]
     assert statements[:3] == [
         ["BEGIN"],
-        ["set_config", "unnest($2::integer[])", '"monitoring_reading"'],
+        ["unnest($2::integer[])", '"monitoring_reading"'],
         ['"monitoring_rule"', '"monitoring_measurementschedule"', '"alerts_alert"', "UPDATE"],
     ]
     assert statements[-1] == ["COMMIT"]
     # once prepared: BEGIN; lock + pending; rules + schedules + alerts + update; COMMIT
-    assert [trip.executes() for trip in prepared] == [1, 3, 4, 1]
+    assert [trip.executes() for trip in prepared] == [1, 2, 4, 1]
 
 
 def named(statement: str) -> str:
     """A statement by what it reads (its first FROM) or does (its first word)."""
-    if "set_config" in statement:
-        return "set_config"
     if " FROM " in statement:
         return statement.split(" FROM ")[-1].split()[0]
     return statement.split()[0]
