@@ -150,31 +150,12 @@ class _Loaded:
 
 def _locked_pending(patient_ids: list[int]) -> list[Reading]:
     """Take the patients' evaluation locks, then read their pending readings (at most one
-    run's and one more), in one round trip (sent_together), PostgreSQL reading the rows
-    once it holds the locks. The transaction commits without waiting for the disk
-    (_commit_without_waiting_for_the_disk)."""
+    run's and one more), in one round trip: the BEGIN, the lock and the read are sent
+    together (sent_together), PostgreSQL reading the rows once it holds the locks."""
     with sent_together():
-        _commit_without_waiting_for_the_disk()
         lock_patients(patient_ids)
         pending = _pending_of_patients.send(patient_ids)
     return pending.rows()
-
-
-def _commit_without_waiting_for_the_disk() -> None:
-    """This transaction's commit returns before its WAL is flushed (synchronous_commit off,
-    for this transaction only). What an evaluation writes is derived from readings stored
-    durably before it (the upload's commit waits for the disk): if PostgreSQL stops within
-    the ~0.6 s (3 × wal_writer_delay) before the flush, the evaluation is lost whole —
-    alerts, events, slots and evaluated_at together — and its readings, unevaluated again,
-    are evaluated by the sweep after VIGIL_EVALUATION_GRACE_SECONDS (docs/failure-modes.md).
-    Nothing leaves the system on a commit that can still be lost: routing claims its event
-    and commits, durably, before any delivery, and a durable commit flushes the WAL written
-    before it. The flush was the largest single wait of a live evaluation, and one more
-    wake-up of the worker and of its PostgreSQL backend (benchmarks/README.md, "Cost per
-    live reading, fourth pass")."""
-    if connection.vendor == "postgresql":
-        with hot_cursor() as cursor:
-            cursor.execute("SELECT set_config('synchronous_commit', %s, true)", ["off"])
 
 
 def _load_and_mark(readings_of: dict[int, list[Reading]], now: datetime) -> dict[int, _Loaded]:

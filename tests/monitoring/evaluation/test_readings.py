@@ -427,25 +427,22 @@ def test_a_live_reading_is_evaluated_in_four_round_trips(team, clock):
     with round_trips() as prepared:
         assert evaluate_pending_readings(patient_id=second.pk) == 1
 
-    # then: the commit mode, the lock and the pending readings in one round trip; the rules,
-    # the schedules, the unresolved alerts and the update of evaluated_at in the next
-    # (psycopg's BEGIN has one of its own)
+    # then: the lock and the pending readings in one round trip; the rules, the schedules,
+    # the unresolved alerts and the update of evaluated_at in the next (psycopg's BEGIN has
+    # one of its own)
     statements = [[named(text) for text in trip.statements()] for trip in new_connection]
     assert statements[:3] == [
         ["BEGIN"],
-        ["set_config", "unnest($2::integer[])", '"monitoring_reading"'],
+        ["unnest($2::integer[])", '"monitoring_reading"'],
         ['"monitoring_rule"', '"monitoring_measurementschedule"', '"alerts_alert"', "UPDATE"],
     ]
     assert statements[-1] == ["COMMIT"]
-    # once prepared: BEGIN; commit mode + lock + pending; rules + schedules + alerts +
-    # update; COMMIT
-    assert [trip.executes() for trip in prepared] == [1, 3, 4, 1]
+    # once prepared: BEGIN; lock + pending; rules + schedules + alerts + update; COMMIT
+    assert [trip.executes() for trip in prepared] == [1, 2, 4, 1]
 
 
 def named(statement: str) -> str:
     """A statement by what it reads (its first FROM) or does (its first word)."""
-    if "set_config" in statement:
-        return "set_config"
     if " FROM " in statement:
         return statement.split(" FROM ")[-1].split()[0]
     return statement.split()[0]
@@ -525,32 +522,3 @@ def wait_for_lock_waiter(session, patient_id: int) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("no evaluation waited for the patient's lock")
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_an_evaluation_commits_without_waiting_for_the_disk_and_only_it(team, clock):
-    # given: a patient's low glucose waiting
-    patient = enrolled(PatientFactory(care_team=team), "diabetes")
-    post(patient, glucose(LOW_GLUCOSE))
-    seen = []
-
-    def commit_mode_at_the_update(execute, sql, params, many, context):
-        result = execute(sql, params, many, context)
-        if sql.startswith("UPDATE monitoring_reading"):
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW synchronous_commit")
-                seen.append(cursor.fetchone()[0])
-        return result
-
-    # when
-    with connection.execute_wrapper(commit_mode_at_the_update):
-        assert evaluate_pending_readings(patient_id=patient.pk) == 1
-
-    # then: its transaction commits asynchronously; the session, and the next
-    # transaction on it (an upload, a routing), waits for the disk again
-    assert seen == ["off"]
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW synchronous_commit")
-        assert cursor.fetchone()[0] == "on"
-    assert alerts_of(patient)[0][:3] == ("glucose_low", "warning", "open")

@@ -198,9 +198,9 @@ def test_the_statements_are_the_same_for_two_patients_as_for_six(clock):
             assert evaluate_patients_together(patient_ids=patient_ids) == len(patient_ids)
         return [query["sql"].split()[0] for query in captured.captured_queries]
 
-    # (the test's transaction makes the evaluation's a savepoint) the commit mode, the lock,
-    # the pending readings, the rules, the schedules, the unresolved alerts, the update
-    shared = ["SAVEPOINT", *["SELECT"] * 6, "UPDATE", "RELEASE"]
+    # (the test's transaction makes the evaluation's a savepoint) the lock, the pending
+    # readings, the rules, the schedules, the unresolved alerts, the update
+    shared = ["SAVEPOINT", "SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "UPDATE", "RELEASE"]
     assert statements(two) == shared
     assert statements(six) == shared
 

@@ -1,6 +1,6 @@
 """What a live evaluation's round trips and re-planning cost, variants side by side in one run.
 
-    .venv/bin/python benchmarks/round_trips.py [--evaluations 300] [--rounds 6] [--gaps 0,10]
+    .venv/bin/python benchmarks/evaluation_waits.py [--evaluations 300] [--rounds 6] [--gaps 0,10]
 
 In-process, no worker: single glucose readings are stored with the product's ingest (as the
 web stores them, not measured), then each is evaluated with `evaluate_pending_readings`, as
@@ -12,7 +12,7 @@ in blocks of `--evaluations` (every other round in the opposite order) so that t
 machine's drift falls on each alike:
 
   product          as shipped: statements that need no answer of each other sent together
-                   (config.statements.sent_together: 4 round trips per live reading) and
+                   (config.statements.sent_together: 4 round trips per live reading)) and
                    generic plans (plan_cache_mode=force_generic_plan, config/settings.py)
   one by one       each statement sent after the previous one's answer (8 round trips):
                    sent_together replaced by an empty block
@@ -138,7 +138,7 @@ def main() -> None:
     evaluation.sent_together = together
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores)")
     print(
-        f"{'gap':>6}  {'variant':<13} {'evaluations':>11}  {'process CPU':>11}  "
+        f"{'gap':>6}  {'variant':<14} {'evaluations':>11}  {'process CPU':>11}  "
         f"{'PostgreSQL CPU':>14}  {'both':>8}  {'wall':>8}  {'both vs product':>15}"
     )
     for gap in args.gaps.split(","):
@@ -148,7 +148,7 @@ def main() -> None:
             cpu, pg, wall, count = totals[(name, gap)]
             both = (cpu + pg) / count
             print(
-                f"{gap:>3} ms  {name:<13} {count:>11}  {cpu / count * 1000:>8.3f} ms  "
+                f"{gap:>3} ms  {name:<14} {count:>11}  {cpu / count * 1000:>8.3f} ms  "
                 f"{pg / count * 1000:>11.3f} ms  {both * 1000:>5.3f} ms  "
                 f"{wall / count * 1000:>5.3f} ms  {both / base_both:>14.2f}×"
             )
