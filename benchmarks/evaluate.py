@@ -359,6 +359,22 @@ def tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
+def in_process_environment(**extra: str) -> None:
+    """The environment of an in-process benchmark (evaluate_profile.py, idle_cost.py,
+    evaluation_waits.py) on the database and broker this script leaves behind: the product's
+    settings, quiet logs, no cache server (BENCH_EVAL_DATABASE_URL / BENCH_EVAL_BROKER_URL
+    override the defaults). Call before django.setup()."""
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=os.environ.get("BENCH_EVAL_DATABASE_URL", DEFAULT_DATABASE_URL),
+        CELERY_BROKER_URL=os.environ.get("BENCH_EVAL_BROKER_URL", DEFAULT_BROKER_URL),
+        VIGIL_LOG_LEVEL="WARNING",
+        **extra,
+    )
+    os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-" + "x" * 50)
+    os.environ.pop("REDIS_URL", None)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import random
 import re
@@ -35,10 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.evaluate import (  # noqa: E402
     CROSSINGS,
-    DEFAULT_BROKER_URL,
-    DEFAULT_DATABASE_URL,
     PROTOCOLS,
     backlog_items,
+    in_process_environment,
     make_item,
     normal_fields,
     pick_metric,
@@ -58,14 +56,7 @@ def main() -> None:
         "--queries", action="store_true", help="also: each query's mean execute time"
     )
     args = parser.parse_args()
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=os.environ.get("BENCH_EVAL_DATABASE_URL", DEFAULT_DATABASE_URL),
-        CELERY_BROKER_URL=os.environ.get("BENCH_EVAL_BROKER_URL", DEFAULT_BROKER_URL),
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-        VIGIL_LOG_LEVEL="WARNING",
-    )
-    os.environ.pop("REDIS_URL", None)
+    in_process_environment(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
     import django
 
     django.setup()

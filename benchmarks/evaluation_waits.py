@@ -39,7 +39,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.evaluate import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL  # noqa: E402
+from benchmarks.evaluate import in_process_environment  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -51,14 +51,7 @@ def main() -> None:
     parser.add_argument("--gaps", default="0,10", help="idle milliseconds before each")
     parser.add_argument("--patients", type=int, default=20)
     args = parser.parse_args()
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=os.environ.get("BENCH_EVAL_DATABASE_URL", DEFAULT_DATABASE_URL),
-        CELERY_BROKER_URL=os.environ.get("BENCH_EVAL_BROKER_URL", DEFAULT_BROKER_URL),
-        VIGIL_LOG_LEVEL="WARNING",
-    )
-    os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-" + "x" * 50)
-    os.environ.pop("REDIS_URL", None)
+    in_process_environment()
     import django
 
     django.setup()

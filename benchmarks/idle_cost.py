@@ -32,7 +32,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.evaluate import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL  # noqa: E402
+from benchmarks.evaluate import in_process_environment  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -45,15 +45,7 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=400, help="per gap")
     parser.add_argument("--gaps", default="0,0.5,2,5,10,20", help="milliseconds")
     args = parser.parse_args()
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=os.environ.get("BENCH_EVAL_DATABASE_URL", DEFAULT_DATABASE_URL),
-        CELERY_BROKER_URL=os.environ.get("BENCH_EVAL_BROKER_URL", DEFAULT_BROKER_URL),
-        DJANGO_ALLOWED_HOSTS="127.0.0.1",
-        VIGIL_LOG_LEVEL="WARNING",
-    )
-    os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-" + "x" * 50)
-    os.environ.pop("REDIS_URL", None)
+    in_process_environment(DJANGO_ALLOWED_HOSTS="127.0.0.1")
     from config.wsgi import application  # sets up Django
     from monitoring.auth import issue_app_token
     from monitoring.models import Patient
