@@ -150,8 +150,9 @@ class _Loaded:
 
 def _locked_pending(patient_ids: list[int]) -> list[Reading]:
     """Take the patients' evaluation locks, then read their pending readings (at most one
-    run's and one more), in one round trip: the BEGIN, the lock and the read are sent
-    together (sent_together), PostgreSQL reading the rows once it holds the locks."""
+    run's and one more), in one round trip: the lock and the read are sent together
+    (sent_together; psycopg's BEGIN goes before them, on its own), PostgreSQL reading the
+    rows once it holds the locks."""
     with sent_together():
         lock_patients(patient_ids)
         pending = _pending_of_patients.send(patient_ids)
